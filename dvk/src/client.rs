@@ -1,0 +1,306 @@
+//! The management API of the DVK, as seen by a client process.
+//!
+//! A [`Dvk`] is a control connection to the node daemon `dvkd`. Calls made
+//! through it are identified by the calling thread (sent once in the
+//! `Hello`) and its host credentials, so the daemon can apply privilege
+//! checks: a bound, unprivileged endpoint may not manage anything; an
+//! unbound task may manage only if it runs with the daemon's user id.
+
+use crate::endpoint::Endpoint;
+use crate::error::{DvkError, Result};
+use crate::ipc::Ipc;
+use crate::params::{DcInfo, DcParams, DvsInfo, DvsParams, PrivRecord, ProcInfo};
+use crate::proto::{BindTarget, Request, Response, StatusSnapshot, PROTOCOL_VERSION};
+use crate::conn::Conn;
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default control socket of the local node daemon.
+pub const DEFAULT_SOCKET: &str = "/run/dvs/dvkd.sock";
+
+/// The control socket: `$DVS_SOCKET` if set, else [`DEFAULT_SOCKET`].
+pub fn socket_path() -> PathBuf {
+    std::env::var_os("DVS_SOCKET")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+}
+
+fn ms(t: Option<Duration>) -> Option<u64> {
+    t.map(|d| d.as_millis().min(u64::MAX as u128) as u64)
+}
+
+/// A control connection to the local node daemon.
+pub struct Dvk {
+    conn: Conn,
+    path: PathBuf,
+    fork_epoch: u64,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl std::fmt::Debug for Dvk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dvk").field("socket", &self.path).finish()
+    }
+}
+
+impl Dvk {
+    /// Connects to the daemon at [`socket_path`].
+    pub fn open() -> Result<Dvk> {
+        Self::connect(&socket_path())
+    }
+
+    /// Connects to the daemon listening at `path`.
+    pub fn connect(path: &Path) -> Result<Dvk> {
+        crate::forkwatch::install();
+        let sock = UnixStream::connect(path).map_err(|_| DvkError::NoDaemon)?;
+        let dvk = Dvk {
+            conn: Conn::new(sock),
+            path: path.to_path_buf(),
+            fork_epoch: crate::forkwatch::epoch(),
+            _not_sync: PhantomData,
+        };
+        match dvk.call(&Request::Hello {
+            tid: crate::sys::gettid(),
+            version: PROTOCOL_VERSION,
+        })? {
+            (Response::Ok, _) => Ok(dvk),
+            _ => Err(DvkError::Protocol),
+        }
+    }
+
+    /// The socket this connection uses.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn call(&self, req: &Request) -> Result<(Response, Vec<OwnedFd>)> {
+        if crate::forkwatch::epoch() != self.fork_epoch {
+            return Err(DvkError::NotBind);
+        }
+        self.conn.send(req, &[])?;
+        let (resp, fds) = self.conn.recv::<Response>()?;
+        match resp {
+            Response::Err(code) => Err(DvkError::from_code(code)),
+            r => Ok((r, fds)),
+        }
+    }
+
+    fn call_ok(&self, req: &Request) -> Result<()> {
+        match self.call(req)?.0 {
+            Response::Ok => Ok(()),
+            _ => Err(DvkError::Protocol),
+        }
+    }
+
+    fn call_ep(&self, req: &Request) -> Result<Endpoint> {
+        match self.call(req)?.0 {
+            Response::Endpoint(e) => Ok(e),
+            _ => Err(DvkError::Protocol),
+        }
+    }
+
+    /// `dvs_init`: initialises the DVS on this node.
+    pub fn dvs_init(&self, node: i32, params: &DvsParams) -> Result<()> {
+        self.call_ok(&Request::DvsInit {
+            node,
+            params: *params,
+        })
+    }
+
+    /// `dvs_end`: ends every DC on this node and de-initialises the DVS.
+    pub fn dvs_end(&self) -> Result<()> {
+        self.call_ok(&Request::DvsEnd)
+    }
+
+    /// `getdvsinfo`.
+    pub fn getdvsinfo(&self) -> Result<DvsInfo> {
+        match self.call(&Request::GetDvsInfo)?.0 {
+            Response::DvsInfo(i) => Ok(i),
+            _ => Err(DvkError::Protocol),
+        }
+    }
+
+    /// `dc_init`: creates a DC on this node; returns the local node id.
+    pub fn dc_init(&self, params: &DcParams) -> Result<i32> {
+        match self.call(&Request::DcInit(params.clone()))?.0 {
+            Response::Node(n) => Ok(n),
+            _ => Err(DvkError::Protocol),
+        }
+    }
+
+    /// `dc_end`: unbinds every endpoint of the DC and removes it.
+    pub fn dc_end(&self, dcid: i32) -> Result<()> {
+        self.call_ok(&Request::DcEnd { dcid })
+    }
+
+    /// `getdcinfo`.
+    pub fn getdcinfo(&self, dcid: i32) -> Result<DcInfo> {
+        match self.call(&Request::GetDcInfo { dcid })?.0 {
+            Response::DcInfo(i) => Ok(i),
+            _ => Err(DvkError::Protocol),
+        }
+    }
+
+    /// Finds a DC id by name.
+    pub fn dc_lookup(&self, name: &str) -> Result<i32> {
+        match self.call(&Request::DcLookup {
+            name: name.to_string(),
+        })?
+        .0
+        {
+            Response::Dc(d) => Ok(d),
+            _ => Err(DvkError::Protocol),
+        }
+    }
+
+    fn grant(&self, req: &Request) -> Result<Ipc> {
+        match self.call(req)? {
+            (Response::Granted(g), fds) => {
+                let own = Dvk::connect(&self.path)?;
+                Ipc::from_grant(own, g, fds)
+            }
+            _ => Err(DvkError::Protocol),
+        }
+    }
+
+    /// `bind`: binds the calling process to `ep` in DC `dcid` and returns
+    /// the IPC handle. The endpoint ends when the process ends.
+    pub fn bind(&self, dcid: i32, ep: Endpoint) -> Result<Ipc> {
+        self.grant(&Request::Bind {
+            dcid,
+            ep,
+            target: BindTarget::Process,
+        })
+    }
+
+    /// `tbind`: binds the calling thread only; the endpoint ends when the
+    /// thread ends.
+    pub fn tbind(&self, dcid: i32, ep: Endpoint) -> Result<Ipc> {
+        self.grant(&Request::Bind {
+            dcid,
+            ep,
+            target: BindTarget::Thread,
+        })
+    }
+
+    /// `lclbind`: binds another local process (by host pid) to `ep`. That
+    /// process obtains its handle with [`Dvk::wait4bind`].
+    pub fn lclbind(&self, dcid: i32, pid: i32, ep: Endpoint) -> Result<Endpoint> {
+        self.call_ep(&Request::Bind {
+            dcid,
+            ep,
+            target: BindTarget::Pid(pid),
+        })
+    }
+
+    /// `unbind`.
+    pub fn unbind(&self, dcid: i32, ep: Endpoint) -> Result<()> {
+        self.call_ok(&Request::Unbind { dcid, ep })
+    }
+
+    /// `getprocinfo`. `ep` may also be a bare slot number (generation 0).
+    pub fn getprocinfo(&self, dcid: i32, ep: Endpoint) -> Result<ProcInfo> {
+        match self.call(&Request::GetProcInfo { dcid, ep })?.0 {
+            Response::ProcInfo(i) => Ok(i),
+            _ => Err(DvkError::Protocol),
+        }
+    }
+
+    /// `wait4bind`: blocks until someone binds the calling thread's process
+    /// (or thread), then returns its IPC handle.
+    pub fn wait4bind(&self) -> Result<Ipc> {
+        self.grant(&Request::Wait4Bind { timeout_ms: None })
+    }
+
+    /// `wait4bind_T`.
+    pub fn wait4bind_t(&self, timeout: Duration) -> Result<Ipc> {
+        self.grant(&Request::Wait4Bind {
+            timeout_ms: ms(Some(timeout)),
+        })
+    }
+
+    /// `wait4bindep[_T]`: blocks until `ep` is bound in `dcid`.
+    pub fn wait4bindep(&self, dcid: i32, ep: Endpoint, timeout: Option<Duration>) -> Result<Endpoint> {
+        self.call_ep(&Request::Wait4BindEp {
+            dcid,
+            ep,
+            timeout_ms: ms(timeout),
+        })
+    }
+
+    /// `wait4unbind[_T]`: blocks until `ep` is no longer bound in `dcid`.
+    pub fn wait4unbind(&self, dcid: i32, ep: Endpoint, timeout: Option<Duration>) -> Result<()> {
+        self.call_ok(&Request::Wait4Unbind {
+            dcid,
+            ep,
+            timeout_ms: ms(timeout),
+        })
+    }
+
+    /// `setpriv`.
+    pub fn setpriv(&self, dcid: i32, ep: Endpoint, record: &PrivRecord) -> Result<()> {
+        self.call_ok(&Request::SetPriv {
+            dcid,
+            ep,
+            record: *record,
+        })
+    }
+
+    /// `getpriv`.
+    pub fn getpriv(&self, dcid: i32, ep: Endpoint) -> Result<PrivRecord> {
+        match self.call(&Request::GetPriv { dcid, ep })?.0 {
+            Response::Priv(p) => Ok(p),
+            _ => Err(DvkError::Protocol),
+        }
+    }
+
+    /// `migr_start`: freezes all traffic to and from `ep` on this node.
+    pub fn migr_start(&self, dcid: i32, ep: Endpoint) -> Result<()> {
+        self.call_ok(&Request::MigrStart { dcid, ep })
+    }
+
+    /// `migr_rollback`: resumes the traffic of `ep` where it was.
+    pub fn migr_rollback(&self, dcid: i32, ep: Endpoint) -> Result<()> {
+        self.call_ok(&Request::MigrRollback { dcid, ep })
+    }
+
+    /// `migr_commit`: `ep` now runs as host process `pid` on `node`;
+    /// resumes its traffic. Callers blocked during the freeze continue.
+    pub fn migr_commit(&self, pid: i32, dcid: i32, ep: Endpoint, node: i32) -> Result<()> {
+        self.call_ok(&Request::MigrCommit {
+            pid,
+            dcid,
+            ep,
+            node,
+        })
+    }
+
+    /// Everything `dvs status` shows.
+    pub fn status(&self) -> Result<StatusSnapshot> {
+        match self.call(&Request::Status)?.0 {
+            Response::Status(s) => Ok(*s),
+            _ => Err(DvkError::Protocol),
+        }
+    }
+
+    /// Asks the daemon to end the DVS and exit.
+    pub fn shutdown(&self) -> Result<()> {
+        self.call_ok(&Request::Shutdown)
+    }
+
+    /// Maps a peer of a DC the caller is bound in: (read-only mailbox, doorbell).
+    pub(crate) fn map_peer(&self, dcid: i32, ep: Endpoint) -> Result<(OwnedFd, OwnedFd)> {
+        match self.call(&Request::MapPeer { dcid, ep })? {
+            (Response::Peer { .. }, mut fds) if fds.len() == 2 => {
+                let bell = fds.pop().ok_or(DvkError::Protocol)?;
+                let mbx = fds.pop().ok_or(DvkError::Protocol)?;
+                Ok((mbx, bell))
+            }
+            _ => Err(DvkError::Protocol),
+        }
+    }
+}

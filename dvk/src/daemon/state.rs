@@ -1,0 +1,685 @@
+//! The daemon's tables and the management operations on them.
+//!
+//! Everything here runs under the daemon's single state lock. Operations
+//! never block; the blocking management calls (`wait4bind` and friends)
+//! are loops in `session.rs` around the non-blocking checks here.
+
+use crate::endpoint::Endpoint;
+use crate::error::{DvkError, Result};
+use crate::layout::{
+    pack_pair, unpack_status, DcTable, Doorbell, Mailbox, TableGeometry, DC_ENDED, F_BOUND,
+    F_FROZEN, F_KIND_SHIFT, F_PRIV, KNTF_RING,
+};
+use crate::message::NotifyKind;
+use crate::params::{DcInfo, DcParams, DvsInfo, DvsParams, PrivRecord, ProcInfo, ProcKind};
+use crate::proto::{BindTarget, DcStats, DcStatus, NodeStatus, StatusSnapshot};
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
+
+/// Who is calling: from `SO_PEERCRED` and the verified `Hello`.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// Host process id.
+    pub pid: i32,
+    /// Host thread id.
+    pub tid: i32,
+    /// Host user id.
+    pub uid: u32,
+}
+
+/// A bound endpoint, as the daemon keeps it.
+pub(crate) struct Binding {
+    pub ep: Endpoint,
+    pub pid: i32,
+    pub tid: i32,
+    pub thread: bool,
+    pub kind: ProcKind,
+    pub node: i32,
+    pub privilege: PrivRecord,
+    pub mbx_fd: OwnedFd,
+    pub mbx_ro: OwnedFd,
+    pub mbx: Mailbox,
+    pub bell_fd: OwnedFd,
+    pub bell: Doorbell,
+    pub pidfd: Option<OwnedFd>,
+    pub token: u64,
+    pub granted: bool,
+    pub name: String,
+}
+
+pub(crate) struct Dc {
+    pub params: DcParams,
+    pub table: DcTable,
+    pub table_ro: OwnedFd,
+    pub slots: Vec<Option<Binding>>,
+}
+
+/// A DVK notification that did not fit in its target's ring yet.
+struct Deferred {
+    dcid: i32,
+    target: Endpoint,
+    entry: u64,
+}
+
+/// What the caller of a bind gets back.
+pub(crate) enum BindOutcome {
+    /// The caller itself was bound to this slot: hand it the grant.
+    Granted(usize),
+    /// Another process was bound.
+    Other(Endpoint),
+}
+
+/// The daemon's state.
+pub(crate) struct State {
+    pub socket: String,
+    pub uid: u32,
+    pub dvs: Option<(i32, DvsParams)>,
+    pub dcs: BTreeMap<i32, Dc>,
+    /// pidfd token -> (dcid, slot).
+    pub tokens: HashMap<u64, (i32, usize)>,
+    next_token: u64,
+    deferred: Vec<Deferred>,
+    /// pidfds to register with the reaper (taken by the caller after each op).
+    pub new_pidfds: Vec<(u64, std::os::fd::RawFd)>,
+}
+
+fn proc_exists(pid: i32) -> bool {
+    pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+impl State {
+    pub fn new(socket: String) -> State {
+        State {
+            socket,
+            uid: nix::unistd::getuid().as_raw(),
+            dvs: None,
+            dcs: BTreeMap::new(),
+            tokens: HashMap::new(),
+            next_token: 1,
+            deferred: Vec::new(),
+            new_pidfds: Vec::new(),
+        }
+    }
+
+    fn dvs(&self) -> Result<(i32, DvsParams)> {
+        self.dvs.ok_or(DvkError::DvsNotRun)
+    }
+
+    /// The binding of the calling task, if any: `(dcid, slot)`.
+    pub fn binding_of(&self, c: &Caller) -> Option<(i32, usize)> {
+        for (&id, dc) in &self.dcs {
+            for (s, b) in dc.slots.iter().enumerate() {
+                if let Some(b) = b {
+                    if b.tid == c.tid || (!b.thread && b.pid == c.pid) {
+                        return Some((id, s));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn binding(&self, dcid: i32, s: usize) -> Option<&Binding> {
+        self.dcs.get(&dcid)?.slots.get(s)?.as_ref()
+    }
+
+    /// Management calls: privileged endpoints, or unbound tasks running
+    /// with the daemon's user id (or root).
+    pub fn require_manager(&self, c: &Caller) -> Result<()> {
+        match self.binding_of(c) {
+            Some((d, s)) => match self.binding(d, s) {
+                Some(b) if b.privilege.privileged() => Ok(()),
+                _ => Err(DvkError::Privileges),
+            },
+            None if c.uid == 0 || c.uid == self.uid => Ok(()),
+            None => Err(DvkError::Perm),
+        }
+    }
+
+    /// Information calls: anyone, but a bound unprivileged endpoint may
+    /// only look at its own DC.
+    pub fn require_reader(&self, c: &Caller, dcid: Option<i32>) -> Result<()> {
+        match (self.confined_to(c), dcid) {
+            (Some(own), Some(d)) if own != d => Err(DvkError::Privileges),
+            _ => Ok(()),
+        }
+    }
+
+    /// The DC of a bound, unprivileged caller: the only DC it may see.
+    pub fn confined_to(&self, c: &Caller) -> Option<i32> {
+        let (d, s) = self.binding_of(c)?;
+        let privileged = self.binding(d, s).is_some_and(|b| b.privilege.privileged());
+        (!privileged).then_some(d)
+    }
+
+    fn dc(&self, dcid: i32) -> Result<&Dc> {
+        self.dvs()?;
+        self.dcs.get(&dcid).ok_or(DvkError::DcNotRun)
+    }
+
+    fn dc_mut(&mut self, dcid: i32) -> Result<&mut Dc> {
+        self.dvs()?;
+        self.dcs.get_mut(&dcid).ok_or(DvkError::DcNotRun)
+    }
+
+    // ------------------------------------------------------------- DVS
+
+    pub fn dvs_init(&mut self, node: i32, params: DvsParams) -> Result<()> {
+        if self.dvs.is_some() {
+            return Err(DvkError::DvsRunning);
+        }
+        params.validate()?;
+        if node < 0 || node >= params.nr_nodes {
+            return Err(DvkError::BadNodeId);
+        }
+        self.dvs = Some((node, params));
+        tracing::info!(node, ?params, "DVS initialised");
+        Ok(())
+    }
+
+    pub fn dvs_end(&mut self) -> Result<()> {
+        self.dvs()?;
+        let ids: Vec<i32> = self.dcs.keys().copied().collect();
+        for id in ids {
+            self.dc_end(id)?;
+        }
+        self.dvs = None;
+        tracing::info!("DVS ended");
+        Ok(())
+    }
+
+    pub fn dvs_info(&self) -> Result<DvsInfo> {
+        let (node, params) = self.dvs()?;
+        Ok(DvsInfo {
+            node,
+            params,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            daemon_pid: std::process::id() as i32,
+            socket: self.socket.clone(),
+        })
+    }
+
+    // -------------------------------------------------------------- DCs
+
+    pub fn dc_init(&mut self, p: DcParams) -> Result<i32> {
+        let (node, dvs) = self.dvs()?;
+        p.validate(&dvs)?;
+        if self.dcs.contains_key(&p.dcid) {
+            return Err(DvkError::DcExist);
+        }
+        if self.dcs.values().any(|d| d.params.name == p.name) {
+            return Err(DvkError::Exist);
+        }
+        let geo = TableGeometry {
+            dcid: p.dcid,
+            nslots: p.nr_slots(),
+            nr_tasks: p.nr_tasks,
+            nr_procs: p.nr_procs,
+            nr_sysprocs: p.nr_sysprocs,
+            max_copylen: p.max_copylen,
+            node,
+            max_copybuf: dvs.max_copybuf.min(p.max_copylen),
+        };
+        let (fd, table) = DcTable::create(&geo)?;
+        let table_ro = crate::sys::reopen_readonly(&fd)?;
+        tracing::info!(dcid = p.dcid, name = %p.name, "DC initialised");
+        let slots = (0..geo.nslots).map(|_| None).collect();
+        self.dcs.insert(
+            p.dcid,
+            Dc {
+                params: p,
+                table,
+                table_ro,
+                slots,
+            },
+        );
+        Ok(node)
+    }
+
+    pub fn dc_end(&mut self, dcid: i32) -> Result<()> {
+        let n = self.dc(dcid)?.slots.len();
+        for s in 0..n {
+            self.unbind_slot(dcid, s, false);
+        }
+        if let Some(dc) = self.dcs.remove(&dcid) {
+            dc.table.state().store(DC_ENDED, Ordering::Release);
+            tracing::info!(dcid, name = %dc.params.name, "DC ended");
+        }
+        self.deferred.retain(|d| d.dcid != dcid);
+        Ok(())
+    }
+
+    pub fn dc_info(&self, dcid: i32) -> Result<DcInfo> {
+        let dc = self.dc(dcid)?;
+        Ok(DcInfo {
+            params: dc.params.clone(),
+            running: true,
+            nr_bound: dc.slots.iter().filter(|s| s.is_some()).count(),
+        })
+    }
+
+    pub fn dc_lookup(&self, name: &str) -> Result<i32> {
+        self.dvs()?;
+        self.dcs
+            .values()
+            .find(|d| d.params.name == name)
+            .map(|d| d.params.dcid)
+            .ok_or(DvkError::DcNotRun)
+    }
+
+    // ---------------------------------------------------------- binding
+
+    fn slot_for(dc: &Dc, ep: Endpoint) -> Result<usize> {
+        if ep.is_special() {
+            return Err(DvkError::BadEndpoint);
+        }
+        dc.params.slot_of(ep.p_nr()).ok_or(DvkError::BadEndpoint)
+    }
+
+    /// Finds the slot bound to exactly `ep` in `dcid`.
+    pub fn find(&self, dcid: i32, ep: Endpoint) -> Result<usize> {
+        let dc = self.dc(dcid)?;
+        let s = Self::slot_for(dc, ep)?;
+        match &dc.slots[s] {
+            Some(b) if b.ep == ep => Ok(s),
+            _ => Err(DvkError::NotBind),
+        }
+    }
+
+    pub fn bind(&mut self, c: &Caller, dcid: i32, ep: Endpoint, target: BindTarget) -> Result<BindOutcome> {
+        let (node, _) = self.dvs()?;
+        let (pid, tid, thread) = match target {
+            BindTarget::Process => (c.pid, c.tid, false),
+            BindTarget::Thread => (c.pid, c.tid, true),
+            BindTarget::Pid(p) => {
+                if !proc_exists(p) {
+                    return Err(DvkError::BadPid);
+                }
+                (p, p, false)
+            }
+        };
+        let probe = Caller { pid, tid, uid: 0 };
+        if self.binding_of(&probe).is_some() {
+            return Err(DvkError::ProcBound);
+        }
+        let dc = self.dc(dcid)?;
+        let s = Self::slot_for(dc, ep)?;
+        if dc.slots[s].is_some() {
+            return Err(DvkError::SlotUsed);
+        }
+        let nslots = dc.slots.len();
+        let privileged = dc.params.privileged_by_default(ep.p_nr());
+        let (mbx_fd, mbx) = Mailbox::create(dcid, ep, nslots)?;
+        let mbx_ro = crate::sys::reopen_readonly(&mbx_fd)?;
+        let (bell_fd, bell) = Doorbell::create(dcid, ep, nslots)?;
+        let pidfd = crate::sys::pidfd_open(pid, if thread { tid } else { pid })
+            .map_err(|_| DvkError::BadPid)?;
+        let token = self.next_token;
+        self.next_token += 1;
+        let privilege = PrivRecord::default_for(privileged);
+        let name = crate::sys::task_name(pid, if thread { tid } else { pid });
+        let b = Binding {
+            ep,
+            pid,
+            tid,
+            thread,
+            kind: ProcKind::Local,
+            node,
+            privilege,
+            mbx_fd,
+            mbx_ro,
+            mbx,
+            bell_fd,
+            bell,
+            pidfd: Some(pidfd),
+            token,
+            granted: !matches!(target, BindTarget::Pid(_)),
+            name,
+        };
+        self.publish(dcid, s, b)?;
+        tracing::debug!(dcid, %ep, pid, tid, "bound");
+        Ok(match target {
+            BindTarget::Pid(_) => BindOutcome::Other(ep),
+            _ => BindOutcome::Granted(s),
+        })
+    }
+
+    /// Writes a binding into the shared table (endpoint last) and registers
+    /// its pidfd with the reaper.
+    fn publish(&mut self, dcid: i32, s: usize, b: Binding) -> Result<()> {
+        let dc = self.dc_mut(dcid)?;
+        let t = &dc.table;
+        t.pid(s).store(b.pid, Ordering::Relaxed);
+        t.tid(s).store(b.tid, Ordering::Relaxed);
+        t.node(s).store(b.node, Ordering::Relaxed);
+        t.ipc_mask(s).store(b.privilege.ipc_mask, Ordering::Relaxed);
+        t.kntf_head(s).store(0, Ordering::Relaxed);
+        let mut flags = F_BOUND | (b.kind.bits() << F_KIND_SHIFT);
+        if b.privilege.privileged() {
+            flags |= F_PRIV;
+        }
+        t.flags(s).store(flags, Ordering::Release);
+        t.seq(s).fetch_add(1, Ordering::Release);
+        t.ep(s).store(b.ep.0, Ordering::Release);
+        if let Some(fd) = &b.pidfd {
+            use std::os::fd::AsRawFd;
+            self.new_pidfds.push((b.token, fd.as_raw_fd()));
+        }
+        self.tokens.insert(b.token, (dcid, s));
+        let dc = self.dc_mut(dcid)?;
+        dc.slots[s] = Some(b);
+        Ok(())
+    }
+
+    /// The grant for the caller's own binding, if it has one not yet handed out.
+    pub fn take_grant(&mut self, c: &Caller) -> Option<(i32, usize)> {
+        let (d, s) = self.binding_of(c)?;
+        let b = self.dcs.get_mut(&d)?.slots.get_mut(s)?.as_mut()?;
+        if b.granted {
+            return None;
+        }
+        b.granted = true;
+        Some((d, s))
+    }
+
+    /// Whether the caller is bound and already holds its grant.
+    pub fn already_granted(&self, c: &Caller) -> bool {
+        self.binding_of(c)
+            .and_then(|(d, s)| self.binding(d, s))
+            .is_some_and(|b| b.granted)
+    }
+
+    /// Descriptors of a grant: table (read-only), mailbox, doorbell.
+    pub fn grant_fds(&self, dcid: i32, s: usize) -> Result<(DcParams, Endpoint, i32, Vec<OwnedFd>)> {
+        let dc = self.dc(dcid)?;
+        let b = dc.slots[s].as_ref().ok_or(DvkError::NotBind)?;
+        let fds = vec![
+            dc.table_ro.try_clone().map_err(|_| DvkError::NoMem)?,
+            b.mbx_fd.try_clone().map_err(|_| DvkError::NoMem)?,
+            b.bell_fd.try_clone().map_err(|_| DvkError::NoMem)?,
+        ];
+        Ok((dc.params.clone(), b.ep, b.node, fds))
+    }
+
+    /// Descriptors of a peer for a caller bound in the same DC.
+    pub fn peer_fds(&self, c: &Caller, dcid: i32, ep: Endpoint) -> Result<(usize, Vec<OwnedFd>)> {
+        match self.binding_of(c) {
+            Some((d, _)) if d == dcid => {}
+            Some(_) => return Err(DvkError::Perm),
+            None => return Err(DvkError::NotBind),
+        }
+        let s = self.find(dcid, ep)?;
+        let dc = self.dc(dcid)?;
+        let b = dc.slots[s].as_ref().ok_or(DvkError::NotBind)?;
+        let fds = vec![
+            b.mbx_ro.try_clone().map_err(|_| DvkError::NoMem)?,
+            b.bell_fd.try_clone().map_err(|_| DvkError::NoMem)?,
+        ];
+        Ok((dc.slots.len(), fds))
+    }
+
+    /// Unbind requested through the API: by a manager, or by the endpoint itself.
+    pub fn unbind(&mut self, c: &Caller, dcid: i32, ep: Endpoint) -> Result<()> {
+        let s = self.find(dcid, ep)?;
+        if self.binding_of(c) != Some((dcid, s)) {
+            self.require_manager(c)?;
+        }
+        self.unbind_slot(dcid, s, false);
+        Ok(())
+    }
+
+    /// Frees a slot. `died` means the task ended without unbinding: its
+    /// warn endpoint (or the DC's) gets an `Exit` notification.
+    pub fn unbind_slot(&mut self, dcid: i32, s: usize, died: bool) {
+        let Some(dc) = self.dcs.get_mut(&dcid) else {
+            return;
+        };
+        let Some(b) = dc.slots.get_mut(s).and_then(|x| x.take()) else {
+            return;
+        };
+        let t = &dc.table;
+        t.ep(s).store(Endpoint::NONE.0, Ordering::Release);
+        t.flags(s).store(0, Ordering::Release);
+        t.seq(s).fetch_add(1, Ordering::Release);
+        t.pid(s).store(0, Ordering::Relaxed);
+        t.tid(s).store(0, Ordering::Relaxed);
+        self.tokens.remove(&b.token);
+        // Peers blocked on this endpoint re-check and fail.
+        for other in dc.slots.iter().flatten() {
+            other.bell.wake();
+        }
+        tracing::debug!(dcid, ep = %b.ep, died, "unbound");
+        if died {
+            let warn = if b.privilege.warn != Endpoint::NONE {
+                b.privilege.warn
+            } else {
+                dc.params.warn2proc
+            };
+            if warn != Endpoint::NONE {
+                self.deferred.push(Deferred {
+                    dcid,
+                    target: warn,
+                    entry: pack_pair(b.ep, NotifyKind::Exit as u32),
+                });
+            }
+        }
+        self.flush_deferred();
+    }
+
+    /// Delivers deferred DVK notifications whose target ring has room.
+    pub fn flush_deferred(&mut self) {
+        let mut keep = Vec::new();
+        for d in std::mem::take(&mut self.deferred) {
+            let Some(dc) = self.dcs.get(&d.dcid) else {
+                continue;
+            };
+            let Some(s) = dc.params.slot_of(d.target.p_nr()) else {
+                continue;
+            };
+            let Some(b) = dc.slots[s].as_ref().filter(|b| b.ep == d.target) else {
+                continue; // target gone: nobody to warn
+            };
+            let head = dc.table.kntf_head(s).load(Ordering::Relaxed);
+            let tail = b.mbx.kntf_tail().load(Ordering::Acquire);
+            if head.wrapping_sub(tail) >= KNTF_RING {
+                keep.push(d);
+                continue;
+            }
+            dc.table.kntf_entry(s, head).store(d.entry, Ordering::Release);
+            dc.table
+                .kntf_head(s)
+                .store(head.wrapping_add(1), Ordering::Release);
+            b.bell.wake();
+        }
+        self.deferred = keep;
+    }
+
+    /// Called by the reaper when a pidfd fires.
+    pub fn task_ended(&mut self, token: u64) {
+        if let Some(&(dcid, s)) = self.tokens.get(&token) {
+            self.unbind_slot(dcid, s, true);
+        }
+    }
+
+    // -------------------------------------------------------- privileges
+
+    pub fn setpriv(&mut self, dcid: i32, ep: Endpoint, rec: PrivRecord) -> Result<()> {
+        let s = self.find(dcid, ep)?;
+        let dc = self.dc_mut(dcid)?;
+        let b = dc.slots[s].as_mut().ok_or(DvkError::NotBind)?;
+        b.privilege = rec;
+        let t = &dc.table;
+        t.ipc_mask(s).store(rec.ipc_mask, Ordering::Release);
+        if rec.privileged() {
+            t.flags(s).fetch_or(F_PRIV, Ordering::Release);
+        } else {
+            t.flags(s).fetch_and(!F_PRIV, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    pub fn getpriv(&self, dcid: i32, ep: Endpoint) -> Result<PrivRecord> {
+        let s = self.find(dcid, ep)?;
+        Ok(self.dc(dcid)?.slots[s]
+            .as_ref()
+            .ok_or(DvkError::NotBind)?
+            .privilege)
+    }
+
+    // --------------------------------------------------------- migration
+
+    fn wake_dc(dc: &Dc) {
+        for b in dc.slots.iter().flatten() {
+            b.bell.wake();
+        }
+    }
+
+    pub fn migr_start(&mut self, dcid: i32, ep: Endpoint) -> Result<()> {
+        let s = self.find(dcid, ep)?;
+        let dc = self.dc(dcid)?;
+        let prev = dc.table.flags(s).fetch_or(F_FROZEN, Ordering::AcqRel);
+        if prev & F_FROZEN != 0 {
+            return Err(DvkError::Migrate);
+        }
+        Ok(())
+    }
+
+    pub fn migr_rollback(&mut self, dcid: i32, ep: Endpoint) -> Result<()> {
+        let s = self.find(dcid, ep)?;
+        let dc = self.dc(dcid)?;
+        let prev = dc.table.flags(s).fetch_and(!F_FROZEN, Ordering::AcqRel);
+        if prev & F_FROZEN == 0 {
+            return Err(DvkError::Inval);
+        }
+        Self::wake_dc(dc);
+        Ok(())
+    }
+
+    pub fn migr_commit(&mut self, pid: i32, dcid: i32, ep: Endpoint, node: i32) -> Result<()> {
+        let (local, dvs) = self.dvs()?;
+        let s = self.find(dcid, ep)?;
+        if self.dc(dcid)?.table.flags(s).load(Ordering::Acquire) & F_FROZEN == 0 {
+            return Err(DvkError::Inval);
+        }
+        if node < 0 || node >= dvs.nr_nodes {
+            return Err(DvkError::BadNodeId);
+        }
+        if node != local {
+            // Moving an endpoint to another node needs the proxies of the
+            // multi-node DVS, which this node does not have.
+            return Err(DvkError::NoDcNode);
+        }
+        let dc = self.dcs.get_mut(&dcid).ok_or(DvkError::DcNotRun)?;
+        let b = dc.slots[s].as_mut().ok_or(DvkError::NotBind)?;
+        if pid != b.pid {
+            if !proc_exists(pid) {
+                return Err(DvkError::BadPid);
+            }
+            let pidfd = crate::sys::pidfd_open(pid, pid).map_err(|_| DvkError::BadPid)?;
+            self.tokens.remove(&b.token);
+            b.token = self.next_token;
+            self.next_token += 1;
+            b.pid = pid;
+            b.tid = pid;
+            b.thread = false;
+            b.granted = false;
+            b.name = crate::sys::task_name(pid, pid);
+            use std::os::fd::AsRawFd;
+            self.new_pidfds.push((b.token, pidfd.as_raw_fd()));
+            b.pidfd = Some(pidfd);
+            self.tokens.insert(b.token, (dcid, s));
+            dc.table.pid(s).store(pid, Ordering::Release);
+            dc.table.tid(s).store(pid, Ordering::Release);
+            dc.table.seq(s).fetch_add(1, Ordering::Release);
+        }
+        dc.table.flags(s).fetch_and(!F_FROZEN, Ordering::AcqRel);
+        Self::wake_dc(dc);
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ status
+
+    fn proc_info(dc: &Dc, s: usize, b: &Binding) -> ProcInfo {
+        let (st, peer) = unpack_status(b.mbx.status().load(Ordering::Acquire));
+        let (getf, sndt) = match st {
+            crate::layout::IpcState::Receiving
+            | crate::layout::IpcState::RcvRqst
+            | crate::layout::IpcState::ReplyWait => (peer, Endpoint::NONE),
+            crate::layout::IpcState::Sending | crate::layout::IpcState::SendRec => {
+                (Endpoint::NONE, peer)
+            }
+            crate::layout::IpcState::Running => (Endpoint::NONE, Endpoint::NONE),
+        };
+        ProcInfo {
+            dcid: dc.params.dcid,
+            p_nr: b.ep.p_nr(),
+            endpoint: b.ep,
+            lpid: b.pid,
+            tid: b.tid,
+            node: b.node,
+            kind: b.kind,
+            privilege: b.privilege,
+            migrating: dc.table.flags(s).load(Ordering::Acquire) & F_FROZEN != 0,
+            state: st.name().to_string(),
+            getf,
+            sndt,
+            name: b.name.clone(),
+            lsnt: b.mbx.lsnt().load(Ordering::Relaxed),
+            rsnt: b.mbx.rsnt().load(Ordering::Relaxed),
+            lcopy: b.mbx.lcopy().load(Ordering::Relaxed),
+            rcopy: b.mbx.rcopy().load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn getprocinfo(&self, dcid: i32, ep: Endpoint) -> Result<ProcInfo> {
+        let dc = self.dc(dcid)?;
+        let s = Self::slot_for(dc, ep)?;
+        match &dc.slots[s] {
+            Some(b) if b.ep == ep || ep.generation() == 0 => Ok(Self::proc_info(dc, s, b)),
+            Some(_) => Err(DvkError::NotBind),
+            None => Err(DvkError::NotBind),
+        }
+    }
+
+    pub fn status(&self) -> Result<StatusSnapshot> {
+        let info = self.dvs_info()?;
+        let mut dcs = Vec::new();
+        for (&id, dc) in &self.dcs {
+            let procs: Vec<ProcInfo> = dc
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(s, b)| b.as_ref().map(|b| Self::proc_info(dc, s, b)))
+                .collect();
+            let mut stats = DcStats::default();
+            for p in &procs {
+                stats.lsnt += p.lsnt;
+                stats.rsnt += p.rsnt;
+                stats.lcopy += p.lcopy;
+                stats.rcopy += p.rcopy;
+            }
+            dcs.push(DcStatus {
+                info: self.dc_info(id)?,
+                procs,
+                stats,
+            });
+        }
+        let node = NodeStatus {
+            id: info.node,
+            name: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| format!("node{}", info.node)),
+            up: true,
+            proxy: None,
+            dcs: self.dcs.keys().copied().collect(),
+        };
+        Ok(StatusSnapshot {
+            info,
+            nodes: vec![node],
+            proxies: Vec::new(),
+            dcs,
+        })
+    }
+}

@@ -1,0 +1,275 @@
+//! The control protocol between client processes and `dvkd`.
+//!
+//! Frames on a UNIX stream socket: a little-endian `u32` length followed by
+//! a bincode-encoded [`Request`] or [`Response`]. File descriptors (shared
+//! memory of tables, mailboxes and doorbells) travel as `SCM_RIGHTS` with
+//! the frame. This channel is the control plane only: IPC between bound
+//! processes never goes through it.
+
+use crate::endpoint::Endpoint;
+use crate::params::{DcInfo, DcParams, DvsInfo, DvsParams, PrivRecord, ProcInfo};
+use serde::{Deserialize, Serialize};
+
+/// Protocol version; the daemon refuses other versions.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame accepted, in bytes.
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// Who a bind call binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BindTarget {
+    /// The calling process (`bind`).
+    Process,
+    /// The calling thread only (`tbind`).
+    Thread,
+    /// Another local process, by host pid (`lclbind`).
+    Pid(i32),
+}
+
+/// A request to the daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// First frame of every connection: the calling thread and the protocol version.
+    Hello {
+        /// Host thread id of the caller.
+        tid: i32,
+        /// [`PROTOCOL_VERSION`].
+        version: u32,
+    },
+    /// `dvs_init`.
+    DvsInit {
+        /// Local node id.
+        node: i32,
+        /// Parameters.
+        params: DvsParams,
+    },
+    /// `dvs_end`.
+    DvsEnd,
+    /// `getdvsinfo`.
+    GetDvsInfo,
+    /// `dc_init`.
+    DcInit(DcParams),
+    /// `dc_end`.
+    DcEnd {
+        /// DC id.
+        dcid: i32,
+    },
+    /// `getdcinfo`.
+    GetDcInfo {
+        /// DC id.
+        dcid: i32,
+    },
+    /// Finds a DC by name.
+    DcLookup {
+        /// DC name.
+        name: String,
+    },
+    /// `bind`, `tbind`, `lclbind`.
+    Bind {
+        /// DC id.
+        dcid: i32,
+        /// Endpoint requested.
+        ep: Endpoint,
+        /// Who is bound.
+        target: BindTarget,
+    },
+    /// `unbind`.
+    Unbind {
+        /// DC id.
+        dcid: i32,
+        /// Endpoint.
+        ep: Endpoint,
+    },
+    /// `getprocinfo`.
+    GetProcInfo {
+        /// DC id.
+        dcid: i32,
+        /// Endpoint (or a bare slot number of generation 0).
+        ep: Endpoint,
+    },
+    /// `wait4bind`: block until the caller is bound, then receive its binding.
+    Wait4Bind {
+        /// Timeout in milliseconds, `None` for no timeout.
+        timeout_ms: Option<u64>,
+    },
+    /// `wait4bindep`.
+    Wait4BindEp {
+        /// DC id.
+        dcid: i32,
+        /// Endpoint awaited.
+        ep: Endpoint,
+        /// Timeout in milliseconds.
+        timeout_ms: Option<u64>,
+    },
+    /// `wait4unbind`.
+    Wait4Unbind {
+        /// DC id.
+        dcid: i32,
+        /// Endpoint awaited.
+        ep: Endpoint,
+        /// Timeout in milliseconds.
+        timeout_ms: Option<u64>,
+    },
+    /// `setpriv`.
+    SetPriv {
+        /// DC id.
+        dcid: i32,
+        /// Endpoint.
+        ep: Endpoint,
+        /// New record.
+        record: PrivRecord,
+    },
+    /// `getpriv`.
+    GetPriv {
+        /// DC id.
+        dcid: i32,
+        /// Endpoint.
+        ep: Endpoint,
+    },
+    /// `migr_start`.
+    MigrStart {
+        /// DC id.
+        dcid: i32,
+        /// Endpoint.
+        ep: Endpoint,
+    },
+    /// `migr_rollback`.
+    MigrRollback {
+        /// DC id.
+        dcid: i32,
+        /// Endpoint.
+        ep: Endpoint,
+    },
+    /// `migr_commit`.
+    MigrCommit {
+        /// Host pid now running the endpoint (on the new node).
+        pid: i32,
+        /// DC id.
+        dcid: i32,
+        /// Endpoint.
+        ep: Endpoint,
+        /// New node.
+        node: i32,
+    },
+    /// Maps a DC peer: returns its read-only mailbox and its doorbell.
+    MapPeer {
+        /// DC id (the caller must be bound in it).
+        dcid: i32,
+        /// Peer endpoint.
+        ep: Endpoint,
+    },
+    /// Everything `dvs status` shows.
+    Status,
+    /// Stops the daemon (after `dvs_end`).
+    Shutdown,
+}
+
+/// What a successful bind hands to the bound task (with fds: table,
+/// mailbox, doorbell).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Grant {
+    /// DC parameters.
+    pub dc: DcParams,
+    /// The endpoint.
+    pub ep: Endpoint,
+    /// This node.
+    pub node: i32,
+}
+
+/// Per-DC statistics (the prototype's `/proc/dvs/<DC>/stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DcStats {
+    /// Local messages sent.
+    pub lsnt: u64,
+    /// Remote messages sent.
+    pub rsnt: u64,
+    /// Local copies.
+    pub lcopy: u64,
+    /// Remote copies.
+    pub rcopy: u64,
+}
+
+/// One DC in a status snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DcStatus {
+    /// `getdcinfo`.
+    pub info: DcInfo,
+    /// Bound endpoints.
+    pub procs: Vec<ProcInfo>,
+    /// Counters summed over the DC's endpoints.
+    pub stats: DcStats,
+}
+
+/// One node in a status snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Node id.
+    pub id: i32,
+    /// Node name.
+    pub name: String,
+    /// Whether the node is up.
+    pub up: bool,
+    /// Proxy id serving the node (`None` for the local node).
+    pub proxy: Option<i32>,
+    /// DCs using the node.
+    pub dcs: Vec<i32>,
+}
+
+/// One proxy pair in a status snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProxyStatus {
+    /// Proxy id.
+    pub id: i32,
+    /// Proxy name.
+    pub name: String,
+    /// Nodes served.
+    pub nodes: Vec<i32>,
+    /// Whether connected.
+    pub connected: bool,
+}
+
+/// Everything `dvs status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusSnapshot {
+    /// `getdvsinfo`.
+    pub info: DvsInfo,
+    /// Nodes known to this node.
+    pub nodes: Vec<NodeStatus>,
+    /// Proxies of this node.
+    pub proxies: Vec<ProxyStatus>,
+    /// DCs on this node.
+    pub dcs: Vec<DcStatus>,
+}
+
+/// A response from the daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    /// Success without data.
+    Ok,
+    /// A DVK error code.
+    Err(i32),
+    /// An endpoint (bind results, `wait4bindep`).
+    Endpoint(Endpoint),
+    /// A DC id (`dc_init`, `DcLookup`).
+    Dc(i32),
+    /// A node id.
+    Node(i32),
+    /// `getdvsinfo`.
+    DvsInfo(DvsInfo),
+    /// `getdcinfo`.
+    DcInfo(DcInfo),
+    /// `getprocinfo`.
+    ProcInfo(ProcInfo),
+    /// `getpriv`.
+    Priv(PrivRecord),
+    /// `wait4bind` (fds: table, mailbox, doorbell).
+    Granted(Grant),
+    /// `MapPeer` (fds: mailbox read-only, doorbell).
+    Peer {
+        /// DC geometry so the client can check sizes.
+        nslots: usize,
+    },
+    /// `Status`.
+    Status(Box<StatusSnapshot>),
+}

@@ -1,0 +1,264 @@
+//! The small unsafe surface of the DVK: shared memory, futexes, pidfds and
+//! cross-process copies. Everything else in the crate is safe code on top
+//! of these wrappers.
+
+use crate::error::{DvkError, Result};
+use nix::errno::Errno;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
+use std::time::Duration;
+
+/// Creates an anonymous shared-memory file of `len` bytes (zero-filled).
+pub fn memfd(name: &str, len: usize) -> Result<OwnedFd> {
+    let cname = std::ffi::CString::new(name).map_err(|_| DvkError::Inval)?;
+    let fd = nix::sys::memfd::memfd_create(cname.as_c_str(), nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    nix::unistd::ftruncate(&fd, len as libc::off_t)?;
+    Ok(fd)
+}
+
+/// Opens a second, read-only file description of a shared-memory file.
+/// A mapping of the returned fd can never be made writable, which is how
+/// the DVK hands out views of a mailbox that the receiver cannot forge.
+pub fn reopen_readonly(fd: &OwnedFd) -> Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let f = std::fs::File::open(path).map_err(|_| DvkError::Io)?;
+    Ok(OwnedFd::from(f))
+}
+
+/// Size of a shared-memory file.
+pub fn fd_len(fd: &OwnedFd) -> Result<usize> {
+    let st = nix::sys::stat::fstat(fd)?;
+    Ok(st.st_size as usize)
+}
+
+/// A shared mapping of a memfd. Unmapped on drop.
+pub struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+    writable: bool,
+}
+
+// SAFETY: the mapping is shared memory accessed only through atomics (see
+// the accessors below), so it can be used from any thread.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; all accesses are atomic operations.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps the whole file. `writable` needs an fd opened for writing.
+    /// `dontfork` keeps the mapping out of children created by `fork`.
+    pub fn map(fd: &OwnedFd, writable: bool, dontfork: bool) -> Result<Mapping> {
+        let len = fd_len(fd)?;
+        if len == 0 {
+            return Err(DvkError::Inval);
+        }
+        let prot = if writable {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
+        // SAFETY: mapping a file we hold an fd for; the kernel chooses the
+        // address, so no existing memory is affected. Failure is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(DvkError::from_errno(Errno::last()));
+        }
+        if dontfork {
+            // SAFETY: advising on the range we just mapped.
+            let r = unsafe { libc::madvise(ptr, len, libc::MADV_DONTFORK) };
+            if r != 0 {
+                // SAFETY: unmapping the range we just mapped.
+                unsafe { libc::munmap(ptr, len) };
+                return Err(DvkError::from_errno(Errno::last()));
+            }
+        }
+        Ok(Mapping {
+            ptr: ptr as *mut u8,
+            len,
+            writable,
+        })
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping has zero length (never true for a valid mapping).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether stores are allowed.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    fn at<T>(&self, off: usize) -> *const T {
+        assert!(
+            off % std::mem::align_of::<T>() == 0 && off + std::mem::size_of::<T>() <= self.len,
+            "shared layout offset {off} out of range {}",
+            self.len
+        );
+        // SAFETY: bounds and alignment checked just above.
+        unsafe { self.ptr.add(off) as *const T }
+    }
+
+    /// The atomic `u32` at `off`. Layout offsets are computed by this crate.
+    pub fn u32(&self, off: usize) -> &AtomicU32 {
+        // SAFETY: in range, aligned, lives as long as `self`; shared memory
+        // is only ever accessed atomically.
+        unsafe { &*self.at::<AtomicU32>(off) }
+    }
+
+    /// The atomic `i32` at `off`.
+    pub fn i32(&self, off: usize) -> &AtomicI32 {
+        // SAFETY: as for `u32`.
+        unsafe { &*self.at::<AtomicI32>(off) }
+    }
+
+    /// The atomic `u64` at `off`.
+    pub fn u64(&self, off: usize) -> &AtomicU64 {
+        // SAFETY: as for `u32`.
+        unsafe { &*self.at::<AtomicU64>(off) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `map` mapped; no references outlive
+        // `self` because all accessors borrow it.
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+    }
+}
+
+/// Waits on a shared futex word while it equals `expected`. Returns early
+/// on wake-ups, signals and value changes; the caller re-checks.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call;
+    // a non-private futex because the word lives in shared memory.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            tsp,
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Wakes up to `n` waiters of a shared futex word.
+pub fn futex_wake(word: &AtomicU32, n: i32) {
+    // SAFETY: `word` is a valid, aligned u32; waking has no memory effects.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            n,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// The calling thread's host id.
+pub fn gettid() -> i32 {
+    nix::unistd::gettid().as_raw()
+}
+
+/// `PIDFD_THREAD` (Linux 6.9): a pidfd for one thread.
+const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+
+/// Opens a pidfd for a process, or for a single thread when `tid != pid`.
+/// It becomes readable when that task exits.
+pub fn pidfd_open(pid: i32, tid: i32) -> Result<OwnedFd> {
+    let (target, flags) = if tid != pid && tid > 0 {
+        (tid, PIDFD_THREAD)
+    } else {
+        (pid, 0)
+    };
+    // SAFETY: plain syscall with integer arguments; the result is checked.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, target, flags) };
+    if r < 0 {
+        return Err(DvkError::from_errno(Errno::last()));
+    }
+    // SAFETY: the kernel returned a new fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// Direction of a cross-process copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyDir {
+    /// From the other process into ours (`process_vm_readv`).
+    Read,
+    /// From ours into the other process (`process_vm_writev`).
+    Write,
+}
+
+/// Copies `len` bytes between `local` (an address in this process) and
+/// `remote` (an address in process `pid`) with one kernel copy. Bad
+/// addresses on either side give `EDVSFAULT`; nothing is dereferenced by
+/// this process itself.
+pub fn vm_copy(dir: CopyDir, pid: i32, local: u64, remote: u64, len: usize) -> Result<()> {
+    let mut done = 0usize;
+    while done < len {
+        let liov = libc::iovec {
+            iov_base: (local as usize + done) as *mut libc::c_void,
+            iov_len: len - done,
+        };
+        let riov = libc::iovec {
+            iov_base: (remote as usize + done) as *mut libc::c_void,
+            iov_len: len - done,
+        };
+        // SAFETY: the kernel validates both address ranges and fails with
+        // EFAULT instead of touching invalid memory; the iovecs live on our
+        // stack for the duration of the call.
+        let r = unsafe {
+            match dir {
+                CopyDir::Read => libc::process_vm_readv(pid, &liov, 1, &riov, 1, 0),
+                CopyDir::Write => libc::process_vm_writev(pid, &liov, 1, &riov, 1, 0),
+            }
+        };
+        if r < 0 {
+            return Err(DvkError::from_errno(Errno::last()));
+        }
+        if r == 0 {
+            return Err(DvkError::Fault);
+        }
+        done += r as usize;
+    }
+    Ok(())
+}
+
+/// Sets the comm name of a task, for status displays (best effort).
+pub fn task_name(pid: i32, tid: i32) -> String {
+    let path = if tid > 0 && tid != pid {
+        format!("/proc/{pid}/task/{tid}/comm")
+    } else {
+        format!("/proc/{pid}/comm")
+    };
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_default()
+}
