@@ -187,8 +187,9 @@ impl Dvk {
         })
     }
 
-    /// `lclbind`: binds another local process (by host pid) to `ep`. That
-    /// process obtains its handle with [`Dvk::wait4bind`].
+    /// `lclbind`: binds another local process (by host pid) to `ep`; given
+    /// a thread id, binds that thread only. The bound task obtains its
+    /// handle with [`Dvk::wait4bind`].
     pub fn lclbind(&self, dcid: i32, pid: i32, ep: Endpoint) -> Result<Endpoint> {
         self.call_ep(&Request::Bind {
             dcid,

@@ -53,6 +53,12 @@ pub(crate) struct Dc {
     pub table: DcTable,
     pub table_ro: OwnedFd,
     pub slots: Vec<Option<Binding>>,
+    /// Per slot, the outgoing sequence words and notification counters of
+    /// its last binding, towards every destination slot. A new binding of
+    /// the slot continues from them, so that a receiver's `consumed` or
+    /// `ntf_seen` entry left from the previous binding of the same
+    /// endpoint number can never match a new message.
+    pub carried: Vec<Option<Vec<(u64, u64)>>>,
 }
 
 /// A DVK notification that did not fit in its target's ring yet.
@@ -84,6 +90,17 @@ pub(crate) struct State {
     pub new_pidfds: Vec<(u64, std::os::fd::RawFd)>,
 }
 
+/// The thread group (process) of host task `tid`, if it exists.
+fn thread_group(tid: i32) -> Option<i32> {
+    if tid <= 0 {
+        return None;
+    }
+    let st = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    st.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 fn proc_exists(pid: i32) -> bool {
     pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -106,18 +123,27 @@ impl State {
         self.dvs.ok_or(DvkError::DvsNotRun)
     }
 
-    /// The binding of the calling task, if any: `(dcid, slot)`.
+    fn find_binding(&self, pred: impl Fn(&Binding) -> bool) -> Option<(i32, usize)> {
+        self.dcs.iter().find_map(|(&id, dc)| {
+            dc.slots
+                .iter()
+                .position(|b| b.as_ref().is_some_and(&pred))
+                .map(|s| (id, s))
+        })
+    }
+
+    /// The binding the calling task acts as, if any: its own (thread)
+    /// binding, else its process's binding. `(dcid, slot)`.
     pub fn binding_of(&self, c: &Caller) -> Option<(i32, usize)> {
-        for (&id, dc) in &self.dcs {
-            for (s, b) in dc.slots.iter().enumerate() {
-                if let Some(b) = b {
-                    if b.tid == c.tid || (!b.thread && b.pid == c.pid) {
-                        return Some((id, s));
-                    }
-                }
-            }
-        }
-        None
+        self.find_binding(|b| b.tid == c.tid)
+            .or_else(|| self.find_binding(|b| !b.thread && b.pid == c.pid))
+    }
+
+    /// Whether binding task `tid` of process `pid` (the whole process
+    /// unless `thread`) would clash with an existing binding.
+    fn task_bound(&self, pid: i32, tid: i32, thread: bool) -> bool {
+        self.find_binding(|b| b.tid == tid || (!thread && !b.thread && b.pid == pid))
+            .is_some()
     }
 
     fn binding(&self, dcid: i32, s: usize) -> Option<&Binding> {
@@ -225,6 +251,7 @@ impl State {
         let table_ro = crate::sys::reopen_readonly(&fd)?;
         tracing::info!(dcid = p.dcid, name = %p.name, "DC initialised");
         let slots = (0..geo.nslots).map(|_| None).collect();
+        let carried = (0..geo.nslots).map(|_| None).collect();
         self.dcs.insert(
             p.dcid,
             Dc {
@@ -232,18 +259,21 @@ impl State {
                 table,
                 table_ro,
                 slots,
+                carried,
             },
         );
         Ok(node)
     }
 
     pub fn dc_end(&mut self, dcid: i32) -> Result<()> {
-        let n = self.dc(dcid)?.slots.len();
+        let dc = self.dc(dcid)?;
+        // Ended first, so that the calls woken by the unbinds report it.
+        dc.table.state().store(DC_ENDED, Ordering::Release);
+        let n = dc.slots.len();
         for s in 0..n {
             self.unbind_slot(dcid, s, false);
         }
         if let Some(dc) = self.dcs.remove(&dcid) {
-            dc.table.state().store(DC_ENDED, Ordering::Release);
             tracing::info!(dcid, name = %dc.params.name, "DC ended");
         }
         self.deferred.retain(|d| d.dcid != dcid);
@@ -293,14 +323,12 @@ impl State {
             BindTarget::Process => (c.pid, c.tid, false),
             BindTarget::Thread => (c.pid, c.tid, true),
             BindTarget::Pid(p) => {
-                if !proc_exists(p) {
-                    return Err(DvkError::BadPid);
-                }
-                (p, p, false)
+                // A thread id binds that thread only.
+                let tgid = thread_group(p).ok_or(DvkError::BadPid)?;
+                (tgid, p, tgid != p)
             }
         };
-        let probe = Caller { pid, tid, uid: 0 };
-        if self.binding_of(&probe).is_some() {
+        if self.task_bound(pid, tid, thread) {
             return Err(DvkError::ProcBound);
         }
         let dc = self.dc(dcid)?;
@@ -311,6 +339,14 @@ impl State {
         let nslots = dc.slots.len();
         let privileged = dc.params.privileged_by_default(ep.p_nr());
         let (mbx_fd, mbx) = Mailbox::create(dcid, ep, nslots)?;
+        if let Some(carried) = &dc.carried[s] {
+            for (b, &(out, ntf)) in carried.iter().enumerate() {
+                let (seq, _, _) = crate::layout::unpack_out(out);
+                mbx.out_state(b)
+                    .store(crate::layout::pack_out(seq, crate::layout::phase::EMPTY, 0), Ordering::Relaxed);
+                mbx.ntf_sent(b).store(ntf, Ordering::Relaxed);
+            }
+        }
         let mbx_ro = crate::sys::reopen_readonly(&mbx_fd)?;
         let (bell_fd, bell) = Doorbell::create(dcid, ep, nslots)?;
         let pidfd = crate::sys::pidfd_open(pid, if thread { tid } else { pid })
@@ -445,7 +481,18 @@ impl State {
         t.pid(s).store(0, Ordering::Relaxed);
         t.tid(s).store(0, Ordering::Relaxed);
         self.tokens.remove(&b.token);
-        // Peers blocked on this endpoint re-check and fail.
+        dc.carried[s] = Some(
+            (0..dc.slots.len())
+                .map(|d| {
+                    (
+                        b.mbx.out_state(d).load(Ordering::Acquire),
+                        b.mbx.ntf_sent(d).load(Ordering::Acquire),
+                    )
+                })
+                .collect(),
+        );
+        // The endpoint's own blocked call and peers blocked on it re-check and fail.
+        b.bell.wake();
         for other in dc.slots.iter().flatten() {
             other.bell.wake();
         }
