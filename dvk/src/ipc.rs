@@ -41,6 +41,9 @@ use std::time::{Duration, Instant};
 /// A mapped DC peer.
 pub(crate) struct Peer {
     pub(crate) ep: Endpoint,
+    /// Binding sequence of the slot when mapped: the same endpoint number
+    /// bound again is a different mailbox.
+    seq: u32,
     pub(crate) mbx: Mailbox,
     pub(crate) bell: Doorbell,
 }
@@ -206,14 +209,16 @@ impl Ipc {
     /// The mapping of the peer bound to slot `s` as `ep`, mapping it through
     /// the daemon the first time.
     pub(crate) fn peer(&self, s: usize, ep: Endpoint) -> Result<Arc<Peer>> {
+        let seq = self.table.seq(s).load(Ordering::Acquire);
         if let Some(p) = &self.peers.borrow()[s] {
-            if p.ep == ep {
+            if p.ep == ep && p.seq == seq {
                 return Ok(p.clone());
             }
         }
         let (mbx_fd, bell_fd) = self.dvk.map_peer(self.dc.dcid, ep)?;
         let p = Arc::new(Peer {
             ep,
+            seq,
             mbx: Mailbox::open(&mbx_fd, self.geo.nslots, false)?,
             bell: Doorbell::open(&bell_fd, self.geo.nslots)?,
         });
