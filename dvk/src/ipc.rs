@@ -67,7 +67,8 @@ enum Mode {
 ///
 /// Obtained from [`Dvk::bind`], [`Dvk::tbind`] or [`Dvk::wait4bind`]. It
 /// owns a control connection to the daemon ([`Ipc::dvk`]) through which
-/// the bound task makes its management calls. An `Ipc` is meant to be used
+/// the bound task makes its management calls. Dropping it unbinds the
+/// endpoint. An `Ipc` is meant to be used
 /// by the thread it was bound for; after `fork` the child must not use the
 /// parent's `Ipc` (every call fails with `EDVSNOTBIND`), because children
 /// do not inherit registration.
@@ -709,6 +710,16 @@ impl Ipc {
     /// Flags word of this endpoint's slot (for tests and status).
     pub fn flags(&self) -> u32 {
         self.table.flags(self.slot).load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Ipc {
+    /// Dropping the handle unbinds the endpoint (when it is still bound to
+    /// this task; a forked child's inherited copy does nothing).
+    fn drop(&mut self) {
+        if self.check_alive().is_ok() {
+            let _ = self.dvk.unbind(self.dc.dcid, self.me);
+        }
     }
 }
 
