@@ -6,12 +6,12 @@
 //! checks: a bound, unprivileged endpoint may not manage anything; an
 //! unbound task may manage only if it runs with the daemon's user id.
 
+use crate::conn::Conn;
 use crate::endpoint::Endpoint;
 use crate::error::{DvkError, Result};
 use crate::ipc::Ipc;
 use crate::params::{DcInfo, DcParams, DvsInfo, DvsParams, PrivRecord, ProcInfo};
 use crate::proto::{BindTarget, Request, Response, StatusSnapshot, PROTOCOL_VERSION};
-use crate::conn::Conn;
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
@@ -147,10 +147,11 @@ impl Dvk {
 
     /// Finds a DC id by name.
     pub fn dc_lookup(&self, name: &str) -> Result<i32> {
-        match self.call(&Request::DcLookup {
-            name: name.to_string(),
-        })?
-        .0
+        match self
+            .call(&Request::DcLookup {
+                name: name.to_string(),
+            })?
+            .0
         {
             Response::Dc(d) => Ok(d),
             _ => Err(DvkError::Protocol),
@@ -225,7 +226,12 @@ impl Dvk {
     }
 
     /// `wait4bindep[_T]`: blocks until `ep` is bound in `dcid`.
-    pub fn wait4bindep(&self, dcid: i32, ep: Endpoint, timeout: Option<Duration>) -> Result<Endpoint> {
+    pub fn wait4bindep(
+        &self,
+        dcid: i32,
+        ep: Endpoint,
+        timeout: Option<Duration>,
+    ) -> Result<Endpoint> {
         self.call_ep(&Request::Wait4BindEp {
             dcid,
             ep,

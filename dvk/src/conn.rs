@@ -2,8 +2,8 @@
 
 use crate::error::{DvkError, Result};
 use crate::proto::MAX_FRAME;
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use bincode::Options;
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::io::IoSliceMut;
@@ -51,7 +51,13 @@ impl Conn {
             } else {
                 &[]
             };
-            match sendmsg::<()>(self.sock.as_raw_fd(), &iov, cm, MsgFlags::MSG_NOSIGNAL, None) {
+            match sendmsg::<()>(
+                self.sock.as_raw_fd(),
+                &iov,
+                cm,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
                 Ok(n) => off += n,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => return Err(DvkError::NoDaemon),
@@ -111,7 +117,9 @@ impl Conn {
         while got < len {
             got += self.recv_some(&mut body[got..], &mut fds)?;
         }
-        let v = codec().deserialize(&body).map_err(|_| DvkError::BadRequest)?;
+        let v = codec()
+            .deserialize(&body)
+            .map_err(|_| DvkError::BadRequest)?;
         Ok((v, fds))
     }
 }

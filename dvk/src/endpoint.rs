@@ -89,11 +89,11 @@ impl fmt::Debug for Endpoint {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Endpoint::ANY => f.write_str("ANY"),
-            Endpoint::NONE => f.write_str("NONE"),
-            Endpoint::SELF => f.write_str("SELF"),
-            Endpoint::HARDWARE => f.write_str("HARDWARE"),
-            Endpoint(n) => write!(f, "{n}"),
+            Endpoint::ANY => f.pad("ANY"),
+            Endpoint::NONE => f.pad("NONE"),
+            Endpoint::SELF => f.pad("SELF"),
+            Endpoint::HARDWARE => f.pad("HARDWARE"),
+            Endpoint(n) => f.pad(&n.to_string()),
         }
     }
 }
@@ -135,6 +135,7 @@ mod tests {
         assert_eq!(Endpoint::systask(0), Endpoint(-2));
         assert_eq!(Endpoint::systask(1), Endpoint(-3));
         assert_eq!(format!("{}", Endpoint::ANY), "ANY");
+        assert_eq!(format!("{:>5}", Endpoint(7)), "    7");
         assert_eq!(Endpoint::SELF.p_nr(), 0x8ace - GEN_SIZE);
     }
 }

@@ -24,9 +24,8 @@ use crate::client::Dvk;
 use crate::endpoint::Endpoint;
 use crate::error::{DvkError, Result};
 use crate::layout::{
-    kind, pack_out, pack_pair, pack_status, phase, unpack_out, unpack_pair, unpack_status,
-    DcTable, Doorbell, IpcState, Mailbox, TableGeometry, DC_RUNNING, F_FROZEN, F_KIND_SHIFT,
-    F_PRIV,
+    kind, pack_out, pack_pair, pack_status, phase, unpack_out, unpack_pair, unpack_status, DcTable,
+    Doorbell, IpcState, Mailbox, TableGeometry, DC_RUNNING, F_FROZEN, F_KIND_SHIFT, F_PRIV,
 };
 use crate::message::{Message, NotifyKind};
 use crate::params::{ipc_call, DcParams, ProcKind};
@@ -231,7 +230,9 @@ impl Ipc {
     }
 
     fn set_status(&self, st: IpcState, peer: Endpoint) {
-        self.mbx.status().store(pack_status(st, peer), Ordering::Release);
+        self.mbx
+            .status()
+            .store(pack_status(st, peer), Ordering::Release);
     }
 
     /// Waits while this endpoint or the one in slot `s` is frozen by a
@@ -254,13 +255,7 @@ impl Ipc {
 
     /// Posts `m` to `dst` (slot `b`) and rings it; returns the sequence
     /// number and the peer. Does not wait.
-    fn post(
-        &self,
-        b: usize,
-        peer: &Peer,
-        m: &Message,
-        k: u32,
-    ) -> u32 {
+    fn post(&self, b: usize, peer: &Peer, m: &Message, k: u32) -> u32 {
         let a = self.slot;
         let (prev, ph, _) = unpack_out(self.mbx.out_state(b).load(Ordering::Relaxed));
         if ph == phase::POSTED && self.mbx.out_dst(b).load(Ordering::Relaxed) == peer.ep.0 {
@@ -312,7 +307,11 @@ impl Ipc {
     }
 
     /// Resolves and checks a destination for a sending call.
-    fn prepare_dst(&self, dst: Endpoint, deadline: Option<Instant>) -> Result<(Endpoint, usize, Arc<Peer>)> {
+    fn prepare_dst(
+        &self,
+        dst: Endpoint,
+        deadline: Option<Instant>,
+    ) -> Result<(Endpoint, usize, Arc<Peer>)> {
         let dst = if dst == Endpoint::SELF { self.me } else { dst };
         if dst == self.me {
             return Err(DvkError::Locked);
@@ -337,7 +336,8 @@ impl Ipc {
             Some(s) => s,
             None => return false,
         };
-        ph == phase::POSTED && self.mbx.consumed(s).load(Ordering::Acquire) != pack_pair(peer.ep, seq)
+        ph == phase::POSTED
+            && self.mbx.consumed(s).load(Ordering::Acquire) != pack_pair(peer.ep, seq)
     }
 
     /// Sends and waits until the destination has taken the message.
@@ -463,7 +463,11 @@ impl Ipc {
         let peer = self.peer(b, dst)?;
         let cell = self.mbx.ntf_sent(b);
         let (to, n) = unpack_pair(cell.load(Ordering::Relaxed));
-        let next = if to == dst { n.wrapping_add(1).max(1) } else { 1 };
+        let next = if to == dst {
+            n.wrapping_add(1).max(1)
+        } else {
+            1
+        };
         cell.store(pack_pair(dst, next), Ordering::Release);
         peer.bell.ring_from(self.slot);
         self.mbx.lsnt().fetch_add(1, Ordering::Relaxed);
@@ -532,7 +536,12 @@ impl Ipc {
             return Some(Err(e));
         }
         if let Mode::From(src) | Mode::Reply(src) = mode {
-            if self.table.ep(self.dc.slot_of(src.p_nr())?).load(Ordering::Acquire) != src.0 {
+            if self
+                .table
+                .ep(self.dc.slot_of(src.p_nr())?)
+                .load(Ordering::Acquire)
+                != src.0
+            {
                 return Some(Err(if matches!(mode, Mode::Reply(_)) {
                     DvkError::DstDied
                 } else {
@@ -604,7 +613,11 @@ impl Ipc {
         if head == tail {
             return None;
         }
-        let (ep, k) = unpack_pair(self.table.kntf_entry(self.slot, tail).load(Ordering::Acquire));
+        let (ep, k) = unpack_pair(
+            self.table
+                .kntf_entry(self.slot, tail)
+                .load(Ordering::Acquire),
+        );
         self.mbx
             .kntf_tail()
             .store(tail.wrapping_add(1), Ordering::Release);
@@ -631,10 +644,15 @@ impl Ipc {
         let mut ntf = None;
         let mut ntf_pending = false;
         let (to, n) = unpack_pair(peer.mbx.ntf_sent(a).load(Ordering::Acquire));
-        if to == self.me && n != 0 && self.mbx.ntf_seen(s).load(Ordering::Relaxed) != pack_pair(ep, n) {
+        if to == self.me
+            && n != 0
+            && self.mbx.ntf_seen(s).load(Ordering::Relaxed) != pack_pair(ep, n)
+        {
             let privileged = self.table.flags(s).load(Ordering::Acquire) & F_PRIV != 0;
             if privileged && matches!(mode, Mode::Any | Mode::Notifications) {
-                self.mbx.ntf_seen(s).store(pack_pair(ep, n), Ordering::Release);
+                self.mbx
+                    .ntf_seen(s)
+                    .store(pack_pair(ep, n), Ordering::Release);
                 ntf = Some(Message::notification(ep, NotifyKind::Notify));
             } else if privileged {
                 ntf_pending = true;

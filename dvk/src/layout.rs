@@ -115,14 +115,22 @@ impl DcTable {
             map,
             nslots: g.nslots,
         };
-        t.map.u32(T_NSLOTS).store(g.nslots as u32, Ordering::Relaxed);
+        t.map
+            .u32(T_NSLOTS)
+            .store(g.nslots as u32, Ordering::Relaxed);
         t.map.i32(T_DCID).store(g.dcid, Ordering::Relaxed);
         t.map.i32(T_NR_TASKS).store(g.nr_tasks, Ordering::Relaxed);
         t.map.i32(T_NR_PROCS).store(g.nr_procs, Ordering::Relaxed);
-        t.map.i32(T_NR_SYSPROCS).store(g.nr_sysprocs, Ordering::Relaxed);
-        t.map.u32(T_MAX_COPYLEN).store(g.max_copylen, Ordering::Relaxed);
+        t.map
+            .i32(T_NR_SYSPROCS)
+            .store(g.nr_sysprocs, Ordering::Relaxed);
+        t.map
+            .u32(T_MAX_COPYLEN)
+            .store(g.max_copylen, Ordering::Relaxed);
         t.map.i32(T_NODE).store(g.node, Ordering::Relaxed);
-        t.map.u32(T_MAX_COPYBUF).store(g.max_copybuf, Ordering::Relaxed);
+        t.map
+            .u32(T_MAX_COPYBUF)
+            .store(g.max_copybuf, Ordering::Relaxed);
         for s in 0..g.nslots {
             t.ep(s).store(Endpoint::NONE.0, Ordering::Relaxed);
         }
@@ -304,7 +312,11 @@ pub fn pack_out(seq: u32, phase: u32, kind: u32) -> u64 {
 
 /// Unpacks the state word of an outgoing slot: `(seq, phase, kind)`.
 pub fn unpack_out(w: u64) -> (u32, u32, u32) {
-    (w as u32, ((w >> 32) & 0xff) as u32, ((w >> 40) & 0xff) as u32)
+    (
+        w as u32,
+        ((w >> 32) & 0xff) as u32,
+        ((w >> 40) & 0xff) as u32,
+    )
 }
 
 /// Packs an `(endpoint, counter)` pair into one atomic word.
@@ -324,7 +336,10 @@ pub fn pack_status(st: IpcState, peer: Endpoint) -> u64 {
 
 /// Unpacks the IPC status word.
 pub fn unpack_status(w: u64) -> (IpcState, Endpoint) {
-    (IpcState::from_u32(w as u32), Endpoint((w >> 32) as u32 as i32))
+    (
+        IpcState::from_u32(w as u32),
+        Endpoint((w >> 32) as u32 as i32),
+    )
 }
 
 /// View of an endpoint's mailbox.
@@ -400,7 +415,8 @@ impl Mailbox {
     /// State word of the outgoing slot towards `dst_slot`.
     pub fn out_state(&self, dst_slot: usize) -> &AtomicU64 {
         assert!(dst_slot < self.nslots);
-        self.map.u64(self.out_base() + dst_slot * OUT_SLOT + O_STATE)
+        self.map
+            .u64(self.out_base() + dst_slot * OUT_SLOT + O_STATE)
     }
     /// Destination endpoint of the outgoing slot towards `dst_slot`.
     pub fn out_dst(&self, dst_slot: usize) -> &AtomicI32 {
@@ -410,14 +426,16 @@ impl Mailbox {
     /// FIFO ticket of the outgoing slot towards `dst_slot`.
     pub fn out_ticket(&self, dst_slot: usize) -> &AtomicU64 {
         assert!(dst_slot < self.nslots);
-        self.map.u64(self.out_base() + dst_slot * OUT_SLOT + O_TICKET)
+        self.map
+            .u64(self.out_base() + dst_slot * OUT_SLOT + O_TICKET)
     }
     /// Last sequence number towards `dst_slot` that the owner knows was
     /// delivered. Written before the owner reuses the slot, so that a
     /// receiver whose claim raced with a withdrawal learns the verdict.
     pub fn out_confirmed(&self, dst_slot: usize) -> &AtomicU32 {
         assert!(dst_slot < self.nslots);
-        self.map.u32(self.out_base() + dst_slot * OUT_SLOT + O_CONFIRMED)
+        self.map
+            .u32(self.out_base() + dst_slot * OUT_SLOT + O_CONFIRMED)
     }
     /// Writes the message body of the outgoing slot towards `dst_slot`.
     pub fn write_msg(&self, dst_slot: usize, m: &Message) {

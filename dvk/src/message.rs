@@ -118,7 +118,10 @@ layout!(
 impl Message {
     /// A zeroed message of the given type.
     pub fn new(m_type: i32) -> Message {
-        Message { m_type, ..Message::zeroed() }
+        Message {
+            m_type,
+            ..Message::zeroed()
+        }
     }
 
     /// The sender as an [`Endpoint`].
@@ -180,7 +183,10 @@ mod tests {
         let m = Message::notification(Endpoint::new(3, 5), NotifyKind::Exit);
         assert_eq!(m.source(), Endpoint::HARDWARE);
         assert_eq!(m.m_type, NOTIFY_BASE + 5);
-        assert_eq!(m.as_notification(), Some((Endpoint::new(3, 5), NotifyKind::Exit)));
+        assert_eq!(
+            m.as_notification(),
+            Some((Endpoint::new(3, 5), NotifyKind::Exit))
+        );
         assert_eq!(Message::new(1).as_notification(), None);
     }
 }

@@ -233,7 +233,11 @@ impl PrivRecord {
     pub fn default_for(privileged: bool) -> PrivRecord {
         PrivRecord {
             warn: Endpoint::NONE,
-            level: if privileged { PrivLevel::Server } else { PrivLevel::User },
+            level: if privileged {
+                PrivLevel::Server
+            } else {
+                PrivLevel::User
+            },
             ipc_mask: ipc_call::ALL,
             call_mask: if privileged { u64::MAX } else { 0 },
         }

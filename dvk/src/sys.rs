@@ -11,7 +11,8 @@ use std::time::Duration;
 /// Creates an anonymous shared-memory file of `len` bytes (zero-filled).
 pub fn memfd(name: &str, len: usize) -> Result<OwnedFd> {
     let cname = std::ffi::CString::new(name).map_err(|_| DvkError::Inval)?;
-    let fd = nix::sys::memfd::memfd_create(cname.as_c_str(), nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    let fd =
+        nix::sys::memfd::memfd_create(cname.as_c_str(), nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
     nix::unistd::ftruncate(&fd, len as libc::off_t)?;
     Ok(fd)
 }
@@ -105,7 +106,8 @@ impl Mapping {
 
     fn at<T>(&self, off: usize) -> *const T {
         assert!(
-            off % std::mem::align_of::<T>() == 0 && off + std::mem::size_of::<T>() <= self.len,
+            off.is_multiple_of(std::mem::align_of::<T>())
+                && off + std::mem::size_of::<T>() <= self.len,
             "shared layout offset {off} out of range {}",
             self.len
         );

@@ -15,13 +15,15 @@ const USER: i32 = 100;
 /// A system (privileged) endpoint.
 const SYS: i32 = 5;
 
+type TestFn = fn() -> Result<(), Failed>;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--role") {
         let code = roles::run(&args[i + 1], &args[i + 2..]);
         std::process::exit(code);
     }
-    let tests: Vec<(&str, fn() -> Result<(), Failed>)> = vec![
+    let tests: Vec<(&str, TestFn)> = vec![
         ("send_blocks_until_receive", send_blocks_until_receive),
         ("receive_blocks_until_send", receive_blocks_until_send),
         ("timeouts_withdraw_messages", timeouts_withdraw_messages),
@@ -44,10 +46,7 @@ fn main() {
         ("management_calls", management_calls),
         ("daemon_survives_garbage", daemon_survives_garbage),
     ];
-    let trials = tests
-        .into_iter()
-        .map(|(n, f)| Trial::test(n, f))
-        .collect();
+    let trials = tests.into_iter().map(|(n, f)| Trial::test(n, f)).collect();
     libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }
 
@@ -92,7 +91,10 @@ fn send_blocks_until_receive() -> Result<(), Failed> {
     r.expect("READY");
     let (res, dt) = timed(|| a.send(Endpoint(101), &msg(7, 77)));
     res?;
-    check!(dt >= Duration::from_millis(250), "send returned after {dt:?}, before the receive");
+    check!(
+        dt >= Duration::from_millis(250),
+        "send returned after {dt:?}, before the receive"
+    );
     let got = r.expect("GOT");
     check!(got == format!("{} 7 77", USER), "receiver got {got}");
     check!(r.wait() == 0);
@@ -107,7 +109,10 @@ fn receive_blocks_until_send() -> Result<(), Failed> {
     s.expect("READY");
     let (m, dt) = timed(|| a.receive(Endpoint::ANY));
     let m = m?;
-    check!(dt >= Duration::from_millis(250), "receive returned after {dt:?}");
+    check!(
+        dt >= Duration::from_millis(250),
+        "receive returned after {dt:?}"
+    );
     check!(m.source() == Endpoint(101) && m.m_type == 9);
     check!(s.expect("SENT") == "0");
     check!(s.wait() == 0);
@@ -121,13 +126,19 @@ fn timeouts_withdraw_messages() -> Result<(), Failed> {
     // receive_T with nobody sending.
     let (r, dt) = timed(|| a.receive_t(Endpoint::ANY, Duration::from_millis(100)));
     check!(err(r) == DvkError::TimedOut);
-    check!(dt >= Duration::from_millis(95) && dt < Duration::from_secs(2), "{dt:?}");
+    check!(
+        dt >= Duration::from_millis(95) && dt < Duration::from_secs(2),
+        "{dt:?}"
+    );
     // send_T to a peer that does not receive in time: withdrawn, never delivered.
     let mut r = d.role("recv_once", &["0", "101", "400", "ANY", "200", "0"]);
     r.expect("READY");
     let res = a.send_t(Endpoint(101), &msg(1, 1), Duration::from_millis(100));
     check!(err(res) == DvkError::TimedOut);
-    check!(r.expect("ERR") == format!("{}", DvkError::TimedOut.code()), "withdrawn message was delivered");
+    check!(
+        r.expect("ERR") == format!("{}", DvkError::TimedOut.code()),
+        "withdrawn message was delivered"
+    );
     check!(r.wait() == 0);
     // sendrec_T to a server that takes the request but never replies.
     let mut s = d.role("recv_once", &["0", "102", "0", "ANY", "0", "30000"]);
@@ -174,7 +185,11 @@ fn rcvrqst_only_takes_sendrec() -> Result<(), Failed> {
     let mut client = d.role("sendrec_once", &["0", "102", "2", "60"]);
     client.expect("READY");
     let m = srv.rcvrqst_t(Duration::from_secs(5))?;
-    check!(m.source() == Endpoint(102) && m.m_type == 60, "rcvrqst took {:?}", m);
+    check!(
+        m.source() == Endpoint(102) && m.m_type == 60,
+        "rcvrqst took {:?}",
+        m
+    );
     srv.reply(m.source(), &msg(61, 0))?;
     check!(client.expect("REPLY") == "2 61");
     // The plain sender is still blocked; rcvrqst does not take it...
@@ -222,7 +237,11 @@ fn notify_semantics() -> Result<(), Failed> {
     check!(t.parse::<u64>()? < 50_000, "notify blocked for {t} us");
     // Notifications come before queued senders, and coalesce into one.
     let m = rx.receive(Endpoint::ANY)?;
-    check!(m.source() == Endpoint::HARDWARE, "first message from {}", m.source());
+    check!(
+        m.source() == Endpoint::HARDWARE,
+        "first message from {}",
+        m.source()
+    );
     check!(m.m_type == NOTIFY_BASE + 7);
     check!(m.as_notification() == Some((Endpoint(7), NotifyKind::Notify)));
     let m = rx.receive(Endpoint::ANY)?;
@@ -250,7 +269,11 @@ fn source_cannot_be_forged() -> Result<(), Failed> {
     s.expect("READY");
     for _ in 0..2 {
         let m = rx.receive(Endpoint::ANY)?;
-        check!(m.source() == Endpoint(101), "forged source {} accepted", m.source());
+        check!(
+            m.source() == Endpoint(101),
+            "forged source {} accepted",
+            m.source()
+        );
         check!(m.as_notification().is_none());
     }
     check!(s.wait() == 0);
@@ -264,14 +287,21 @@ fn fifo_order_of_senders() -> Result<(), Failed> {
     let mut senders = Vec::new();
     // Higher slots send first: order must follow arrival, not slot number.
     for (i, e) in [120, 110, 105].iter().enumerate() {
-        let mut s = d.role("send_once", &["0", &e.to_string(), "2", &i.to_string(), "0"]);
+        let mut s = d.role(
+            "send_once",
+            &["0", &e.to_string(), "2", &i.to_string(), "0"],
+        );
         s.expect("READY");
         std::thread::sleep(Duration::from_millis(60));
         senders.push(s);
     }
     for (i, e) in [120, 110, 105].iter().enumerate() {
         let m = rx.receive(Endpoint::ANY)?;
-        check!(m.source() == Endpoint(*e) && m.m_type == i as i32, "message {i} was {:?}", m);
+        check!(
+            m.source() == Endpoint(*e) && m.m_type == i as i32,
+            "message {i} was {:?}",
+            m
+        );
     }
     Ok(())
 }
@@ -346,7 +376,14 @@ fn confinement_matrix() -> Result<(), Failed> {
     let dvk = d.dvk();
     let v = dvk.getprocinfo(1, Endpoint(120))?;
     check!(v.state == "RECV" && v.lcopy == 0 && v.lsnt == 0, "{:?}", v);
-    check!(dvk.status()?.dcs.iter().find(|x| x.info.params.dcid == 1).map(|x| x.stats.lsnt) == Some(0));
+    check!(
+        dvk.status()?
+            .dcs
+            .iter()
+            .find(|x| x.info.params.dcid == 1)
+            .map(|x| x.stats.lsnt)
+            == Some(0)
+    );
     Ok(())
 }
 
@@ -357,7 +394,16 @@ fn privilege_checks() -> Result<(), Failed> {
     other.expect("READY");
     let mut u = d.role("unprivileged", &["0", "120", "121"]);
     let priv_code = DvkError::Privileges.code().to_string();
-    for call in ["dc_init", "dc_end", "lclbind", "unbind_other", "setpriv", "migr_start", "notify", "vcopy3"] {
+    for call in [
+        "dc_init",
+        "dc_end",
+        "lclbind",
+        "unbind_other",
+        "setpriv",
+        "migr_start",
+        "notify",
+        "vcopy3",
+    ] {
         let l = u.line();
         check!(l == format!("{call} {priv_code}"), "{call}: {l}");
     }
@@ -386,7 +432,9 @@ fn peer_death_while_blocked() -> Result<(), Failed> {
     srv.expect("READY");
     let sock = d.socket.clone();
     let h = std::thread::spawn(move || {
-        let a = Dvk::connect(&sock).and_then(|k| k.tbind(DC0, Endpoint(USER))).expect("tbind");
+        let a = Dvk::connect(&sock)
+            .and_then(|k| k.tbind(DC0, Endpoint(USER)))
+            .expect("tbind");
         let mut m = msg(1, 1);
         let r = timed(|| a.sendrec(Endpoint(101), &mut m));
         (r.0.err(), r.1)
@@ -395,11 +443,18 @@ fn peer_death_while_blocked() -> Result<(), Failed> {
     std::thread::sleep(Duration::from_millis(100));
     srv.kill();
     let (e, dt) = h.join().map_err(|_| "thread")?;
-    check!(e == Some(DvkError::DstDied), "sendrec to a killed server: {e:?}");
+    check!(
+        e == Some(DvkError::DstDied),
+        "sendrec to a killed server: {e:?}"
+    );
     check!(dt < Duration::from_secs(3), "took {dt:?}");
     // PM (the DC's warn endpoint) learns that 101 ended without unbinding.
     let m = pm.receive_t(Endpoint::ANY, Duration::from_secs(5))?;
-    check!(m.as_notification() == Some((Endpoint(101), NotifyKind::Exit)), "{:?}", m);
+    check!(
+        m.as_notification() == Some((Endpoint(101), NotifyKind::Exit)),
+        "{:?}",
+        m
+    );
     check!(err(d.dvk().getprocinfo(DC0, Endpoint(101))) == DvkError::NotBind);
     // receive(src) from a peer that dies.
     let mut s2 = d.role("sleeper", &["0", "102"]);
@@ -442,7 +497,10 @@ fn migration_freeze_commit() -> Result<(), Failed> {
     check!(mgr.getprocinfo(DC0, Endpoint(101))?.state == "RECV");
     mgr.migr_commit(r.pid(), DC0, Endpoint(101), 0)?;
     let dt = h.join().map_err(|_| "thread")??;
-    check!(dt >= Duration::from_millis(250), "send finished during the freeze ({dt:?})");
+    check!(
+        dt >= Duration::from_millis(250),
+        "send finished during the freeze ({dt:?})"
+    );
     check!(r.expect("GOT") == format!("{} 5 55", USER + 2));
     // Traffic flows normally afterwards.
     a.send(Endpoint(101), &msg(6, 66))?;
@@ -469,16 +527,25 @@ fn migration_freeze_rollback() -> Result<(), Failed> {
     h.join().map_err(|_| "thread")??;
     check!(r.expect("GOT") == format!("{USER} 8 88"));
     check!(err(mgr.migr_commit(r.pid(), DC0, Endpoint(101), 0)) == DvkError::Inval);
-    check!(err(mgr.migr_start(DC0, Endpoint(101)).and_then(|_| mgr.migr_commit(1, DC0, Endpoint(101), 5))) == DvkError::NoDcNode);
+    check!(
+        err(mgr
+            .migr_start(DC0, Endpoint(101))
+            .and_then(|_| mgr.migr_commit(1, DC0, Endpoint(101), 5)))
+            == DvkError::NoDcNode
+    );
     Ok(())
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn sum(b: &[u8]) -> u64 {
-    b.iter().enumerate().fold(0u64, |a, (i, &x)| a.wrapping_mul(131).wrapping_add(x as u64 ^ i as u64))
+    b.iter().enumerate().fold(0u64, |a, (i, &x)| {
+        a.wrapping_mul(131).wrapping_add(x as u64 ^ i as u64)
+    })
 }
 
 fn vcopy_sizes_and_requesters() -> Result<(), Failed> {
@@ -495,7 +562,10 @@ fn vcopy_sizes_and_requesters() -> Result<(), Failed> {
         let data = pattern(len, 3);
         srv.copy_to(m.source(), m.m1().p1, &data)?;
         srv.reply(m.source(), &msg(0, 0))?;
-        check!(c.expect("SUM") == sum(&data).to_string(), "copy_to of {len} bytes");
+        check!(
+            c.expect("SUM") == sum(&data).to_string(),
+            "copy_to of {len} bytes"
+        );
         // Requester is the destination: copy out of a client's buffer.
         let mut c = d.role("buffer", &["0", "102", "1", &len.to_string(), "9"]);
         c.expect("READY");
@@ -514,7 +584,11 @@ fn vcopy_sizes_and_requesters() -> Result<(), Failed> {
     t.expect("READY");
     let m1 = srv.receive(Endpoint::ANY)?;
     let m2 = srv.receive(Endpoint::ANY)?;
-    let (src, dst) = if m1.source() == Endpoint(103) { (m1, m2) } else { (m2, m1) };
+    let (src, dst) = if m1.source() == Endpoint(103) {
+        (m1, m2)
+    } else {
+        (m2, m1)
+    };
     srv.vcopy(src.source(), src.m1().p1, dst.source(), dst.m1().p1, len)?;
     srv.reply(src.source(), &msg(0, 0))?;
     srv.reply(dst.source(), &msg(0, 0))?;
@@ -575,14 +649,20 @@ fn management_calls() -> Result<(), Failed> {
     check!(dvk.dc_lookup("web")? == 3);
     check!(dvk.getdcinfo(3)?.nr_bound == 0);
     // wait4bindep / wait4unbind with timeouts.
-    check!(err(dvk.wait4bindep(3, Endpoint(101), Some(Duration::from_millis(50)))) == DvkError::TimedOut);
+    check!(
+        err(dvk.wait4bindep(3, Endpoint(101), Some(Duration::from_millis(50))))
+            == DvkError::TimedOut
+    );
     let mut r = d.role("sleeper", &["3", "101"]);
     check!(dvk.wait4bindep(3, Endpoint(101), Some(Duration::from_secs(5)))? == Endpoint(101));
     r.expect("READY");
     check!(dvk.getdcinfo(3)?.nr_bound == 1);
     let pi = dvk.getprocinfo(3, Endpoint(101))?;
     check!(pi.lpid == r.pid() && pi.p_nr == 101 && !pi.privilege.privileged());
-    check!(err(dvk.wait4unbind(3, Endpoint(101), Some(Duration::from_millis(50)))) == DvkError::TimedOut);
+    check!(
+        err(dvk.wait4unbind(3, Endpoint(101), Some(Duration::from_millis(50))))
+            == DvkError::TimedOut
+    );
     dvk.unbind(3, Endpoint(101))?;
     dvk.wait4unbind(3, Endpoint(101), Some(Duration::from_secs(1)))?;
     // The unbound process's blocked receive fails.
@@ -608,7 +688,11 @@ fn daemon_survives_garbage() -> Result<(), Failed> {
     use std::io::Write;
     let mut d = TestDaemon::start();
     // A frame that is not a request, a huge length, and a torn frame.
-    for junk in [&b"\x05\x00\x00\x00hello"[..], &b"\xff\xff\xff\x7f"[..], &b"\x10\x00"[..]] {
+    for junk in [
+        &b"\x05\x00\x00\x00hello"[..],
+        &b"\xff\xff\xff\x7f"[..],
+        &b"\x10\x00"[..],
+    ] {
         let mut s = std::os::unix::net::UnixStream::connect(&d.socket)?;
         s.write_all(junk)?;
         drop(s);
@@ -649,7 +733,11 @@ mod roles {
                 say!("READY");
                 let num = |i: usize| a.get(i).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
                 std::thread::sleep(Duration::from_millis(num(2)));
-                let src = if a[3] == "ANY" { Endpoint::ANY } else { ep(a[3]) };
+                let src = if a[3] == "ANY" {
+                    Endpoint::ANY
+                } else {
+                    ep(a[3])
+                };
                 let r = match num(4) {
                     0 => me.receive(src),
                     t => me.receive_t(src, Duration::from_millis(t)),
@@ -709,7 +797,11 @@ mod roles {
                     let t = m.m_type;
                     m.m_type += 1;
                     m.m1_mut().i1 += 1;
-                    let r = if t == 20 { me.send(src, &m) } else { me.reply(src, &m) };
+                    let r = if t == 20 {
+                        me.send(src, &m)
+                    } else {
+                        me.reply(src, &m)
+                    };
                     if r.is_err() || t == 999 {
                         return code(r);
                     }
@@ -752,14 +844,22 @@ mod roles {
                 let mut n = Message::notification(Endpoint(0), NotifyKind::Notify);
                 n.m_source = Endpoint::HARDWARE.0;
                 let r2 = me.send(ep(a[2]), &n);
-                if r1.is_ok() && r2.is_ok() { 0 } else { 1 }
+                if r1.is_ok() && r2.is_ok() {
+                    0
+                } else {
+                    1
+                }
             }
             // buffer DC EP SERVER LEN SEED: sendrec the buffer address; print its checksum after the reply
             "buffer" => {
                 let me = bind(a[0], a[1]);
                 let len: usize = a[3].parse().unwrap_or(1);
                 let seed: u8 = a[4].parse().unwrap_or(0);
-                let buf = if seed == 0 { vec![0u8; len] } else { pattern(len, seed) };
+                let buf = if seed == 0 {
+                    vec![0u8; len]
+                } else {
+                    pattern(len, seed)
+                };
                 say!("READY");
                 let mut m = msg(1, len as i32);
                 m.m1_mut().p1 = buf.as_ptr() as u64;
@@ -773,8 +873,8 @@ mod roles {
             // buffer_idle DC EP: bound, not in IPC; prints a buffer address
             "buffer_idle" => {
                 let _me = bind(a[0], a[1]);
-                let buf = vec![0u8; 64];
-                say!("READY {}", buf.as_ptr() as u64);
+                let buf = [0u8; 64];
+                say!("READY {}", std::hint::black_box(&buf).as_ptr() as u64);
                 std::thread::sleep(Duration::from_secs(30));
                 0
             }
@@ -805,9 +905,15 @@ mod roles {
                 let other = ep(a[2]);
                 let dc: i32 = a[0].parse().unwrap_or(0);
                 let k = me.dvk();
-                say!("dc_init {}", code(k.dc_init(&DcParams::new(9, "evil", &DvsParams::default()))));
+                say!(
+                    "dc_init {}",
+                    code(k.dc_init(&DcParams::new(9, "evil", &DvsParams::default())))
+                );
                 say!("dc_end {}", code(k.dc_end(dc)));
-                say!("lclbind {}", code(k.lclbind(dc, std::process::id() as i32, Endpoint(150))));
+                say!(
+                    "lclbind {}",
+                    code(k.lclbind(dc, std::process::id() as i32, Endpoint(150)))
+                );
                 say!("unbind_other {}", code(k.unbind(dc, other)));
                 let rec = dvk::PrivRecord::default_for(true);
                 say!("setpriv {}", code(k.setpriv(dc, me.endpoint(), &rec)));

@@ -30,7 +30,11 @@ impl Reaper {
 pub(crate) fn run(shared: &Shared) {
     let mut events = [EpollEvent::empty(); 32];
     while !shared.stopping() {
-        let n = match shared.reaper.epoll.wait(&mut events, EpollTimeout::from(200u16)) {
+        let n = match shared
+            .reaper
+            .epoll
+            .wait(&mut events, EpollTimeout::from(200u16))
+        {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => 0,
             Err(e) => {

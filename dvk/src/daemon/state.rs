@@ -317,7 +317,13 @@ impl State {
         }
     }
 
-    pub fn bind(&mut self, c: &Caller, dcid: i32, ep: Endpoint, target: BindTarget) -> Result<BindOutcome> {
+    pub fn bind(
+        &mut self,
+        c: &Caller,
+        dcid: i32,
+        ep: Endpoint,
+        target: BindTarget,
+    ) -> Result<BindOutcome> {
         let (node, _) = self.dvs()?;
         let (pid, tid, thread) = match target {
             BindTarget::Process => (c.pid, c.tid, false),
@@ -342,8 +348,10 @@ impl State {
         if let Some(carried) = &dc.carried[s] {
             for (b, &(out, ntf)) in carried.iter().enumerate() {
                 let (seq, _, _) = crate::layout::unpack_out(out);
-                mbx.out_state(b)
-                    .store(crate::layout::pack_out(seq, crate::layout::phase::EMPTY, 0), Ordering::Relaxed);
+                mbx.out_state(b).store(
+                    crate::layout::pack_out(seq, crate::layout::phase::EMPTY, 0),
+                    Ordering::Relaxed,
+                );
                 mbx.ntf_sent(b).store(ntf, Ordering::Relaxed);
             }
         }
@@ -427,7 +435,11 @@ impl State {
     }
 
     /// Descriptors of a grant: table (read-only), mailbox, doorbell.
-    pub fn grant_fds(&self, dcid: i32, s: usize) -> Result<(DcParams, Endpoint, i32, Vec<OwnedFd>)> {
+    pub fn grant_fds(
+        &self,
+        dcid: i32,
+        s: usize,
+    ) -> Result<(DcParams, Endpoint, i32, Vec<OwnedFd>)> {
         let dc = self.dc(dcid)?;
         let b = dc.slots[s].as_ref().ok_or(DvkError::NotBind)?;
         let fds = vec![
@@ -533,7 +545,9 @@ impl State {
                 keep.push(d);
                 continue;
             }
-            dc.table.kntf_entry(s, head).store(d.entry, Ordering::Release);
+            dc.table
+                .kntf_entry(s, head)
+                .store(d.entry, Ordering::Release);
             dc.table
                 .kntf_head(s)
                 .store(head.wrapping_add(1), Ordering::Release);
