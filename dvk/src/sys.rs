@@ -37,6 +37,10 @@ pub struct Mapping {
     ptr: *mut u8,
     len: usize,
     writable: bool,
+    /// Set for `MADV_DONTFORK` mappings: the fork epoch they belong to. A
+    /// forked child does not have them, so its copy must not unmap the
+    /// range (which the child may have reused).
+    fork_epoch: Option<u64>,
 }
 
 // SAFETY: the mapping is shared memory accessed only through atomics (see
@@ -52,6 +56,9 @@ impl Mapping {
         let len = fd_len(fd)?;
         if len == 0 {
             return Err(DvkError::Inval);
+        }
+        if dontfork {
+            crate::forkwatch::install();
         }
         let prot = if writable {
             libc::PROT_READ | libc::PROT_WRITE
@@ -86,6 +93,7 @@ impl Mapping {
             ptr: ptr as *mut u8,
             len,
             writable,
+            fork_epoch: dontfork.then(crate::forkwatch::epoch),
         })
     }
 
@@ -137,6 +145,12 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        if self
+            .fork_epoch
+            .is_some_and(|e| e != crate::forkwatch::epoch())
+        {
+            return;
+        }
         // SAFETY: unmapping exactly what `map` mapped; no references outlive
         // `self` because all accessors borrow it.
         unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
@@ -253,7 +267,7 @@ pub fn vm_copy(dir: CopyDir, pid: i32, local: u64, remote: u64, len: usize) -> R
     Ok(())
 }
 
-/// Sets the comm name of a task, for status displays (best effort).
+/// The comm name of a task, for status displays (empty if unknown).
 pub fn task_name(pid: i32, tid: i32) -> String {
     let path = if tid > 0 && tid != pid {
         format!("/proc/{pid}/task/{tid}/comm")

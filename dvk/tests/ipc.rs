@@ -41,6 +41,7 @@ fn main() {
         ("peer_death_while_blocked", peer_death_while_blocked),
         ("migration_freeze_commit", migration_freeze_commit),
         ("migration_freeze_rollback", migration_freeze_rollback),
+        ("exactly_once_under_timeouts", exactly_once_under_timeouts),
         ("vcopy_sizes_and_requesters", vcopy_sizes_and_requesters),
         ("vcopy_bad_addresses", vcopy_bad_addresses),
         ("management_calls", management_calls),
@@ -536,6 +537,83 @@ fn migration_freeze_rollback() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Senders give up (timeouts of a few microseconds) while a receiver
+/// takes messages at an irregular pace: every message is either reported
+/// sent and received exactly once, or reported failed and never received.
+fn exactly_once_under_timeouts() -> Result<(), Failed> {
+    let d = TestDaemon::start();
+    d.dc(DC0, "dc0");
+    const N: i32 = 20_000;
+    let sock = d.socket.clone();
+    let rx = std::thread::spawn(move || -> dvk::Result<Vec<i32>> {
+        let r = Dvk::connect(&sock)?.tbind(DC0, Endpoint(2))?;
+        let mut got = Vec::new();
+        let mut done = 0;
+        let mut x: u32 = 12345;
+        while done < 2 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            if x % 7 == 0 {
+                std::thread::sleep(Duration::from_micros((x >> 20) as u64 % 200));
+            }
+            let m = r.receive(Endpoint::ANY)?;
+            if m.m_type == -1 {
+                done += 1;
+            } else {
+                got.push(m.m1().i1);
+            }
+        }
+        Ok(got)
+    });
+    d.dvk()
+        .wait4bindep(DC0, Endpoint(2), Some(Duration::from_secs(5)))?;
+    let senders: Vec<_> = (0..2)
+        .map(|t| {
+            let sock = d.socket.clone();
+            std::thread::spawn(move || -> dvk::Result<Vec<i32>> {
+                let s = Dvk::connect(&sock)?.tbind(DC0, Endpoint(USER + t))?;
+                let mut sent = Vec::new();
+                for i in 0..N {
+                    let id = t * N + i;
+                    let to = Duration::from_micros((id as u64 * 7919) % 150 + 1);
+                    match s.send_t(Endpoint(2), &msg(1, id), to) {
+                        Ok(()) => sent.push(id),
+                        Err(DvkError::TimedOut) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                s.send(Endpoint(2), &msg(-1, 0))?;
+                Ok(sent)
+            })
+        })
+        .collect();
+    let mut sent = Vec::new();
+    for h in senders {
+        sent.extend(h.join().map_err(|_| "sender thread")??);
+    }
+    let mut got = rx.join().map_err(|_| "receiver thread")??;
+    let n_got = got.len();
+    got.sort_unstable();
+    got.dedup();
+    check!(
+        got.len() == n_got,
+        "{} messages were received twice",
+        n_got - got.len()
+    );
+    sent.sort_unstable();
+    let timeouts = 2 * N as usize - sent.len();
+    check!(
+        timeouts > 0 && !sent.is_empty(),
+        "the test must exercise both outcomes ({timeouts} timeouts)"
+    );
+    check!(
+        sent == got,
+        "sent {} / received {}: the reported outcome differs from delivery",
+        sent.len(),
+        got.len()
+    );
+    Ok(())
+}
+
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
@@ -942,12 +1020,21 @@ mod roles {
                 // The parent's binding is not inherited.
                 let stale = code(me.send(parent_ep, &msg(1, 1)));
                 say!("CHILD_SAW_STALE {stale}");
+                // Dropping the inherited handle must neither unbind the
+                // parent nor unmap memory the child now uses.
+                drop(me);
+                let ballast: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 64 * 1024]).collect();
                 let r = Dvk::open().and_then(|k| k.wait4bind_t(Duration::from_secs(10)));
                 let c = match r {
                     Ok(c) => c,
                     Err(_) => unsafe { libc::_exit(3) },
                 };
-                let ok = c.endpoint() == child_ep && c.send(parent_ep, &msg(42, 0)).is_ok();
+                let intact = ballast
+                    .iter()
+                    .enumerate()
+                    .all(|(i, v)| v.iter().all(|&b| b == i as u8));
+                let ok =
+                    intact && c.endpoint() == child_ep && c.send(parent_ep, &msg(42, 0)).is_ok();
                 // SAFETY: leaving the forked child without running the
                 // parent's atexit handlers.
                 unsafe { libc::_exit(if ok { 0 } else { 4 }) }
