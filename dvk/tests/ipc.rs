@@ -552,7 +552,7 @@ fn exactly_once_under_timeouts() -> Result<(), Failed> {
         let mut x: u32 = 12345;
         while done < 2 {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            if x % 7 == 0 {
+            if x.is_multiple_of(7) {
                 std::thread::sleep(Duration::from_micros((x >> 20) as u64 % 200));
             }
             let m = r.receive(Endpoint::ANY)?;
