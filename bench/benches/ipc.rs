@@ -19,12 +19,16 @@ fn roundtrip(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     {
         let pair = SendrecPair::new(&node, SERVER, CLIENT).expect("sendrec pair");
-        g.bench_function("sendrec", |b| b.iter_custom(|n| pair.run(n).expect("sendrec")));
+        g.bench_function("sendrec", |b| {
+            b.iter_custom(|n| pair.run(n).expect("sendrec"))
+        });
     }
     let mut pipe = FdPair::pipes().expect("pipes");
     g.bench_function("pipe", |b| b.iter_custom(|n| pipe.run(n).expect("pipe")));
     let mut unix = FdPair::unix().expect("unix");
-    g.bench_function("unix_socket", |b| b.iter_custom(|n| unix.run(n).expect("unix")));
+    g.bench_function("unix_socket", |b| {
+        b.iter_custom(|n| unix.run(n).expect("unix"))
+    });
     g.finish();
 }
 
@@ -41,7 +45,14 @@ fn copy64k(c: &mut Criterion) {
 /// Runs `f(pair_index, iters)` on two threads at once; returns the wall time.
 fn concurrently(iters: u64, f: impl Fn(usize, u64) -> Duration + Sync) -> Duration {
     std::thread::scope(|s| {
-        let hs: Vec<_> = (0..2).map(|i| s.spawn({ let f = &f; move || f(i, iters) })).collect();
+        let hs: Vec<_> = (0..2)
+            .map(|i| {
+                s.spawn({
+                    let f = &f;
+                    move || f(i, iters)
+                })
+            })
+            .collect();
         hs.into_iter()
             .map(|h| h.join().expect("pair thread"))
             .max()
@@ -64,7 +75,9 @@ fn two_pairs(c: &mut Criterion) {
     });
     g.bench_function("pipe", |b| {
         b.iter_custom(|n| {
-            concurrently(n, |_, n| FdPair::pipes().expect("pipes").run(n).expect("pipe"))
+            concurrently(n, |_, n| {
+                FdPair::pipes().expect("pipes").run(n).expect("pipe")
+            })
         })
     });
     g.finish();

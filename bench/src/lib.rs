@@ -87,7 +87,13 @@ pub struct Peer {
 }
 
 impl Peer {
-    fn spawn(socket: Option<&Path>, role: &str, args: &[String], stdin: Stdio, stdout: Stdio) -> Result<Peer> {
+    fn spawn(
+        socket: Option<&Path>,
+        role: &str,
+        args: &[String],
+        stdin: Stdio,
+        stdout: Stdio,
+    ) -> Result<Peer> {
         let mut cmd = Command::new(std::env::current_exe()?);
         cmd.env("DVS_BENCH_ROLE", role)
             .env("DVS_BENCH_ARGS", args.join(" "))

@@ -10,7 +10,7 @@
 //! Details of each run go to stderr.
 
 use anyhow::Result;
-use dvs_bench::{memcpy_run, median, rate, CopyPair, FdPair, Node, SendrecPair, CLIENT, SERVER};
+use dvs_bench::{median, memcpy_run, rate, CopyPair, FdPair, Node, SendrecPair, CLIENT, SERVER};
 
 const RUNS: usize = 7;
 const RT_ITERS: u64 = 20_000;
