@@ -1,1 +1,236 @@
-fn main() {}
+//! `dvs`: the command-line tool of the Distributed Virtualization System.
+//!
+//! This file parses the command line and dispatches; each command lives in
+//! its own module: [`node`] (daemon life cycle, with [`daemonize`] and
+//! [`signals`]), [`dc`] (Distributed Containers) and [`status`] (rendering
+//! the node status with [`table`]). [`client`] connects to the daemon and
+//! words its errors.
+
+mod client;
+mod daemonize;
+mod dc;
+mod node;
+mod signals;
+mod status;
+mod table;
+
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Command-line tool of the Distributed Virtualization System (DVS).
+///
+/// `dvs` starts and stops the node daemon (dvkd), creates and removes
+/// Distributed Containers (DCs) and shows the state of the node.
+#[derive(Parser, Debug)]
+#[command(name = "dvs", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    after_help = "Errors are reported on stderr as `dvs: <message>` with exit status 1; \
+                  usage errors exit with status 2."
+)]
+#[command(after_long_help = EXAMPLES)]
+struct Cli {
+    /// Control socket of the node daemon [default: $DVS_SOCKET, else /run/dvs/dvkd.sock].
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  dvs node start                    start the node daemon (node 0) in the background
+  dvs dc init web --nr-procs 64     create DC `web` with the lowest free id
+  dvs status --dc web               show the DVS and DC `web`
+  dvs dc end web                    remove it
+  dvs node stop                     stop the node daemon
+
+Errors are reported on stderr as `dvs: <message>` with exit status 1; usage errors exit
+with status 2.";
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start or stop the node daemon (dvkd).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Create, remove and list Distributed Containers (DCs).
+    #[command(subcommand)]
+    Dc(DcCommand),
+    /// Show the DVS, nodes, proxies and DCs of this node.
+    #[command(long_about = STATUS_ABOUT)]
+    Status(StatusArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCommand {
+    /// Start the node daemon and initialise the DVS on this node.
+    ///
+    /// By default the daemon detaches: it runs in its own session with its
+    /// log (stderr) appended to `dvkd.log` next to the socket, and this
+    /// command returns once the daemon accepts connections. It fails if a
+    /// daemon already runs on the socket. The DVS is initialised with the
+    /// default parameters (see `dvs status`). The log level is taken from
+    /// $DVS_LOG (tracing filter syntax, default `info`). In both modes
+    /// SIGINT and SIGTERM stop the daemon cleanly, like `dvs node stop`.
+    Start(StartArgs),
+    /// Stop the node daemon: end every DC and the DVS, then exit.
+    ///
+    /// Waits (at most 5 s) for the daemon to remove its socket. Fails if no
+    /// daemon is running on the socket.
+    Stop,
+}
+
+#[derive(Args, Debug)]
+struct StartArgs {
+    /// Node id of this node in the DVS.
+    #[arg(long, value_name = "ID", default_value_t = 0)]
+    node: i32,
+    /// Stay in the foreground and log to stderr; SIGINT or SIGTERM stop the daemon cleanly.
+    #[arg(long)]
+    foreground: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum DcCommand {
+    /// Create a DC on this node.
+    ///
+    /// Limits not given are inherited from the DVS parameters (see `dvs status`).
+    Init(DcInitArgs),
+    /// End a DC: unbind all its endpoints and remove it.
+    End {
+        /// The DC, by name or id (a number is an id if such a DC exists, else a name).
+        #[arg(value_name = "NAME|ID")]
+        dc: String,
+    },
+    /// List the DCs of this node (id, name, process and task slots, bound endpoints).
+    List,
+}
+
+#[derive(Args, Debug)]
+struct DcInitArgs {
+    /// Name of the DC: 1 to 32 letters, digits, '-', '_' or '.'.
+    name: String,
+    /// DC id [default: the lowest free id].
+    #[arg(long, value_name = "N")]
+    id: Option<i32>,
+    /// Process slots (system + user) [default: the DVS nr_procs].
+    #[arg(long, value_name = "N")]
+    nr_procs: Option<i32>,
+    /// Task slots [default: the DVS nr_tasks].
+    #[arg(long, value_name = "N")]
+    nr_tasks: Option<i32>,
+    /// System process slots, privileged by default [default: the DVS nr_sysprocs, at most
+    /// --nr-procs].
+    #[arg(long, value_name = "N")]
+    nr_sysprocs: Option<i32>,
+    /// Largest copy; K, M and G suffixes are powers of 1024 [default: the DVS max_copylen].
+    #[arg(long, value_name = "BYTES", value_parser = dc::parse_size)]
+    max_copylen: Option<u32>,
+    /// Endpoint notified when a process of the DC ends without unbinding (a number or NONE)
+    /// [default: NONE].
+    #[arg(long, value_name = "EP", value_parser = dc::parse_endpoint)]
+    warn: Option<dvk::Endpoint>,
+    /// Nodes the DC may span, comma-separated [default: this node].
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    nodes: Vec<i32>,
+}
+
+const STATUS_ABOUT: &str = "\
+Show the DVS, nodes, proxies and DCs of this node (the seed prototype's /proc/dvs).
+
+Sections: DVS (node, version, daemon pid, socket and the DVS parameters), NODES, PROXIES,
+then for each DC an info line, its PROCS table and its STATS table.
+
+PROCS columns:
+  DC    DC id
+  p_nr  slot number (tasks are negative)
+  endp  endpoint
+  lpid  host pid (0 for remote endpoints)
+  node  node the endpoint runs on
+  flag  IPC state: - (running), SEND, RECV, SNDREC, RPLWAIT or RCVRQST
+  misc  kind letter: L local, R remote, B backup, P replica; then M if migrating;
+        then P if privileged (e.g. LP = local and privileged, RM = remote, migrating)
+  getf  endpoint it waits to receive from: - for none, ANY for any
+  sndt  endpoint it is sending to: - for none
+  wmig  1 if migrating, else 0
+  prxy  proxy (always -)
+  name  host command name
+
+STATS columns: messages sent to local (lsnt) and remote (rsnt) endpoints, local (lcopy)
+and remote (rcopy) copies, summed over the DC's endpoints.";
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    /// Print the status snapshot as JSON, and nothing else.
+    #[arg(long)]
+    json: bool,
+    /// Show only this DC (by id or name).
+    #[arg(long, value_name = "NAME|ID")]
+    dc: Option<String>,
+}
+
+/// Writes `text` to stdout; a closed pipe (`dvs status | head`) is not an error.
+pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("cannot write to stdout: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let socket = client::socket_path(cli.socket);
+    match cli.command {
+        Command::Node(NodeCommand::Start(a)) => node::start(&socket, a.node, a.foreground),
+        Command::Node(NodeCommand::Stop) => node::stop(&socket),
+        Command::Dc(DcCommand::Init(a)) => dc::init(
+            &socket,
+            &dc::InitRequest {
+                name: a.name,
+                id: a.id,
+                nr_procs: a.nr_procs,
+                nr_tasks: a.nr_tasks,
+                nr_sysprocs: a.nr_sysprocs,
+                max_copylen: a.max_copylen,
+                warn: a.warn,
+                nodes: a.nodes,
+            },
+        ),
+        Command::Dc(DcCommand::End { dc }) => dc::end(&socket, &dc),
+        Command::Dc(DcCommand::List) => dc::list(&socket),
+        Command::Status(a) => status::run(&socket, a.json, a.dc.as_deref()),
+    }
+}
+
+fn main() -> ExitCode {
+    // No thread may be created before `run`: `dvs node start` forks.
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dvs: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn socket_is_global() {
+        let cli = Cli::try_parse_from(["dvs", "dc", "list", "--socket", "/tmp/x"]).unwrap();
+        assert_eq!(cli.socket, Some(PathBuf::from("/tmp/x")));
+    }
+}
