@@ -115,7 +115,9 @@ pub fn resolve(dvk: &Dvk, spec: &str) -> anyhow::Result<i32> {
     }
     match dvk.dc_lookup(spec) {
         Ok(id) => Ok(id),
-        Err(DvkError::DcNotRun) => anyhow::bail!("no DC {spec:?} is running on this node"),
+        Err(DvkError::NoEnt | DvkError::DcNotRun) => {
+            anyhow::bail!("no DC {spec:?} is running on this node")
+        }
         Err(e) => Err(e).doing(format_args!("cannot look up DC {spec:?}")),
     }
 }

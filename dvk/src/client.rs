@@ -25,9 +25,13 @@ pub const DEFAULT_SOCKET: &str = "/run/dvs/dvkd.sock";
 /// The control socket: `$DVS_SOCKET` if set, else [`DEFAULT_SOCKET`].
 pub fn socket_path() -> PathBuf {
     std::env::var_os("DVS_SOCKET")
+        .filter(|s| !s.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
 }
+
+/// How long a new connection waits for the daemon's answer to `Hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn ms(t: Option<Duration>) -> Option<u64> {
     t.map(|d| d.as_millis().min(u64::MAX as u128) as u64)
@@ -57,6 +61,10 @@ impl Dvk {
     pub fn connect(path: &Path) -> Result<Dvk> {
         crate::forkwatch::install();
         let sock = UnixStream::connect(path).map_err(|_| DvkError::NoDaemon)?;
+        // A daemon that accepts but does not answer must not hang us; later
+        // calls may block for as long as they need (wait4bind...).
+        sock.set_read_timeout(Some(HELLO_TIMEOUT))
+            .map_err(|_| DvkError::NoDaemon)?;
         let dvk = Dvk {
             conn: Conn::new(sock),
             path: path.to_path_buf(),
@@ -67,7 +75,13 @@ impl Dvk {
             tid: crate::sys::gettid(),
             version: PROTOCOL_VERSION,
         })? {
-            (Response::Ok, _) => Ok(dvk),
+            (Response::Ok, _) => {
+                dvk.conn
+                    .socket()
+                    .set_read_timeout(None)
+                    .map_err(|_| DvkError::NoDaemon)?;
+                Ok(dvk)
+            }
             _ => Err(DvkError::Protocol),
         }
     }

@@ -295,7 +295,7 @@ impl State {
             .values()
             .find(|d| d.params.name == name)
             .map(|d| d.params.dcid)
-            .ok_or(DvkError::DcNotRun)
+            .ok_or(DvkError::NoEnt)
     }
 
     // ---------------------------------------------------------- binding
