@@ -227,7 +227,9 @@ impl Dvk {
     }
 
     /// `wait4bind`: blocks until someone binds the calling thread's process
-    /// (or thread), then returns its IPC handle.
+    /// (or thread), then returns its IPC handle. A task that is already
+    /// bound gets its binding again (this is how a program re-attaches
+    /// after `execve`).
     pub fn wait4bind(&self) -> Result<Ipc> {
         self.grant(&Request::Wait4Bind { timeout_ms: None })
     }

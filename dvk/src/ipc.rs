@@ -120,7 +120,9 @@ impl Ipc {
             mbx,
             bell,
             peers: RefCell::new((0..geo.nslots).map(|_| None).collect()),
-            pending: RefCell::new(vec![0; words]),
+            // Scan every source once: hints swapped out by a previous
+            // image of this task (before `execve`) are not lost.
+            pending: RefCell::new(vec![u64::MAX; words]),
             fork_epoch: crate::forkwatch::epoch(),
         })
     }

@@ -116,6 +116,17 @@ layout!(
     M8, m8, m8_mut { i1: i32, i2: i32, p1: u64, p2: u64, p3: u64, p4: u64, tail: [u64; 2] });
 
 impl Message {
+    /// The payload as seven machine words (a syscall-like argument vector,
+    /// used by the MoL call protocol).
+    pub fn words(&self) -> &[u64; 7] {
+        bytemuck::from_bytes(&self.payload)
+    }
+
+    /// The payload as seven mutable machine words.
+    pub fn words_mut(&mut self) -> &mut [u64; 7] {
+        bytemuck::from_bytes_mut(&mut self.payload)
+    }
+
     /// A zeroed message of the given type.
     pub fn new(m_type: i32) -> Message {
         Message {
@@ -176,6 +187,9 @@ mod tests {
         assert_eq!(m.m8().i1, 11);
         let w = m.to_words();
         assert_eq!(Message::from_words(w), m);
+        assert_eq!(m.words()[2], 0xdead_beef);
+        m.words_mut()[6] = 9;
+        assert_eq!(m.m1().tail[1], 9);
     }
 
     #[test]

@@ -221,9 +221,12 @@ fn grant(st: &super::state::State, dcid: i32, s: usize) -> Result<Reply> {
 
 fn wait4bind(shared: &Shared, c: &Caller, timeout_ms: Option<u64>) -> Result<Reply> {
     {
+        // A task that already holds its grant asks again after `execve`
+        // replaced its image: hand the same binding to the new image.
         let st = shared.state();
         if st.already_granted(c) {
-            return Err(DvkError::ProcBound);
+            let (d, s) = st.binding_of(c).ok_or(DvkError::NotBind)?;
+            return grant(&st, d, s);
         }
     }
     let mut out = None;
