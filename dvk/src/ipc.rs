@@ -260,7 +260,8 @@ impl Ipc {
     fn post(&self, b: usize, peer: &Peer, m: &Message, k: u32) -> u32 {
         let a = self.slot;
         let (prev, ph, _) = unpack_out(self.mbx.out_state(b).load(Ordering::Relaxed));
-        if ph == phase::POSTED && self.mbx.out_dst(b).load(Ordering::Relaxed) == peer.ep.0 {
+        let dst = peer.mbx.address();
+        if ph == phase::POSTED && self.mbx.out_dst(b).load(Ordering::Relaxed) == dst {
             // A previous reply nobody has taken (its receiver gave up):
             // withdraw it before reusing the slot.
             if peer.mbx.consumed(a).load(Ordering::Acquire) == pack_pair(self.me, prev) {
@@ -273,7 +274,7 @@ impl Ipc {
         if seq == 0 {
             seq = 1;
         }
-        self.mbx.out_dst(b).store(peer.ep.0, Ordering::Relaxed);
+        self.mbx.out_dst(b).store(dst, Ordering::Relaxed);
         let ticket = peer.bell.ticket().fetch_add(1, Ordering::Relaxed);
         self.mbx.out_ticket(b).store(ticket, Ordering::Relaxed);
         self.mbx.write_msg(b, m);
@@ -662,7 +663,7 @@ impl Ipc {
         }
         let (seq, ph, k) = unpack_out(peer.mbx.out_state(a).load(Ordering::Acquire));
         let live = matches!(ph, phase::POSTED | phase::CANCELLING)
-            && peer.mbx.out_dst(a).load(Ordering::Relaxed) == self.me.0
+            && peer.mbx.out_dst(a).load(Ordering::Relaxed) == self.mbx.address()
             && self.mbx.consumed(s).load(Ordering::Relaxed) != pack_pair(ep, seq);
         let msg = if !live {
             if ntf_pending {

@@ -229,6 +229,7 @@ const M_RSNT: usize = 24;
 const M_LCOPY: usize = 32;
 const M_RCOPY: usize = 40;
 const M_KNTF_TAIL: usize = 48;
+const M_INCARNATION: usize = 52;
 const M_HEADER: usize = 256;
 const OUT_SLOT: usize = 128;
 const O_STATE: usize = 0;
@@ -367,10 +368,17 @@ impl Mailbox {
         round_page(M_HEADER + nslots * (OUT_SLOT + 24))
     }
 
-    /// Creates a mailbox (daemon side) and returns its fd and a writable view.
-    pub fn create(dcid: i32, ep: Endpoint, nslots: usize) -> Result<(OwnedFd, Mailbox)> {
+    /// Creates a mailbox (daemon side) and returns its fd and a writable
+    /// view. `incarnation` must differ from every other binding's.
+    pub fn create(
+        dcid: i32,
+        ep: Endpoint,
+        nslots: usize,
+        incarnation: u32,
+    ) -> Result<(OwnedFd, Mailbox)> {
         let fd = crate::sys::memfd(&format!("dvs-dc{dcid}-mbx{}", ep.0), Self::len_for(nslots))?;
         let map = Mapping::map(&fd, true, true)?;
+        map.u32(M_INCARNATION).store(incarnation, Ordering::Relaxed);
         map.i32(M_EP).store(ep.0, Ordering::Release);
         Ok((fd, Mailbox { map, nslots }))
     }
@@ -387,6 +395,16 @@ impl Mailbox {
     /// The owner endpoint.
     pub fn ep(&self) -> Endpoint {
         Endpoint(self.map.i32(M_EP).load(Ordering::Relaxed))
+    }
+    /// Which binding of the endpoint number this mailbox belongs to. A
+    /// post names it (see [`Mailbox::out_dst`]), so that a later binding of
+    /// the same endpoint number never takes a message meant for an earlier one.
+    pub fn incarnation(&self) -> u32 {
+        self.map.u32(M_INCARNATION).load(Ordering::Relaxed)
+    }
+    /// The `(endpoint, incarnation)` pair that posts to this mailbox carry.
+    pub fn address(&self) -> u64 {
+        pack_pair(self.ep(), self.incarnation())
     }
     /// IPC status word, see [`pack_status`].
     pub fn status(&self) -> &AtomicU64 {
@@ -418,10 +436,11 @@ impl Mailbox {
         self.map
             .u64(self.out_base() + dst_slot * OUT_SLOT + O_STATE)
     }
-    /// Destination endpoint of the outgoing slot towards `dst_slot`.
-    pub fn out_dst(&self, dst_slot: usize) -> &AtomicI32 {
+    /// Destination of the outgoing slot towards `dst_slot`: the
+    /// destination mailbox's [`Mailbox::address`].
+    pub fn out_dst(&self, dst_slot: usize) -> &AtomicU64 {
         assert!(dst_slot < self.nslots);
-        self.map.i32(self.out_base() + dst_slot * OUT_SLOT + O_DST)
+        self.map.u64(self.out_base() + dst_slot * OUT_SLOT + O_DST)
     }
     /// FIFO ticket of the outgoing slot towards `dst_slot`.
     pub fn out_ticket(&self, dst_slot: usize) -> &AtomicU64 {

@@ -344,7 +344,8 @@ impl State {
         }
         let nslots = dc.slots.len();
         let privileged = dc.params.privileged_by_default(ep.p_nr());
-        let (mbx_fd, mbx) = Mailbox::create(dcid, ep, nslots)?;
+        let token = self.next_token;
+        let (mbx_fd, mbx) = Mailbox::create(dcid, ep, nslots, token as u32)?;
         if let Some(carried) = &dc.carried[s] {
             for (b, &(out, ntf)) in carried.iter().enumerate() {
                 let (seq, _, _) = crate::layout::unpack_out(out);
@@ -359,10 +360,9 @@ impl State {
         let (bell_fd, bell) = Doorbell::create(dcid, ep, nslots)?;
         let pidfd = crate::sys::pidfd_open(pid, if thread { tid } else { pid })
             .map_err(|_| DvkError::BadPid)?;
-        let token = self.next_token;
-        self.next_token += 1;
         let privilege = PrivRecord::default_for(privileged);
         let name = crate::sys::task_name(pid, if thread { tid } else { pid });
+        self.next_token += 1;
         let b = Binding {
             ep,
             pid,
