@@ -732,6 +732,29 @@ impl Ipc {
     pub fn flags(&self) -> u32 {
         self.table.flags(self.slot).load(Ordering::Acquire)
     }
+
+    /// Whether `ep` is bound in this DC right now and privileged. Servers
+    /// use it to accept requests made on behalf of another endpoint only
+    /// from privileged proxies.
+    pub fn is_privileged(&self, ep: Endpoint) -> bool {
+        match self.slot_of(ep) {
+            Ok(s) => {
+                self.table.ep(s).load(Ordering::Acquire) == ep.0
+                    && self.table.flags(s).load(Ordering::Acquire) & F_PRIV != 0
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Host pid of the task bound as `ep` in this DC (0 if unbound or remote).
+    pub fn host_pid(&self, ep: Endpoint) -> i32 {
+        match self.slot_of(ep) {
+            Ok(s) if self.table.ep(s).load(Ordering::Acquire) == ep.0 => {
+                self.table.pid(s).load(Ordering::Acquire)
+            }
+            _ => 0,
+        }
+    }
 }
 
 impl Drop for Ipc {

@@ -1,0 +1,253 @@
+//! The MoL call protocol: how a system call travels as an M3-IPC message
+//! from a DC process (the shim) to the server that owns it, and back.
+//!
+//! A request is a `sendrec` to the owning server with
+//! * `m_type` = the [`Call`] number,
+//! * `words()[0..6]` = the arguments, in the order of the Linux system
+//!   call unless the call's documentation says otherwise,
+//! * `words()[6]` = the endpoint the call is made *for* when a privileged
+//!   proxy (SYSTASK's supervisor) calls on behalf of a process; 0 otherwise.
+//!
+//! Pointers are addresses in the caller's address space; the server moves
+//! the data with `vcopy` while the caller is blocked in `sendrec`. A path
+//! argument is a pointer and a length (without the terminating NUL).
+//!
+//! The reply has `m_type` = 0 on success or a negative Linux `errno`, and
+//! `words()[0]` = the return value; further words carry extra results.
+
+use dvk::{Endpoint, Message};
+
+/// The process manager.
+pub const PM: Endpoint = Endpoint(0);
+/// The file-system server.
+pub const FS: Endpoint = Endpoint(1);
+/// The I/O watcher of FS: a privileged task that turns host-fd readiness
+/// into notifications to FS.
+pub const FS_WATCH: Endpoint = Endpoint(3);
+/// First endpoint (`p_nr`) of user processes, handed out by PM.
+pub const FIRST_USER_SLOT: i32 = 64;
+
+/// The PID of the DC's init (PM itself answers for it).
+pub const INIT_PID: i32 = 1;
+
+/// The SYSTASK of node `n`.
+pub fn systask(node: i32) -> Endpoint {
+    Endpoint::systask(node)
+}
+
+macro_rules! calls {
+    ($( $(#[$doc:meta])* $name:ident = $num:expr, )*) => {
+        /// A MoL call number (`m_type` of a request).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(i32)]
+        pub enum Call { $( $(#[$doc])* $name = $num, )* }
+
+        impl Call {
+            /// Decodes an `m_type`.
+            pub fn from_i32(v: i32) -> Option<Call> {
+                match v { $( $num => Some(Call::$name), )* _ => None }
+            }
+            /// Name for diagnostics.
+            pub fn name(self) -> &'static str {
+                match self { $( Call::$name => stringify!($name), )* }
+            }
+        }
+    };
+}
+
+calls! {
+    // ------------------------------------------------------------ PM
+    /// `[host_pid, parent_pid]` from dvs-exec: registers the first process
+    /// of a run; returns its PID.
+    PmSpawn = 0x100,
+    /// `[child_host_pid, flags]`: the caller has forked; returns the
+    /// child's PID. `flags` bit 0: the child is a thread sharing the fd
+    /// table (`CLONE_FILES`).
+    PmFork = 0x101,
+    /// `[path, len]`: the caller has successfully exec'd `path`.
+    PmExec = 0x102,
+    /// `[pid, options]` (`wait4`): returns the PID; `words[1]` the wait
+    /// status, `words[2]` the host pid to reap.
+    PmWait4 = 0x103,
+    /// Returns the caller's PID.
+    PmGetpid = 0x104,
+    /// Returns the caller's parent PID.
+    PmGetppid = 0x105,
+    /// `[pid, sig]` (`kill`).
+    PmKill = 0x106,
+    /// `[pid, pgid]` (`setpgid`).
+    PmSetpgid = 0x107,
+    /// `[pid]` (`getpgid`).
+    PmGetpgid = 0x108,
+    /// `setsid`.
+    PmSetsid = 0x109,
+    /// `[pid]` (`getsid`).
+    PmGetsid = 0x10a,
+    /// `[buf, len]`: writes the process table (JSON) into `buf`; returns
+    /// its full length (call again with a larger buffer if it did not fit).
+    PmPs = 0x10b,
+    /// `[pid]`: the status of a process that ended, for dvs-exec (deferred
+    /// until it ends); returns the wait status.
+    PmWaitExit = 0x10c,
+    /// `[pgid]`: sets the foreground process group of the console.
+    PmSetFg = 0x10d,
+    /// `[sig]`: signals the foreground process group (Ctrl-C at the console).
+    PmSignalFg = 0x10e,
+    /// Returns the foreground process group.
+    PmGetFg = 0x10f,
+
+    // ------------------------------------------------------------ FS
+    /// `[dirfd, path, len, flags, mode]`: returns the new descriptor.
+    FsOpenat = 0x200,
+    /// `[fd]`.
+    FsClose = 0x201,
+    /// `[fd, buf, count]`: returns the bytes read.
+    FsRead = 0x202,
+    /// `[fd, buf, count]`: returns the bytes written.
+    FsWrite = 0x203,
+    /// `[fd, buf, count, offset]`.
+    FsPread = 0x204,
+    /// `[fd, buf, count, offset]`.
+    FsPwrite = 0x205,
+    /// `[fd, iov, iovcnt, offset or -1]`.
+    FsReadv = 0x206,
+    /// `[fd, iov, iovcnt, offset or -1]`.
+    FsWritev = 0x207,
+    /// `[fd, offset, whence]`: returns the new offset.
+    FsLseek = 0x208,
+    /// `[dirfd, path, len, statbuf, flags]` (`newfstatat`; `fstat` is an
+    /// empty path with `AT_EMPTY_PATH`).
+    FsFstatat = 0x209,
+    /// `[dirfd, path, len, flags, mask, statxbuf]`.
+    FsStatx = 0x20a,
+    /// `[dirfd, path, len, mode, flags]`.
+    FsFaccessat = 0x20b,
+    /// `[path, len, length]`.
+    FsTruncate = 0x20c,
+    /// `[fd, length]`.
+    FsFtruncate = 0x20d,
+    /// `[fd, datasync]`.
+    FsFsync = 0x20e,
+    /// `[dirfd, path, len, mode, flags]` (`fchmod` is an empty path with `AT_EMPTY_PATH`).
+    FsFchmodat = 0x20f,
+    /// `[dirfd, path, len, uid, gid, flags]`.
+    FsFchownat = 0x210,
+    /// `[mask]`: returns the previous mask.
+    FsUmask = 0x211,
+    /// `[dirfd, path, len, times (2 timespecs) or 0, flags]`.
+    FsUtimensat = 0x212,
+    /// `[dirfd, path, len, mode]`.
+    FsMkdirat = 0x213,
+    /// `[dirfd, path, len, flags]`.
+    FsUnlinkat = 0x214,
+    /// `[olddirfd, oldpath, oldlen | newlen << 32, newdirfd, newpath, flags]`.
+    FsRenameat2 = 0x215,
+    /// `[olddirfd, oldpath, oldlen | newlen << 32, newdirfd, newpath, flags]`.
+    FsLinkat = 0x216,
+    /// `[target, targetlen | pathlen << 32, newdirfd, path]`.
+    FsSymlinkat = 0x217,
+    /// `[dirfd, path, len, buf, bufsize]`: returns the bytes placed.
+    FsReadlinkat = 0x218,
+    /// `[fd, buf, count]`: returns the bytes placed.
+    FsGetdents64 = 0x219,
+    /// `[path, len]`.
+    FsChdir = 0x21a,
+    /// `[fd]`.
+    FsFchdir = 0x21b,
+    /// `[buf, size]`: returns the length including the NUL.
+    FsGetcwd = 0x21c,
+    /// `[fd]`: returns the new descriptor.
+    FsDup = 0x21d,
+    /// `[oldfd, newfd, flags]` (`dup2` is `dup3` with the `EINVAL` check skipped: flags bit 31).
+    FsDup3 = 0x21e,
+    /// `[fd, cmd, arg]`.
+    FsFcntl = 0x21f,
+    /// `[flags]`: returns the read end; `words[1]` the write end.
+    FsPipe2 = 0x220,
+    /// `[fds (struct pollfd array), nfds, timeout_ms or -1]`: returns the
+    /// number of ready descriptors; the `revents` are written back.
+    FsPoll = 0x221,
+    /// `[fd, request, arg]`.
+    FsIoctl = 0x222,
+    /// `[fd]`: the host path the descriptor refers to (for `mmap` of a DC
+    /// file and for `exec` of a descriptor); `[fd, buf, len]` returns its length.
+    FsHostPath = 0x223,
+    /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
+    /// the parent's descriptors and cwd (`share` = 1: the same table).
+    FsForkProc = 0x280,
+    /// From PM: `[ep]` the process exec'd: close its `O_CLOEXEC` descriptors.
+    FsExecProc = 0x281,
+    /// From PM: `[ep]` the process ended: close all its descriptors.
+    FsExitProc = 0x282,
+    /// From dvs-exec: `[ep, console]` the process starts with descriptors
+    /// 0, 1, 2 on the console (`console` = 1) or with none.
+    FsNewProc = 0x283,
+}
+
+/// Builds a request.
+pub fn request(call: Call, args: &[u64]) -> Message {
+    let mut m = Message::new(call as i32);
+    for (w, a) in m.words_mut().iter_mut().zip(args.iter()) {
+        *w = *a;
+    }
+    m
+}
+
+/// Builds a successful reply with value `v`.
+pub fn ok(v: i64) -> Message {
+    let mut m = Message::new(0);
+    m.words_mut()[0] = v as u64;
+    m
+}
+
+/// Builds an error reply (`errno` positive, e.g. `libc::ENOENT`).
+pub fn err(errno: i32) -> Message {
+    Message::new(-errno)
+}
+
+/// Decodes a reply: the value, or the positive `errno`.
+pub fn result(m: &Message) -> Result<i64, i32> {
+    if m.m_type < 0 {
+        Err(-m.m_type)
+    } else {
+        Ok(m.words()[0] as i64)
+    }
+}
+
+/// The path-length pair of two-path calls.
+pub fn pack_lens(a: usize, b: usize) -> u64 {
+    a as u64 | ((b as u64) << 32)
+}
+
+/// Unpacks [`pack_lens`].
+pub fn unpack_lens(w: u64) -> (usize, usize) {
+    ((w & 0xffff_ffff) as usize, (w >> 32) as usize)
+}
+
+/// `dup3` flag bit that asks for `dup2` semantics (no `EINVAL` when
+/// `oldfd == newfd`).
+pub const DUP2: u64 = 1 << 31;
+
+/// Largest path accepted.
+pub const PATH_MAX: usize = 4096;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_round_trip() {
+        for c in [Call::PmFork, Call::FsOpenat, Call::FsNewProc] {
+            assert_eq!(Call::from_i32(c as i32), Some(c));
+        }
+        assert_eq!(Call::from_i32(7), None);
+    }
+
+    #[test]
+    fn replies() {
+        assert_eq!(result(&ok(42)), Ok(42));
+        assert_eq!(result(&ok(-1)), Ok(-1));
+        assert_eq!(result(&err(libc::ENOENT)), Err(libc::ENOENT));
+        assert_eq!(unpack_lens(pack_lens(7, 300)), (7, 300));
+    }
+}

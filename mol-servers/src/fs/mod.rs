@@ -1,0 +1,1 @@
+//! FS: the file-system server (endpoint 1). Being written.

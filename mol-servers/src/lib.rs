@@ -1,0 +1,18 @@
+//! # mol-servers — MoL, the multi-server virtual OS of dvs
+//!
+//! Each server is a thread bound to a well-known endpoint of a DC:
+//!
+//! * [`pm`] (endpoint 0): DC-global PIDs, fork/exit/exec/wait, process
+//!   groups and sessions, signals.
+//! * [`fs`] (endpoint 1): every process's descriptor table, files,
+//!   directories, pipes, the console, readiness.
+//! * [`systask`] (endpoint `SYSTASK(node)`): acts on the host for the
+//!   others (binding new processes, host signals, exit statuses, reaping).
+//!
+//! Programs reach them through the shim with the protocol in [`abi`].
+
+#![warn(missing_docs)]
+
+pub mod abi;
+pub mod server;
+pub mod fs;
