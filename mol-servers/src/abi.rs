@@ -96,6 +96,19 @@ calls! {
     /// Returns the foreground process group.
     PmGetFg = 0x10f,
 
+    // ------------------------------------------------------- SYSTASK
+    /// From PM: `[host_tid, ep]` binds a local task to `ep` (a thread id
+    /// binds that thread only).
+    SysBind = 0x300,
+    /// From PM: `[host_pid, sig]` sends a host signal.
+    SysKill = 0x301,
+    /// From PM: `[host_pid]` the wait status of a task that ended (read
+    /// before it is reaped); error `ESRCH` if it is gone.
+    SysExitStatus = 0x302,
+    /// From PM: `[host_pid]` reaps a task whose host parent is this node's
+    /// subreaper.
+    SysReap = 0x303,
+
     // ------------------------------------------------------------ FS
     /// `[dirfd, path, len, flags, mode]`: returns the new descriptor.
     FsOpenat = 0x200,

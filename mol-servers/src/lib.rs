@@ -16,3 +16,5 @@
 pub mod abi;
 pub mod server;
 pub mod fs;
+pub mod pm;
+pub mod systask;

@@ -1,0 +1,199 @@
+//! Process creation and end: spawn (first process of a run), fork, exec,
+//! and the end of a process.
+
+use super::table::{Life, Proc};
+use super::Pm;
+use crate::abi::{self, Call, INIT_PID};
+use crate::server::{Ctx, Handler, Outcome, Request};
+use dvk::Endpoint;
+use std::time::Instant;
+
+pub(super) const CALLS: &[(Call, Handler<Pm>)] = &[
+    (Call::PmSpawn, Pm::spawn),
+    (Call::PmFork, Pm::fork),
+    (Call::PmExec, Pm::exec),
+];
+
+/// Command name of a host task, for the process table.
+fn host_comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_default()
+}
+
+impl Pm {
+    /// Allocates a PID and endpoint for host task `host_pid`, has FS set up
+    /// its descriptors (`fs_call`), then has SYSTASK bind it. FS goes
+    /// first so that the process finds its descriptors as soon as it runs.
+    fn create(
+        &mut self,
+        ctx: &Ctx,
+        host_pid: i32,
+        template: Proc,
+        fs_call: impl FnOnce(Endpoint) -> Result<(), i32>,
+    ) -> Result<i32, i32> {
+        let (pid, ep) = self.table.allocate()?;
+        let undo = |pm: &mut Pm, e: i32| {
+            pm.table.release_slot(ep);
+            e
+        };
+        if let Err(e) = fs_call(ep) {
+            return Err(undo(self, e));
+        }
+        let m = ctx
+            .call(abi::systask(self.node), Call::SysBind, &[host_pid as u64, ep.0 as u64])
+            .map_err(|e| undo(self, e))?;
+        if let Err(e) = abi::result(&m) {
+            let _ = ctx.call(abi::FS, Call::FsExitProc, &[ep.0 as u64]);
+            return Err(undo(self, e));
+        }
+        self.table.insert(Proc {
+            pid,
+            ep,
+            host_pid,
+            started: Instant::now(),
+            life: Life::Alive,
+            execed: false,
+            ..template
+        });
+        Ok(pid)
+    }
+
+    /// `PmSpawn [host_pid, parent_pid]`: the first process of a run, a
+    /// child of init in its own session. Privileged callers only; the
+    /// caller sets up its descriptors with `FsNewProc` afterwards.
+    fn spawn(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
+        if !ctx.ipc.is_privileged(req.sender) {
+            return Outcome::err(libc::EPERM);
+        }
+        let host_pid = req.i32(0);
+        let template = Proc {
+            pid: 0,
+            ppid: INIT_PID,
+            pgid: 0,
+            sid: 0,
+            ep: Endpoint::NONE,
+            host_pid,
+            node: self.node,
+            cmd: host_comm(host_pid),
+            life: Life::Alive,
+            execed: false,
+            started: Instant::now(),
+        };
+        // FsNewProc comes from the spawner, which knows the console and cwd.
+        match self.create(ctx, host_pid, template, |_| Ok(())) {
+            Ok(pid) => {
+                if let Some(p) = self.table.get_mut(pid) {
+                    p.pgid = pid;
+                    p.sid = pid;
+                }
+                if self.fg_pgrp == 0 {
+                    self.fg_pgrp = pid;
+                }
+                let mut r = abi::ok(pid as i64);
+                r.words_mut()[1] = self.table.get(pid).map_or(0, |p| p.ep.0 as u64);
+                Outcome::Reply(r)
+            }
+            Err(e) => Outcome::err(e),
+        }
+    }
+
+    /// `PmFork [child_host_pid, flags]`: the caller forked on the host.
+    fn fork(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
+        let Ok(ppid) = self.caller_pid(req.caller) else {
+            return Outcome::err(libc::ESRCH);
+        };
+        let Some(parent) = self.table.get(ppid).cloned() else {
+            return Outcome::err(libc::ESRCH);
+        };
+        let host_pid = req.i32(0);
+        let share = req.args[1] & 1;
+        let template = Proc {
+            ppid,
+            execed: false,
+            ..parent.clone()
+        };
+        let r = self.create(ctx, host_pid, template, |child| {
+            let m = ctx.call(
+                abi::FS,
+                Call::FsForkProc,
+                &[parent.ep.0 as u64, child.0 as u64, share],
+            )?;
+            abi::result(&m).map(|_| ())
+        });
+        Outcome::from(r.map(|pid| pid as i64))
+    }
+
+    /// `PmExec [path, len]`: the caller exec'd; FS closes its `O_CLOEXEC`
+    /// descriptors and the table shows the new command.
+    fn exec(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
+        let Ok(pid) = self.caller_pid(req.caller) else {
+            return Outcome::err(libc::ESRCH);
+        };
+        let path = ctx.path(req.sender, req.args[0], req.args[1]).unwrap_or_default();
+        let name = path.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
+        let cmd = String::from_utf8_lossy(name).into_owned();
+        let ep = req.caller;
+        if let Some(p) = self.table.get_mut(pid) {
+            if !cmd.is_empty() {
+                p.cmd = cmd;
+            }
+            p.execed = true;
+        }
+        let r = ctx
+            .call(abi::FS, Call::FsExecProc, &[ep.0 as u64])
+            .and_then(|m| abi::result(&m));
+        Outcome::from(r.map(|_| 0))
+    }
+
+    /// The DVK reported that the task bound as `ep` ended.
+    pub(crate) fn process_ended(&mut self, ctx: &Ctx, ep: Endpoint) {
+        let Some(pid) = self.table.pid_of(ep) else {
+            return;
+        };
+        let Some(p) = self.table.get(pid).cloned() else {
+            return;
+        };
+        let status = ctx
+            .call(abi::systask(p.node), Call::SysExitStatus, &[p.host_pid as u64])
+            .ok()
+            .and_then(|m| abi::result(&m).ok())
+            // Gone before we could look: it was killed outright.
+            .map_or(libc::SIGKILL, |s| s as i32);
+        let _ = ctx.call(abi::FS, Call::FsExitProc, &[ep.0 as u64]);
+        self.table.unmap_ep(ep);
+        self.table.release_slot(ep);
+        if let Some(q) = self.table.get_mut(pid) {
+            q.life = Life::Zombie(status);
+        }
+        tracing::debug!(pid, status, "process ended");
+        // Orphans go to init, which reaps the ones that already ended.
+        for c in self.table.children(pid) {
+            if let Some(q) = self.table.get_mut(c) {
+                q.ppid = INIT_PID;
+            }
+            if matches!(self.table.get(c).map(|q| q.life), Some(Life::Zombie(_))) {
+                self.reap_by_init(ctx, c);
+            }
+        }
+        if p.ppid == INIT_PID {
+            self.reap_by_init(ctx, pid);
+        } else {
+            self.wake_waiters(ctx, p.ppid);
+        }
+    }
+
+    /// Init collects a child that ended.
+    pub(crate) fn reap_by_init(&mut self, ctx: &Ctx, pid: i32) {
+        let Some(p) = self.table.remove(pid) else {
+            return;
+        };
+        let Life::Zombie(status) = p.life else {
+            self.table.insert(p);
+            return;
+        };
+        let _ = ctx.call(abi::systask(p.node), Call::SysReap, &[p.host_pid as u64]);
+        self.init_reaped.insert(pid, status);
+        self.answer_exit_waiters(ctx);
+    }
+}

@@ -1,0 +1,111 @@
+//! PM, the process manager (endpoint 0): DC-global PIDs, fork/exec/exit,
+//! wait, process groups and sessions, signals, and the process table that
+//! `dvs ps` shows. PM answers for the DC's init (PID 1): orphans are
+//! reparented to it and it reaps them.
+//!
+//! PM learns that a process ended from the DVK: the DC's warn endpoint is
+//! PM, so the node daemon notifies PM when a bound process ends without
+//! unbinding (which is how every process ends). PM then asks SYSTASK for
+//! the host wait status, which the process keeps as a zombie until its
+//! parent's `wait` is served.
+
+mod ids;
+mod lifecycle;
+mod ps;
+mod signal;
+pub mod table;
+mod wait;
+
+use crate::abi::{self, Call};
+use crate::server::{self, Ctx, Handler, Service};
+use dvk::{Dvk, Endpoint, NotifyKind};
+use std::collections::HashMap;
+use std::path::Path;
+use table::Table;
+
+/// A `wait4` that is waiting for a child to end.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Waiter {
+    /// Where the reply goes.
+    pub reply_to: Endpoint,
+    /// The waiting process.
+    pub pid: i32,
+    /// The `pid` argument of `wait4`.
+    pub spec: i32,
+}
+
+/// PM's state.
+pub struct Pm {
+    pub(crate) table: Table,
+    pub(crate) node: i32,
+    pub(crate) waiters: Vec<Waiter>,
+    /// `PmWaitExit` calls: (reply to, pid).
+    pub(crate) exit_waiters: Vec<(Endpoint, i32)>,
+    /// Wait statuses of init's children that ended (for `PmWaitExit`).
+    pub(crate) init_reaped: HashMap<i32, i32>,
+    /// Foreground process group of the console.
+    pub(crate) fg_pgrp: i32,
+}
+
+impl Service for Pm {
+    const NAME: &'static str = "pm";
+
+    fn table() -> Vec<(Call, Handler<Self>)> {
+        let mut t = Vec::new();
+        t.extend_from_slice(lifecycle::CALLS);
+        t.extend_from_slice(wait::CALLS);
+        t.extend_from_slice(ids::CALLS);
+        t.extend_from_slice(signal::CALLS);
+        t.extend_from_slice(ps::CALLS);
+        t
+    }
+
+    fn notified(&mut self, ctx: &Ctx, from: Endpoint, kind: NotifyKind) {
+        if kind == NotifyKind::Exit {
+            self.process_ended(ctx, from);
+        }
+    }
+}
+
+impl Pm {
+    /// The caller's PID, or `ESRCH` for an endpoint that is not a process.
+    pub(crate) fn caller_pid(&self, ep: Endpoint) -> Result<i32, i32> {
+        self.table.pid_of(ep).ok_or(libc::ESRCH)
+    }
+}
+
+/// Binds a new thread as PM in DC `dcid` on `node` and serves.
+pub fn start(socket: &Path, dcid: i32, node: i32) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let socket = socket.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::Builder::new()
+        .name("pm".into())
+        .spawn(move || {
+            let ipc = Dvk::connect(&socket).and_then(|k| k.tbind(dcid, abi::PM));
+            match ipc {
+                Ok(ipc) => {
+                    let nr_procs = ipc.dc().nr_procs;
+                    let _ = tx.send(Ok(()));
+                    server::run(
+                        ipc,
+                        Pm {
+                            table: Table::new(nr_procs),
+                            node,
+                            waiters: Vec::new(),
+                            exit_waiters: Vec::new(),
+                            init_reaped: HashMap::new(),
+                            fg_pgrp: 0,
+                        },
+                    );
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        })?;
+    match rx.recv() {
+        Ok(Ok(())) => Ok(h),
+        Ok(Err(e)) => Err(std::io::Error::other(format!("PM cannot bind: {e}"))),
+        Err(_) => Err(std::io::Error::other("PM thread died")),
+    }
+}

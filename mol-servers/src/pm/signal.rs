@@ -1,0 +1,88 @@
+//! Signals between DC processes: `kill` to a PID, a process group, the
+//! caller's group, or every process of the DC; and the console's Ctrl-C.
+
+use super::table::Life;
+use super::Pm;
+use crate::abi::{self, Call, INIT_PID};
+use crate::server::{Ctx, Handler, Outcome, Request};
+
+pub(super) const CALLS: &[(Call, Handler<Pm>)] =
+    &[(Call::PmKill, Pm::kill), (Call::PmSignalFg, Pm::signal_fg)];
+
+impl Pm {
+    /// Sends `sig` to the DC processes `targets` (0 = existence check).
+    fn deliver(&self, ctx: &Ctx, targets: &[i32], sig: i32) -> Result<i64, i32> {
+        if targets.is_empty() {
+            return Err(libc::ESRCH);
+        }
+        if sig == 0 {
+            return Ok(0);
+        }
+        let mut delivered = false;
+        for &pid in targets {
+            let Some(p) = self.table.get(pid) else {
+                continue;
+            };
+            if let Life::Zombie(_) = p.life {
+                delivered = true; // like Linux: succeeds, no effect
+                continue;
+            }
+            let r = ctx
+                .call(abi::systask(p.node), Call::SysKill, &[p.host_pid as u64, sig as u64])
+                .and_then(|m| abi::result(&m));
+            delivered |= r.is_ok();
+        }
+        if delivered {
+            Ok(0)
+        } else {
+            Err(libc::ESRCH)
+        }
+    }
+
+    /// `PmKill [pid, sig]`.
+    fn kill(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
+        let r = (|| {
+            let sig = req.i32(1);
+            if !(0..=64).contains(&sig) {
+                return Err(libc::EINVAL);
+            }
+            let me = self.caller_pid(req.caller).ok();
+            let pid = req.i32(0);
+            let targets: Vec<i32> = match pid {
+                p if p > 0 => {
+                    if p == INIT_PID {
+                        // init ignores signals it has no handler for.
+                        return Ok(0);
+                    }
+                    self.table.get(p).map(|q| vec![q.pid]).unwrap_or_default()
+                }
+                0 => {
+                    let g = me.and_then(|m| self.table.get(m)).map(|p| p.pgid).ok_or(libc::ESRCH)?;
+                    self.table.iter().filter(|p| p.pgid == g).map(|p| p.pid).collect()
+                }
+                -1 => self
+                    .table
+                    .iter()
+                    .filter(|p| Some(p.pid) != me)
+                    .map(|p| p.pid)
+                    .collect(),
+                g => self.table.iter().filter(|p| p.pgid == -g).map(|p| p.pid).collect(),
+            };
+            if pid == -1 && targets.is_empty() {
+                return Ok(0);
+            }
+            self.deliver(ctx, &targets, sig)
+        })();
+        Outcome::from(r)
+    }
+
+    /// `PmSignalFg [sig]`: the console's interrupt keys.
+    fn signal_fg(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
+        if !ctx.ipc.is_privileged(req.sender) {
+            return Outcome::err(libc::EPERM);
+        }
+        let g = self.fg_pgrp;
+        let targets: Vec<i32> = self.table.iter().filter(|p| p.pgid == g).map(|p| p.pid).collect();
+        Outcome::from(self.deliver(ctx, &targets, req.i32(0)))
+    }
+}

@@ -1,0 +1,277 @@
+//! Process calls: served by PM. `fork` and `exec` run on the host, with PM
+//! told about them.
+
+use crate::state::{self, enter, libc_ret, set_errno, with_shim};
+use crate::sys;
+use libc::*;
+use std::ffi::{CStr, CString};
+
+sys!(getpid => hk_getpid() -> pid_t, SYS_getpid, []);
+sys!(getppid => hk_getppid() -> pid_t, SYS_getppid, []);
+sys!(kill => hk_kill(pid: pid_t, sig: c_int) -> c_int, SYS_kill, [pid, sig]);
+sys!(killpg => hk_killpg(g: pid_t, sig: c_int) -> c_int, SYS_kill, [-(g as i64), sig]);
+sys!(setpgid => hk_setpgid(pid: pid_t, g: pid_t) -> c_int, SYS_setpgid, [pid, g]);
+sys!(setpgrp => hk_setpgrp() -> c_int, SYS_setpgid, [0, 0]);
+sys!(getpgid => hk_getpgid(pid: pid_t) -> pid_t, SYS_getpgid, [pid]);
+sys!(getpgrp => hk_getpgrp() -> pid_t, SYS_getpgrp, []);
+sys!(__getpgid => hk_getpgid_internal(pid: pid_t) -> pid_t, SYS_getpgid, [pid]);
+sys!(setsid => hk_setsid() -> pid_t, SYS_setsid, []);
+sys!(getsid => hk_getsid(pid: pid_t) -> pid_t, SYS_getsid, [pid]);
+sys!(wait4 => hk_wait4(pid: pid_t, st: *mut c_int, opt: c_int, ru: *mut rusage) -> pid_t, SYS_wait4, [pid, st, opt, ru]);
+sys!(waitpid => hk_waitpid(pid: pid_t, st: *mut c_int, opt: c_int) -> pid_t, SYS_wait4, [pid, st, opt, 0]);
+sys!(wait => hk_wait(st: *mut c_int) -> pid_t, SYS_wait4, [-1i64, st, 0, 0]);
+sys!(wait3 => hk_wait3(st: *mut c_int, opt: c_int, ru: *mut rusage) -> pid_t, SYS_wait4, [-1i64, st, opt, ru]);
+sys!(waitid => hk_waitid(t: idtype_t, id: id_t, info: *mut siginfo_t, opt: c_int) -> c_int, SYS_waitid, [t, id, info, opt, 0]);
+
+/// The host fork, and PM told about the child.
+fn do_fork(real_fork: impl FnOnce() -> pid_t) -> pid_t {
+    let child = real_fork();
+    if child < 0 {
+        return child;
+    }
+    if child == 0 {
+        state::reattach_child();
+        return 0;
+    }
+    let r = with_shim(|s| s.forked(child)).unwrap_or(-(ENOSYS as i64));
+    if r < 0 {
+        // PM could not take the child: it must not run outside the DC.
+        // SAFETY: signalling our own fresh child.
+        unsafe { libc::kill(child, SIGKILL) };
+        crate::gate::reap(child);
+        set_errno((-r) as i32);
+        return -1;
+    }
+    r as pid_t
+}
+
+redhook::hook! {
+    unsafe fn fork() -> pid_t => hk_fork {
+        let Some(g) = enter() else {
+            // SAFETY: the real libc function.
+            return unsafe { redhook::real!(fork)() };
+        };
+        // SAFETY: glibc's fork (it runs the atfork handlers).
+        let r = do_fork(|| unsafe { redhook::real!(fork)() });
+        drop(g);
+        r
+    }
+}
+
+redhook::hook! {
+    unsafe fn vfork() -> pid_t => hk_vfork {
+        // A vfork child would share our memory and stack while we attach
+        // it to the DC: run it as a fork (same observable result for the
+        // exec-or-exit children vfork is meant for).
+        let Some(g) = enter() else {
+            // SAFETY: the real libc fork (vfork through a hook cannot be
+            // returned from safely).
+            return unsafe { libc::fork() };
+        };
+        // SAFETY: glibc's fork.
+        let r = do_fork(|| unsafe { redhook::real!(fork)() });
+        drop(g);
+        r
+    }
+}
+
+/// The environment for the image about to be exec'd: the caller's, with
+/// the variables that keep it in its DC, and the path it exec's.
+fn dc_env(envp: *const *const c_char, path: &CStr) -> Vec<CString> {
+    let mut out = Vec::new();
+    let keep = ["LD_PRELOAD", "DVS_SOCKET"];
+    if !envp.is_null() {
+        let mut i = 0;
+        loop {
+            // SAFETY: envp is a NULL-terminated array of C strings (the
+            // execve contract); we stop at the NULL.
+            let p = unsafe { *envp.add(i) };
+            if p.is_null() {
+                break;
+            }
+            // SAFETY: p is a valid C string.
+            let s = unsafe { CStr::from_ptr(p) };
+            let b = s.to_bytes();
+            let ours = keep.iter().any(|k| b.starts_with(k.as_bytes()) && b.get(k.len()) == Some(&b'='))
+                || b.starts_with(b"DVS_EXEC_PATH=");
+            if !ours {
+                out.push(s.to_owned());
+            }
+            i += 1;
+        }
+    }
+    for k in keep {
+        if let Some(v) = std::env::var_os(k) {
+            let mut e = k.as_bytes().to_vec();
+            e.push(b'=');
+            e.extend_from_slice(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()));
+            if let Ok(c) = CString::new(e) {
+                out.push(c);
+            }
+        }
+    }
+    let mut e = b"DVS_EXEC_PATH=".to_vec();
+    e.extend_from_slice(path.to_bytes());
+    if let Ok(c) = CString::new(e) {
+        out.push(c);
+    }
+    out
+}
+
+/// `execve` of a DC path: run on the host with the DC environment kept.
+fn do_execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+    if path.is_null() {
+        set_errno(EFAULT);
+        return -1;
+    }
+    // SAFETY: a non-null C string from the caller.
+    let p = unsafe { CStr::from_ptr(path) };
+    let env = dc_env(envp, p);
+    let mut envv: Vec<*const c_char> = env.iter().map(|c| c.as_ptr()).collect();
+    envv.push(std::ptr::null());
+    // SAFETY: path/argv from the caller; envv is NULL-terminated and its
+    // strings live until the call returns (it only returns on failure).
+    let r = unsafe {
+        crate::gate::syscall6(
+            SYS_execve,
+            [path as u64, argv as u64, envv.as_ptr() as u64, 0, 0, 0],
+        )
+    };
+    libc_ret(r) as c_int
+}
+
+redhook::hook! {
+    unsafe fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int => hk_execve {
+        let Some(_g) = enter() else {
+            // SAFETY: the real libc function with the caller's arguments.
+            return unsafe { redhook::real!(execve)(path, argv, envp) };
+        };
+        do_execve(path, argv, envp)
+    }
+}
+
+extern "C" {
+    static environ: *const *const c_char;
+}
+
+fn current_env() -> *const *const c_char {
+    // SAFETY: reading the process's environment pointer.
+    unsafe { environ }
+}
+
+redhook::hook! {
+    unsafe fn execv(path: *const c_char, argv: *const *const c_char) -> c_int => hk_execv {
+        let Some(_g) = enter() else {
+            // SAFETY: the real libc function with the caller's arguments.
+            return unsafe { redhook::real!(execv)(path, argv) };
+        };
+        do_execve(path, argv, current_env())
+    }
+}
+
+/// `execvpe`: searches `PATH` like glibc (default "/bin:/usr/bin"), trying
+/// each candidate; `ENOEXEC` falls back to `/bin/sh`.
+fn do_execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+    if file.is_null() {
+        set_errno(EFAULT);
+        return -1;
+    }
+    // SAFETY: non-null C string from the caller.
+    let f = unsafe { CStr::from_ptr(file) }.to_bytes();
+    if f.is_empty() {
+        set_errno(ENOENT);
+        return -1;
+    }
+    if f.contains(&b'/') {
+        return do_execve(file, argv, envp);
+    }
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/bin:/usr/bin".into());
+    let mut last = ENOENT;
+    let mut seen_eacces = false;
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let mut cand = dir.as_bytes().to_vec();
+        cand.push(b'/');
+        cand.extend_from_slice(f);
+        let Ok(c) = CString::new(cand) else {
+            continue;
+        };
+        do_execve(c.as_ptr(), argv, envp);
+        // SAFETY: reading this thread's errno.
+        let e = unsafe { *libc::__errno_location() };
+        match e {
+            EACCES => {
+                seen_eacces = true;
+            }
+            ENOEXEC => {
+                // Run it as a shell script: sh path args...
+                let mut args: Vec<*const c_char> = vec![c"/bin/sh".as_ptr(), c.as_ptr()];
+                let mut i = 1;
+                loop {
+                    // SAFETY: argv is NULL-terminated (execvp contract).
+                    let a = unsafe { *argv.add(i) };
+                    if a.is_null() {
+                        break;
+                    }
+                    args.push(a);
+                    i += 1;
+                }
+                args.push(std::ptr::null());
+                return do_execve(c"/bin/sh".as_ptr(), args.as_ptr(), envp);
+            }
+            ENOENT | ENOTDIR | ESTALE | ENODEV | ETIMEDOUT => {}
+            other => {
+                last = other;
+                break;
+            }
+        }
+    }
+    set_errno(if seen_eacces { EACCES } else { last });
+    -1
+}
+
+redhook::hook! {
+    unsafe fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int => hk_execvp {
+        let Some(_g) = enter() else {
+            // SAFETY: the real libc function with the caller's arguments.
+            return unsafe { redhook::real!(execvp)(file, argv) };
+        };
+        do_execvpe(file, argv, current_env())
+    }
+}
+
+redhook::hook! {
+    unsafe fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int => hk_execvpe {
+        let Some(_g) = enter() else {
+            // SAFETY: the real libc function with the caller's arguments.
+            return unsafe { redhook::real!(execvpe)(file, argv, envp) };
+        };
+        do_execvpe(file, argv, envp)
+    }
+}
+
+redhook::hook! {
+    unsafe fn fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int => hk_fexecve {
+        let Some(_g) = enter() else {
+            // SAFETY: the real libc function with the caller's arguments.
+            return unsafe { redhook::real!(fexecve)(fd, argv, envp) };
+        };
+        match with_shim(|s| s.host_path(fd)) {
+            Some(Ok(p)) => match CString::new(p) {
+                Ok(c) => do_execve(c.as_ptr(), argv, envp),
+                Err(_) => {
+                    set_errno(ENOENT);
+                    -1
+                }
+            },
+            Some(Err(e)) => {
+                set_errno(e);
+                -1
+            }
+            None => {
+                set_errno(ENOSYS);
+                -1
+            }
+        }
+    }
+}

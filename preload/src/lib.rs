@@ -1,0 +1,49 @@
+//! # libdvs_preload — the LD_PRELOAD side of dvs
+//!
+//! Loaded into every dynamic program that runs inside a DC (dvs-exec sets
+//! `LD_PRELOAD`). At load time it attaches the process to its DC binding
+//! (`wait4bind`); then the libc entry points of the redirected families
+//! (files and descriptors, processes) are served by the MoL servers
+//! through the shim, in-process: a `read` is one `sendrec` to FS, which
+//! copies the data straight into the program's buffer.
+//!
+//! A process that was not started inside a DC (no `DVS_SOCKET`) is left
+//! alone: every hook falls through to libc.
+
+#![allow(static_mut_refs)]
+#![allow(missing_abi)]
+
+mod gate;
+pub mod hooks;
+mod state;
+
+use std::time::Duration;
+
+extern "C" fn init() {
+    let _g = state::enter_init();
+    match state::attach(Duration::from_secs(20)) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            eprintln!(
+                "dvs: this process is not registered in its DC ({e}); \
+                 it was probably started by a call dvs does not serve yet"
+            );
+            // SAFETY: leaving without running the program at all.
+            unsafe { libc::_exit(127) };
+        }
+    }
+    if let Some(p) = std::env::var_os("DVS_EXEC_PATH") {
+        let p = std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec();
+        let r = state::with_shim(|s| s.execed(&p)).unwrap_or(0);
+        if r < 0 {
+            eprintln!("dvs: PM did not accept the exec of this image ({})", -r);
+        }
+        std::env::remove_var("DVS_EXEC_PATH");
+    }
+    hooks::stdio::install();
+}
+
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = init;

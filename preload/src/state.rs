@@ -1,0 +1,165 @@
+//! Per-thread shim state, the re-entrancy guard, and what the preload does
+//! with each [`Action`] of the shim.
+
+use crate::gate;
+use shim::mem::Local;
+use shim::{Action, Shim};
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Whether this process is attached to a DC.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    static SHIM: RefCell<Option<Shim>> = const { RefCell::new(None) };
+    /// Set while the preload itself runs: libc calls made by the preload
+    /// (and by the libraries it uses) go straight to libc.
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Proof that the calling thread entered the preload (clears the busy flag
+/// when dropped).
+pub struct Guard(());
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        BUSY.with(|b| b.set(false));
+    }
+}
+
+/// Enters the preload for a hooked call. `None`: the process is not in a
+/// DC, or the preload itself is calling: use the real function.
+pub fn enter() -> Option<Guard> {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return None;
+    }
+    BUSY.with(|b| {
+        if b.get() {
+            None
+        } else {
+            b.set(true);
+            Some(Guard(()))
+        }
+    })
+}
+
+/// Marks the calling thread busy without requiring an attached process
+/// (initialisation).
+pub fn enter_init() -> Guard {
+    BUSY.with(|b| b.set(true));
+    Guard(())
+}
+
+/// Socket of the node daemon, from the environment dvs-exec sets.
+pub fn socket() -> Option<std::path::PathBuf> {
+    std::env::var_os("DVS_SOCKET")
+        .filter(|s| !s.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
+/// Attaches the calling (main) thread to its binding. Returns false if
+/// the process is not meant to be in a DC.
+pub fn attach(timeout: Duration) -> Result<bool, dvk::DvkError> {
+    let Some(sock) = socket() else {
+        return Ok(false);
+    };
+    let ipc = dvk::Dvk::connect(&sock)?.wait4bind_t(timeout)?;
+    SHIM.with(|s| *s.borrow_mut() = Some(Shim::new(ipc)));
+    ACTIVE.store(true, Ordering::Release);
+    Ok(true)
+}
+
+/// In a forked child: drops the parent's (inherited) shim and attaches to
+/// the child's own binding, which the parent is asking PM for.
+pub fn reattach_child() {
+    SHIM.with(|s| drop(s.borrow_mut().take()));
+    if let Err(e) = attach(Duration::from_secs(30)) {
+        eprintln!("dvs: forked child could not attach to its DC: {e}");
+        // SAFETY: terminating the child without running the parent's
+        // exit handlers.
+        unsafe { libc::_exit(127) };
+    }
+}
+
+/// Runs `f` with this thread's shim.
+pub fn with_shim<R>(f: impl FnOnce(&Shim) -> R) -> Option<R> {
+    SHIM.with(|s| s.borrow().as_ref().map(f))
+}
+
+/// Serves a system call through the shim of the calling thread.
+pub fn syscall(nr: i64, a: [u64; 6]) -> Action {
+    with_shim(|s| s.syscall(&Local, nr, a)).unwrap_or_else(|| {
+        report_once(
+            "threads",
+            "dvs: system calls from additional threads are not supported yet",
+        );
+        Action::Ret(-(libc::ENOSYS as i64))
+    })
+}
+
+/// Sets `errno`.
+pub fn set_errno(e: i32) {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() = e };
+}
+
+/// Converts a raw result (`-errno` on failure) into the libc convention.
+pub fn libc_ret(v: i64) -> i64 {
+    if v < 0 {
+        set_errno((-v) as i32);
+        -1
+    } else {
+        v
+    }
+}
+
+fn report_once(key: &str, msg: &str) {
+    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let mut g = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if g.get_or_insert_with(HashSet::new).insert(key.to_string()) {
+        eprintln!("{msg}");
+    }
+}
+
+/// Finishes a hooked call: applies the shim's action and returns the libc
+/// result. `native` runs the real libc function.
+pub fn finish(act: Action, native: impl FnOnce() -> i64) -> i64 {
+    match act {
+        Action::Ret(v) => libc_ret(v),
+        Action::Native => native(),
+        Action::SigPipe => {
+            gate::raise_in_thread(libc::SIGPIPE);
+            set_errno(libc::EPIPE);
+            -1
+        }
+        Action::Reap { ret, host_pid } => {
+            gate::reap(host_pid);
+            ret
+        }
+        Action::Unsupported(nr) => {
+            let name = shim::sysnames::name(nr);
+            let pid = with_shim(|s| s.getpid()).unwrap_or(0);
+            report_once(
+                &name,
+                &format!("dvs: unsupported syscall {name} in PID {pid}"),
+            );
+            set_errno(libc::ENOSYS);
+            -1
+        }
+        Action::Fork { .. } | Action::Exec => {
+            set_errno(libc::ENOSYS);
+            -1
+        }
+    }
+}
+
+/// A hooked call: serve `nr` through the shim, or run the real function.
+pub fn hooked(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
+    match enter() {
+        None => native(),
+        Some(_g) => finish(syscall(nr, a), native),
+    }
+}

@@ -1,0 +1,158 @@
+//! # shim — from a system call to MoL requests
+//!
+//! A pure library: given a decoded Linux x86-64 system call (number and
+//! six arguments) of a DC process, it sends the request to the server that
+//! owns the call (PM or FS) over M3-IPC and turns the reply into the
+//! system call's return value (or `-errno`). It is used in-process by the
+//! preload library ([`mem::Local`]) and on behalf of a process by a
+//! supervisor ([`mem::Remote`]).
+//!
+//! Some calls need the embedding to act in the process itself (a host
+//! `fork`, an `exec`, reaping a host child, raising `SIGPIPE`); those come
+//! back as an [`Action`] other than [`Action::Ret`].
+
+#![warn(missing_docs)]
+
+pub mod errno;
+mod files;
+pub mod mem;
+mod procs;
+pub mod sysnames;
+
+use dvk::{Endpoint, Ipc, Message};
+use mem::Mem;
+use mol_servers::abi::{self, Call};
+
+/// What the embedding must do with a system call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Return this value (a negative value is `-errno`).
+    Ret(i64),
+    /// Not redirected: let the host run it.
+    Native,
+    /// Fork on the host (`vfork`: the program asked for vfork), then call
+    /// [`Shim::forked`] in the parent.
+    Fork {
+        /// `vfork` semantics were requested.
+        vfork: bool,
+    },
+    /// `execve` of a DC path: the embedding runs it on the host (with the
+    /// dvs environment kept) and reports success with [`Shim::execed`].
+    Exec,
+    /// A write hit a pipe without readers: raise `SIGPIPE` in the calling
+    /// thread, then return `-EPIPE`.
+    SigPipe,
+    /// `wait*` collected child `ret`: return `ret` after reaping host task
+    /// `host_pid` (the host parent is the calling process).
+    Reap {
+        /// Value to return.
+        ret: i64,
+        /// Host pid of the child to reap.
+        host_pid: i32,
+    },
+    /// A redirected call that dvs does not implement yet: report it once
+    /// and fail with `ENOSYS`.
+    Unsupported(i64),
+}
+
+/// The shim of one thread of a DC process.
+pub struct Shim {
+    ipc: Ipc,
+    /// The process served, when calling on its behalf (supervisor);
+    /// `NONE` when the caller is the process itself.
+    behalf: Endpoint,
+    pid_cache: std::cell::Cell<i32>,
+}
+
+impl Shim {
+    /// A shim calling as `ipc` itself (in-process).
+    pub fn new(ipc: Ipc) -> Shim {
+        Shim {
+            ipc,
+            behalf: Endpoint::NONE,
+            pid_cache: std::cell::Cell::new(0),
+        }
+    }
+
+    /// A shim calling as privileged `ipc` on behalf of endpoint `ep`.
+    pub fn on_behalf(ipc: Ipc, ep: Endpoint) -> Shim {
+        Shim {
+            ipc,
+            behalf: ep,
+            pid_cache: std::cell::Cell::new(0),
+        }
+    }
+
+    /// The IPC handle the shim calls through.
+    pub fn ipc(&self) -> &Ipc {
+        &self.ipc
+    }
+
+    /// Sends a request and returns the reply (`Err(errno)` on IPC failure).
+    pub(crate) fn call(&self, to: Endpoint, call: Call, args: &[u64]) -> Result<Message, i32> {
+        let mut m = abi::request(call, args);
+        if self.behalf != Endpoint::NONE {
+            m.words_mut()[6] = self.behalf.0 as u32 as u64;
+        }
+        self.ipc.sendrec(to, &mut m).map_err(errno::of_ipc)?;
+        Ok(m)
+    }
+
+    /// Sends a request and returns its value.
+    pub(crate) fn value(&self, to: Endpoint, call: Call, args: &[u64]) -> Result<i64, i32> {
+        abi::result(&self.call(to, call, args)?)
+    }
+
+    /// Serves system call `nr` with arguments `a`.
+    pub fn syscall(&self, mem: &dyn Mem, nr: i64, a: [u64; 6]) -> Action {
+        if let Some(r) = self.file_call(mem, nr, a) {
+            return r;
+        }
+        if let Some(r) = self.proc_call(mem, nr, a) {
+            return r;
+        }
+        if sysnames::redirected_unsupported(nr) {
+            return Action::Unsupported(nr);
+        }
+        Action::Native
+    }
+
+    /// The parent's half of a host fork: registers child host task
+    /// `child_host_pid` with PM; returns the child's PID (or `-errno`).
+    pub fn forked(&self, child_host_pid: i32) -> i64 {
+        ret(self.value(abi::PM, Call::PmFork, &[child_host_pid as u64, 0]))
+    }
+
+    /// After a successful `exec` of `path` (the new image calls this): PM
+    /// records the command and FS closes the `O_CLOEXEC` descriptors.
+    pub fn execed(&self, path: &[u8]) -> i64 {
+        ret(self.value(
+            abi::PM,
+            Call::PmExec,
+            &[path.as_ptr() as u64, path.len() as u64],
+        ))
+    }
+
+    /// The host path of DC descriptor `fd` (for `mmap` and `fexecve`).
+    pub fn host_path(&self, fd: i32) -> Result<Vec<u8>, i32> {
+        let mut buf = vec![0u8; abi::PATH_MAX + 1];
+        let n = self.value(
+            abi::FS,
+            Call::FsHostPath,
+            &[fd as u64, buf.as_mut_ptr() as u64, buf.len() as u64],
+        )? as usize;
+        if n > buf.len() {
+            return Err(libc::ENAMETOOLONG);
+        }
+        buf.truncate(n);
+        Ok(buf)
+    }
+}
+
+/// Turns a result into a system call return value.
+pub fn ret(r: Result<i64, i32>) -> i64 {
+    match r {
+        Ok(v) => v,
+        Err(e) => -(e as i64),
+    }
+}

@@ -1,0 +1,120 @@
+//! The process family: calls served by PM.
+
+use crate::mem::Mem;
+use crate::{ret, Action, Shim};
+use mol_servers::abi::{self, Call, PM};
+
+impl Shim {
+    /// The caller's DC PID (asked once, then cached: it never changes).
+    pub fn getpid(&self) -> i64 {
+        let c = self.pid_cache.get();
+        if c > 0 {
+            return c as i64;
+        }
+        let r = ret(self.value(PM, Call::PmGetpid, &[]));
+        if r > 0 {
+            self.pid_cache.set(r as i32);
+        }
+        r
+    }
+
+    /// `wait4` through PM: returns `(pid, status, host pid)`.
+    fn wait(&self, pid: i64, options: u64) -> Result<(i64, i32, i32), i32> {
+        let m = self.call(PM, Call::PmWait4, &[pid as u64, options])?;
+        let r = abi::result(&m)?;
+        Ok((r, m.words()[1] as u32 as i32, m.words()[2] as i32))
+    }
+
+    fn wait4(&self, mem: &dyn Mem, a: [u64; 6]) -> Result<Action, i32> {
+        let options = a[2] & (libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED) as u64;
+        let (pid, status, host_pid) = self.wait(a[0] as i32 as i64, options)?;
+        if pid == 0 {
+            return Ok(Action::Ret(0));
+        }
+        if a[1] != 0 {
+            mem.write_val(a[1], &status)?;
+        }
+        if a[3] != 0 {
+            mem.write(a[3], &[0u8; std::mem::size_of::<libc::rusage>()])?;
+        }
+        Ok(Action::Reap { ret: pid, host_pid })
+    }
+
+    fn waitid(&self, mem: &dyn Mem, a: [u64; 6]) -> Result<Action, i32> {
+        let options = a[3] as i32;
+        if options & libc::WEXITED == 0 || options & libc::WNOWAIT != 0 {
+            // Waiting for stops/continues, or peeking, is not served yet.
+            return Err(libc::EINVAL);
+        }
+        let spec = match a[0] as u32 {
+            libc::P_PID => a[1] as i32 as i64,
+            libc::P_PGID => -(a[1] as i32 as i64),
+            libc::P_ALL => -1,
+            _ => return Err(libc::EINVAL),
+        };
+        let (pid, status, host_pid) = self.wait(spec, (options & libc::WNOHANG) as u64)?;
+        if a[2] != 0 {
+            let mut info = [0i32; 32];
+            if pid != 0 {
+                let sig = status & 0x7f;
+                info[0] = libc::SIGCHLD;
+                info[2] = if sig == 0 {
+                    libc::CLD_EXITED
+                } else if status & 0x80 != 0 {
+                    libc::CLD_DUMPED
+                } else {
+                    libc::CLD_KILLED
+                };
+                info[4] = pid as i32;
+                info[6] = if sig == 0 { (status >> 8) & 0xff } else { sig };
+            }
+            mem.write_val(a[2], &info)?;
+        }
+        if pid == 0 {
+            return Ok(Action::Ret(0));
+        }
+        Ok(Action::Reap { ret: 0, host_pid })
+    }
+
+    /// Serves the call if it belongs to the process family.
+    #[allow(non_upper_case_globals)]
+    pub(crate) fn proc_call(&self, mem: &dyn Mem, nr: i64, a: [u64; 6]) -> Option<Action> {
+        use libc::*;
+        use mol_servers::abi::PM;
+        let r = |x: Result<i64, i32>| Some(Action::Ret(ret(x)));
+        let act = |x: Result<Action, i32>| {
+            Some(match x {
+                Ok(a) => a,
+                Err(e) => Action::Ret(-(e as i64)),
+            })
+        };
+        match nr {
+            SYS_getpid => Some(Action::Ret(self.getpid())),
+            SYS_getppid => r(self.value(PM, Call::PmGetppid, &[])),
+            SYS_fork => Some(Action::Fork { vfork: false }),
+            SYS_vfork => Some(Action::Fork { vfork: true }),
+            SYS_clone => {
+                let flags = a[0] as i32;
+                if flags & CLONE_THREAD != 0 {
+                    Some(Action::Native)
+                } else if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
+                    Some(Action::Unsupported(nr))
+                } else {
+                    Some(Action::Fork {
+                        vfork: flags & CLONE_VFORK != 0,
+                    })
+                }
+            }
+            SYS_execve | SYS_execveat => Some(Action::Exec),
+            SYS_wait4 => act(self.wait4(mem, a)),
+            SYS_waitid => act(self.waitid(mem, a)),
+            SYS_kill => r(self.value(PM, Call::PmKill, &[a[0] as i32 as i64 as u64, a[1]])),
+            SYS_setpgid => r(self.value(PM, Call::PmSetpgid, &[a[0], a[1]])),
+            SYS_getpgid => r(self.value(PM, Call::PmGetpgid, &[a[0]])),
+            SYS_getpgrp => r(self.value(PM, Call::PmGetpgid, &[0])),
+            SYS_setsid => r(self.value(PM, Call::PmSetsid, &[])),
+            SYS_getsid => r(self.value(PM, Call::PmGetsid, &[a[0]])),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Names of system calls, and which redirected ones dvs does not serve yet.
+
+#![allow(non_upper_case_globals)]
+use libc::*;
+
+/// System calls that belong to a redirected family (they name DC
+/// descriptors, paths or processes) but that dvs does not implement yet.
+/// They fail with `ENOSYS` and a one-line report instead of reaching the
+/// host.
+const UNSUPPORTED: &[(i64, &str)] = &[
+    (SYS_sendfile, "sendfile"),
+    (SYS_copy_file_range, "copy_file_range"),
+    (SYS_splice, "splice"),
+    (SYS_tee, "tee"),
+    (SYS_vmsplice, "vmsplice"),
+    (SYS_fallocate, "fallocate"),
+    (SYS_flock, "flock"),
+    (SYS_fadvise64, "fadvise64"),
+    (SYS_readahead, "readahead"),
+    (SYS_sync_file_range, "sync_file_range"),
+    (SYS_fstatfs, "fstatfs"),
+    (SYS_statfs, "statfs"),
+    (SYS_mknod, "mknod"),
+    (SYS_mknodat, "mknodat"),
+    (SYS_preadv2, "preadv2"),
+    (SYS_pwritev2, "pwritev2"),
+    (SYS_epoll_create, "epoll_create"),
+    (SYS_epoll_create1, "epoll_create1"),
+    (SYS_epoll_ctl, "epoll_ctl"),
+    (SYS_epoll_wait, "epoll_wait"),
+    (SYS_epoll_pwait, "epoll_pwait"),
+    (SYS_eventfd, "eventfd"),
+    (SYS_eventfd2, "eventfd2"),
+    (SYS_timerfd_create, "timerfd_create"),
+    (SYS_signalfd, "signalfd"),
+    (SYS_signalfd4, "signalfd4"),
+    (SYS_inotify_init, "inotify_init"),
+    (SYS_inotify_init1, "inotify_init1"),
+    (SYS_memfd_create, "memfd_create"),
+    (SYS_socket, "socket"),
+    (SYS_socketpair, "socketpair"),
+    (SYS_clone3, "clone3"),
+    (SYS_chroot, "chroot"),
+    (SYS_getxattr, "getxattr"),
+    (SYS_lgetxattr, "lgetxattr"),
+    (SYS_fgetxattr, "fgetxattr"),
+    (SYS_listxattr, "listxattr"),
+    (SYS_llistxattr, "llistxattr"),
+    (SYS_flistxattr, "flistxattr"),
+];
+
+/// Whether `nr` is redirected but not served.
+pub fn redirected_unsupported(nr: i64) -> bool {
+    UNSUPPORTED.iter().any(|&(n, _)| n == nr)
+}
+
+/// The name of a system call (best effort, for messages).
+pub fn name(nr: i64) -> String {
+    UNSUPPORTED
+        .iter()
+        .find(|&&(n, _)| n == nr)
+        .map(|&(_, s)| s.to_string())
+        .unwrap_or_else(|| format!("syscall_{nr}"))
+}
