@@ -1,0 +1,270 @@
+//! One run: a DC with its servers, the program in it, the wait, teardown.
+
+use crate::node::Node;
+use crate::resolve;
+use anyhow::{bail, Context, Result};
+use dvk::{DcParams, Dvk, Endpoint, Ipc};
+use mol_servers::abi::{self, Call};
+use mol_servers::fs::ConsoleFds;
+use mol_servers::mol::{self, MolConfig};
+use nix::sys::signal::{SigSet, Signal};
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The launcher's endpoint (a system process: privileged).
+const LAUNCHER: Endpoint = Endpoint(5);
+/// The signal forwarder's endpoint.
+const SIGNALS: Endpoint = Endpoint(6);
+/// Signals the terminal (or a supervisor) sends that go to the DC.
+const FORWARDED: [Signal; 5] = [
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGTSTP,
+];
+
+fn call(ipc: &Ipc, to: Endpoint, c: Call, args: &[u64]) -> Result<dvk::Message> {
+    let mut m = abi::request(c, args);
+    ipc.sendrec(to, &mut m)
+        .with_context(|| format!("{} failed", c.name()))?;
+    Ok(m)
+}
+
+fn value(ipc: &Ipc, to: Endpoint, c: Call, args: &[u64]) -> Result<i64> {
+    let m = call(ipc, to, c, args)?;
+    abi::result(&m).map_err(|e| anyhow::anyhow!("{}: {}", c.name(), std::io::Error::from_raw_os_error(e)))
+}
+
+/// Picks a free DC id and creates the DC.
+fn create_dc(dvk: &Dvk, name: &str) -> Result<i32> {
+    let info = dvk.getdvsinfo().context("the node daemon is not initialised")?;
+    if dvk.dc_lookup(name).is_ok() {
+        bail!("a DC named {name:?} already exists; dvs-exec runs each program in a DC of its own");
+    }
+    for id in 0..info.params.nr_dcs {
+        if dvk.getdcinfo(id).is_ok() {
+            continue;
+        }
+        let mut p = DcParams::new(id, name, &info.params);
+        p.nodes = 1 << info.node;
+        p.warn2proc = abi::PM;
+        match dvk.dc_init(&p) {
+            Ok(_) => return Ok(id),
+            Err(dvk::DvkError::DcExist) => continue,
+            Err(e) => return Err(e).context("cannot create the DC"),
+        }
+    }
+    bail!("no free DC id on this node (all {} in use)", info.params.nr_dcs)
+}
+
+fn dup_console() -> Result<ConsoleFds> {
+    let d = |fd: i32| -> Result<OwnedFd> {
+        let f = nix::unistd::dup(unsafe_borrow(fd)).with_context(|| format!("cannot use descriptor {fd}"))?;
+        nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
+        Ok(f)
+    };
+    Ok(ConsoleFds {
+        input: d(0)?,
+        output: d(1)?,
+        error: d(2)?,
+    })
+}
+
+fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: descriptors 0, 1, 2 stay open for the whole run.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// Host fork of the program: the child waits on `go` until the DC knows
+/// it, then execs. Only async-signal-safe calls run in the child.
+fn spawn(prog: &CString, argv: &[CString], envp: &[CString], go: &OwnedFd) -> Result<i32> {
+    let mut av: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    av.push(std::ptr::null());
+    let mut ev: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    ev.push(std::ptr::null());
+    let go = go.as_raw_fd();
+    // SAFETY: the child only calls async-signal-safe functions (sigprocmask,
+    // setsid, read, execve, _exit) on data prepared before the fork.
+    match unsafe { libc::fork() } {
+        -1 => bail!("fork: {}", std::io::Error::last_os_error()),
+        0 => unsafe {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            libc::setsid();
+            let mut b = 0u8;
+            if libc::read(go, &mut b as *mut u8 as *mut libc::c_void, 1) != 1 {
+                libc::_exit(125);
+            }
+            libc::execve(prog.as_ptr(), av.as_ptr(), ev.as_ptr());
+            let e = *libc::__errno_location();
+            libc::_exit(if e == libc::ENOENT { 127 } else { 126 });
+        },
+        pid => Ok(pid),
+    }
+}
+
+/// Runs `command` in a fresh DC; returns the exit status for the shell.
+pub fn run(
+    command: &[OsString],
+    dc_name: Option<String>,
+    root: Option<PathBuf>,
+    socket: Option<PathBuf>,
+) -> Result<i32> {
+    let root = match root {
+        Some(r) => r.canonicalize().with_context(|| format!("--root {}", r.display()))?,
+        None => PathBuf::from("/"),
+    };
+    let prog = resolve::program(&command[0], &root)?;
+    let preload = resolve::preload()?;
+    // Signals for the DC are handled by a forwarding thread: block them
+    // before any thread starts, so every thread inherits the mask.
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(s);
+    }
+    set.thread_block().context("cannot block signals")?;
+
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let node = Node::get(socket)?;
+    let dvk = Dvk::connect(&node.socket).context("cannot reach the node daemon")?;
+    let name = dc_name.unwrap_or_else(|| format!("exec-{}", std::process::id()));
+    let dcid = create_dc(&dvk, &name)?;
+    let result = run_in_dc(&node, &dvk, dcid, &root, &prog, command, &preload, set);
+    let _ = dvk.dc_end(dcid);
+    drop(node);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_in_dc(
+    node: &Node,
+    dvk: &Dvk,
+    dcid: i32,
+    root: &std::path::Path,
+    prog: &std::path::Path,
+    command: &[OsString],
+    preload: &std::path::Path,
+    signals: SigSet,
+) -> Result<i32> {
+    let info = dvk.getdvsinfo()?;
+    mol::start(
+        &node.socket,
+        dcid,
+        MolConfig {
+            node: info.node,
+            root: root.to_path_buf(),
+            console: Some(dup_console()?),
+        },
+    )
+    .context("cannot start the MoL servers")?;
+    let me = Dvk::connect(&node.socket)?.tbind(dcid, LAUNCHER).context("cannot bind the launcher")?;
+    start_signal_forwarder(&node.socket, dcid, signals)?;
+
+    let cstr = |b: &[u8]| CString::new(b).context("arguments must not contain NUL bytes");
+    let prog_c = cstr(prog.as_os_str().as_bytes())?;
+    let argv: Vec<CString> = command.iter().map(|a| cstr(a.as_bytes())).collect::<Result<_>>()?;
+    let mut envp: Vec<CString> = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        if k == "LD_PRELOAD" || k == "DVS_SOCKET" || k == "DVS_EXEC_PATH" {
+            continue;
+        }
+        let mut e = k.as_bytes().to_vec();
+        e.push(b'=');
+        e.extend_from_slice(v.as_bytes());
+        envp.push(cstr(&e)?);
+    }
+    envp.push(cstr(&[b"LD_PRELOAD=".as_slice(), preload.as_os_str().as_bytes()].concat())?);
+    envp.push(cstr(&[b"DVS_SOCKET=".as_slice(), node.socket.as_os_str().as_bytes()].concat())?);
+
+    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let host_pid = spawn(&prog_c, &argv, &envp, &go_r)?;
+    drop(go_r);
+    let start = (|| -> Result<i32> {
+        let m = call(&me, abi::PM, Call::PmSpawn, &[host_pid as u64, abi::INIT_PID as u64])?;
+        let pid = abi::result(&m)
+            .map_err(|e| anyhow::anyhow!("PM refused the program: {}", std::io::Error::from_raw_os_error(e)))?
+            as i32;
+        let ep = m.words()[1];
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let cwd = if root == std::path::Path::new("/") {
+            cwd
+        } else {
+            PathBuf::from("/")
+        };
+        let cwd = cwd.as_os_str().as_bytes();
+        value(&me, abi::FS, Call::FsNewProc, &[ep, 1, cwd.as_ptr() as u64, cwd.len() as u64])?;
+        Ok(pid)
+    })();
+    let pid = match start {
+        Ok(p) => p,
+        Err(e) => {
+            // SAFETY: killing our own child that never ran the program.
+            unsafe { libc::kill(host_pid, libc::SIGKILL) };
+            return Err(e);
+        }
+    };
+    nix::unistd::write(&go_w, &[1]).context("cannot start the program")?;
+    drop(go_w);
+
+    let status = value(&me, abi::PM, Call::PmWaitExit, &[pid as u64])? as i32;
+    teardown(&me);
+    Ok(if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        libc::WEXITSTATUS(status)
+    })
+}
+
+/// Ends what is left of the DC (background processes) before the DC goes.
+fn teardown(me: &Ipc) {
+    let _ = value(me, abi::PM, Call::PmKill, &[-1i64 as u64, libc::SIGKILL as u64]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = vec![0u8; 1 << 16];
+    while Instant::now() < deadline {
+        let n = value(me, abi::PM, Call::PmPs, &[buf.as_mut_ptr() as u64, buf.len() as u64]);
+        let rows: Vec<serde_json::Value> = match n {
+            Ok(n) if (n as usize) <= buf.len() => serde_json::from_slice(&buf[..n as usize]).unwrap_or_default(),
+            _ => break,
+        };
+        if rows.len() <= 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A thread that turns the signals dvs-exec receives into signals to the
+/// DC's foreground process group.
+fn start_signal_forwarder(socket: &std::path::Path, dcid: i32, set: SigSet) -> Result<()> {
+    let ipc = Dvk::connect(socket)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let socket = socket.to_path_buf();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let ipc = match Dvk::connect(&socket).and_then(|k| k.tbind(dcid, SIGNALS)) {
+                Ok(i) => {
+                    let _ = tx.send(Ok(()));
+                    i
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            while let Ok(sig) = set.wait() {
+                let _ = value(&ipc, abi::PM, Call::PmSignalFg, &[sig as i32 as u64]);
+            }
+        })?;
+    drop(ipc);
+    rx.recv()
+        .context("signal thread died")?
+        .context("cannot bind the signal forwarder")?;
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! `dvs-exec`: runs an unmodified program inside a Distributed Container.
+//!
+//! ```text
+//! dvs-exec [--dc NAME] [--root DIR] [--socket PATH] [--] PROG ARGS...
+//! ```
+//!
+//! If no node daemon is running, an embedded single-node DVS is started
+//! for the duration of the run. A fresh DC is created with its MoL servers
+//! (SYSTASK, PM, FS, with the terminal as console); the program runs in it
+//! with the dvs preload library, and every descendant stays in it. The
+//! exit status is the program's: its exit code, or 128+N if it was killed
+//! by signal N; 127 if it is not found, 126 if it cannot be executed.
+
+mod launch;
+mod node;
+mod resolve;
+
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Run a program inside a Distributed Container.
+#[derive(Parser, Debug)]
+#[command(
+    name = "dvs-exec",
+    version,
+    about = "Run an unmodified program inside a dvs Distributed Container",
+    long_about = "Runs PROG with its arguments inside a fresh Distributed Container (DC). \
+                  Its process and file system calls, and those of all its descendants, are \
+                  served by the DC's MoL servers (PM, FS) instead of the host kernel; PIDs are \
+                  DC-global (the program is PID 2, its parent is the DC's init, PID 1). \
+                  Output goes to this terminal; Ctrl-C interrupts the DC's foreground \
+                  process group.\n\n\
+                  If no node daemon is running, an embedded single-node DVS is started for \
+                  the duration of the run.\n\n\
+                  Exit status: the program's exit code; 128+N if it was killed by signal N; \
+                  127 if PROG is not found; 126 if it is not executable; 125 if dvs itself failed.",
+    trailing_var_arg = true
+)]
+struct Args {
+    /// Name of the DC to create (default `exec-<pid>`).
+    #[arg(long, value_name = "NAME")]
+    dc: Option<String>,
+    /// Host directory that is the DC's root file system (default `/`).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Control socket of the node daemon (default: $DVS_SOCKET, else
+    /// /run/dvs/dvkd.sock if a daemon is running there, else an embedded one).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// The program and its arguments.
+    #[arg(required = true, value_name = "PROG ARGS")]
+    command: Vec<std::ffi::OsString>,
+}
+
+/// Exit status when dvs itself fails.
+const DVS_FAILED: i32 = 125;
+
+fn main() {
+    let args = Args::parse();
+    let code = match launch::run(&args.command, args.dc, args.root, args.socket) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dvs-exec: {e:#}");
+            e.downcast_ref::<resolve::NotRunnable>()
+                .map_or(DVS_FAILED, |n| n.code())
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,77 @@
+//! The node daemon dvs-exec talks to: a running one, or an embedded one
+//! that lives as long as this run.
+
+use anyhow::{bail, Context, Result};
+use dvk::{Dvk, DvsParams};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+/// A connection target, possibly with an embedded daemon behind it.
+pub struct Node {
+    /// Control socket.
+    pub socket: PathBuf,
+    embedded: Option<(Box<dyn Fn() + Send + Sync>, JoinHandle<()>)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Node {
+    /// Uses the daemon at `socket` (or `$DVS_SOCKET`), which must be
+    /// running; with neither, the default daemon if one runs, else an
+    /// embedded one.
+    pub fn get(socket: Option<PathBuf>) -> Result<Node> {
+        let explicit = socket.or_else(|| {
+            std::env::var_os("DVS_SOCKET")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        });
+        if let Some(s) = explicit {
+            if Dvk::connect(&s).is_err() {
+                bail!("no node daemon is running on {} (start one with `dvs node start`)", s.display());
+            }
+            return Ok(Node { socket: s, embedded: None, _dir: None });
+        }
+        let default = PathBuf::from(dvk::DEFAULT_SOCKET);
+        if Dvk::connect(&default).is_ok() {
+            return Ok(Node { socket: default, embedded: None, _dir: None });
+        }
+        Self::embedded()
+    }
+
+    fn embedded() -> Result<Node> {
+        let run = Path::new("/run/dvs");
+        let (socket, dir) = match std::fs::create_dir_all(run) {
+            Ok(()) => (run.join(format!("exec-{}.sock", std::process::id())), None),
+            Err(_) => {
+                let d = tempfile::tempdir().context("cannot create a directory for the embedded node")?;
+                (d.path().join("dvkd.sock"), Some(d))
+            }
+        };
+        let cfg = dvk::daemon::Config {
+            socket: socket.clone(),
+            init: Some((0, DvsParams::default())),
+        };
+        let daemon = dvk::daemon::Daemon::bind(&cfg).context("cannot start the embedded node daemon")?;
+        let stop = Box::new(daemon.stopper());
+        let thread = std::thread::Builder::new()
+            .name("dvkd".into())
+            .spawn(move || {
+                if let Err(e) = daemon.run() {
+                    eprintln!("dvs-exec: embedded node daemon: {e:#}");
+                }
+            })?;
+        Ok(Node {
+            socket,
+            embedded: Some((stop, thread)),
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.embedded.take() {
+            stop();
+            let _ = thread.join();
+        }
+    }
+}
