@@ -9,7 +9,10 @@
 mod client;
 mod daemonize;
 mod dc;
+mod kill;
 mod node;
+mod probe;
+mod ps;
 mod signals;
 mod status;
 mod table;
@@ -61,6 +64,37 @@ enum Command {
     /// Show the DVS, nodes, proxies and DCs of this node.
     #[command(long_about = STATUS_ABOUT)]
     Status(StatusArgs),
+    /// List the processes of the DCs on this node, with their DC PIDs.
+    ///
+    /// Columns: PID, PPID, PGID (DC-global ids), STAT (host state letter, Z
+    /// for zombies), NODE, ENDPOINT, TIME (CPU time), CMD. PID 1 is the
+    /// DC's init (answered by PM). Without --socket, a running default
+    /// node daemon is used, else every daemon under /run/dvs (dvs-exec runs
+    /// an embedded one per run there).
+    Ps(PsArgs),
+    /// Send a signal to DC processes, like kill(1): dvs kill [-s SIG|-SIG]
+    /// [--dc NAME] PID|-PGID... (use `--` before negative process groups).
+    ///
+    /// PIDs are DC PIDs as `dvs ps` shows them. The default signal is TERM.
+    #[command(disable_help_flag = false)]
+    Kill(KillCliArgs),
+}
+
+#[derive(Args, Debug)]
+struct PsArgs {
+    /// Only this DC (name or id).
+    #[arg(long, value_name = "NAME|ID")]
+    dc: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct KillCliArgs {
+    /// [-s SIG|-SIG] [--dc NAME] PID|-PGID...
+    #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 1.., value_name = "ARGS")]
+    args: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -183,10 +217,14 @@ pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let explicit = cli.socket.is_some()
+        || std::env::var_os("DVS_SOCKET").is_some_and(|s| !s.is_empty());
     let socket = client::socket_path(cli.socket);
     match cli.command {
         Command::Node(NodeCommand::Start(a)) => node::start(&socket, a.node, a.foreground),
         Command::Node(NodeCommand::Stop) => node::stop(&socket),
+        Command::Ps(a) => ps::ps(&socket, explicit, a.dc.as_deref(), a.json),
+        Command::Kill(a) => kill::kill(&socket, explicit, &a.args),
         Command::Dc(DcCommand::Init(a)) => dc::init(
             &socket,
             &dc::InitRequest {

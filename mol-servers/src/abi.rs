@@ -95,6 +95,9 @@ calls! {
     PmSignalFg = 0x10e,
     /// Returns the foreground process group.
     PmGetFg = 0x10f,
+    /// `[host_tid]`: a new thread of the caller's process needs its own
+    /// endpoint (it shares the process's PID and descriptor table).
+    PmThread = 0x110,
 
     // ------------------------------------------------------- SYSTASK
     /// From PM: `[host_tid, ep]` binds a local task to `ep` (a thread id

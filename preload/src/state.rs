@@ -84,6 +84,17 @@ pub fn reattach_child() {
     }
 }
 
+/// In a new thread that PM gave an endpoint: attach to it.
+pub fn attach_thread() {
+    let r = socket()
+        .ok_or(dvk::DvkError::NoDaemon)
+        .and_then(|sock| dvk::Dvk::connect(&sock)?.wait4bind_t(Duration::from_secs(30)));
+    match r {
+        Ok(ipc) => SHIM.with(|s| *s.borrow_mut() = Some(Shim::new(ipc))),
+        Err(e) => eprintln!("dvs: a new thread could not attach to its endpoint: {e}"),
+    }
+}
+
 /// Runs `f` with this thread's shim.
 pub fn with_shim<R>(f: impl FnOnce(&Shim) -> R) -> Option<R> {
     SHIM.with(|s| s.borrow().as_ref().map(f))

@@ -123,6 +123,12 @@ impl Shim {
         ret(self.value(abi::PM, Call::PmFork, &[child_host_pid as u64, 0]))
     }
 
+    /// Asks PM for an endpoint for new thread `tid` of this process
+    /// (bound to it by SYSTASK); returns the endpoint or `-errno`.
+    pub fn thread(&self, tid: i32) -> i64 {
+        ret(self.value(abi::PM, Call::PmThread, &[tid as u64]))
+    }
+
     /// After a successful `exec` of `path` (the new image calls this): PM
     /// records the command and FS closes the `O_CLOEXEC` descriptors.
     pub fn execed(&self, path: &[u8]) -> i64 {

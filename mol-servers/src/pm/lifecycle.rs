@@ -12,6 +12,7 @@ pub(super) const CALLS: &[(Call, Handler<Pm>)] = &[
     (Call::PmSpawn, Pm::spawn),
     (Call::PmFork, Pm::fork),
     (Call::PmExec, Pm::exec),
+    (Call::PmThread, Pm::thread),
 ];
 
 /// Command name of a host task, for the process table.
@@ -122,6 +123,46 @@ impl Pm {
             abi::result(&m).map(|_| ())
         });
         Outcome::from(r.map(|pid| pid as i64))
+    }
+
+    /// `PmThread [host_tid]`: an endpoint for a new thread of the caller's
+    /// process. It shares the process's PID and descriptor table; it ends
+    /// with its thread.
+    fn thread(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
+        let Ok(pid) = self.caller_pid(req.caller) else {
+            return Outcome::err(libc::ESRCH);
+        };
+        let tid = req.i32(0);
+        let r = (|| {
+            let (_, ep) = self.table.allocate()?;
+            let undo = |pm: &mut Pm, e: i32| {
+                pm.table.release_slot(ep);
+                e
+            };
+            let m = ctx
+                .call(abi::FS, Call::FsForkProc, &[req.caller.0 as u64, ep.0 as u64, 1])
+                .map_err(|e| undo(self, e))?;
+            abi::result(&m).map_err(|e| undo(self, e))?;
+            let node = self.node;
+            let m = ctx
+                .call(abi::systask(node), Call::SysBind, &[tid as u64, ep.0 as u64])
+                .map_err(|e| undo(self, e))?;
+            if let Err(e) = abi::result(&m) {
+                let _ = ctx.call(abi::FS, Call::FsExitProc, &[ep.0 as u64]);
+                return Err(undo(self, e));
+            }
+            self.table.map_thread(ep, pid);
+            self.threads.insert(ep);
+            Ok(ep.0 as i64)
+        })();
+        Outcome::from(r)
+    }
+
+    /// A thread's endpoint ended with its thread.
+    pub(crate) fn thread_ended(&mut self, ctx: &Ctx, ep: Endpoint) {
+        let _ = ctx.call(abi::FS, Call::FsExitProc, &[ep.0 as u64]);
+        self.table.unmap_ep(ep);
+        self.table.release_slot(ep);
     }
 
     /// `PmExec [path, len]`: the caller exec'd; FS closes its `O_CLOEXEC`

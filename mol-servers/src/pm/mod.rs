@@ -45,6 +45,8 @@ pub struct Pm {
     pub(crate) init_reaped: HashMap<i32, i32>,
     /// Foreground process group of the console.
     pub(crate) fg_pgrp: i32,
+    /// Endpoints of the additional threads of processes.
+    pub(crate) threads: std::collections::HashSet<Endpoint>,
 }
 
 impl Service for Pm {
@@ -62,7 +64,11 @@ impl Service for Pm {
 
     fn notified(&mut self, ctx: &Ctx, from: Endpoint, kind: NotifyKind) {
         if kind == NotifyKind::Exit {
-            self.process_ended(ctx, from);
+            if self.threads.remove(&from) {
+                self.thread_ended(ctx, from);
+            } else {
+                self.process_ended(ctx, from);
+            }
         }
     }
 }
@@ -95,6 +101,7 @@ pub fn start(socket: &Path, dcid: i32, node: i32) -> std::io::Result<std::thread
                             exit_waiters: Vec::new(),
                             init_reaped: HashMap::new(),
                             fg_pgrp: 0,
+                            threads: Default::default(),
                         },
                     );
                 }

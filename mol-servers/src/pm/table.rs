@@ -143,6 +143,11 @@ impl Table {
         self.by_ep.get(&ep).copied()
     }
 
+    /// Makes `ep` (a thread's endpoint) act as process `pid`.
+    pub fn map_thread(&mut self, ep: Endpoint, pid: i32) {
+        self.by_ep.insert(ep, pid);
+    }
+
     /// Forgets the endpoint of a process that ended (its slot is reusable).
     pub fn unmap_ep(&mut self, ep: Endpoint) {
         self.by_ep.remove(&ep);

@@ -4,6 +4,7 @@ pub mod dirs;
 pub mod files;
 pub mod procs;
 pub mod stdio;
+pub mod threads;
 pub mod unsupported;
 
 /// Pads an argument list to the six system call registers.

@@ -1,0 +1,92 @@
+//! Threads: each thread of a DC program gets its own endpoint, so that
+//! threads never share an IPC handle or take a lock on the system-call
+//! path. `pthread_create` starts the thread on a trampoline that reports
+//! its host tid; the creating thread asks PM for an endpoint for it (PM
+//! has SYSTASK bind that tid), then lets it attach and run.
+
+use crate::state::{self, enter, with_shim};
+use libc::{c_int, c_void, pthread_attr_t, pthread_t};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+type Start = extern "C" fn(*mut c_void) -> *mut c_void;
+
+struct Trampoline {
+    start: Start,
+    arg: *mut c_void,
+    tid: AtomicI32,
+    go: AtomicU32,
+}
+
+fn futex_wait_while(word: &AtomicU32, v: u32) {
+    while word.load(Ordering::Acquire) == v {
+        // SAFETY: a private futex wait on a word we own for the duration.
+        unsafe {
+            libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT_PRIVATE, v, 0usize);
+        }
+    }
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: waking waiters of a valid word.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE_PRIVATE, i32::MAX);
+    }
+}
+
+extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
+    // SAFETY: `p` is the Trampoline boxed by the creator, alive until this
+    // thread frees it below; the creator stops touching it after `go`.
+    let t = unsafe { &*(p as *const Trampoline) };
+    let (start, arg) = (t.start, t.arg);
+    // SAFETY: gettid has no arguments.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    t.tid.store(tid, Ordering::Release);
+    // The creator waits on `tid` through the `go` word's neighbour: wake it.
+    futex_wake(&t.go);
+    futex_wait_while(&t.go, 0);
+    let bound = t.go.load(Ordering::Acquire) == 1;
+    // SAFETY: reclaiming the box; the creator no longer uses it.
+    drop(unsafe { Box::from_raw(p as *mut Trampoline) });
+    if bound {
+        let _g = state::enter_init();
+        state::attach_thread();
+    }
+    start(arg)
+}
+
+redhook::hook! {
+    unsafe fn pthread_create(thread: *mut pthread_t, attr: *const pthread_attr_t, start: Start, arg: *mut c_void) -> c_int => hk_pthread_create {
+        let Some(g) = enter() else {
+            // SAFETY: the real libc function with the caller's arguments.
+            return unsafe { redhook::real!(pthread_create)(thread, attr, start, arg) };
+        };
+        let t = Box::into_raw(Box::new(Trampoline {
+            start,
+            arg,
+            tid: AtomicI32::new(0),
+            go: AtomicU32::new(0),
+        }));
+        // SAFETY: the real pthread_create with our trampoline and its box.
+        let r = unsafe { redhook::real!(pthread_create)(thread, attr, trampoline, t as *mut c_void) };
+        if r != 0 {
+            // SAFETY: the thread was not created: the box is still ours.
+            drop(unsafe { Box::from_raw(t) });
+            return r;
+        }
+        // SAFETY: the box lives until the new thread sees `go`.
+        let tr = unsafe { &*t };
+        while tr.tid.load(Ordering::Acquire) == 0 {
+            futex_wait_while(&tr.go, 0);
+            if tr.tid.load(Ordering::Acquire) == 0 {
+                std::thread::yield_now();
+            }
+        }
+        let tid = tr.tid.load(Ordering::Acquire);
+        let ep = with_shim(|s| s.thread(tid)).unwrap_or(-(libc::ENOSYS as i64));
+        // 1: attach to the new endpoint; 2: run without one.
+        tr.go.store(if ep >= 0 { 1 } else { 2 }, Ordering::Release);
+        futex_wake(&tr.go);
+        drop(g);
+        0
+    }
+}
