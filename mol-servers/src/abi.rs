@@ -150,7 +150,8 @@ calls! {
     FsFchownat = 0x210,
     /// `[mask]`: returns the previous mask.
     FsUmask = 0x211,
-    /// `[dirfd, path, len, times (2 timespecs) or 0, flags]`.
+    /// `[dirfd, path, len, times (2 timespecs) or 0, flags]`. An empty
+    /// path means `dirfd` itself (`futimens`, i.e. `utimensat(fd, NULL, ..)`).
     FsUtimensat = 0x212,
     /// `[dirfd, path, len, mode]`.
     FsMkdirat = 0x213,
@@ -183,21 +184,38 @@ calls! {
     /// `[fds (struct pollfd array), nfds, timeout_ms or -1]`: returns the
     /// number of ready descriptors; the `revents` are written back.
     FsPoll = 0x221,
-    /// `[fd, request, arg]`.
+    /// `[fd, request, arg]`: `TCGETS`, `TCSETS[WF]`, `TIOCGWINSZ`,
+    /// `TIOCSWINSZ`, `FIONREAD`, `FIONBIO`, `FIOCLEX`, `FIONCLEX`;
+    /// `TIOCGPGRP`/`TIOCSPGRP` only check that `fd` is a terminal (the
+    /// foreground group is PM's: `PmGetFg`/`PmSetFg`). `ENOTTY` otherwise.
     FsIoctl = 0x222,
-    /// `[fd]`: the host path the descriptor refers to (for `mmap` of a DC
-    /// file and for `exec` of a descriptor); `[fd, buf, len]` returns its length.
+    /// `[fd, buf, len]`: the host path the descriptor refers to (for
+    /// `mmap` of a DC file and for `exec` of a descriptor), without NUL;
+    /// returns its full length (only the first `len` bytes are written:
+    /// call again with a larger buffer if it did not fit). `EINVAL` for
+    /// descriptors without a host file (pipes).
     FsHostPath = 0x223,
+    /// `[dirfd, path, len, buf, bufsize, flags]`: the host path of a DC
+    /// path (resolved in the DC root, following a final symlink unless
+    /// `AT_SYMLINK_NOFOLLOW`), as [`Call::FsHostPath`].
+    FsHostPathAt = 0x224,
     /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
-    /// the parent's descriptors and cwd (`share` = 1: the same table).
+    /// the parent's descriptors, cwd and umask (`share` = 1: the same
+    /// table, cwd and umask, as threads share them).
     FsForkProc = 0x280,
     /// From PM: `[ep]` the process exec'd: close its `O_CLOEXEC` descriptors.
     FsExecProc = 0x281,
     /// From PM: `[ep]` the process ended: close all its descriptors.
     FsExitProc = 0x282,
-    /// From dvs-exec: `[ep, console]` the process starts with descriptors
-    /// 0, 1, 2 on the console (`console` = 1) or with none.
+    /// From dvs-exec: `[ep, console, cwd, cwdlen]` the process starts with
+    /// descriptors 0, 1, 2 on the console (`console` = 1) or with none, in
+    /// the working directory `cwd` (an absolute DC path; empty: `/`), with
+    /// umask 022.
     FsNewProc = 0x283,
+    /// From PM (or SYSTASK): `[ep]` a signal interrupts the deferred FS call
+    /// of `ep`, if any: it returns `EINTR` now (a write that already moved
+    /// bytes returns their count). Returns how many calls were ended.
+    FsCancel = 0x284,
 }
 
 /// Builds a request.

@@ -1,1 +1,413 @@
-//! FS: the file-system server (endpoint 1). Being written.
+//! FS: the file-system server of MoL (endpoint [`abi::FS`]).
+//!
+//! FS owns the descriptor table of every DC process, keyed by the
+//! caller's endpoint: files and directories (real host files inside the
+//! DC root, opened by FS, which keeps the host descriptor in the open file
+//! description), FS-internal pipes, and the console (dups of dvs-exec's
+//! stdio). Data moves between FS and the caller with `vcopy` while the
+//! caller waits in `sendrec`.
+//!
+//! Nothing a client does can block FS: an operation that would block (a
+//! read of an empty pipe, a write to a full one, console I/O that is not
+//! ready, `poll` with nothing ready, `F_SETLKW` on a held lock) becomes a
+//! *deferred* operation ([`Waiter`]): FS replies later with
+//! [`Ctx::reply`]. Deferred operations are retried in arrival order
+//! whenever a pipe changes or a descriptor is closed, and when the watcher
+//! thread ([`watch`], endpoint [`abi::FS_WATCH`]) notifies FS that a host
+//! descriptor FS waits on is ready or a deadline has passed.
+//!
+//! Modules, one syscall family each: [`proc`](self) (process life cycle),
+//! `table` (descriptor tables), `path` (confined resolution), `open`,
+//! `io`, `meta`, `names`, `fds`, `pipe`, `poll`, `console` (and ioctl),
+//! `watch` (the watcher) and `sys` (the host system calls).
+
+mod console;
+mod fds;
+mod io;
+mod meta;
+mod names;
+mod open;
+mod path;
+mod pipe;
+mod poll;
+mod proc;
+mod sys;
+mod table;
+mod watch;
+
+use crate::abi::{self, Call};
+use crate::server::{self, Ctx, Handler, Service};
+use dvk::{Dvk, Endpoint, Message, NotifyKind};
+use io::{Attempt, Iov};
+use path::Root;
+use proc::Proc;
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Instant;
+use table::{Kind, Ofd};
+use watch::{Interest, WatchShared};
+
+/// The console of a DC run: dups of dvs-exec's descriptors 0, 1 and 2.
+pub struct ConsoleFds {
+    /// Standard input.
+    pub input: OwnedFd,
+    /// Standard output.
+    pub output: OwnedFd,
+    /// Standard error.
+    pub error: OwnedFd,
+}
+
+/// How FS starts.
+pub struct FsConfig {
+    /// The host directory that is the DC's `/`.
+    pub root: PathBuf,
+    /// The console, if processes get one (`FsNewProc` with `console` = 1).
+    pub console: Option<ConsoleFds>,
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        FsConfig {
+            root: PathBuf::from("/"),
+            console: None,
+        }
+    }
+}
+
+/// The console descriptors, shared with the watcher while waited on.
+struct Console {
+    input: Arc<OwnedFd>,
+    output: Arc<OwnedFd>,
+    error: Arc<OwnedFd>,
+}
+
+/// A deferred call: the caller is still blocked in `sendrec`.
+pub(crate) struct Waiter {
+    /// Where the reply goes (and whose memory the pointers are in).
+    sender: Endpoint,
+    /// The process the call is for.
+    caller: Endpoint,
+    /// What it waits to do.
+    op: Op,
+}
+
+/// The operation of a deferred call.
+pub(crate) enum Op {
+    /// A read on a pipe or host stream.
+    Read {
+        /// The description read.
+        ofd: Rc<Ofd>,
+        /// The caller's buffers.
+        iov: Iov,
+    },
+    /// A write on a pipe or host stream; `done` bytes are written.
+    Write {
+        /// The description written.
+        ofd: Rc<Ofd>,
+        /// The caller's buffers.
+        iov: Iov,
+        /// Bytes already written.
+        done: usize,
+    },
+    /// A `poll` with nothing ready yet.
+    Poll(poll::PollWait),
+    /// An `F_SETLKW` waiting for a lock.
+    Lock {
+        /// The description locking.
+        ofd: Rc<Ofd>,
+        /// The lock asked for.
+        fl: libc::flock,
+        /// When to try again (locks held by host processes give no event).
+        next: Instant,
+    },
+}
+
+/// The result of retrying a deferred call.
+enum Step {
+    /// Reply with this.
+    Done(Message),
+    /// Still blocked; `true` if something moved.
+    Blocked(bool),
+}
+
+/// The FS server state.
+pub struct Fs {
+    root: Root,
+    console: Option<Console>,
+    procs: HashMap<Endpoint, Proc>,
+    waiters: Vec<Waiter>,
+    watch: Arc<WatchShared>,
+    published: Interest,
+    next_ino: u64,
+}
+
+impl Fs {
+    fn new(root: Root, console: Option<Console>, watch: Arc<WatchShared>) -> Fs {
+        Fs {
+            root,
+            console,
+            procs: HashMap::new(),
+            waiters: Vec::new(),
+            watch,
+            published: Interest::default(),
+            next_ino: 0,
+        }
+    }
+
+    /// Keeps a call to answer later.
+    fn defer(&mut self, w: Waiter) {
+        self.waiters.push(w);
+    }
+
+    /// Retries the deferred calls until none can progress, then tells the
+    /// watcher what is left to wait for. With `host` (after a watcher
+    /// notification) calls waiting on host descriptors are retried too,
+    /// and the watcher is always answered.
+    fn settle(&mut self, ctx: &Ctx, host: bool) {
+        if !self.waiters.is_empty() {
+            loop {
+                let list = std::mem::take(&mut self.waiters);
+                let mut progressed = false;
+                for mut w in list {
+                    match self.retry(ctx, &mut w, host) {
+                        Step::Done(m) => {
+                            ctx.reply(w.sender, &m);
+                            progressed = true;
+                        }
+                        Step::Blocked(p) => {
+                            progressed |= p;
+                            self.waiters.push(w);
+                        }
+                    }
+                }
+                if !progressed {
+                    break;
+                }
+            }
+        }
+        self.publish_watch(host);
+    }
+
+    fn retry(&mut self, ctx: &Ctx, w: &mut Waiter, host: bool) -> Step {
+        let attempt = match &mut w.op {
+            Op::Read { ofd, iov } => {
+                if !host && matches!(ofd.kind, Kind::Stream { .. }) {
+                    return Step::Blocked(false);
+                }
+                io::try_read(ctx, w.sender, ofd, iov)
+            }
+            Op::Write { ofd, iov, done } => {
+                if !host && matches!(ofd.kind, Kind::Stream { .. }) {
+                    return Step::Blocked(false);
+                }
+                io::try_write(ctx, w.sender, ofd, iov, done)
+            }
+            Op::Poll(pw) => {
+                return match self.poll_retry(ctx, w.caller, w.sender, pw) {
+                    Some(m) => Step::Done(m),
+                    None => Step::Blocked(false),
+                };
+            }
+            Op::Lock { ofd, fl, next } => {
+                return match fds::try_lock(ofd, fl) {
+                    Ok(true) => Step::Done(abi::ok(0)),
+                    Ok(false) => {
+                        if Instant::now() >= *next {
+                            *next = Instant::now() + fds::LOCK_RETRY;
+                        }
+                        Step::Blocked(false)
+                    }
+                    Err(e) => Step::Done(abi::err(e)),
+                };
+            }
+        };
+        match attempt {
+            Attempt::Done(r) => Step::Done(match r {
+                Ok(v) => abi::ok(v),
+                Err(e) => abi::err(e),
+            }),
+            Attempt::Blocked { progressed } => Step::Blocked(progressed),
+        }
+    }
+
+    /// Publishes what the deferred calls wait for on the host, if it
+    /// changed (or always, with `force`, which acknowledges a
+    /// notification).
+    fn publish_watch(&mut self, force: bool) {
+        let mut interest = Interest::default();
+        let mut deadline: Option<Instant> = None;
+        let mut near = |d: Instant| {
+            deadline = Some(deadline.map_or(d, |x: Instant| x.min(d)));
+        };
+        for w in &self.waiters {
+            match &w.op {
+                Op::Read { ofd, .. } | Op::Write { ofd, .. } => {
+                    if let Kind::Stream { fd, .. } = &ofd.kind {
+                        let ev = if matches!(w.op, Op::Read { .. }) {
+                            libc::POLLIN
+                        } else {
+                            libc::POLLOUT
+                        };
+                        interest.fds.push((fd.clone(), ev));
+                    }
+                }
+                Op::Poll(pw) => {
+                    self.poll_interest(w.caller, pw, &mut interest.fds);
+                    if let Some(d) = pw.deadline {
+                        near(d);
+                    }
+                }
+                Op::Lock { next, .. } => near(*next),
+            }
+        }
+        interest.deadline = deadline;
+        if force || !interest.same(&self.published) {
+            self.published = Interest {
+                fds: interest.fds.clone(),
+                deadline: interest.deadline,
+            };
+            self.watch.publish(interest);
+        }
+    }
+
+    /// Answers the deferred calls of `ep` now: `EINTR`, or the bytes a
+    /// write already moved. Returns how many there were.
+    fn cancel(&mut self, ctx: &Ctx, ep: Endpoint) -> usize {
+        let (gone, keep): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| w.caller == ep || w.sender == ep);
+        self.waiters = keep;
+        let n = gone.len();
+        for w in gone {
+            let m = match w.op {
+                Op::Write { done, .. } if done > 0 => abi::ok(done as i64),
+                _ => abi::err(libc::EINTR),
+            };
+            ctx.reply(w.sender, &m);
+        }
+        n
+    }
+}
+
+impl Service for Fs {
+    const NAME: &'static str = "FS";
+
+    fn table() -> Vec<(Call, Handler<Self>)> {
+        let mut t = Vec::new();
+        t.extend(proc::table());
+        t.extend(open::table());
+        t.extend(io::table());
+        t.extend(meta::table());
+        t.extend(names::table());
+        t.extend(fds::table());
+        t.extend(pipe::table());
+        t.extend(poll::table());
+        t.extend(console::table());
+        t
+    }
+
+    fn notified(&mut self, ctx: &Ctx, from: Endpoint, kind: NotifyKind) {
+        match kind {
+            NotifyKind::Exit => {
+                // A process died without PM telling us yet: nobody is
+                // waiting for its deferred calls any more.
+                self.cancel(ctx, from);
+                self.settle(ctx, false);
+            }
+            NotifyKind::Notify => self.settle(ctx, true),
+        }
+    }
+}
+
+fn dvk_io(e: dvk::DvkError) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+/// Binds a new thread as FS ([`abi::FS`]) in DC `dcid` of the daemon at
+/// `socket`, plus the watcher thread as [`abi::FS_WATCH`], and serves
+/// until the DC ends. Returns once both are bound, with their handles.
+pub fn start(socket: &Path, dcid: i32, cfg: FsConfig) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let root = Root::open(&cfg.root)?;
+    sys::raise_nofile();
+    let console = cfg.console.map(|c| Console {
+        input: Arc::new(c.input),
+        output: Arc::new(c.output),
+        error: Arc::new(c.error),
+    });
+    let watch = WatchShared::new()?;
+
+    // The watcher first: if FS cannot bind, it is easy to stop.
+    let (tx, rx) = mpsc::channel::<std::io::Result<()>>();
+    let sock = socket.to_path_buf();
+    let shared = watch.clone();
+    let watcher = std::thread::Builder::new()
+        .name("mol-fs-watch".into())
+        .spawn(move || {
+            let ipc = match Dvk::connect(&sock).and_then(|d| d.tbind(dcid, abi::FS_WATCH)) {
+                Ok(ipc) => {
+                    let _ = tx.send(Ok(()));
+                    ipc
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(dvk_io(e)));
+                    return;
+                }
+            };
+            watch::run(ipc, shared);
+        })?;
+    let bound = rx
+        .recv()
+        .unwrap_or_else(|_| Err(std::io::Error::other("FS watcher thread ended")));
+    if let Err(e) = bound {
+        let _ = watcher.join();
+        return Err(e);
+    }
+
+    let (tx, rx) = mpsc::channel::<std::io::Result<()>>();
+    let sock = socket.to_path_buf();
+    let shared = watch.clone();
+    let server = std::thread::Builder::new()
+        .name("mol-fs".into())
+        .spawn(move || {
+            sys::block_sigpipe();
+            if let Err(e) = sys::private_fs_umask0() {
+                let _ = tx.send(Err(std::io::Error::from_raw_os_error(e)));
+                shared.stop();
+                return;
+            }
+            let ipc = match Dvk::connect(&sock).and_then(|d| d.tbind(dcid, abi::FS)) {
+                Ok(ipc) => {
+                    let _ = tx.send(Ok(()));
+                    ipc
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(dvk_io(e)));
+                    shared.stop();
+                    return;
+                }
+            };
+            server::run(ipc, Fs::new(root, console, shared.clone()));
+            shared.stop();
+        });
+    let server = match server {
+        Ok(h) => h,
+        Err(e) => {
+            watch.stop();
+            let _ = watcher.join();
+            return Err(e);
+        }
+    };
+    let bound = rx
+        .recv()
+        .unwrap_or_else(|_| Err(std::io::Error::other("FS thread ended")));
+    if let Err(e) = bound {
+        let _ = server.join();
+        let _ = watcher.join();
+        return Err(e);
+    }
+    Ok(vec![server, watcher])
+}

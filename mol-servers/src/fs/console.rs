@@ -1,0 +1,116 @@
+//! `ioctl`, mostly for the console.
+//!
+//! Console descriptors wrap dups of dvs-exec's stdio. Their reads and
+//! writes are in `io` (tried only when `poll` says they will not block,
+//! deferred otherwise; the host descriptors stay blocking, since they are
+//! shared with the user's shell). Terminal requests are done on the host
+//! descriptor with the structure copied to or from the caller; objects
+//! that are not terminals answer `ENOTTY`, so `isatty()` (a `TCGETS`)
+//! works. `TIOCGPGRP`/`TIOCSPGRP` only check that the descriptor is a
+//! terminal: the foreground process group is PM's (`PmGetFg`/`PmSetFg`).
+
+use super::fds::setfl;
+use super::table::Kind;
+use super::{sys, Fs};
+use crate::abi::Call;
+use crate::server::{Ctx, Handler, Outcome, Request};
+use std::os::fd::BorrowedFd;
+
+/// Size of the kernel's `struct termios` (what `TCGETS` copies).
+const TERMIOS_SIZE: usize = 36;
+/// Size of `struct winsize`.
+const WINSIZE_SIZE: usize = 8;
+
+/// Checks that `fd` is a terminal.
+fn is_tty(fd: BorrowedFd<'_>) -> Result<(), i32> {
+    let mut t = [0u8; 64];
+    sys::ioctl_buf(fd, libc::TCGETS, &mut t).map(drop)
+}
+
+/// `[fd, request, arg]`.
+fn ioctl(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let r = (|| {
+        let fd = req.i32(0);
+        let request = req.args[1] as u32 as libc::Ioctl;
+        let arg = req.args[2];
+        let p = fs.procs.get(&req.caller).ok_or(libc::EBADF)?;
+        let mut t = p.files.borrow_mut();
+        let entry = t.get_mut(fd)?;
+        match request {
+            libc::FIOCLEX => {
+                entry.cloexec = true;
+                return Ok(0);
+            }
+            libc::FIONCLEX => {
+                entry.cloexec = false;
+                return Ok(0);
+            }
+            _ => {}
+        }
+        let ofd = entry.ofd.clone();
+        drop(t);
+        if ofd.is_path() {
+            return Err(libc::EBADF);
+        }
+        if request == libc::FIONBIO {
+            let v = ctx.copy_in(req.sender, arg, 4)?;
+            let on = i32::from_ne_bytes([v[0], v[1], v[2], v[3]]) != 0;
+            let fl = ofd.flags.get();
+            let fl = if on {
+                fl | libc::O_NONBLOCK
+            } else {
+                fl & !libc::O_NONBLOCK
+            };
+            return setfl(&ofd, fl);
+        }
+        let host = match &ofd.kind {
+            Kind::PipeRead(p) | Kind::PipeWrite(p) => {
+                if request == libc::FIONREAD {
+                    let n = p.borrow().buf.len() as i32;
+                    ctx.copy_out(req.sender, arg, &n.to_ne_bytes())?;
+                    return Ok(0);
+                }
+                return Err(libc::ENOTTY);
+            }
+            _ => ofd.host_fd().ok_or(libc::EBADF)?,
+        };
+        match request {
+            libc::TCGETS => {
+                let mut t = [0u8; 64];
+                sys::ioctl_buf(host, request, &mut t)?;
+                ctx.copy_out(req.sender, arg, &t[..TERMIOS_SIZE])?;
+            }
+            libc::TCSETS | libc::TCSETSW | libc::TCSETSF => {
+                is_tty(host)?;
+                let mut t = [0u8; 64];
+                ctx.copy_in_to(req.sender, arg, &mut t[..TERMIOS_SIZE])?;
+                sys::ioctl_buf(host, request, &mut t)?;
+            }
+            libc::TIOCGWINSZ => {
+                let mut w = [0u8; WINSIZE_SIZE];
+                sys::ioctl_buf(host, request, &mut w)?;
+                ctx.copy_out(req.sender, arg, &w)?;
+            }
+            libc::TIOCSWINSZ => {
+                is_tty(host)?;
+                let mut w = [0u8; WINSIZE_SIZE];
+                ctx.copy_in_to(req.sender, arg, &mut w)?;
+                sys::ioctl_buf(host, request, &mut w)?;
+            }
+            libc::TIOCGPGRP | libc::TIOCSPGRP => is_tty(host)?,
+            libc::FIONREAD => {
+                let mut n = [0u8; 8];
+                sys::ioctl_buf(host, request, &mut n)?;
+                ctx.copy_out(req.sender, arg, &n[..4])?;
+            }
+            _ => return Err(libc::ENOTTY),
+        }
+        Ok(0)
+    })();
+    Outcome::from(r)
+}
+
+/// The ioctl call.
+pub fn table() -> Vec<(Call, Handler<Fs>)> {
+    vec![(Call::FsIoctl, ioctl as Handler<Fs>)]
+}

@@ -1,0 +1,545 @@
+//! `read`, `write`, `pread64`, `pwrite64`, `readv`, `writev` and `lseek`.
+//!
+//! Files are read and written straight on FS's host descriptor, in chunks
+//! of at most the DC's `max_copylen`, moving the data with `vcopy` while
+//! the caller waits in `sendrec`. Pipes and host streams (the console,
+//! FIFOs) are tried once; when they would block, the operation becomes a
+//! deferred [`Op`](super::Op) that the server retries when the pipe
+//! changes or the watcher reports readiness.
+
+use super::table::{Kind, Ofd};
+use super::{pipe, sys, Fs, Op, Waiter};
+use crate::abi::Call;
+use crate::server::{Ctx, Handler, Outcome, Request};
+use dvk::Endpoint;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::rc::Rc;
+
+/// Largest single read or write, as Linux (`MAX_RW_COUNT`).
+pub const MAX_RW: usize = 0x7fff_f000;
+/// Largest `iovcnt` (`IOV_MAX`).
+pub const IOV_MAX: usize = 1024;
+/// Largest host read of a stream in one attempt.
+const STREAM_CHUNK: usize = 64 * 1024;
+/// Most bytes one attempt writes to a host stream before letting other
+/// requests in (the watcher resumes it at once if the stream stays ready).
+const STREAM_BUDGET: usize = 1024 * 1024;
+
+/// The client buffers of a read or write: `(address, length)` segments.
+#[derive(Debug, Clone)]
+pub struct Iov {
+    /// The segments, in order.
+    pub segs: Vec<(u64, usize)>,
+    /// Their total length.
+    pub total: usize,
+}
+
+impl Iov {
+    /// One buffer; the length is capped at [`MAX_RW`].
+    pub fn single(addr: u64, len: u64) -> Iov {
+        let len = usize::try_from(len).unwrap_or(MAX_RW).min(MAX_RW);
+        Iov {
+            segs: vec![(addr, len)],
+            total: len,
+        }
+    }
+
+    /// Reads a client `struct iovec` array (`EINVAL` for a bad count or
+    /// a total that overflows; the total is then capped at [`MAX_RW`]).
+    pub fn from_client(ctx: &Ctx, from: Endpoint, addr: u64, cnt: u64) -> Result<Iov, i32> {
+        let cnt = usize::try_from(cnt).map_err(|_| libc::EINVAL)?;
+        if cnt > IOV_MAX {
+            return Err(libc::EINVAL);
+        }
+        if cnt == 0 {
+            return Ok(Iov {
+                segs: Vec::new(),
+                total: 0,
+            });
+        }
+        let raw = ctx.copy_in(from, addr, cnt * 16)?;
+        let mut segs = Vec::with_capacity(cnt);
+        let mut total: usize = 0;
+        for c in raw.chunks_exact(16) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&c[0..8]);
+            let base = u64::from_ne_bytes(b);
+            b.copy_from_slice(&c[8..16]);
+            let len = u64::from_ne_bytes(b);
+            if len > isize::MAX as u64 {
+                return Err(libc::EINVAL);
+            }
+            let len = len as usize;
+            total = total
+                .checked_add(len)
+                .filter(|&t| t <= isize::MAX as usize)
+                .ok_or(libc::EINVAL)?;
+            segs.push((base, len));
+        }
+        // Linux silently truncates the transfer at MAX_RW_COUNT.
+        if total > MAX_RW {
+            let mut left = MAX_RW;
+            for s in segs.iter_mut() {
+                s.1 = s.1.min(left);
+                left -= s.1;
+            }
+            total = MAX_RW;
+        }
+        Ok(Iov { segs, total })
+    }
+
+    /// Visits the client ranges covering bytes `[start, start + len)`:
+    /// `f(address, offset in that range, length)`.
+    fn ranges(
+        &self,
+        start: usize,
+        len: usize,
+        mut f: impl FnMut(u64, usize, usize) -> Result<(), i32>,
+    ) -> Result<(), i32> {
+        let mut pos = 0usize; // offset of the current segment
+        let mut done = 0usize;
+        for &(base, slen) in &self.segs {
+            if done == len {
+                break;
+            }
+            let seg_end = pos + slen;
+            let want = start + done;
+            if want < seg_end {
+                let off = want - pos;
+                let n = (slen - off).min(len - done);
+                f(base.wrapping_add(off as u64), done, n)?;
+                done += n;
+            }
+            pos = seg_end;
+        }
+        Ok(())
+    }
+
+    /// Copies client bytes `[start, start + buf.len())` into `buf`.
+    pub fn copy_in(
+        &self,
+        ctx: &Ctx,
+        from: Endpoint,
+        start: usize,
+        buf: &mut [u8],
+    ) -> Result<(), i32> {
+        self.ranges(start, buf.len(), |addr, off, n| {
+            ctx.copy_in_to(from, addr, &mut buf[off..off + n])
+        })
+    }
+
+    /// Copies `data` to client bytes `[start, start + data.len())`.
+    pub fn copy_out(&self, ctx: &Ctx, to: Endpoint, start: usize, data: &[u8]) -> Result<(), i32> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.ranges(start, data.len(), |addr, off, n| {
+            ctx.copy_out(to, addr, &data[off..off + n])
+        })
+    }
+}
+
+/// The result of one try of a pipe or stream operation.
+pub enum Attempt {
+    /// Finished: reply with this.
+    Done(Result<i64, i32>),
+    /// Would block; `progressed` if some bytes moved on this try.
+    Blocked {
+        /// Some bytes moved.
+        progressed: bool,
+    },
+}
+
+/// Largest chunk moved per host call and vcopy.
+fn chunk_len(ctx: &Ctx) -> usize {
+    (ctx.ipc.dc().max_copylen as usize).clamp(4096, 1 << 20)
+}
+
+/// Reads a file (host descriptor that does not block) into `iov`.
+fn file_read(
+    ctx: &Ctx,
+    to: Endpoint,
+    fd: BorrowedFd<'_>,
+    iov: &Iov,
+    off: Option<i64>,
+) -> Result<i64, i32> {
+    if iov.total == 0 {
+        // Still let the host check the descriptor's mode.
+        return match off {
+            Some(o) => sys::pread(fd, &mut [], o),
+            None => sys::read(fd, &mut []),
+        }
+        .map(|n| n as i64);
+    }
+    let mut buf = vec![0u8; chunk_len(ctx).min(iov.total)];
+    let mut done = 0usize;
+    while done < iov.total {
+        let want = buf.len().min(iov.total - done);
+        let r = match off {
+            Some(o) => sys::pread(fd, &mut buf[..want], o + done as i64),
+            None => sys::read(fd, &mut buf[..want]),
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        if let Err(e) = iov.copy_out(ctx, to, done, &buf[..n]) {
+            // Give the bytes back: the offset must not move past them.
+            if off.is_none() && n > 0 {
+                let _ = sys::lseek(fd, -(n as i64), libc::SEEK_CUR);
+            }
+            return if done > 0 { Ok(done as i64) } else { Err(e) };
+        }
+        done += n;
+        if n < want {
+            break;
+        }
+    }
+    Ok(done as i64)
+}
+
+/// Writes `iov` to a file.
+fn file_write(
+    ctx: &Ctx,
+    from: Endpoint,
+    fd: BorrowedFd<'_>,
+    iov: &Iov,
+    off: Option<i64>,
+) -> Result<i64, i32> {
+    if iov.total == 0 {
+        return match off {
+            Some(o) => sys::pwrite(fd, &[], o),
+            None => sys::write(fd, &[]),
+        }
+        .map(|n| n as i64);
+    }
+    let mut buf = vec![0u8; chunk_len(ctx).min(iov.total)];
+    let mut done = 0usize;
+    while done < iov.total {
+        let want = buf.len().min(iov.total - done);
+        if let Err(e) = iov.copy_in(ctx, from, done, &mut buf[..want]) {
+            return if done > 0 { Ok(done as i64) } else { Err(e) };
+        }
+        let r = match off {
+            Some(o) => sys::pwrite(fd, &buf[..want], o + done as i64),
+            None => sys::write(fd, &buf[..want]),
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += n;
+        if n < want {
+            break;
+        }
+    }
+    Ok(done as i64)
+}
+
+/// Tries to read a host stream (console, FIFO, character device).
+pub fn stream_read(
+    ctx: &Ctx,
+    to: Endpoint,
+    fd: BorrowedFd<'_>,
+    console: bool,
+    nonblock: bool,
+    iov: &Iov,
+) -> Attempt {
+    let blocked = || {
+        if nonblock {
+            Attempt::Done(Err(libc::EAGAIN))
+        } else {
+            Attempt::Blocked { progressed: false }
+        }
+    };
+    if iov.total == 0 {
+        return Attempt::Done(Ok(0));
+    }
+    // The console's descriptor is blocking (it is the user's): only read
+    // when poll says a read will not block.
+    if console && sys::poll_now(fd, libc::POLLIN) == 0 {
+        return blocked();
+    }
+    let mut buf = vec![0u8; iov.total.min(STREAM_CHUNK)];
+    match sys::read(fd, &mut buf) {
+        Ok(n) => Attempt::Done(iov.copy_out(ctx, to, 0, &buf[..n]).map(|_| n as i64)),
+        Err(libc::EAGAIN) => blocked(),
+        Err(e) => Attempt::Done(Err(e)),
+    }
+}
+
+/// Tries to write `iov[done..]` to a host stream.
+pub fn stream_write(
+    ctx: &Ctx,
+    from: Endpoint,
+    fd: BorrowedFd<'_>,
+    console: bool,
+    nonblock: bool,
+    iov: &Iov,
+    done: &mut usize,
+) -> Attempt {
+    let partial = |done: usize, e: i32| {
+        if done > 0 {
+            Attempt::Done(Ok(done as i64))
+        } else {
+            Attempt::Done(Err(e))
+        }
+    };
+    if iov.total == 0 {
+        return Attempt::Done(Ok(0));
+    }
+    let start = *done;
+    // A blocking console write of at most PIPE_BUF bytes after POLLOUT
+    // does not block on a pipe or a terminal.
+    let step = if console {
+        pipe::PIPE_BUF
+    } else {
+        STREAM_CHUNK
+    };
+    let mut buf = vec![0u8; step.min(iov.total - *done)];
+    while *done < iov.total {
+        if *done - start >= STREAM_BUDGET {
+            return Attempt::Blocked { progressed: true };
+        }
+        if console && sys::poll_now(fd, libc::POLLOUT) == 0 {
+            break;
+        }
+        let n = step.min(iov.total - *done);
+        if let Err(e) = iov.copy_in(ctx, from, *done, &mut buf[..n]) {
+            return partial(*done, e);
+        }
+        match sys::write(fd, &buf[..n]) {
+            Ok(k) => *done += k,
+            Err(libc::EAGAIN) => break,
+            Err(e) => return partial(*done, e),
+        }
+    }
+    if *done == iov.total {
+        Attempt::Done(Ok(*done as i64))
+    } else if nonblock {
+        partial(*done, libc::EAGAIN)
+    } else {
+        Attempt::Blocked {
+            progressed: *done > start,
+        }
+    }
+}
+
+/// One try of a read on `ofd` (used first by the handler, then by retries).
+pub fn try_read(ctx: &Ctx, to: Endpoint, ofd: &Ofd, iov: &Iov) -> Attempt {
+    match &ofd.kind {
+        Kind::PipeRead(p) => pipe::read(ctx, to, p, ofd.nonblock(), iov),
+        Kind::Stream { fd, console } => {
+            stream_read(ctx, to, fd.as_fd(), *console, ofd.nonblock(), iov)
+        }
+        Kind::File { fd, .. } => Attempt::Done(file_read(ctx, to, fd.as_fd(), iov, None)),
+        Kind::PipeWrite(_) | Kind::Path { .. } => Attempt::Done(Err(libc::EBADF)),
+    }
+}
+
+/// One try of a write on `ofd`.
+pub fn try_write(ctx: &Ctx, from: Endpoint, ofd: &Ofd, iov: &Iov, done: &mut usize) -> Attempt {
+    match &ofd.kind {
+        Kind::PipeWrite(p) => pipe::write(ctx, from, p, ofd.nonblock(), iov, done),
+        Kind::Stream { fd, console } => {
+            stream_write(ctx, from, fd.as_fd(), *console, ofd.nonblock(), iov, done)
+        }
+        Kind::File { fd, .. } => Attempt::Done(file_write(ctx, from, fd.as_fd(), iov, None)),
+        Kind::PipeRead(_) | Kind::Path { .. } => Attempt::Done(Err(libc::EBADF)),
+    }
+}
+
+impl Fs {
+    /// A read of `iov` from descriptor `fd` at `off` (or the current offset).
+    fn do_read(
+        &mut self,
+        ctx: &Ctx,
+        req: &Request,
+        fd: i32,
+        iov: Iov,
+        off: Option<i64>,
+    ) -> Outcome {
+        let ofd = match self.ofd(req.caller, fd) {
+            Ok(o) => o,
+            Err(e) => return Outcome::err(e),
+        };
+        if let Some(o) = off {
+            if o < 0 {
+                return Outcome::err(libc::EINVAL);
+            }
+            return Outcome::from(match &ofd.kind {
+                Kind::File { fd, .. } => file_read(ctx, req.sender, fd.as_fd(), &iov, Some(o)),
+                Kind::PipeRead(_) | Kind::PipeWrite(_) => Err(libc::ESPIPE),
+                Kind::Path { .. } => Err(libc::EBADF),
+                Kind::Stream { .. } => Err(libc::ESPIPE),
+            });
+        }
+        let r = try_read(ctx, req.sender, &ofd, &iov);
+        self.finish_io(ctx, req, r, || Op::Read {
+            ofd: ofd.clone(),
+            iov,
+        })
+    }
+
+    /// A write of `iov` to descriptor `fd` at `off` (or the current offset).
+    fn do_write(
+        &mut self,
+        ctx: &Ctx,
+        req: &Request,
+        fd: i32,
+        iov: Iov,
+        off: Option<i64>,
+    ) -> Outcome {
+        let ofd = match self.ofd(req.caller, fd) {
+            Ok(o) => o,
+            Err(e) => return Outcome::err(e),
+        };
+        if let Some(o) = off {
+            if o < 0 {
+                return Outcome::err(libc::EINVAL);
+            }
+            return Outcome::from(match &ofd.kind {
+                Kind::File { fd, .. } => file_write(ctx, req.sender, fd.as_fd(), &iov, Some(o)),
+                Kind::PipeRead(_) | Kind::PipeWrite(_) => Err(libc::ESPIPE),
+                Kind::Path { .. } => Err(libc::EBADF),
+                Kind::Stream { .. } => Err(libc::ESPIPE),
+            });
+        }
+        let mut done = 0;
+        let r = try_write(ctx, req.sender, &ofd, &iov, &mut done);
+        self.finish_io(ctx, req, r, || Op::Write {
+            ofd: ofd.clone(),
+            iov,
+            done,
+        })
+    }
+
+    /// Replies to a first try, or defers it.
+    fn finish_io(
+        &mut self,
+        ctx: &Ctx,
+        req: &Request,
+        r: Attempt,
+        op: impl FnOnce() -> Op,
+    ) -> Outcome {
+        match r {
+            Attempt::Done(r) => {
+                // Pipe contents changed: peers may continue.
+                self.settle(ctx, false);
+                Outcome::from(r)
+            }
+            Attempt::Blocked { progressed } => {
+                self.defer(Waiter {
+                    sender: req.sender,
+                    caller: req.caller,
+                    op: op(),
+                });
+                if progressed {
+                    self.settle(ctx, false);
+                } else {
+                    self.publish_watch(false);
+                }
+                Outcome::Deferred
+            }
+        }
+    }
+
+    /// Shared `Rc` of the description of `fd` of `ep`.
+    pub(super) fn ofd(&self, ep: Endpoint, fd: i32) -> Result<Rc<Ofd>, i32> {
+        let p = self.procs.get(&ep).ok_or(libc::EBADF)?;
+        let t = p.files.borrow();
+        Ok(t.get(fd)?.ofd.clone())
+    }
+}
+
+fn read(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    fs.do_read(
+        ctx,
+        req,
+        req.i32(0),
+        Iov::single(req.args[1], req.args[2]),
+        None,
+    )
+}
+
+fn write(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    fs.do_write(
+        ctx,
+        req,
+        req.i32(0),
+        Iov::single(req.args[1], req.args[2]),
+        None,
+    )
+}
+
+fn pread(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    fs.do_read(
+        ctx,
+        req,
+        req.i32(0),
+        Iov::single(req.args[1], req.args[2]),
+        Some(req.int(3)),
+    )
+}
+
+fn pwrite(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    fs.do_write(
+        ctx,
+        req,
+        req.i32(0),
+        Iov::single(req.args[1], req.args[2]),
+        Some(req.int(3)),
+    )
+}
+
+/// The offset word of `readv`/`writev`: -1 means the current offset.
+fn vec_offset(req: &Request) -> Option<i64> {
+    match req.int(3) {
+        -1 => None,
+        o => Some(o),
+    }
+}
+
+fn readv(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let iov = match Iov::from_client(ctx, req.sender, req.args[1], req.args[2]) {
+        Ok(i) => i,
+        Err(e) => return Outcome::err(e),
+    };
+    fs.do_read(ctx, req, req.i32(0), iov, vec_offset(req))
+}
+
+fn writev(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let iov = match Iov::from_client(ctx, req.sender, req.args[1], req.args[2]) {
+        Ok(i) => i,
+        Err(e) => return Outcome::err(e),
+    };
+    fs.do_write(ctx, req, req.i32(0), iov, vec_offset(req))
+}
+
+fn lseek(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
+    let ofd = match fs.ofd(req.caller, req.i32(0)) {
+        Ok(o) => o,
+        Err(e) => return Outcome::err(e),
+    };
+    Outcome::from(match &ofd.kind {
+        Kind::File { fd, .. } => sys::lseek(fd.as_fd(), req.int(1), req.i32(2)),
+        Kind::Stream { fd, .. } => sys::lseek(fd.as_fd(), req.int(1), req.i32(2)),
+        Kind::PipeRead(_) | Kind::PipeWrite(_) => Err(libc::ESPIPE),
+        Kind::Path { .. } => Err(libc::EBADF),
+    })
+}
+
+/// The I/O calls.
+pub fn table() -> Vec<(Call, Handler<Fs>)> {
+    vec![
+        (Call::FsRead, read as Handler<Fs>),
+        (Call::FsWrite, write),
+        (Call::FsPread, pread),
+        (Call::FsPwrite, pwrite),
+        (Call::FsReadv, readv),
+        (Call::FsWritev, writev),
+        (Call::FsLseek, lseek),
+    ]
+}

@@ -1,0 +1,225 @@
+//! `openat`, `close`, and the host path of a descriptor or a DC path.
+//!
+//! FS opens the host file inside the DC root itself (`openat2`, see
+//! `path`) and keeps the host descriptor in the new open file
+//! description. Host descriptors are always `O_CLOEXEC` and `O_NOCTTY`,
+//! and opened `O_NONBLOCK` so that a FIFO can never block FS; regular
+//! files and directories get their blocking mode back at once, other
+//! objects (FIFOs, character devices) become host streams that FS only
+//! reads or writes when they are ready.
+
+use super::path::VALID_OPEN_FLAGS;
+use super::table::{FdEntry, Kind, Ofd};
+use super::{sys, Fs};
+use crate::abi::Call;
+use crate::server::{Ctx, Handler, Outcome, Request};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+/// The descriptor a DC path names directly (`/dev/stdin`, `/dev/fd/N`,
+/// `/proc/self/fd/N`): such opens duplicate the descriptor, as the
+/// magic links they are on Linux cannot be followed inside the root.
+fn fd_alias(path: &[u8]) -> Option<i32> {
+    match path {
+        b"/dev/stdin" => return Some(0),
+        b"/dev/stdout" => return Some(1),
+        b"/dev/stderr" => return Some(2),
+        _ => {}
+    }
+    let n = path
+        .strip_prefix(b"/dev/fd/")
+        .or_else(|| path.strip_prefix(b"/proc/self/fd/"))?;
+    if n.is_empty() || n.len() > 9 || !n.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(n).ok()?.parse().ok()
+}
+
+/// Classifies a freshly opened host descriptor.
+pub(super) fn classify(fd: OwnedFd, flags: i32) -> Result<Kind, i32> {
+    let ftype = sys::fmode(fd.as_fd())? & libc::S_IFMT;
+    if flags & libc::O_PATH != 0 {
+        return Ok(Kind::Path { fd, ftype });
+    }
+    match ftype {
+        libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK | libc::S_IFLNK => {
+            if flags & libc::O_NONBLOCK == 0 {
+                let fl = sys::fcntl_int(fd.as_fd(), libc::F_GETFL, 0)?;
+                sys::fcntl_int(fd.as_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK)?;
+            }
+            Ok(Kind::File { fd, ftype })
+        }
+        _ => Ok(Kind::Stream {
+            fd: Arc::new(fd),
+            console: false,
+        }),
+    }
+}
+
+/// The `F_GETFL` flags of a description opened with `flags`.
+pub(super) fn status_flags(flags: i32) -> i32 {
+    if flags & libc::O_PATH != 0 {
+        return libc::O_PATH | (flags & (libc::O_DIRECTORY | libc::O_NOFOLLOW));
+    }
+    (flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC))
+        | libc::O_LARGEFILE
+}
+
+/// `[dirfd, path, len, flags, mode]`.
+fn openat(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let path = match ctx.path(req.sender, req.args[1], req.args[2]) {
+        Ok(p) => p,
+        Err(e) => return Outcome::err(e),
+    };
+    Outcome::from(fs.open(req, req.i32(0), &path, req.i32(3), req.args[4] as u32))
+}
+
+impl Fs {
+    fn open(
+        &mut self,
+        req: &Request,
+        dirfd: i32,
+        path: &[u8],
+        flags: i32,
+        mode: u32,
+    ) -> Result<i64, i32> {
+        let proc = self.procs.get(&req.caller).ok_or(libc::EBADF)?;
+        let cloexec = flags & libc::O_CLOEXEC != 0;
+        if let Some(n) = fd_alias(path) {
+            let mut t = proc.files.borrow_mut();
+            let ofd = t.get(n).map_err(|_| libc::ENOENT)?.ofd.clone();
+            return t.alloc(0, FdEntry::new(ofd, cloexec)).map(i64::from);
+        }
+        if path == b"/dev/tty" {
+            if let Some(c) = &self.console {
+                let mut t = [0u8; 64];
+                if sys::ioctl_buf(c.input.as_fd(), libc::TCGETS, &mut t).is_ok() {
+                    let ofd = Ofd::new(
+                        Kind::Stream {
+                            fd: c.input.clone(),
+                            console: true,
+                        },
+                        libc::O_RDWR,
+                    );
+                    return proc
+                        .files
+                        .borrow_mut()
+                        .alloc(0, FdEntry::new(ofd, cloexec))
+                        .map(i64::from);
+                }
+            }
+        }
+        let umask = proc.fs.borrow().umask;
+        let mut flags = flags & VALID_OPEN_FLAGS;
+        let creating = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+        let mode = if creating { mode & 0o7777 & !umask } else { 0 };
+        let host = if flags & libc::O_PATH != 0 {
+            flags &= libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+            flags | libc::O_CLOEXEC
+        } else {
+            flags | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK
+        };
+        let base = self.base(req.caller, dirfd, path)?;
+        let fd = self.open_from(&base, path, host as u32 as u64, mode as u64)?;
+        let kind = classify(fd, flags)?;
+        let ofd = Ofd::new(kind, status_flags(flags));
+        let proc = self.procs.get(&req.caller).ok_or(libc::EBADF)?;
+        let r = proc.files.borrow_mut().alloc(0, FdEntry::new(ofd, cloexec));
+        r.map(i64::from)
+    }
+}
+
+/// `[fd]`.
+fn close(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let Some(p) = fs.procs.get(&req.caller) else {
+        return Outcome::err(libc::EBADF);
+    };
+    let r = p.files.borrow_mut().remove(req.i32(0));
+    match r {
+        Ok(e) => {
+            drop(e);
+            fs.settle(ctx, false);
+            Outcome::ok(0)
+        }
+        Err(e) => Outcome::err(e),
+    }
+}
+
+/// Copies what fits of a host path to the caller; returns its full length.
+fn reply_path(ctx: &Ctx, req: &Request, host: &[u8], buf: u64, len: u64) -> Outcome {
+    let n = usize::try_from(len).unwrap_or(usize::MAX).min(host.len());
+    match ctx.copy_out(req.sender, buf, &host[..n]) {
+        Ok(()) => Outcome::ok(host.len() as i64),
+        Err(e) => Outcome::err(e),
+    }
+}
+
+/// `[fd, buf, len]`: the host path of the descriptor's file.
+fn host_path(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let ofd = match fs.ofd(req.caller, req.i32(0)) {
+        Ok(o) => o,
+        Err(e) => return Outcome::err(e),
+    };
+    let Some(fd) = ofd.host_fd() else {
+        return Outcome::err(libc::EINVAL);
+    };
+    match sys::fd_host_path(fd) {
+        Ok(h) => reply_path(ctx, req, &h, req.args[1], req.args[2]),
+        Err(e) => Outcome::err(e),
+    }
+}
+
+/// `[dirfd, path, len, buf, bufsize, flags]`: the host path of a DC path.
+fn host_path_at(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let path = match ctx.path(req.sender, req.args[1], req.args[2]) {
+        Ok(p) => p,
+        Err(e) => return Outcome::err(e),
+    };
+    let flags = req.i32(5);
+    if flags & !libc::AT_SYMLINK_NOFOLLOW != 0 {
+        return Outcome::err(libc::EINVAL);
+    }
+    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+    let fd = match fs.target(req.caller, req.i32(0), &path, follow) {
+        Ok(fd) => fd,
+        Err(e) => return Outcome::err(e),
+    };
+    match sys::fd_host_path(fd.as_fd()) {
+        Ok(h) => reply_path(ctx, req, &h, req.args[3], req.args[4]),
+        Err(e) => Outcome::err(e),
+    }
+}
+
+/// The open/close calls.
+pub fn table() -> Vec<(Call, Handler<Fs>)> {
+    vec![
+        (Call::FsOpenat, openat as Handler<Fs>),
+        (Call::FsClose, close),
+        (Call::FsHostPath, host_path),
+        (Call::FsHostPathAt, host_path_at),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases() {
+        assert_eq!(fd_alias(b"/dev/stdin"), Some(0));
+        assert_eq!(fd_alias(b"/dev/fd/63"), Some(63));
+        assert_eq!(fd_alias(b"/proc/self/fd/7"), Some(7));
+        assert_eq!(fd_alias(b"/dev/fd/"), None);
+        assert_eq!(fd_alias(b"/dev/fd/1x"), None);
+        assert_eq!(fd_alias(b"dev/stdin"), None);
+    }
+
+    #[test]
+    fn getfl() {
+        assert_eq!(
+            status_flags(libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC | libc::O_TRUNC),
+            libc::O_RDWR | libc::O_LARGEFILE
+        );
+        assert_eq!(status_flags(libc::O_PATH | libc::O_CLOEXEC), libc::O_PATH);
+    }
+}
