@@ -8,7 +8,7 @@
 //! objects (FIFOs, character devices) become host streams that FS only
 //! reads or writes when they are ready.
 
-use super::path::VALID_OPEN_FLAGS;
+use super::path::{O_LARGEFILE, VALID_OPEN_FLAGS};
 use super::table::{FdEntry, Kind, Ofd};
 use super::{sys, Fs};
 use crate::abi::Call;
@@ -62,7 +62,7 @@ pub(super) fn status_flags(flags: i32) -> i32 {
         return libc::O_PATH | (flags & (libc::O_DIRECTORY | libc::O_NOFOLLOW));
     }
     (flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC))
-        | libc::O_LARGEFILE
+        | O_LARGEFILE
 }
 
 /// `[dirfd, path, len, flags, mode]`.
@@ -218,7 +218,7 @@ mod tests {
     fn getfl() {
         assert_eq!(
             status_flags(libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC | libc::O_TRUNC),
-            libc::O_RDWR | libc::O_LARGEFILE
+            libc::O_RDWR | O_LARGEFILE
         );
         assert_eq!(status_flags(libc::O_PATH | libc::O_CLOEXEC), libc::O_PATH);
     }

@@ -26,6 +26,10 @@ use std::rc::Rc;
 /// `AT_FDCWD` as it arrives in a request.
 pub const AT_FDCWD: i32 = libc::AT_FDCWD;
 
+/// The kernel's `O_LARGEFILE` (x86-64; glibc defines it as 0 there, but
+/// the kernel sets it on every 64-bit open and `F_GETFL` shows it).
+pub const O_LARGEFILE: i32 = 0o100000;
+
 /// Open flags `openat2` accepts (`VALID_OPEN_FLAGS` of the kernel).
 pub const VALID_OPEN_FLAGS: i32 = libc::O_ACCMODE
     | libc::O_CREAT
@@ -38,7 +42,7 @@ pub const VALID_OPEN_FLAGS: i32 = libc::O_ACCMODE
     | libc::O_SYNC
     | libc::O_ASYNC
     | libc::O_DIRECT
-    | libc::O_LARGEFILE
+    | O_LARGEFILE
     | libc::O_DIRECTORY
     | libc::O_NOFOLLOW
     | libc::O_NOATIME
