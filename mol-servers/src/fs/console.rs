@@ -8,6 +8,8 @@
 //! that are not terminals answer `ENOTTY`, so `isatty()` (a `TCGETS`)
 //! works. `TIOCGPGRP`/`TIOCSPGRP` only check that the descriptor is a
 //! terminal: the foreground process group is PM's (`PmGetFg`/`PmSetFg`).
+//! `TCSETSW`/`TCSETSF` apply at once instead of waiting for the output to
+//! drain, which could block FS.
 
 use super::fds::setfl;
 use super::table::Kind;
@@ -84,7 +86,15 @@ fn ioctl(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
                 is_tty(host)?;
                 let mut t = [0u8; 64];
                 ctx.copy_in_to(req.sender, arg, &mut t[..TERMIOS_SIZE])?;
-                sys::ioctl_buf(host, request, &mut t)?;
+                // TCSETSW/TCSETSF would wait for pending output to drain,
+                // which can block FS (a terminal stopped by ^S). The
+                // output queue holds characters already processed under
+                // the old settings, so setting at once is equivalent
+                // except for timing; TCSETSF also discards pending input.
+                if request == libc::TCSETSF {
+                    sys::tty_flush_input(host)?;
+                }
+                sys::ioctl_buf(host, libc::TCSETS, &mut t)?;
             }
             libc::TIOCGWINSZ => {
                 let mut w = [0u8; WINSIZE_SIZE];

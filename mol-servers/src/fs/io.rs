@@ -155,6 +155,15 @@ fn chunk_len(ctx: &Ctx) -> usize {
     (ctx.ipc.dc().max_copylen as usize).clamp(4096, 1 << 20)
 }
 
+/// The file position `done` bytes after `off` (`EINVAL` on overflow, as
+/// Linux for `pos + count`).
+fn at(off: i64, done: usize) -> Result<i64, i32> {
+    i64::try_from(done)
+        .ok()
+        .and_then(|d| off.checked_add(d))
+        .ok_or(libc::EINVAL)
+}
+
 /// Reads a file (host descriptor that does not block) into `iov`.
 fn file_read(
     ctx: &Ctx,
@@ -176,7 +185,7 @@ fn file_read(
     while done < iov.total {
         let want = buf.len().min(iov.total - done);
         let r = match off {
-            Some(o) => sys::pread(fd, &mut buf[..want], o + done as i64),
+            Some(o) => sys::pread(fd, &mut buf[..want], at(o, done)?),
             None => sys::read(fd, &mut buf[..want]),
         };
         let n = match r {
@@ -222,7 +231,7 @@ fn file_write(
             return if done > 0 { Ok(done as i64) } else { Err(e) };
         }
         let r = match off {
-            Some(o) => sys::pwrite(fd, &buf[..want], o + done as i64),
+            Some(o) => sys::pwrite(fd, &buf[..want], at(o, done)?),
             None => sys::write(fd, &buf[..want]),
         };
         let n = match r {
@@ -377,7 +386,8 @@ impl Fs {
             });
         }
         let r = try_read(ctx, req.sender, &ofd, &iov);
-        self.finish_io(ctx, req, r, || Op::Read {
+        let pipe = matches!(ofd.kind, Kind::PipeRead(_));
+        self.finish_io(ctx, req, r, pipe, || Op::Read {
             ofd: ofd.clone(),
             iov,
         })
@@ -409,7 +419,8 @@ impl Fs {
         }
         let mut done = 0;
         let r = try_write(ctx, req.sender, &ofd, &iov, &mut done);
-        self.finish_io(ctx, req, r, || Op::Write {
+        let pipe = matches!(ofd.kind, Kind::PipeWrite(_));
+        self.finish_io(ctx, req, r, pipe, || Op::Write {
             ofd: ofd.clone(),
             iov,
             done,
@@ -422,12 +433,15 @@ impl Fs {
         ctx: &Ctx,
         req: &Request,
         r: Attempt,
+        pipe: bool,
         op: impl FnOnce() -> Op,
     ) -> Outcome {
         match r {
             Attempt::Done(r) => {
-                // Pipe contents changed: peers may continue.
-                self.settle(ctx, false);
+                if pipe {
+                    // The pipe changed: peers may continue.
+                    self.settle(ctx, false);
+                }
                 Outcome::from(r)
             }
             Attempt::Blocked { progressed } => {

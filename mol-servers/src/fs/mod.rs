@@ -193,18 +193,23 @@ impl Fs {
     }
 
     fn retry(&mut self, ctx: &Ctx, w: &mut Waiter, host: bool) -> Step {
-        let attempt = match &mut w.op {
+        // Progress on a host stream changes nothing other waiters depend
+        // on: it does not make the loop go round again (a long write
+        // resumes when the watcher sees the stream still ready).
+        let (attempt, stream) = match &mut w.op {
             Op::Read { ofd, iov } => {
-                if !host && matches!(ofd.kind, Kind::Stream { .. }) {
+                let stream = matches!(ofd.kind, Kind::Stream { .. });
+                if stream && !host {
                     return Step::Blocked(false);
                 }
-                io::try_read(ctx, w.sender, ofd, iov)
+                (io::try_read(ctx, w.sender, ofd, iov), stream)
             }
             Op::Write { ofd, iov, done } => {
-                if !host && matches!(ofd.kind, Kind::Stream { .. }) {
+                let stream = matches!(ofd.kind, Kind::Stream { .. });
+                if stream && !host {
                     return Step::Blocked(false);
                 }
-                io::try_write(ctx, w.sender, ofd, iov, done)
+                (io::try_write(ctx, w.sender, ofd, iov, done), stream)
             }
             Op::Poll(pw) => {
                 return match self.poll_retry(ctx, w.caller, w.sender, pw) {
@@ -230,7 +235,7 @@ impl Fs {
                 Ok(v) => abi::ok(v),
                 Err(e) => abi::err(e),
             }),
-            Attempt::Blocked { progressed } => Step::Blocked(progressed),
+            Attempt::Blocked { progressed } => Step::Blocked(progressed && !stream),
         }
     }
 

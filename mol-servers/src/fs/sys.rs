@@ -261,6 +261,12 @@ pub fn ioctl_buf(fd: BorrowedFd<'_>, req: libc::Ioctl, buf: &mut [u8]) -> SysRes
     check(unsafe { libc::ioctl(fd.as_raw_fd(), req, buf.as_mut_ptr()) })
 }
 
+/// `ioctl(TCFLSH, TCIFLUSH)`: discards a terminal's pending input.
+pub fn tty_flush_input(fd: BorrowedFd<'_>) -> SysResult<()> {
+    // SAFETY: TCFLSH takes an integer argument and touches no memory.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TCFLSH, libc::TCIFLUSH) }).map(drop)
+}
+
 /// `fcntl(2)` with an integer argument.
 pub fn fcntl_int(fd: BorrowedFd<'_>, cmd: i32, arg: i32) -> SysResult<i32> {
     // SAFETY: commands with an integer argument do not touch memory.
