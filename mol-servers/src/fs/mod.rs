@@ -10,16 +10,22 @@
 //! Nothing a client does can block FS: an operation that would block (a
 //! read of an empty pipe, a write to a full one, console I/O that is not
 //! ready, `poll` with nothing ready, `F_SETLKW` on a held lock) becomes a
-//! *deferred* operation ([`Waiter`]): FS replies later with
+//! *deferred* operation (a `Waiter`): FS replies later with
 //! [`Ctx::reply`]. Deferred operations are retried in arrival order
 //! whenever a pipe changes or a descriptor is closed, and when the watcher
-//! thread ([`watch`], endpoint [`abi::FS_WATCH`]) notifies FS that a host
+//! thread (`watch`, endpoint [`abi::FS_WATCH`]) notifies FS that a host
 //! descriptor FS waits on is ready or a deadline has passed.
 //!
-//! Modules, one syscall family each: [`proc`](self) (process life cycle),
+//! Modules, one syscall family each: `proc` (process life cycle),
 //! `table` (descriptor tables), `path` (confined resolution), `open`,
 //! `io`, `meta`, `names`, `fds`, `pipe`, `poll`, `console` (and ioctl),
 //! `watch` (the watcher) and `sys` (the host system calls).
+//!
+//! Known limits: host FIFOs are opened non-blocking (an `O_WRONLY` open
+//! without a reader fails with `ENXIO` instead of waiting); record locks
+//! are open-file-description locks (see `fds`); `/proc` is the host's as
+//! FS sees it, and its magic links are not followed (`/dev/stdin`,
+//! `/dev/fd/N` and `/proc/self/fd/N` duplicate the caller's descriptor).
 
 mod console;
 mod fds;

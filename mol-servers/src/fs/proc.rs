@@ -4,6 +4,7 @@
 //! These calls are accepted from privileged endpoints only (servers,
 //! dvs-exec's helper); an unprivileged caller gets `EPERM`.
 
+use super::path::O_LARGEFILE;
 use super::table::{FdEntry, FdTable, Kind, Ofd};
 use super::{sys, Fs};
 use crate::abi::Call;
@@ -50,7 +51,7 @@ impl Fs {
             .into_iter()
             .map(|fd| {
                 let acc = sys::fcntl_int(fd.as_fd(), libc::F_GETFL, 0)
-                    .map(|f| f & (libc::O_ACCMODE | libc::O_APPEND))
+                    .map(|f| f & (libc::O_ACCMODE | libc::O_APPEND | O_LARGEFILE))
                     .unwrap_or(libc::O_RDWR);
                 let ofd = Ofd::new(
                     Kind::Stream {
