@@ -1894,3 +1894,26 @@ fn console_on_a_terminal() {
         "the DC description is non-blocking"
     );
 }
+
+#[test]
+fn console_redirected_to_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::write(dir.path().join("in"), b"from a file\n").unwrap();
+    let fds = ConsoleFds {
+        input: std::fs::File::open(dir.path().join("in")).unwrap().into(),
+        output: std::fs::File::create(&out).unwrap().into(),
+        error: std::fs::File::create(dir.path().join("err"))
+            .unwrap()
+            .into(),
+    };
+    let w = World::with_console(Some(fds));
+    w.new_proc(ME, true, "/").unwrap();
+    let c = w.client(ME, false);
+    let data: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 239) as u8).collect();
+    assert_eq!(c.write(1, &data).unwrap(), data.len());
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert_eq!(c.read_vec(0, 100).unwrap(), b"from a file\n");
+    assert_eq!(c.read_vec(0, 100).unwrap(), b"");
+    assert_eq!(c.ioctl(1, libc::TCGETS, &mut [0u8; 64]), Err(libc::ENOTTY));
+}

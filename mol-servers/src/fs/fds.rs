@@ -174,7 +174,9 @@ pub(super) fn setfl(ofd: &Ofd, arg: i32) -> Result<i64, i32> {
         Kind::File { fd, .. } => {
             sys::fcntl_int(fd.as_fd(), libc::F_SETFL, new & SETFL_MASK)?;
         }
-        Kind::Stream { fd, console: false } => {
+        Kind::Stream {
+            fd, console: false, ..
+        } => {
             // Never blocking on the host side.
             sys::fcntl_int(
                 fd.as_fd(),

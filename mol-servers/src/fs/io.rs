@@ -247,12 +247,14 @@ fn file_write(
     Ok(done as i64)
 }
 
-/// Tries to read a host stream (console, FIFO, character device).
+/// Tries to read a host stream (console, FIFO, character device). With
+/// `poll_first` (a blocking host descriptor: the console) the read is only
+/// done when `poll` says it will not block.
 pub fn stream_read(
     ctx: &Ctx,
     to: Endpoint,
     fd: BorrowedFd<'_>,
-    console: bool,
+    poll_first: bool,
     nonblock: bool,
     iov: &Iov,
 ) -> Attempt {
@@ -268,7 +270,7 @@ pub fn stream_read(
     }
     // The console's descriptor is blocking (it is the user's): only read
     // when poll says a read will not block.
-    if console && sys::poll_now(fd, libc::POLLIN) == 0 {
+    if poll_first && sys::poll_now(fd, libc::POLLIN) == 0 {
         return blocked();
     }
     let mut buf = vec![0u8; iov.total.min(STREAM_CHUNK)];
@@ -279,12 +281,13 @@ pub fn stream_read(
     }
 }
 
-/// Tries to write `iov[done..]` to a host stream.
+/// Tries to write `iov[done..]` to a host stream; with `poll_first`, in
+/// steps of `PIPE_BUF` each after `poll` said the stream is writable.
 pub fn stream_write(
     ctx: &Ctx,
     from: Endpoint,
     fd: BorrowedFd<'_>,
-    console: bool,
+    poll_first: bool,
     nonblock: bool,
     iov: &Iov,
     done: &mut usize,
@@ -302,7 +305,7 @@ pub fn stream_write(
     let start = *done;
     // A blocking console write of at most PIPE_BUF bytes after POLLOUT
     // does not block on a pipe or a terminal.
-    let step = if console {
+    let step = if poll_first {
         pipe::PIPE_BUF
     } else {
         STREAM_CHUNK
@@ -312,7 +315,7 @@ pub fn stream_write(
         if *done - start >= STREAM_BUDGET {
             return Attempt::Blocked { progressed: true };
         }
-        if console && sys::poll_now(fd, libc::POLLOUT) == 0 {
+        if poll_first && sys::poll_now(fd, libc::POLLOUT) == 0 {
             break;
         }
         let n = step.min(iov.total - *done);
@@ -340,9 +343,14 @@ pub fn stream_write(
 pub fn try_read(ctx: &Ctx, to: Endpoint, ofd: &Ofd, iov: &Iov) -> Attempt {
     match &ofd.kind {
         Kind::PipeRead(p) => pipe::read(ctx, to, p, ofd.nonblock(), iov),
-        Kind::Stream { fd, console } => {
-            stream_read(ctx, to, fd.as_fd(), *console, ofd.nonblock(), iov)
-        }
+        Kind::Stream { fd, console, plain } => stream_read(
+            ctx,
+            to,
+            fd.as_fd(),
+            *console && !*plain,
+            ofd.nonblock(),
+            iov,
+        ),
         Kind::File { fd, .. } => Attempt::Done(file_read(ctx, to, fd.as_fd(), iov, None)),
         Kind::PipeWrite(_) | Kind::Path { .. } => Attempt::Done(Err(libc::EBADF)),
     }
@@ -352,9 +360,15 @@ pub fn try_read(ctx: &Ctx, to: Endpoint, ofd: &Ofd, iov: &Iov) -> Attempt {
 pub fn try_write(ctx: &Ctx, from: Endpoint, ofd: &Ofd, iov: &Iov, done: &mut usize) -> Attempt {
     match &ofd.kind {
         Kind::PipeWrite(p) => pipe::write(ctx, from, p, ofd.nonblock(), iov, done),
-        Kind::Stream { fd, console } => {
-            stream_write(ctx, from, fd.as_fd(), *console, ofd.nonblock(), iov, done)
-        }
+        Kind::Stream { fd, console, plain } => stream_write(
+            ctx,
+            from,
+            fd.as_fd(),
+            *console && !*plain,
+            ofd.nonblock(),
+            iov,
+            done,
+        ),
         Kind::File { fd, .. } => Attempt::Done(file_write(ctx, from, fd.as_fd(), iov, None)),
         Kind::PipeRead(_) | Kind::Path { .. } => Attempt::Done(Err(libc::EBADF)),
     }

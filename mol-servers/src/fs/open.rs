@@ -52,6 +52,7 @@ pub(super) fn classify(fd: OwnedFd, flags: i32) -> Result<Kind, i32> {
         _ => Ok(Kind::Stream {
             fd: Arc::new(fd),
             console: false,
+            plain: false,
         }),
     }
 }
@@ -98,6 +99,7 @@ impl Fs {
                         Kind::Stream {
                             fd: c.input.clone(),
                             console: true,
+                            plain: false,
                         },
                         libc::O_RDWR,
                     );

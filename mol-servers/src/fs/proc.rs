@@ -53,10 +53,12 @@ impl Fs {
                 let acc = sys::fcntl_int(fd.as_fd(), libc::F_GETFL, 0)
                     .map(|f| f & (libc::O_ACCMODE | libc::O_APPEND | O_LARGEFILE))
                     .unwrap_or(libc::O_RDWR);
+                let plain = sys::fmode(fd.as_fd()).is_ok_and(|m| m & libc::S_IFMT == libc::S_IFREG);
                 let ofd = Ofd::new(
                     Kind::Stream {
                         fd: fd.clone(),
                         console: true,
+                        plain,
                     },
                     acc,
                 );

@@ -42,6 +42,9 @@ pub enum Kind {
         /// The descriptor is the console (a dup of dvs-exec's stdio): its
         /// status flags belong to the user's shell and are never changed.
         console: bool,
+        /// The host object never blocks (a console redirected to a
+        /// regular file): no `poll` before I/O, large chunks.
+        plain: bool,
     },
     /// The read end of an FS pipe.
     PipeRead(Rc<RefCell<Pipe>>),
