@@ -1917,3 +1917,31 @@ fn console_redirected_to_files() {
     assert_eq!(c.read_vec(0, 100).unwrap(), b"");
     assert_eq!(c.ioctl(1, libc::TCGETS, &mut [0u8; 64]), Err(libc::ENOTTY));
 }
+
+#[test]
+fn an_abandoned_deferred_call_is_dropped() {
+    let w = World::new();
+    let c = w.client(ME, true);
+    let (r, wr) = c.pipe2(0);
+    // The caller gives up waiting (as after a timeout) and calls again.
+    let mut stale = [0u8; 8];
+    let mut m = abi::request(
+        Call::FsRead,
+        &[r as u64, stale.as_mut_ptr() as u64, stale.len() as u64],
+    );
+    assert!(c
+        .ipc
+        .sendrec_t(abi::FS, &mut m, Duration::from_millis(100))
+        .is_err());
+    w.fork_proc(ME, KID, false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let k = w.client(KID, false);
+            std::thread::sleep(Duration::from_millis(100));
+            k.write(wr, b"fresh").unwrap();
+        });
+        // Only the new call gets the data (and its own reply).
+        assert_eq!(c.read_vec(r, 100).unwrap(), b"fresh");
+    });
+    assert_eq!(stale, [0u8; 8], "the abandoned buffer was not written");
+}

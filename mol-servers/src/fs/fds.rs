@@ -228,16 +228,18 @@ fn lock(fs: &mut Fs, ctx: &Ctx, req: &Request, ofd: std::rc::Rc<Ofd>, cmd: i32) 
                 Outcome::ok(0)
             }
             Ok(false) => {
-                fs.defer(Waiter {
-                    sender: req.sender,
-                    caller: req.caller,
-                    op: Op::Lock {
-                        ofd: ofd.clone(),
-                        fl,
-                        next: Instant::now() + LOCK_RETRY,
+                fs.defer(
+                    ctx,
+                    Waiter {
+                        sender: req.sender,
+                        caller: req.caller,
+                        op: Op::Lock {
+                            ofd: ofd.clone(),
+                            fl,
+                            next: Instant::now() + LOCK_RETRY,
+                        },
                     },
-                });
-                fs.publish_watch(false);
+                );
                 Outcome::Deferred
             }
             Err(e) => Outcome::err(e),

@@ -458,17 +458,17 @@ impl Fs {
                 }
                 Outcome::from(r)
             }
-            Attempt::Blocked { progressed } => {
-                self.defer(Waiter {
-                    sender: req.sender,
-                    caller: req.caller,
-                    op: op(),
-                });
-                if progressed {
-                    self.settle(ctx, false);
-                } else {
-                    self.publish_watch(false);
-                }
+            Attempt::Blocked { .. } => {
+                // `defer` settles, which also lets peers use the bytes
+                // that moved on this try.
+                self.defer(
+                    ctx,
+                    Waiter {
+                        sender: req.sender,
+                        caller: req.caller,
+                        op: op(),
+                    },
+                );
                 Outcome::Deferred
             }
         }

@@ -164,9 +164,14 @@ impl Fs {
         }
     }
 
-    /// Keeps a call to answer later.
-    fn defer(&mut self, w: Waiter) {
+    /// Keeps a call to answer later, then settles (what it holds may
+    /// matter to others) and tells the watcher. A sender waits for one
+    /// reply only: an older deferred call of the same sender was
+    /// abandoned, and is dropped without a reply.
+    fn defer(&mut self, ctx: &Ctx, w: Waiter) {
+        self.waiters.retain(|old| old.sender != w.sender);
         self.waiters.push(w);
+        self.settle(ctx, false);
     }
 
     /// Retries the deferred calls until none can progress, then tells the

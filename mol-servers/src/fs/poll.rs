@@ -199,16 +199,18 @@ fn poll(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
         return Outcome::Reply(reply(ctx, req.sender, addr, &fds, &rev, n));
     }
     let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout as u64));
-    fs.defer(Waiter {
-        sender: req.sender,
-        caller: req.caller,
-        op: Op::Poll(PollWait {
-            addr,
-            fds,
-            deadline,
-        }),
-    });
-    fs.publish_watch(false);
+    fs.defer(
+        ctx,
+        Waiter {
+            sender: req.sender,
+            caller: req.caller,
+            op: Op::Poll(PollWait {
+                addr,
+                fds,
+                deadline,
+            }),
+        },
+    );
     Outcome::Deferred
 }
 
