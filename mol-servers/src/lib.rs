@@ -16,5 +16,6 @@
 pub mod abi;
 pub mod server;
 pub mod fs;
+pub mod mol;
 pub mod pm;
 pub mod systask;

@@ -4,7 +4,7 @@
 use crate::gate;
 use shim::mem::Local;
 use shim::{Action, Shim};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -14,7 +14,11 @@ use std::time::Duration;
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
-    static SHIM: RefCell<Option<Shim>> = const { RefCell::new(None) };
+    /// This thread's shim, leaked on purpose: it must outlive every
+    /// thread-local destructor and `atexit` handler (stdio flushes at
+    /// exit), and dropping it would unbind the endpoint, which would hide
+    /// the process's end from PM.
+    static SHIM: Cell<*const Shim> = const { Cell::new(std::ptr::null()) };
     /// Set while the preload itself runs: libc calls made by the preload
     /// (and by the libraries it uses) go straight to libc.
     static BUSY: Cell<bool> = const { Cell::new(false) };
@@ -67,7 +71,7 @@ pub fn attach(timeout: Duration) -> Result<bool, dvk::DvkError> {
         return Ok(false);
     };
     let ipc = dvk::Dvk::connect(&sock)?.wait4bind_t(timeout)?;
-    SHIM.with(|s| *s.borrow_mut() = Some(Shim::new(ipc)));
+    set_shim(Shim::new(ipc));
     ACTIVE.store(true, Ordering::Release);
     Ok(true)
 }
@@ -75,7 +79,8 @@ pub fn attach(timeout: Duration) -> Result<bool, dvk::DvkError> {
 /// In a forked child: drops the parent's (inherited) shim and attaches to
 /// the child's own binding, which the parent is asking PM for.
 pub fn reattach_child() {
-    SHIM.with(|s| drop(s.borrow_mut().take()));
+    // The parent's shim stays leaked: its mappings are not ours any more.
+    SHIM.with(|s| s.set(std::ptr::null()));
     if let Err(e) = attach(Duration::from_secs(30)) {
         eprintln!("dvs: forked child could not attach to its DC: {e}");
         // SAFETY: terminating the child without running the parent's
@@ -90,14 +95,22 @@ pub fn attach_thread() {
         .ok_or(dvk::DvkError::NoDaemon)
         .and_then(|sock| dvk::Dvk::connect(&sock)?.wait4bind_t(Duration::from_secs(30)));
     match r {
-        Ok(ipc) => SHIM.with(|s| *s.borrow_mut() = Some(Shim::new(ipc))),
+        Ok(ipc) => set_shim(Shim::new(ipc)),
         Err(e) => eprintln!("dvs: a new thread could not attach to its endpoint: {e}"),
     }
 }
 
+fn set_shim(s: Shim) {
+    let p: &'static Shim = Box::leak(Box::new(s));
+    SHIM.with(|c| c.set(p));
+}
+
 /// Runs `f` with this thread's shim.
 pub fn with_shim<R>(f: impl FnOnce(&Shim) -> R) -> Option<R> {
-    SHIM.with(|s| s.borrow().as_ref().map(f))
+    let p = SHIM.with(|c| c.get());
+    // SAFETY: a non-null pointer here comes from `Box::leak` in `set_shim`
+    // and is never freed, and only this thread uses it.
+    (!p.is_null()).then(|| f(unsafe { &*p }))
 }
 
 /// Serves a system call through the shim of the calling thread.

@@ -56,6 +56,13 @@ struct Args {
 const DVS_FAILED: i32 = 125;
 
 fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DVS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let code = match launch::run(&args.command, args.dc, args.root, args.socket) {
         Ok(code) => code,
