@@ -183,7 +183,28 @@ pub fn finish(act: Action, native: impl FnOnce() -> i64) -> i64 {
 /// A hooked call: serve `nr` through the shim, or run the real function.
 pub fn hooked(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
     match enter() {
-        None => native(),
         Some(_g) => finish(syscall(nr, a), native),
+        None if ACTIVE.load(Ordering::Relaxed) => reentered(nr, a, native),
+        None => native(),
+    }
+}
+
+/// A hooked call made while this thread is already inside the preload:
+/// by the preload itself (its own host descriptors), or by a signal
+/// handler that interrupted a call in progress. The thread's endpoint is
+/// busy, so the call cannot be served; waits must not reach the host
+/// either (a host reap would hide the child's end from PM), so they report
+/// nothing ready, which handlers that reap in a `WNOHANG` loop expect.
+fn reentered(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
+    let options = match nr {
+        libc::SYS_wait4 => a[2] as i32,
+        libc::SYS_waitid => a[3] as i32,
+        _ => return native(),
+    };
+    if options & libc::WNOHANG != 0 {
+        0
+    } else {
+        set_errno(libc::EINTR);
+        -1
     }
 }
