@@ -199,6 +199,9 @@ calls! {
     /// path (resolved in the DC root, following a final symlink unless
     /// `AT_SYMLINK_NOFOLLOW`), as [`Call::FsHostPath`].
     FsHostPathAt = 0x224,
+    /// `[fd_in, off_in or -1, fd_out, off_out or -1, len, flags]`
+    /// (`copy_file_range` between files; the shim updates the offsets).
+    FsCopyFileRange = 0x225,
     /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
     /// the parent's descriptors, cwd and umask (`share` = 1: the same
     /// table, cwd and umask, as threads share them).

@@ -433,6 +433,24 @@ impl Shim {
                 self.select(mem, a[0], a[1], a[2], a[3], t)
             })()),
             SYS_ioctl => r(self.ioctl(mem, a[0], a[1], a[2])),
+            SYS_copy_file_range => r((|| {
+                let off = |p: u64| -> Result<i64, i32> {
+                    if p == 0 {
+                        Ok(-1)
+                    } else {
+                        mem.read_val::<i64>(p)
+                    }
+                };
+                let (oi, oo) = (off(a[1])?, off(a[3])?);
+                let n = self.value(FS, Call::FsCopyFileRange, &[a[0], oi as u64, a[2], oo as u64, a[4], a[5]])?;
+                if a[1] != 0 {
+                    mem.write_val(a[1], &(oi + n))?;
+                }
+                if a[3] != 0 {
+                    mem.write_val(a[3], &(oo + n))?;
+                }
+                Ok(n)
+            })()),
             _ => None,
         }
     }

@@ -9,7 +9,6 @@ use libc::*;
 /// host.
 const UNSUPPORTED: &[(i64, &str)] = &[
     (SYS_sendfile, "sendfile"),
-    (SYS_copy_file_range, "copy_file_range"),
     (SYS_splice, "splice"),
     (SYS_tee, "tee"),
     (SYS_vmsplice, "vmsplice"),

@@ -7,6 +7,7 @@
 //! deferred [`Op`](super::Op) that the server retries when the pipe
 //! changes or the watcher reports readiness.
 
+use std::os::fd::AsRawFd;
 use super::table::{Kind, Ofd};
 use super::{pipe, sys, Fs, Op, Waiter};
 use crate::abi::Call;
@@ -559,6 +560,38 @@ fn lseek(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
     })
 }
 
+/// `copy_file_range` between two regular files (anything else is
+/// `EINVAL`, and callers fall back to read/write as with Linux).
+fn copy_file_range(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
+    let (a, b) = match (fs.ofd(req.caller, req.i32(0)), fs.ofd(req.caller, req.i32(2))) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return Outcome::err(e),
+    };
+    let (Kind::File { fd: fin, .. }, Kind::File { fd: fout, .. }) = (&a.kind, &b.kind) else {
+        return Outcome::err(libc::EINVAL);
+    };
+    if a.flags.get() & libc::O_ACCMODE == libc::O_WRONLY
+        || b.flags.get() & libc::O_ACCMODE == libc::O_RDONLY
+        || b.flags.get() & libc::O_APPEND != 0
+    {
+        return Outcome::err(libc::EBADF);
+    }
+    let mut oin = req.int(1);
+    let mut oout = req.int(3);
+    let pin: *mut i64 = if oin < 0 { std::ptr::null_mut() } else { &mut oin };
+    let pout: *mut i64 = if oout < 0 { std::ptr::null_mut() } else { &mut oout };
+    let len = (req.args[4] as usize).min(1 << 30);
+    // SAFETY: two host descriptors we own, offsets on our stack or null.
+    let r = unsafe {
+        libc::copy_file_range(fin.as_raw_fd(), pin, fout.as_raw_fd(), pout, len, req.args[5] as u32)
+    };
+    if r < 0 {
+        Outcome::err(nix::errno::Errno::last_raw())
+    } else {
+        Outcome::ok(r as i64)
+    }
+}
+
 /// The I/O calls.
 pub fn table() -> Vec<(Call, Handler<Fs>)> {
     vec![
@@ -569,5 +602,6 @@ pub fn table() -> Vec<(Call, Handler<Fs>)> {
         (Call::FsReadv, readv),
         (Call::FsWritev, writev),
         (Call::FsLseek, lseek),
+        (Call::FsCopyFileRange, copy_file_range),
     ]
 }

@@ -221,6 +221,16 @@ impl Pm {
             self.reap_by_init(ctx, pid);
         } else {
             self.wake_waiters(ctx, p.ppid);
+            // The host sent SIGCHLD when the task died, possibly before PM
+            // knew; a parent that waits with WNOHANG after SIGCHLD (shells)
+            // must get one more now that the status can be collected.
+            if let Some(parent) = self.table.get(p.ppid).filter(|q| q.life == Life::Alive) {
+                let _ = ctx.call(
+                    abi::systask(parent.node),
+                    Call::SysKill,
+                    &[parent.host_pid as u64, libc::SIGCHLD as u64],
+                );
+            }
         }
     }
 

@@ -5,6 +5,7 @@ pub mod files;
 pub mod procs;
 pub mod stdio;
 pub mod threads;
+pub mod tmpfiles;
 pub mod unsupported;
 
 /// Pads an argument list to the six system call registers.

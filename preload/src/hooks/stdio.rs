@@ -106,6 +106,11 @@ fn cookie_stream(fd: c_int, mode: *const c_char) -> *mut FILE {
     f
 }
 
+/// A stream on DC descriptor `fd` (for the other hooks).
+pub fn stream_on(fd: c_int, mode: *const c_char) -> *mut FILE {
+    cookie_stream(fd, mode)
+}
+
 /// `open(2)` flags for a stdio mode string.
 fn mode_flags(mode: &[u8]) -> Option<c_int> {
     let mut f = match mode.first()? {
