@@ -43,25 +43,41 @@ pub fn parse(args: &[String]) -> anyhow::Result<KillArgs> {
     while i < args.len() {
         let a = &args[i];
         if only_targets {
-            targets.push(a.parse().map_err(|_| anyhow::anyhow!("invalid process id {a:?}"))?);
+            targets.push(
+                a.parse()
+                    .map_err(|_| anyhow::anyhow!("invalid process id {a:?}"))?,
+            );
         } else if a == "--" {
             only_targets = true;
         } else if a == "-s" || a == "--signal" {
             i += 1;
-            sig = parse_signal(args.get(i).ok_or_else(|| anyhow::anyhow!("-s needs a signal"))?)?;
+            sig = parse_signal(
+                args.get(i)
+                    .ok_or_else(|| anyhow::anyhow!("-s needs a signal"))?,
+            )?;
             sig_given = true;
         } else if a == "--dc" {
             i += 1;
-            dc = Some(args.get(i).ok_or_else(|| anyhow::anyhow!("--dc needs a DC"))?.clone());
+            dc = Some(
+                args.get(i)
+                    .ok_or_else(|| anyhow::anyhow!("--dc needs a DC"))?
+                    .clone(),
+            );
         } else if let Some(v) = a.strip_prefix("--dc=") {
             dc = Some(v.to_string());
-        } else if let Some(rest) = a.strip_prefix('-').filter(|_| targets.is_empty() && !sig_given) {
+        } else if let Some(rest) = a
+            .strip_prefix('-')
+            .filter(|_| targets.is_empty() && !sig_given)
+        {
             // Before any target, `-N` and `-NAME` name the signal (use
             // `--` before negative process groups).
             sig = parse_signal(rest)?;
             sig_given = true;
         } else {
-            targets.push(a.parse().map_err(|_| anyhow::anyhow!("invalid process id {a:?}"))?);
+            targets.push(
+                a.parse()
+                    .map_err(|_| anyhow::anyhow!("invalid process id {a:?}"))?,
+            );
         }
         i += 1;
     }
@@ -78,17 +94,26 @@ pub fn kill(socket: &Path, explicit: bool, args: &[String]) -> anyhow::Result<()
     for sock in probe::sockets(socket, explicit) {
         let dvk = connect(&sock)?;
         for (id, name) in probe::mol_dcs(&dvk)? {
-            if k.dc.as_deref().is_none_or(|d| d == name || d.parse::<i32>().ok() == Some(id)) {
+            if k.dc
+                .as_deref()
+                .is_none_or(|d| d == name || d.parse::<i32>().ok() == Some(id))
+            {
                 dcs.push((sock.clone(), id, name));
             }
         }
     }
     let (sock, id, _) = match dcs.len() {
-        0 => anyhow::bail!("no DC with running MoL servers{}", k.dc.map(|d| format!(" named {d:?}")).unwrap_or_default()),
+        0 => anyhow::bail!(
+            "no DC with running MoL servers{}",
+            k.dc.map(|d| format!(" named {d:?}")).unwrap_or_default()
+        ),
         1 => dcs.remove(0),
         _ => anyhow::bail!(
             "several DCs are running ({}); choose one with --dc",
-            dcs.iter().map(|d| d.2.as_str()).collect::<Vec<_>>().join(", ")
+            dcs.iter()
+                .map(|d| d.2.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let probe = Probe::join(&sock, id)?;
@@ -100,7 +125,10 @@ pub fn kill(socket: &Path, explicit: bool, args: &[String]) -> anyhow::Result<()
         }
     }
     if failed > 0 {
-        anyhow::bail!("{failed} of {} targets could not be signalled", k.targets.len());
+        anyhow::bail!(
+            "{failed} of {} targets could not be signalled",
+            k.targets.len()
+        );
     }
     Ok(())
 }

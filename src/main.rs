@@ -217,8 +217,8 @@ pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let explicit = cli.socket.is_some()
-        || std::env::var_os("DVS_SOCKET").is_some_and(|s| !s.is_empty());
+    let explicit =
+        cli.socket.is_some() || std::env::var_os("DVS_SOCKET").is_some_and(|s| !s.is_empty());
     let socket = client::socket_path(cli.socket);
     match cli.command {
         Command::Node(NodeCommand::Start(a)) => node::start(&socket, a.node, a.foreground),

@@ -65,9 +65,10 @@ impl Probe {
     /// A request to a server; the reply's value or the errno.
     pub fn call(&self, to: Endpoint, c: Call, args: &[u64]) -> anyhow::Result<Result<i64, i32>> {
         let mut m = abi::request(c, args);
-        self.ipc
-            .sendrec(to, &mut m)
-            .doing(format_args!("{} did not answer", if to == abi::PM { "PM" } else { "the server" }))?;
+        self.ipc.sendrec(to, &mut m).doing(format_args!(
+            "{} did not answer",
+            if to == abi::PM { "PM" } else { "the server" }
+        ))?;
         Ok(abi::result(&m))
     }
 
@@ -75,7 +76,11 @@ impl Probe {
     pub fn ps(&self) -> anyhow::Result<Vec<mol_servers::pm::table::PsRow>> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = match self.call(abi::PM, Call::PmPs, &[buf.as_mut_ptr() as u64, buf.len() as u64])? {
+            let n = match self.call(
+                abi::PM,
+                Call::PmPs,
+                &[buf.as_mut_ptr() as u64, buf.len() as u64],
+            )? {
                 Ok(n) => n as usize,
                 Err(e) => anyhow::bail!("PM: {}", std::io::Error::from_raw_os_error(e)),
             };

@@ -20,7 +20,10 @@ fn finish(o: Output) -> Run {
     Run {
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        code: o.status.code().unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0)),
+        code: o
+            .status
+            .code()
+            .unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0)),
     }
 }
 
@@ -58,7 +61,11 @@ fn same(cwd: &Path, args: &[&str], stdin: &str) -> Run {
         "stdout differs for {args:?}\nDC stderr:\n{}",
         d.stderr
     );
-    assert_eq!(d.code, n.code, "exit status differs for {args:?}\nDC stderr:\n{}", d.stderr);
+    assert_eq!(
+        d.code, n.code,
+        "exit status differs for {args:?}\nDC stderr:\n{}",
+        d.stderr
+    );
     d
 }
 
@@ -73,7 +80,9 @@ fn scratch() -> tempfile::TempDir {
 
 /// Compiles `examples/NAME.c` into `dir`.
 fn example(name: &str, dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(format!("{name}.c"));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(format!("{name}.c"));
     let out = dir.join(name);
     let st = Command::new("cc")
         .args(["-O1", "-Wall", "-o"])
@@ -104,7 +113,10 @@ fn cp_r_copies_a_tree() {
     let d = scratch();
     let r = same(d.path(), &["cp", "-r", "sub", "copy"], "");
     assert_eq!(r.code, 0);
-    assert_eq!(std::fs::read_to_string(d.path().join("copy/b")).unwrap(), "BB\n");
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("copy/b")).unwrap(),
+        "BB\n"
+    );
 }
 
 #[test]
@@ -126,19 +138,39 @@ fn dc_pids() {
     let r = run(true, d.path(), &["sh", "-c", "echo $$ $PPID"], "");
     assert_eq!(r.stdout, "2 1\n", "{}", r.stderr);
     // A child sees its parent's DC PID.
-    same(d.path(), &["sh", "-c", "test $(sh -c 'echo $PPID') = $$ && echo ok"], "");
+    same(
+        d.path(),
+        &["sh", "-c", "test $(sh -c 'echo $PPID') = $$ && echo ok"],
+        "",
+    );
 }
 
 #[test]
 fn shell_scripts_match_native() {
     let d = scratch();
     let p = d.path();
-    same(p, &["sh", "-c", "sort fruit | uniq -c | sort -rn | head -2"], "");
+    same(
+        p,
+        &["sh", "-c", "sort fruit | uniq -c | sort -rn | head -2"],
+        "",
+    );
     same(p, &["sh", "-c", "x=$(wc -l < fruit); echo lines=$x"], "");
-    same(p, &["sh", "-c", "(cd sub && cat a b) > out; cat out; rm out"], "");
-    same(p, &["sh", "-c", "sleep 0.1 & sleep 0.05 & wait; echo done"], "");
+    same(
+        p,
+        &["sh", "-c", "(cd sub && cat a b) > out; cat out; rm out"],
+        "",
+    );
+    same(
+        p,
+        &["sh", "-c", "sleep 0.1 & sleep 0.05 & wait; echo done"],
+        "",
+    );
     same(p, &["sh", "-c", "trap 'echo trapped' EXIT; echo body"], "");
-    same(p, &["sh", "-c", "for i in 1 2 3; do echo $i; done | tac"], "");
+    same(
+        p,
+        &["sh", "-c", "for i in 1 2 3; do echo $i; done | tac"],
+        "",
+    );
     same(p, &["sh", "-c", "echo err >&2; echo out; exit 4"], "");
 }
 

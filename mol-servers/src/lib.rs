@@ -14,8 +14,8 @@
 #![warn(missing_docs)]
 
 pub mod abi;
-pub mod server;
 pub mod fs;
 pub mod mol;
 pub mod pm;
+pub mod server;
 pub mod systask;

@@ -38,7 +38,14 @@ pub fn reap(pid: i32) {
     unsafe {
         syscall6(
             libc::SYS_wait4,
-            [pid as u64, &mut status as *mut i32 as u64, libc::__WALL as u64, 0, 0, 0],
+            [
+                pid as u64,
+                &mut status as *mut i32 as u64,
+                libc::__WALL as u64,
+                0,
+                0,
+                0,
+            ],
         );
     }
 }
@@ -49,6 +56,9 @@ pub fn raise_in_thread(sig: i32) {
     unsafe {
         let pid = syscall6(libc::SYS_getpid, [0; 6]);
         let tid = syscall6(libc::SYS_gettid, [0; 6]);
-        syscall6(libc::SYS_tgkill, [pid as u64, tid as u64, sig as u64, 0, 0, 0]);
+        syscall6(
+            libc::SYS_tgkill,
+            [pid as u64, tid as u64, sig as u64, 0, 0, 0],
+        );
     }
 }

@@ -36,7 +36,15 @@ impl Shim {
         self.value(FS, call, &args)
     }
 
-    fn read_like(&self, mem: &dyn Mem, call: Call, fd: u64, addr: u64, len: u64, off: Option<u64>) -> Action {
+    fn read_like(
+        &self,
+        mem: &dyn Mem,
+        call: Call,
+        fd: u64,
+        addr: u64,
+        len: u64,
+        off: Option<u64>,
+    ) -> Action {
         let buf = Buf::output(mem, addr, len as usize);
         let mut args = vec![fd, buf.addr(), len];
         args.extend(off);
@@ -49,7 +57,15 @@ impl Shim {
         Action::Ret(ret(r))
     }
 
-    fn write_like(&self, mem: &dyn Mem, call: Call, fd: u64, addr: u64, len: u64, off: Option<u64>) -> Action {
+    fn write_like(
+        &self,
+        mem: &dyn Mem,
+        call: Call,
+        fd: u64,
+        addr: u64,
+        len: u64,
+        off: Option<u64>,
+    ) -> Action {
         let buf = match Buf::input(mem, addr, len as usize) {
             Ok(b) => b,
             Err(e) => return Action::Ret(-(e as i64)),
@@ -117,7 +133,14 @@ impl Shim {
     }
 
     /// `stat`-like calls: the struct comes back through an output buffer.
-    fn stat_like(&self, mem: &dyn Mem, dirfd: u64, p: Option<u64>, sb: u64, flags: u64) -> Result<i64, i32> {
+    fn stat_like(
+        &self,
+        mem: &dyn Mem,
+        dirfd: u64,
+        p: Option<u64>,
+        sb: u64,
+        flags: u64,
+    ) -> Result<i64, i32> {
         let path = match p {
             Some(p) => self.path(mem, p)?,
             None => Vec::new(),
@@ -126,19 +149,42 @@ impl Shim {
         let r = self.value(
             FS,
             Call::FsFstatat,
-            &[dirfd, path.as_ptr() as u64, path.len() as u64, buf.addr(), flags],
+            &[
+                dirfd,
+                path.as_ptr() as u64,
+                path.len() as u64,
+                buf.addr(),
+                flags,
+            ],
         )?;
         buf.finish(mem, STAT_SIZE)?;
         Ok(r)
     }
 
-    fn two_paths(&self, mem: &dyn Mem, call: Call, od: u64, op: u64, nd: u64, np: u64, flags: u64) -> Result<i64, i32> {
+    #[allow(clippy::too_many_arguments)]
+    fn two_paths(
+        &self,
+        mem: &dyn Mem,
+        call: Call,
+        od: u64,
+        op: u64,
+        nd: u64,
+        np: u64,
+        flags: u64,
+    ) -> Result<i64, i32> {
         let a = self.path(mem, op)?;
         let b = self.path(mem, np)?;
         self.value(
             FS,
             call,
-            &[od, a.as_ptr() as u64, pack_lens(a.len(), b.len()), nd, b.as_ptr() as u64, flags],
+            &[
+                od,
+                a.as_ptr() as u64,
+                pack_lens(a.len(), b.len()),
+                nd,
+                b.as_ptr() as u64,
+                flags,
+            ],
         )
     }
 
@@ -154,7 +200,15 @@ impl Shim {
     }
 
     /// `select`/`pselect6`, expressed as a poll.
-    fn select(&self, mem: &dyn Mem, n: u64, rd: u64, wr: u64, ex: u64, timeout_ms: i64) -> Result<i64, i32> {
+    fn select(
+        &self,
+        mem: &dyn Mem,
+        n: u64,
+        rd: u64,
+        wr: u64,
+        ex: u64,
+        timeout_ms: i64,
+    ) -> Result<i64, i32> {
         if n > 1024 {
             return Err(libc::EINVAL);
         }
@@ -193,7 +247,11 @@ impl Shim {
         self.value(
             FS,
             Call::FsPoll,
-            &[pfds.as_mut_ptr() as u64, pfds.len() as u64, timeout_ms as u64],
+            &[
+                pfds.as_mut_ptr() as u64,
+                pfds.len() as u64,
+                timeout_ms as u64,
+            ],
         )?;
         let mut out = [vec![0u64; words], vec![0u64; words], vec![0u64; words]];
         let mut count = 0;
@@ -208,9 +266,19 @@ impl Shim {
                     count += 1;
                 }
             };
-            set(0, p.events & libc::POLLIN != 0 && p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0);
-            set(1, p.events & libc::POLLOUT != 0 && p.revents & (libc::POLLOUT | libc::POLLERR) != 0);
-            set(2, p.events & libc::POLLPRI != 0 && p.revents & libc::POLLPRI != 0);
+            set(
+                0,
+                p.events & libc::POLLIN != 0
+                    && p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0,
+            );
+            set(
+                1,
+                p.events & libc::POLLOUT != 0 && p.revents & (libc::POLLOUT | libc::POLLERR) != 0,
+            );
+            set(
+                2,
+                p.events & libc::POLLPRI != 0 && p.revents & libc::POLLPRI != 0,
+            );
         }
         for (k, addr) in [rd, wr, ex].into_iter().enumerate() {
             if addr != 0 {
@@ -229,7 +297,11 @@ impl Shim {
         // The foreground group lives in PM; FS checks that fd is a tty.
         if req as libc::c_ulong == libc::TIOCGPGRP || req as libc::c_ulong == libc::TIOCSPGRP {
             let mut probe = [0u8; 36];
-            self.value(FS, Call::FsIoctl, &[fd, libc::TCGETS as u64, probe.as_mut_ptr() as u64])?;
+            self.value(
+                FS,
+                Call::FsIoctl,
+                &[fd, libc::TCGETS, probe.as_mut_ptr() as u64],
+            )?;
             if req as libc::c_ulong == libc::TIOCGPGRP {
                 let g = self.value(abi::PM, Call::PmGetFg, &[])? as i32;
                 mem.write_val(arg, &g)?;
@@ -274,7 +346,9 @@ impl Shim {
             SYS_read => Some(self.read_like(mem, Call::FsRead, a[0], a[1], a[2], None)),
             SYS_write => Some(self.write_like(mem, Call::FsWrite, a[0], a[1], a[2], None)),
             SYS_pread64 => Some(self.read_like(mem, Call::FsPread, a[0], a[1], a[2], Some(a[3]))),
-            SYS_pwrite64 => Some(self.write_like(mem, Call::FsPwrite, a[0], a[1], a[2], Some(a[3]))),
+            SYS_pwrite64 => {
+                Some(self.write_like(mem, Call::FsPwrite, a[0], a[1], a[2], Some(a[3])))
+            }
             SYS_readv => Some(self.vec_io(mem, false, a[0], a[1], a[2], u64::MAX)),
             SYS_writev => Some(self.vec_io(mem, true, a[0], a[1], a[2], u64::MAX)),
             SYS_preadv => Some(self.vec_io(mem, false, a[0], a[1], a[2], a[3])),
@@ -291,7 +365,9 @@ impl Shim {
             SYS_openat => r(self.at(mem, Call::FsOpenat, a[0], a[1], &[a[2], a[3]])),
             SYS_close => r(self.value(FS, Call::FsClose, &[a[0]])),
             SYS_stat => r(self.stat_like(mem, AT_FDCWD, Some(a[0]), a[1], 0)),
-            SYS_lstat => r(self.stat_like(mem, AT_FDCWD, Some(a[0]), a[1], AT_SYMLINK_NOFOLLOW as u64)),
+            SYS_lstat => {
+                r(self.stat_like(mem, AT_FDCWD, Some(a[0]), a[1], AT_SYMLINK_NOFOLLOW as u64))
+            }
             SYS_fstat => r(self.stat_like(mem, a[0], None, a[1], AT_EMPTY_PATH as u64)),
             SYS_newfstatat => r(self.stat_like(mem, a[0], Some(a[1]), a[2], a[3])),
             SYS_statx => r((|| {
@@ -300,7 +376,14 @@ impl Shim {
                 let v = self.value(
                     FS,
                     Call::FsStatx,
-                    &[a[0], path.as_ptr() as u64, path.len() as u64, a[2], a[3], buf.addr()],
+                    &[
+                        a[0],
+                        path.as_ptr() as u64,
+                        path.len() as u64,
+                        a[2],
+                        a[3],
+                        buf.addr(),
+                    ],
                 )?;
                 buf.finish(mem, STATX_BYTES)?;
                 Ok(v)
@@ -310,13 +393,21 @@ impl Shim {
             SYS_faccessat2 => r(self.at(mem, Call::FsFaccessat, a[0], a[1], &[a[2], a[3]])),
             SYS_truncate => r((|| {
                 let p = self.path(mem, a[0])?;
-                self.value(FS, Call::FsTruncate, &[p.as_ptr() as u64, p.len() as u64, a[1]])
+                self.value(
+                    FS,
+                    Call::FsTruncate,
+                    &[p.as_ptr() as u64, p.len() as u64, a[1]],
+                )
             })()),
             SYS_ftruncate => r(self.value(FS, Call::FsFtruncate, &[a[0], a[1]])),
             SYS_fsync => r(self.value(FS, Call::FsFsync, &[a[0], 0])),
             SYS_fdatasync => r(self.value(FS, Call::FsFsync, &[a[0], 1])),
             SYS_chmod => r(self.at(mem, Call::FsFchmodat, AT_FDCWD, a[0], &[a[1], 0])),
-            SYS_fchmod => r(self.value(FS, Call::FsFchmodat, &[a[0], 0, 0, a[1], AT_EMPTY_PATH as u64])),
+            SYS_fchmod => r(self.value(
+                FS,
+                Call::FsFchmodat,
+                &[a[0], 0, 0, a[1], AT_EMPTY_PATH as u64],
+            )),
             SYS_fchmodat => r(self.at(mem, Call::FsFchmodat, a[0], a[1], &[a[2], 0])),
             SYS_chown => r(self.at(mem, Call::FsFchownat, AT_FDCWD, a[0], &[a[1], a[2], 0])),
             SYS_lchown => r(self.at(
@@ -334,7 +425,11 @@ impl Shim {
             SYS_fchownat => r(self.at(mem, Call::FsFchownat, a[0], a[1], &[a[2], a[3], a[4]])),
             SYS_umask => r(self.value(FS, Call::FsUmask, &[a[0]])),
             SYS_utimensat => r((|| {
-                let path = if a[1] == 0 { Vec::new() } else { self.path(mem, a[1])? };
+                let path = if a[1] == 0 {
+                    Vec::new()
+                } else {
+                    self.path(mem, a[1])?
+                };
                 let times = if a[2] == 0 {
                     None
                 } else {
@@ -343,17 +438,33 @@ impl Shim {
                 self.value(
                     FS,
                     Call::FsUtimensat,
-                    &[a[0], path.as_ptr() as u64, path.len() as u64, times.as_ref().map_or(0, |t| t.addr()), a[3]],
+                    &[
+                        a[0],
+                        path.as_ptr() as u64,
+                        path.len() as u64,
+                        times.as_ref().map_or(0, |t| t.addr()),
+                        a[3],
+                    ],
                 )
             })()),
             SYS_mkdir => r(self.at(mem, Call::FsMkdirat, AT_FDCWD, a[0], &[a[1]])),
             SYS_mkdirat => r(self.at(mem, Call::FsMkdirat, a[0], a[1], &[a[2]])),
-            SYS_rmdir => r(self.at(mem, Call::FsUnlinkat, AT_FDCWD, a[0], &[AT_REMOVEDIR as u64])),
+            SYS_rmdir => r(self.at(
+                mem,
+                Call::FsUnlinkat,
+                AT_FDCWD,
+                a[0],
+                &[AT_REMOVEDIR as u64],
+            )),
             SYS_unlink => r(self.at(mem, Call::FsUnlinkat, AT_FDCWD, a[0], &[0])),
             SYS_unlinkat => r(self.at(mem, Call::FsUnlinkat, a[0], a[1], &[a[2]])),
-            SYS_rename => r(self.two_paths(mem, Call::FsRenameat2, AT_FDCWD, a[0], AT_FDCWD, a[1], 0)),
+            SYS_rename => {
+                r(self.two_paths(mem, Call::FsRenameat2, AT_FDCWD, a[0], AT_FDCWD, a[1], 0))
+            }
             SYS_renameat => r(self.two_paths(mem, Call::FsRenameat2, a[0], a[1], a[2], a[3], 0)),
-            SYS_renameat2 => r(self.two_paths(mem, Call::FsRenameat2, a[0], a[1], a[2], a[3], a[4])),
+            SYS_renameat2 => {
+                r(self.two_paths(mem, Call::FsRenameat2, a[0], a[1], a[2], a[3], a[4]))
+            }
             SYS_link => r(self.two_paths(mem, Call::FsLinkat, AT_FDCWD, a[0], AT_FDCWD, a[1], 0)),
             SYS_linkat => r(self.two_paths(mem, Call::FsLinkat, a[0], a[1], a[2], a[3], a[4])),
             SYS_symlink | SYS_symlinkat => r((|| {
@@ -367,7 +478,12 @@ impl Shim {
                 self.value(
                     FS,
                     Call::FsSymlinkat,
-                    &[t.as_ptr() as u64, pack_lens(t.len(), q.len()), dirfd, q.as_ptr() as u64],
+                    &[
+                        t.as_ptr() as u64,
+                        pack_lens(t.len(), q.len()),
+                        dirfd,
+                        q.as_ptr() as u64,
+                    ],
                 )
             })()),
             SYS_readlink | SYS_readlinkat => r((|| {
@@ -381,7 +497,13 @@ impl Shim {
                 let v = self.value(
                     FS,
                     Call::FsReadlinkat,
-                    &[dirfd, path.as_ptr() as u64, path.len() as u64, buf.addr(), n],
+                    &[
+                        dirfd,
+                        path.as_ptr() as u64,
+                        path.len() as u64,
+                        buf.addr(),
+                        n,
+                    ],
                 )?;
                 buf.finish(mem, v as usize)?;
                 Ok(v)
@@ -442,7 +564,11 @@ impl Shim {
                     }
                 };
                 let (oi, oo) = (off(a[1])?, off(a[3])?);
-                let n = self.value(FS, Call::FsCopyFileRange, &[a[0], oi as u64, a[2], oo as u64, a[4], a[5]])?;
+                let n = self.value(
+                    FS,
+                    Call::FsCopyFileRange,
+                    &[a[0], oi as u64, a[2], oo as u64, a[4], a[5]],
+                )?;
                 if a[1] != 0 {
                     mem.write_val(a[1], &(oi + n))?;
                 }

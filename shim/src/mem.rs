@@ -82,15 +82,27 @@ impl Mem for Local {
         if buf.is_empty() {
             return Ok(());
         }
-        vm_copy(CopyDir::Read, std::process::id() as i32, buf.as_mut_ptr() as u64, addr, buf.len())
-            .map_err(|_| libc::EFAULT)
+        vm_copy(
+            CopyDir::Read,
+            std::process::id() as i32,
+            buf.as_mut_ptr() as u64,
+            addr,
+            buf.len(),
+        )
+        .map_err(|_| libc::EFAULT)
     }
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), i32> {
         if data.is_empty() {
             return Ok(());
         }
-        vm_copy(CopyDir::Write, std::process::id() as i32, data.as_ptr() as u64, addr, data.len())
-            .map_err(|_| libc::EFAULT)
+        vm_copy(
+            CopyDir::Write,
+            std::process::id() as i32,
+            data.as_ptr() as u64,
+            addr,
+            data.len(),
+        )
+        .map_err(|_| libc::EFAULT)
     }
     fn direct(&self) -> bool {
         true
@@ -109,15 +121,27 @@ impl Mem for Remote {
         if buf.is_empty() {
             return Ok(());
         }
-        vm_copy(CopyDir::Read, self.pid, buf.as_mut_ptr() as u64, addr, buf.len())
-            .map_err(errno::of_copy)
+        vm_copy(
+            CopyDir::Read,
+            self.pid,
+            buf.as_mut_ptr() as u64,
+            addr,
+            buf.len(),
+        )
+        .map_err(errno::of_copy)
     }
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), i32> {
         if data.is_empty() {
             return Ok(());
         }
-        vm_copy(CopyDir::Write, self.pid, data.as_ptr() as u64, addr, data.len())
-            .map_err(errno::of_copy)
+        vm_copy(
+            CopyDir::Write,
+            self.pid,
+            data.as_ptr() as u64,
+            addr,
+            data.len(),
+        )
+        .map_err(errno::of_copy)
     }
     fn direct(&self) -> bool {
         false
@@ -135,19 +159,31 @@ impl Buf {
     /// A buffer the server will read from (data going out of the program).
     pub fn input(mem: &dyn Mem, addr: u64, len: usize) -> Result<Buf, i32> {
         if mem.direct() {
-            return Ok(Buf { bounce: None, user: addr });
+            return Ok(Buf {
+                bounce: None,
+                user: addr,
+            });
         }
         let mut v = vec![0u8; len];
         mem.read(addr, &mut v)?;
-        Ok(Buf { bounce: Some(v), user: addr })
+        Ok(Buf {
+            bounce: Some(v),
+            user: addr,
+        })
     }
 
     /// A buffer the server will write into (data coming into the program).
     pub fn output(mem: &dyn Mem, addr: u64, len: usize) -> Buf {
         if mem.direct() {
-            Buf { bounce: None, user: addr }
+            Buf {
+                bounce: None,
+                user: addr,
+            }
         } else {
-            Buf { bounce: Some(vec![0u8; len]), user: addr }
+            Buf {
+                bounce: Some(vec![0u8; len]),
+                user: addr,
+            }
         }
     }
 

@@ -36,12 +36,15 @@ fn call(ipc: &Ipc, to: Endpoint, c: Call, args: &[u64]) -> Result<dvk::Message> 
 
 fn value(ipc: &Ipc, to: Endpoint, c: Call, args: &[u64]) -> Result<i64> {
     let m = call(ipc, to, c, args)?;
-    abi::result(&m).map_err(|e| anyhow::anyhow!("{}: {}", c.name(), std::io::Error::from_raw_os_error(e)))
+    abi::result(&m)
+        .map_err(|e| anyhow::anyhow!("{}: {}", c.name(), std::io::Error::from_raw_os_error(e)))
 }
 
 /// Picks a free DC id and creates the DC.
 fn create_dc(dvk: &Dvk, name: &str) -> Result<i32> {
-    let info = dvk.getdvsinfo().context("the node daemon is not initialised")?;
+    let info = dvk
+        .getdvsinfo()
+        .context("the node daemon is not initialised")?;
     if dvk.dc_lookup(name).is_ok() {
         bail!("a DC named {name:?} already exists; dvs-exec runs each program in a DC of its own");
     }
@@ -58,13 +61,20 @@ fn create_dc(dvk: &Dvk, name: &str) -> Result<i32> {
             Err(e) => return Err(e).context("cannot create the DC"),
         }
     }
-    bail!("no free DC id on this node (all {} in use)", info.params.nr_dcs)
+    bail!(
+        "no free DC id on this node (all {} in use)",
+        info.params.nr_dcs
+    )
 }
 
 fn dup_console() -> Result<ConsoleFds> {
     let d = |fd: i32| -> Result<OwnedFd> {
-        let f = nix::unistd::dup(unsafe_borrow(fd)).with_context(|| format!("cannot use descriptor {fd}"))?;
-        nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
+        let f = nix::unistd::dup(unsafe_borrow(fd))
+            .with_context(|| format!("cannot use descriptor {fd}"))?;
+        nix::fcntl::fcntl(
+            &f,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )?;
         Ok(f)
     };
     Ok(ConsoleFds {
@@ -116,7 +126,9 @@ pub fn run(
     socket: Option<PathBuf>,
 ) -> Result<i32> {
     let root = match root {
-        Some(r) => r.canonicalize().with_context(|| format!("--root {}", r.display()))?,
+        Some(r) => r
+            .canonicalize()
+            .with_context(|| format!("--root {}", r.display()))?,
         None => PathBuf::from("/"),
     };
     let prog = resolve::program(&command[0], &root)?;
@@ -163,12 +175,17 @@ fn run_in_dc(
         },
     )
     .context("cannot start the MoL servers")?;
-    let me = Dvk::connect(&node.socket)?.tbind(dcid, LAUNCHER).context("cannot bind the launcher")?;
+    let me = Dvk::connect(&node.socket)?
+        .tbind(dcid, LAUNCHER)
+        .context("cannot bind the launcher")?;
     start_signal_forwarder(&node.socket, dcid, signals)?;
 
     let cstr = |b: &[u8]| CString::new(b).context("arguments must not contain NUL bytes");
     let prog_c = cstr(prog.as_os_str().as_bytes())?;
-    let argv: Vec<CString> = command.iter().map(|a| cstr(a.as_bytes())).collect::<Result<_>>()?;
+    let argv: Vec<CString> = command
+        .iter()
+        .map(|a| cstr(a.as_bytes()))
+        .collect::<Result<_>>()?;
     let mut envp: Vec<CString> = Vec::new();
     for (k, v) in std::env::vars_os() {
         if k == "LD_PRELOAD" || k == "DVS_SOCKET" || k == "DVS_EXEC_PATH" {
@@ -179,17 +196,33 @@ fn run_in_dc(
         e.extend_from_slice(v.as_bytes());
         envp.push(cstr(&e)?);
     }
-    envp.push(cstr(&[b"LD_PRELOAD=".as_slice(), preload.as_os_str().as_bytes()].concat())?);
-    envp.push(cstr(&[b"DVS_SOCKET=".as_slice(), node.socket.as_os_str().as_bytes()].concat())?);
+    envp.push(cstr(
+        &[b"LD_PRELOAD=".as_slice(), preload.as_os_str().as_bytes()].concat(),
+    )?);
+    envp.push(cstr(
+        &[
+            b"DVS_SOCKET=".as_slice(),
+            node.socket.as_os_str().as_bytes(),
+        ]
+        .concat(),
+    )?);
 
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let host_pid = spawn(&prog_c, &argv, &envp, &go_r)?;
     drop(go_r);
     let start = (|| -> Result<i32> {
-        let m = call(&me, abi::PM, Call::PmSpawn, &[host_pid as u64, abi::INIT_PID as u64])?;
-        let pid = abi::result(&m)
-            .map_err(|e| anyhow::anyhow!("PM refused the program: {}", std::io::Error::from_raw_os_error(e)))?
-            as i32;
+        let m = call(
+            &me,
+            abi::PM,
+            Call::PmSpawn,
+            &[host_pid as u64, abi::INIT_PID as u64],
+        )?;
+        let pid = abi::result(&m).map_err(|e| {
+            anyhow::anyhow!(
+                "PM refused the program: {}",
+                std::io::Error::from_raw_os_error(e)
+            )
+        })? as i32;
         let ep = m.words()[1];
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         let cwd = if root == std::path::Path::new("/") {
@@ -198,7 +231,12 @@ fn run_in_dc(
             PathBuf::from("/")
         };
         let cwd = cwd.as_os_str().as_bytes();
-        value(&me, abi::FS, Call::FsNewProc, &[ep, 1, cwd.as_ptr() as u64, cwd.len() as u64])?;
+        value(
+            &me,
+            abi::FS,
+            Call::FsNewProc,
+            &[ep, 1, cwd.as_ptr() as u64, cwd.len() as u64],
+        )?;
         Ok(pid)
     })();
     let pid = match start {
@@ -223,13 +261,25 @@ fn run_in_dc(
 
 /// Ends what is left of the DC (background processes) before the DC goes.
 fn teardown(me: &Ipc) {
-    let _ = value(me, abi::PM, Call::PmKill, &[-1i64 as u64, libc::SIGKILL as u64]);
+    let _ = value(
+        me,
+        abi::PM,
+        Call::PmKill,
+        &[-1i64 as u64, libc::SIGKILL as u64],
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut buf = vec![0u8; 1 << 16];
     while Instant::now() < deadline {
-        let n = value(me, abi::PM, Call::PmPs, &[buf.as_mut_ptr() as u64, buf.len() as u64]);
+        let n = value(
+            me,
+            abi::PM,
+            Call::PmPs,
+            &[buf.as_mut_ptr() as u64, buf.len() as u64],
+        );
         let rows: Vec<serde_json::Value> = match n {
-            Ok(n) if (n as usize) <= buf.len() => serde_json::from_slice(&buf[..n as usize]).unwrap_or_default(),
+            Ok(n) if (n as usize) <= buf.len() => {
+                serde_json::from_slice(&buf[..n as usize]).unwrap_or_default()
+            }
             _ => break,
         };
         if rows.len() <= 1 {

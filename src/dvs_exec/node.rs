@@ -6,11 +6,14 @@ use dvk::{Dvk, DvsParams};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
+/// An embedded daemon: how to stop it, and its thread.
+type Embedded = (Box<dyn Fn() + Send + Sync>, JoinHandle<()>);
+
 /// A connection target, possibly with an embedded daemon behind it.
 pub struct Node {
     /// Control socket.
     pub socket: PathBuf,
-    embedded: Option<(Box<dyn Fn() + Send + Sync>, JoinHandle<()>)>,
+    embedded: Option<Embedded>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -26,13 +29,24 @@ impl Node {
         });
         if let Some(s) = explicit {
             if Dvk::connect(&s).is_err() {
-                bail!("no node daemon is running on {} (start one with `dvs node start`)", s.display());
+                bail!(
+                    "no node daemon is running on {} (start one with `dvs node start`)",
+                    s.display()
+                );
             }
-            return Ok(Node { socket: s, embedded: None, _dir: None });
+            return Ok(Node {
+                socket: s,
+                embedded: None,
+                _dir: None,
+            });
         }
         let default = PathBuf::from(dvk::DEFAULT_SOCKET);
         if Dvk::connect(&default).is_ok() {
-            return Ok(Node { socket: default, embedded: None, _dir: None });
+            return Ok(Node {
+                socket: default,
+                embedded: None,
+                _dir: None,
+            });
         }
         Self::embedded()
     }
@@ -42,7 +56,8 @@ impl Node {
         let (socket, dir) = match std::fs::create_dir_all(run) {
             Ok(()) => (run.join(format!("exec-{}.sock", std::process::id())), None),
             Err(_) => {
-                let d = tempfile::tempdir().context("cannot create a directory for the embedded node")?;
+                let d = tempfile::tempdir()
+                    .context("cannot create a directory for the embedded node")?;
                 (d.path().join("dvkd.sock"), Some(d))
             }
         };
@@ -50,7 +65,8 @@ impl Node {
             socket: socket.clone(),
             init: Some((0, DvsParams::default())),
         };
-        let daemon = dvk::daemon::Daemon::bind(&cfg).context("cannot start the embedded node daemon")?;
+        let daemon =
+            dvk::daemon::Daemon::bind(&cfg).context("cannot start the embedded node daemon")?;
         let stop = Box::new(daemon.stopper());
         let thread = std::thread::Builder::new()
             .name("dvkd".into())

@@ -26,7 +26,9 @@ impl std::fmt::Display for NotRunnable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             NotRunnable::NotFound(p) => write!(f, "{p}: command not found"),
-            NotRunnable::NotExecutable(p) => write!(f, "{p}: permission denied (not an executable file)"),
+            NotRunnable::NotExecutable(p) => {
+                write!(f, "{p}: permission denied (not an executable file)")
+            }
         }
     }
 }
@@ -82,7 +84,10 @@ pub fn preload() -> anyhow::Result<PathBuf> {
     }
     let exe = std::env::current_exe()?;
     let dir = exe.parent().unwrap_or(Path::new("."));
-    for cand in [dir.join("libdvs_preload.so"), dir.join("../libdvs_preload.so")] {
+    for cand in [
+        dir.join("libdvs_preload.so"),
+        dir.join("../libdvs_preload.so"),
+    ] {
         if cand.exists() {
             return Ok(cand.canonicalize().unwrap_or(cand));
         }

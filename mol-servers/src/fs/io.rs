@@ -7,12 +7,12 @@
 //! deferred [`Op`](super::Op) that the server retries when the pipe
 //! changes or the watcher reports readiness.
 
-use std::os::fd::AsRawFd;
 use super::table::{Kind, Ofd};
 use super::{pipe, sys, Fs, Op, Waiter};
 use crate::abi::Call;
 use crate::server::{Ctx, Handler, Outcome, Request};
 use dvk::Endpoint;
+use std::os::fd::AsRawFd;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::rc::Rc;
 
@@ -563,7 +563,10 @@ fn lseek(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
 /// `copy_file_range` between two regular files (anything else is
 /// `EINVAL`, and callers fall back to read/write as with Linux).
 fn copy_file_range(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
-    let (a, b) = match (fs.ofd(req.caller, req.i32(0)), fs.ofd(req.caller, req.i32(2))) {
+    let (a, b) = match (
+        fs.ofd(req.caller, req.i32(0)),
+        fs.ofd(req.caller, req.i32(2)),
+    ) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return Outcome::err(e),
     };
@@ -578,12 +581,27 @@ fn copy_file_range(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
     }
     let mut oin = req.int(1);
     let mut oout = req.int(3);
-    let pin: *mut i64 = if oin < 0 { std::ptr::null_mut() } else { &mut oin };
-    let pout: *mut i64 = if oout < 0 { std::ptr::null_mut() } else { &mut oout };
+    let pin: *mut i64 = if oin < 0 {
+        std::ptr::null_mut()
+    } else {
+        &mut oin
+    };
+    let pout: *mut i64 = if oout < 0 {
+        std::ptr::null_mut()
+    } else {
+        &mut oout
+    };
     let len = (req.args[4] as usize).min(1 << 30);
     // SAFETY: two host descriptors we own, offsets on our stack or null.
     let r = unsafe {
-        libc::copy_file_range(fin.as_raw_fd(), pin, fout.as_raw_fd(), pout, len, req.args[5] as u32)
+        libc::copy_file_range(
+            fin.as_raw_fd(),
+            pin,
+            fout.as_raw_fd(),
+            pout,
+            len,
+            req.args[5] as u32,
+        )
     };
     if r < 0 {
         Outcome::err(nix::errno::Errno::last_raw())

@@ -42,7 +42,11 @@ impl Pm {
             return Err(undo(self, e));
         }
         let m = ctx
-            .call(abi::systask(self.node), Call::SysBind, &[host_pid as u64, ep.0 as u64])
+            .call(
+                abi::systask(self.node),
+                Call::SysBind,
+                &[host_pid as u64, ep.0 as u64],
+            )
             .map_err(|e| undo(self, e))?;
         if let Err(e) = abi::result(&m) {
             let _ = ctx.call(abi::FS, Call::FsExitProc, &[ep.0 as u64]);
@@ -140,12 +144,20 @@ impl Pm {
                 e
             };
             let m = ctx
-                .call(abi::FS, Call::FsForkProc, &[req.caller.0 as u64, ep.0 as u64, 1])
+                .call(
+                    abi::FS,
+                    Call::FsForkProc,
+                    &[req.caller.0 as u64, ep.0 as u64, 1],
+                )
                 .map_err(|e| undo(self, e))?;
             abi::result(&m).map_err(|e| undo(self, e))?;
             let node = self.node;
             let m = ctx
-                .call(abi::systask(node), Call::SysBind, &[tid as u64, ep.0 as u64])
+                .call(
+                    abi::systask(node),
+                    Call::SysBind,
+                    &[tid as u64, ep.0 as u64],
+                )
                 .map_err(|e| undo(self, e))?;
             if let Err(e) = abi::result(&m) {
                 let _ = ctx.call(abi::FS, Call::FsExitProc, &[ep.0 as u64]);
@@ -171,7 +183,9 @@ impl Pm {
         let Ok(pid) = self.caller_pid(req.caller) else {
             return Outcome::err(libc::ESRCH);
         };
-        let path = ctx.path(req.sender, req.args[0], req.args[1]).unwrap_or_default();
+        let path = ctx
+            .path(req.sender, req.args[0], req.args[1])
+            .unwrap_or_default();
         let name = path.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
         let cmd = String::from_utf8_lossy(name).into_owned();
         let ep = req.caller;
@@ -196,7 +210,11 @@ impl Pm {
             return;
         };
         let status = ctx
-            .call(abi::systask(p.node), Call::SysExitStatus, &[p.host_pid as u64])
+            .call(
+                abi::systask(p.node),
+                Call::SysExitStatus,
+                &[p.host_pid as u64],
+            )
             .ok()
             .and_then(|m| abi::result(&m).ok())
             // Gone before we could look: it was killed outright.

@@ -16,7 +16,11 @@ fn host_state(pid: i32) -> (String, u64) {
         return ("?".into(), 0);
     };
     let f: Vec<&str> = stat[i + 1..].split_whitespace().collect();
-    let ticks = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |n: usize| {
+        f.get(n - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     (f.first().unwrap_or(&"?").to_string(), ticks(14) + ticks(15))
 }
 

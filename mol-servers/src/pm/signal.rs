@@ -28,7 +28,11 @@ impl Pm {
                 continue;
             }
             let r = ctx
-                .call(abi::systask(p.node), Call::SysKill, &[p.host_pid as u64, sig as u64])
+                .call(
+                    abi::systask(p.node),
+                    Call::SysKill,
+                    &[p.host_pid as u64, sig as u64],
+                )
                 .and_then(|m| abi::result(&m));
             delivered |= r.is_ok();
         }
@@ -57,8 +61,15 @@ impl Pm {
                     self.table.get(p).map(|q| vec![q.pid]).unwrap_or_default()
                 }
                 0 => {
-                    let g = me.and_then(|m| self.table.get(m)).map(|p| p.pgid).ok_or(libc::ESRCH)?;
-                    self.table.iter().filter(|p| p.pgid == g).map(|p| p.pid).collect()
+                    let g = me
+                        .and_then(|m| self.table.get(m))
+                        .map(|p| p.pgid)
+                        .ok_or(libc::ESRCH)?;
+                    self.table
+                        .iter()
+                        .filter(|p| p.pgid == g)
+                        .map(|p| p.pid)
+                        .collect()
                 }
                 -1 => self
                     .table
@@ -66,7 +77,12 @@ impl Pm {
                     .filter(|p| Some(p.pid) != me)
                     .map(|p| p.pid)
                     .collect(),
-                g => self.table.iter().filter(|p| p.pgid == -g).map(|p| p.pid).collect(),
+                g => self
+                    .table
+                    .iter()
+                    .filter(|p| p.pgid == -g)
+                    .map(|p| p.pid)
+                    .collect(),
             };
             if pid == -1 && targets.is_empty() {
                 return Ok(0);
@@ -82,7 +98,12 @@ impl Pm {
             return Outcome::err(libc::EPERM);
         }
         let g = self.fg_pgrp;
-        let targets: Vec<i32> = self.table.iter().filter(|p| p.pgid == g).map(|p| p.pid).collect();
+        let targets: Vec<i32> = self
+            .table
+            .iter()
+            .filter(|p| p.pgid == g)
+            .map(|p| p.pid)
+            .collect();
         Outcome::from(self.deliver(ctx, &targets, req.i32(0)))
     }
 }

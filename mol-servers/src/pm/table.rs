@@ -102,9 +102,17 @@ impl Table {
         let g = self.gens[(slot - FIRST_USER_SLOT) as usize];
         let mut pid = self.next_pid;
         while self.procs.contains_key(&pid) || pid <= INIT_PID {
-            pid = if pid >= PID_MAX - 1 { INIT_PID + 1 } else { pid + 1 };
+            pid = if pid >= PID_MAX - 1 {
+                INIT_PID + 1
+            } else {
+                pid + 1
+            };
         }
-        self.next_pid = if pid >= PID_MAX - 1 { INIT_PID + 1 } else { pid + 1 };
+        self.next_pid = if pid >= PID_MAX - 1 {
+            INIT_PID + 1
+        } else {
+            pid + 1
+        };
         Ok((pid, Endpoint::new(g, slot)))
     }
 
@@ -112,10 +120,7 @@ impl Table {
     /// or whose process is gone.
     pub fn release_slot(&mut self, ep: Endpoint) {
         let slot = ep.p_nr();
-        if let Some(g) = self
-            .gens
-            .get_mut((slot - FIRST_USER_SLOT).max(0) as usize)
-        {
+        if let Some(g) = self.gens.get_mut((slot - FIRST_USER_SLOT).max(0) as usize) {
             if slot >= FIRST_USER_SLOT {
                 *g = (*g + 1) % (i32::MAX / dvk::endpoint::GEN_SIZE - 1);
                 self.free_slots.push(slot);

@@ -5,8 +5,10 @@ use super::{Pm, Waiter};
 use crate::abi::{self, Call};
 use crate::server::{Ctx, Handler, Outcome, Request};
 
-pub(super) const CALLS: &[(Call, Handler<Pm>)] =
-    &[(Call::PmWait4, Pm::wait4), (Call::PmWaitExit, Pm::wait_exit)];
+pub(super) const CALLS: &[(Call, Handler<Pm>)] = &[
+    (Call::PmWait4, Pm::wait4),
+    (Call::PmWaitExit, Pm::wait_exit),
+];
 
 impl Pm {
     /// Whether child `c` of `pid` matches the `pid` argument of `wait4`.

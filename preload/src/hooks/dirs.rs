@@ -95,7 +95,17 @@ redhook::hook! {
 /// Next entry of one of our streams.
 fn next(d: &mut DcDir) -> *mut dirent64 {
     if d.pos >= d.len {
-        let n = raw(SYS_getdents64, [d.fd as u64, d.buf.as_mut_ptr() as u64, d.buf.len() as u64, 0, 0, 0]);
+        let n = raw(
+            SYS_getdents64,
+            [
+                d.fd as u64,
+                d.buf.as_mut_ptr() as u64,
+                d.buf.len() as u64,
+                0,
+                0,
+                0,
+            ],
+        );
         if n < 0 {
             set_errno((-n) as i32);
             return std::ptr::null_mut();

@@ -2,8 +2,8 @@
 
 use crate::state::{self, enter, hooked, libc_ret, set_errno, with_shim};
 use crate::sys;
-use libc::{c_char, c_int, c_uint, c_ulong, c_void, gid_t, mode_t, off_t, size_t, ssize_t, uid_t};
 use libc::*;
+use libc::{c_char, c_int, c_uint, c_ulong, c_void, gid_t, mode_t, off_t, size_t, ssize_t, uid_t};
 
 const CWD: c_int = AT_FDCWD;
 
@@ -134,7 +134,10 @@ redhook::hook! {
 pub fn tty(fd: c_int) -> bool {
     let mut t = [0u8; 64];
     matches!(
-        state::syscall(SYS_ioctl, [fd as u64, TCGETS, t.as_mut_ptr() as u64, 0, 0, 0]),
+        state::syscall(
+            SYS_ioctl,
+            [fd as u64, TCGETS, t.as_mut_ptr() as u64, 0, 0, 0]
+        ),
         shim::Action::Ret(0)
     )
 }
@@ -146,7 +149,10 @@ fn sync_host_cwd() {
         return;
     };
     let mut buf = vec![0u8; 4097];
-    let n = state::syscall(SYS_getcwd, [buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0, 0]);
+    let n = state::syscall(
+        SYS_getcwd,
+        [buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0, 0],
+    );
     if let shim::Action::Ret(n) = n {
         if n > 0 {
             // SAFETY: buf holds a NUL-terminated path written by FS.

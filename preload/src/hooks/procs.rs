@@ -92,7 +92,9 @@ fn dc_env(envp: *const *const c_char, path: &CStr) -> Vec<CString> {
             // SAFETY: p is a valid C string.
             let s = unsafe { CStr::from_ptr(p) };
             let b = s.to_bytes();
-            let ours = keep.iter().any(|k| b.starts_with(k.as_bytes()) && b.get(k.len()) == Some(&b'='))
+            let ours = keep
+                .iter()
+                .any(|k| b.starts_with(k.as_bytes()) && b.get(k.len()) == Some(&b'='))
                 || b.starts_with(b"DVS_EXEC_PATH=");
             if !ours {
                 out.push(s.to_owned());
@@ -171,7 +173,11 @@ redhook::hook! {
 
 /// `execvpe`: searches `PATH` like glibc (default "/bin:/usr/bin"), trying
 /// each candidate; `ENOEXEC` falls back to `/bin/sh`.
-fn do_execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+fn do_execvpe(
+    file: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
     if file.is_null() {
         set_errno(EFAULT);
         return -1;

@@ -141,7 +141,10 @@ fn open_stream(path: *const c_char, mode: *const c_char) -> *mut FILE {
         set_errno(EINVAL);
         return std::ptr::null_mut();
     };
-    let fd = raw(SYS_openat, [AT_FDCWD as u64, path as u64, flags as u64, 0o666, 0, 0]);
+    let fd = raw(
+        SYS_openat,
+        [AT_FDCWD as u64, path as u64, flags as u64, 0o666, 0, 0],
+    );
     if fd < 0 {
         return std::ptr::null_mut();
     }
@@ -215,7 +218,11 @@ extern "C" {
 
 /// Replaces the standard streams with streams on DC descriptors 0, 1, 2.
 pub fn install() {
-    let out_mode = if crate::hooks::files::tty(1) { _IOLBF } else { _IOFBF };
+    let out_mode = if crate::hooks::files::tty(1) {
+        _IOLBF
+    } else {
+        _IOFBF
+    };
     let i = cookie_stream(0, c"r".as_ptr());
     let o = cookie_stream(1, c"w".as_ptr());
     let e = cookie_stream(2, c"w".as_ptr());

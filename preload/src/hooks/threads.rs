@@ -21,7 +21,13 @@ fn futex_wait_while(word: &AtomicU32, v: u32) {
     while word.load(Ordering::Acquire) == v {
         // SAFETY: a private futex wait on a word we own for the duration.
         unsafe {
-            libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, v, 0usize);
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                v,
+                0usize,
+            );
         }
     }
 }
@@ -29,7 +35,12 @@ fn futex_wait_while(word: &AtomicU32, v: u32) {
 fn futex_wake(word: &AtomicU32) {
     // SAFETY: waking waiters of a valid word.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
     }
 }
 

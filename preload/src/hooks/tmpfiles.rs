@@ -15,7 +15,9 @@ fn letters() -> [u8; 6] {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let mut x = SEED.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed) ^ t ^ (std::process::id() as u64) << 32;
+    let mut x = SEED.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+        ^ t
+        ^ (std::process::id() as u64) << 32;
     let mut out = [0u8; 6];
     for c in out.iter_mut() {
         x ^= x << 13;
@@ -61,9 +63,11 @@ fn fill(template: *mut c_char, suffix: c_int, mut make: impl FnMut(*const c_char
 
 fn open_excl(path: *const c_char, flags: c_int) -> i64 {
     let f = (flags & !O_ACCMODE) | O_RDWR | O_CREAT | O_EXCL;
-    hooked(SYS_openat, [AT_FDCWD as u64, path as u64, f as u64, 0o600, 0, 0], || {
-        -(ENOSYS as i64)
-    })
+    hooked(
+        SYS_openat,
+        [AT_FDCWD as u64, path as u64, f as u64, 0o600, 0, 0],
+        || -(ENOSYS as i64),
+    )
 }
 
 fn mkostemps_impl(t: *mut c_char, suffix: c_int, flags: c_int) -> c_int {
@@ -107,8 +111,13 @@ redhook::hook! {
 }
 
 fn tmpfile_impl() -> *mut FILE {
-    let dir = std::env::var("TMPDIR").ok().filter(|d| !d.is_empty()).unwrap_or_else(|| "/tmp".into());
-    let Ok(mut t) = std::ffi::CString::new(format!("{dir}/tmpfXXXXXX")).map(|c| c.into_bytes_with_nul()) else {
+    let dir = std::env::var("TMPDIR")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "/tmp".into());
+    let Ok(mut t) =
+        std::ffi::CString::new(format!("{dir}/tmpfXXXXXX")).map(|c| c.into_bytes_with_nul())
+    else {
         set_errno(EINVAL);
         return std::ptr::null_mut();
     };
