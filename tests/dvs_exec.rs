@@ -215,3 +215,117 @@ os.unlink("py.txt")
 "#;
     same(d.path(), &["python3", "-c", script], "");
 }
+
+/// A DC run in the background, with its stdout readable line by line.
+struct Background {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Background {
+    fn start(dc: &str, args: &[&str]) -> Background {
+        let mut child = Command::new(dvs_exec())
+            .args(["--dc", dc, "--"])
+            .args(args)
+            .env_remove("DVS_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn dvs-exec");
+        let out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        Background { child, out }
+    }
+
+    fn line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut s = String::new();
+        self.out.read_line(&mut s).expect("read");
+        s.trim_end().to_string()
+    }
+
+    /// Exit status (128+N for a signal), waiting at most 20 s.
+    fn wait(&mut self) -> i32 {
+        use std::os::unix::process::ExitStatusExt;
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
+            }
+            assert!(t.elapsed().as_secs() < 20, "dvs-exec did not end");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dvs(args: &[&str]) -> Run {
+    let o = Command::new(env!("CARGO_BIN_EXE_dvs"))
+        .args(args)
+        .env_remove("DVS_SOCKET")
+        .output()
+        .expect("dvs");
+    finish(o)
+}
+
+#[test]
+fn dvs_ps_shows_and_dvs_kill_ends_a_dc_process() {
+    let dc = format!("ps-test-{}", std::process::id());
+    let mut bg = Background::start(&dc, &["sh", "-c", "echo ready; exec sleep 30"]);
+    assert_eq!(bg.line(), "ready");
+    let ps = dvs(&["ps", "--dc", &dc, "--json"]);
+    assert_eq!(ps.code, 0, "{}", ps.stderr);
+    let v: serde_json::Value = serde_json::from_str(&ps.stdout).expect("ps json");
+    let procs = v[0]["processes"].as_array().expect("processes");
+    let init = procs.iter().find(|p| p["pid"] == 1).expect("init row");
+    assert_eq!(init["cmd"], "init");
+    let sleep = procs.iter().find(|p| p["cmd"] == "sleep").expect("sleep row");
+    assert_eq!(sleep["pid"], 2, "{procs:?}");
+    assert_eq!(sleep["ppid"], 1);
+    let text = dvs(&["ps", "--dc", &dc]);
+    assert!(text.stdout.starts_with("PID"), "{}", text.stdout);
+    assert!(text.stdout.lines().any(|l| l.split_whitespace().last() == Some("sleep")));
+    let k = dvs(&["kill", "--dc", &dc, "-s", "TERM", "2"]);
+    assert_eq!(k.code, 0, "{}", k.stderr);
+    assert_eq!(bg.wait(), 128 + libc::SIGTERM);
+    let gone = dvs(&["kill", "--dc", &dc, "2"]);
+    assert_ne!(gone.code, 0);
+}
+
+#[test]
+fn ctrl_c_interrupts_the_foreground_group() {
+    let dc = format!("int-test-{}", std::process::id());
+    let mut bg = Background::start(
+        &dc,
+        &["sh", "-c", "trap 'echo got INT; exit 5' INT; echo ready; while :; do sleep 0.05; done"],
+    );
+    assert_eq!(bg.line(), "ready");
+    // What the terminal does on Ctrl-C: SIGINT to dvs-exec's process group.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(bg.child.id() as i32, libc::SIGINT) };
+    assert_eq!(bg.line(), "got INT");
+    assert_eq!(bg.wait(), 5);
+}
+
+#[test]
+fn console_answers_for_the_real_terminal() {
+    let probe = "test -t 0 && echo in-tty; test -t 1 && echo out-tty; stty size";
+    let native = Command::new("script")
+        .args(["-q", "-c", &format!("sh -c '{probe}'"), "/dev/null"])
+        .output()
+        .expect("script");
+    let dc = Command::new("script")
+        .args(["-q", "-c", &format!("{} sh -c '{probe}'", dvs_exec()), "/dev/null"])
+        .env_remove("DVS_SOCKET")
+        .output()
+        .expect("script");
+    let n = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert!(n.contains("out-tty"), "native run is not on a pty: {n}");
+    assert_eq!(String::from_utf8_lossy(&dc.stdout), n);
+}
