@@ -213,7 +213,40 @@ os.wait()
 print(sorted(os.listdir("sub")))
 os.unlink("py.txt")
 "#;
-    same(d.path(), &["python3", "-c", script], "");
+    same(d.path(), &["/usr/bin/python3", "-c", script], "");
+}
+
+#[test]
+fn python_threads_subprocess_and_signals() {
+    let d = scratch();
+    let script = r#"
+import os, signal, subprocess, threading, time
+out = []
+def work(i):
+    with open(f"thr{i}.txt", "w") as f:
+        f.write(str(i))
+    out.append(open(f"thr{i}.txt").read())
+    os.unlink(f"thr{i}.txt")
+ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print("threads", sorted(out))
+r = subprocess.run(["sh", "-c", "echo sub $((1+2)); exit 3"], capture_output=True, text=True)
+print("subprocess", r.stdout.strip(), r.returncode)
+print("check_output", subprocess.check_output(["echo", "hi"]).decode().strip())
+p = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+o, _ = p.communicate(b"through cat")
+print("communicate", o.decode(), p.returncode)
+got = []
+signal.signal(signal.SIGUSR1, lambda s, f: got.append(s))
+os.kill(os.getpid(), signal.SIGUSR1)
+time.sleep(0.05)
+print("signal", got == [signal.SIGUSR1])
+p = subprocess.Popen(["sleep", "10"])
+p.send_signal(signal.SIGTERM)
+print("killed child", p.wait())
+"#;
+    same(d.path(), &["/usr/bin/python3", "-c", script], "");
 }
 
 /// A DC run in the background, with its stdout readable line by line.

@@ -6,14 +6,16 @@
 
 use crate::state::{self, enter, with_shim};
 use libc::{c_int, c_void, pthread_attr_t, pthread_t};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 type Start = extern "C" fn(*mut c_void) -> *mut c_void;
 
 struct Trampoline {
     start: Start,
     arg: *mut c_void,
-    tid: AtomicI32,
+    /// The new thread's host tid (0 until it is known).
+    tid: AtomicU32,
+    /// Set by the creator: 1 = attach to the new endpoint, 2 = run without.
     go: AtomicU32,
 }
 
@@ -51,9 +53,8 @@ extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
     let (start, arg) = (t.start, t.arg);
     // SAFETY: gettid has no arguments.
     let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
-    t.tid.store(tid, Ordering::Release);
-    // The creator waits on `tid` through the `go` word's neighbour: wake it.
-    futex_wake(&t.go);
+    t.tid.store(tid as u32, Ordering::Release);
+    futex_wake(&t.tid);
     futex_wait_while(&t.go, 0);
     let bound = t.go.load(Ordering::Acquire) == 1;
     // SAFETY: reclaiming the box; the creator no longer uses it.
@@ -74,7 +75,7 @@ redhook::hook! {
         let t = Box::into_raw(Box::new(Trampoline {
             start,
             arg,
-            tid: AtomicI32::new(0),
+            tid: AtomicU32::new(0),
             go: AtomicU32::new(0),
         }));
         // SAFETY: the real pthread_create with our trampoline and its box.
@@ -86,13 +87,8 @@ redhook::hook! {
         }
         // SAFETY: the box lives until the new thread sees `go`.
         let tr = unsafe { &*t };
-        while tr.tid.load(Ordering::Acquire) == 0 {
-            futex_wait_while(&tr.go, 0);
-            if tr.tid.load(Ordering::Acquire) == 0 {
-                std::thread::yield_now();
-            }
-        }
-        let tid = tr.tid.load(Ordering::Acquire);
+        futex_wait_while(&tr.tid, 0);
+        let tid = tr.tid.load(Ordering::Acquire) as i32;
         let ep = with_shim(|s| s.thread(tid)).unwrap_or(-(libc::ENOSYS as i64));
         // 1: attach to the new endpoint; 2: run without one.
         tr.go.store(if ep >= 0 { 1 } else { 2 }, Ordering::Release);
