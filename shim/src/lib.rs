@@ -139,6 +139,29 @@ impl Shim {
         ))
     }
 
+    /// The host path of DC path `path` relative to descriptor `dirfd` (for
+    /// `execve`): resolved by FS inside the DC root.
+    pub fn host_path_at(&self, dirfd: i32, path: &[u8], flags: i32) -> Result<Vec<u8>, i32> {
+        let mut buf = vec![0u8; abi::PATH_MAX + 1];
+        let n = self.value(
+            abi::FS,
+            Call::FsHostPathAt,
+            &[
+                dirfd as u64,
+                path.as_ptr() as u64,
+                path.len() as u64,
+                buf.as_mut_ptr() as u64,
+                buf.len() as u64,
+                flags as u64,
+            ],
+        )? as usize;
+        if n > buf.len() {
+            return Err(libc::ENAMETOOLONG);
+        }
+        buf.truncate(n);
+        Ok(buf)
+    }
+
     /// The host path of DC descriptor `fd` (for `mmap` and `fexecve`).
     pub fn host_path(&self, fd: i32) -> Result<Vec<u8>, i32> {
         let mut buf = vec![0u8; abi::PATH_MAX + 1];

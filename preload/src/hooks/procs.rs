@@ -128,18 +128,80 @@ fn do_execve(path: *const c_char, argv: *const *const c_char, envp: *const *cons
     }
     // SAFETY: a non-null C string from the caller.
     let p = unsafe { CStr::from_ptr(path) };
+    exec_at(AT_FDCWD, p, argv, envp, 0)
+}
+
+/// Execs DC path `p` (relative to DC descriptor `dirfd`): FS resolves it
+/// inside the DC root to the host file the host kernel runs.
+fn exec_at(dirfd: c_int, p: &CStr, argv: *const *const c_char, envp: *const *const c_char, flags: c_int) -> c_int {
+    let host = match with_shim(|s| s.host_path_at(dirfd, p.to_bytes(), flags & AT_SYMLINK_NOFOLLOW)) {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => {
+            set_errno(e);
+            return -1;
+        }
+        None => {
+            set_errno(ENOSYS);
+            return -1;
+        }
+    };
+    let Ok(host) = CString::new(host) else {
+        set_errno(ENOENT);
+        return -1;
+    };
+    exec_host(&host, p, argv, envp)
+}
+
+/// Runs host file `host` (DC path `p`) on the host, keeping the DC
+/// environment. Returns only on failure.
+fn exec_host(host: &CStr, p: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
     let env = dc_env(envp, p);
     let mut envv: Vec<*const c_char> = env.iter().map(|c| c.as_ptr()).collect();
     envv.push(std::ptr::null());
-    // SAFETY: path/argv from the caller; envv is NULL-terminated and its
-    // strings live until the call returns (it only returns on failure).
+    // SAFETY: argv from the caller; host and envv are NUL-/NULL-terminated
+    // and live until the call returns (it only returns on failure).
     let r = unsafe {
         crate::gate::syscall6(
             SYS_execve,
-            [path as u64, argv as u64, envv.as_ptr() as u64, 0, 0, 0],
+            [host.as_ptr() as u64, argv as u64, envv.as_ptr() as u64, 0, 0, 0],
         )
     };
     libc_ret(r) as c_int
+}
+
+redhook::hook! {
+    unsafe fn execveat(dirfd: c_int, path: *const c_char, argv: *const *const c_char, envp: *const *const c_char, flags: c_int) -> c_int => hk_execveat {
+        let Some(_g) = enter() else {
+            // SAFETY: the real libc function with the caller's arguments.
+            return unsafe { redhook::real!(execveat)(dirfd, path, argv, envp, flags) };
+        };
+        if path.is_null() {
+            set_errno(EFAULT);
+            return -1;
+        }
+        // SAFETY: a non-null C string from the caller.
+        let p = unsafe { CStr::from_ptr(path) };
+        if p.to_bytes().is_empty() && flags & AT_EMPTY_PATH != 0 {
+            return match with_shim(|s| s.host_path(dirfd)) {
+                Some(Ok(h)) => match CString::new(h) {
+                    Ok(c) => exec_host(&c, &c, argv, envp),
+                    Err(_) => {
+                        set_errno(ENOENT);
+                        -1
+                    }
+                },
+                Some(Err(e)) => {
+                    set_errno(e);
+                    -1
+                }
+                None => {
+                    set_errno(ENOSYS);
+                    -1
+                }
+            };
+        }
+        exec_at(dirfd, p, argv, envp, flags)
+    }
 }
 
 redhook::hook! {
@@ -264,7 +326,7 @@ redhook::hook! {
         };
         match with_shim(|s| s.host_path(fd)) {
             Some(Ok(p)) => match CString::new(p) {
-                Ok(c) => do_execve(c.as_ptr(), argv, envp),
+                Ok(c) => exec_host(&c, &c, argv, envp),
                 Err(_) => {
                     set_errno(ENOENT);
                     -1
