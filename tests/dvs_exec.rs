@@ -318,12 +318,18 @@ fn dvs_ps_shows_and_dvs_kill_ends_a_dc_process() {
     let procs = v[0]["processes"].as_array().expect("processes");
     let init = procs.iter().find(|p| p["pid"] == 1).expect("init row");
     assert_eq!(init["cmd"], "init");
-    let sleep = procs.iter().find(|p| p["cmd"] == "sleep").expect("sleep row");
+    let sleep = procs
+        .iter()
+        .find(|p| p["cmd"] == "sleep")
+        .expect("sleep row");
     assert_eq!(sleep["pid"], 2, "{procs:?}");
     assert_eq!(sleep["ppid"], 1);
     let text = dvs(&["ps", "--dc", &dc]);
     assert!(text.stdout.starts_with("PID"), "{}", text.stdout);
-    assert!(text.stdout.lines().any(|l| l.split_whitespace().last() == Some("sleep")));
+    assert!(text
+        .stdout
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("sleep")));
     let k = dvs(&["kill", "--dc", &dc, "-s", "TERM", "2"]);
     assert_eq!(k.code, 0, "{}", k.stderr);
     assert_eq!(bg.wait(), 128 + libc::SIGTERM);
@@ -336,7 +342,11 @@ fn ctrl_c_interrupts_the_foreground_group() {
     let dc = format!("int-test-{}", std::process::id());
     let mut bg = Background::start(
         &dc,
-        &["sh", "-c", "trap 'echo got INT; exit 5' INT; echo ready; while :; do sleep 0.05; done"],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got INT; exit 5' INT; echo ready; while :; do sleep 0.05; done",
+        ],
     );
     assert_eq!(bg.line(), "ready");
     // What the terminal does on Ctrl-C: SIGINT to dvs-exec's process group.
@@ -354,11 +364,55 @@ fn console_answers_for_the_real_terminal() {
         .output()
         .expect("script");
     let dc = Command::new("script")
-        .args(["-q", "-c", &format!("{} sh -c '{probe}'", dvs_exec()), "/dev/null"])
+        .args([
+            "-q",
+            "-c",
+            &format!("{} sh -c '{probe}'", dvs_exec()),
+            "/dev/null",
+        ])
         .env_remove("DVS_SOCKET")
         .output()
         .expect("script");
     let n = String::from_utf8_lossy(&native.stdout).into_owned();
     assert!(n.contains("out-tty"), "native run is not on a pty: {n}");
     assert_eq!(String::from_utf8_lossy(&dc.stdout), n);
+}
+
+#[test]
+fn root_confines_file_access() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let r = root.path();
+    std::fs::create_dir_all(r.join("bin")).unwrap();
+    std::fs::copy("/bin/cat", r.join("bin/cat")).unwrap();
+    std::fs::write(r.join("data.txt"), "inside the root\n").unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", r.join("escape")).unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(dvs_exec())
+            .arg("--root")
+            .arg(r)
+            .arg("--")
+            .args(args)
+            .current_dir("/")
+            .env_remove("DVS_SOCKET")
+            .output()
+            .expect("dvs-exec");
+        finish(o)
+    };
+    let ok = run(&["/bin/cat", "/data.txt"]);
+    assert_eq!(
+        (ok.stdout.as_str(), ok.code),
+        ("inside the root\n", 0),
+        "{}",
+        ok.stderr
+    );
+    // The host's /etc/hostname is not visible, directly or through a
+    // symlink that points outside, or with `..`.
+    for p in ["/etc/hostname", "/escape", "/../../etc/hostname"] {
+        let r = run(&["/bin/cat", p]);
+        assert_eq!(r.code, 1, "{p}: {}", r.stdout);
+        assert!(r.stdout.is_empty(), "{p} leaked: {}", r.stdout);
+        assert!(r.stderr.contains("No such file"), "{p}: {}", r.stderr);
+    }
+    // Programs are found inside the root only.
+    assert_eq!(run(&["ls"]).code, 127);
 }
