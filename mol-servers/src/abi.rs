@@ -202,6 +202,13 @@ calls! {
     /// `[fd_in, off_in or -1, fd_out, off_out or -1, len, flags]`
     /// (`copy_file_range` between files; the shim updates the offsets).
     FsCopyFileRange = 0x225,
+    /// `[flags]` (`epoll_create1`): returns the new descriptor.
+    FsEpollCreate = 0x226,
+    /// `[epfd, op, fd, events, data]` (`epoll_ctl`).
+    FsEpollCtl = 0x227,
+    /// `[epfd, events (struct epoll_event array), maxevents, timeout_ms or
+    /// -1]` (`epoll_wait`): returns the number of events written.
+    FsEpollWait = 0x228,
     /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
     /// the parent's descriptors, cwd and umask (`share` = 1: the same
     /// table, cwd and umask, as threads share them).

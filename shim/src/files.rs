@@ -555,6 +555,49 @@ impl Shim {
                 self.select(mem, a[0], a[1], a[2], a[3], t)
             })()),
             SYS_ioctl => r(self.ioctl(mem, a[0], a[1], a[2])),
+            SYS_epoll_create => {
+                if (a[0] as i32) <= 0 {
+                    r(Err(EINVAL))
+                } else {
+                    r(self.value(FS, Call::FsEpollCreate, &[0]))
+                }
+            }
+            SYS_epoll_create1 => r(self.value(FS, Call::FsEpollCreate, &[a[0]])),
+            SYS_epoll_ctl => r((|| {
+                // struct epoll_event is packed on x86-64: u32 events, u64 data.
+                let (events, data) = if a[1] as i32 == EPOLL_CTL_DEL || a[3] == 0 {
+                    (0u32, 0u64)
+                } else {
+                    let raw: [u8; 12] = mem.read_val(a[3])?;
+                    let ev = u32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]]);
+                    let mut d = [0u8; 8];
+                    d.copy_from_slice(&raw[4..12]);
+                    (ev, u64::from_ne_bytes(d))
+                };
+                if a[1] as i32 != EPOLL_CTL_DEL && a[3] == 0 {
+                    return Err(EFAULT);
+                }
+                self.value(
+                    FS,
+                    Call::FsEpollCtl,
+                    &[a[0], a[1], a[2], events as u64, data],
+                )
+            })()),
+            SYS_epoll_wait | SYS_epoll_pwait => r((|| {
+                let max = a[2] as i32;
+                if max <= 0 || max > 4096 {
+                    return Err(EINVAL);
+                }
+                let len = 12 * max as usize;
+                let buf = Buf::output(mem, a[1], len);
+                let n = self.value(
+                    FS,
+                    Call::FsEpollWait,
+                    &[a[0], buf.addr(), a[2], a[3] as i32 as i64 as u64],
+                )?;
+                buf.finish(mem, 12 * n as usize)?;
+                Ok(n)
+            })()),
             SYS_copy_file_range => r((|| {
                 let off = |p: u64| -> Result<i64, i32> {
                     if p == 0 {

@@ -185,7 +185,10 @@ pub(super) fn setfl(ofd: &Ofd, arg: i32) -> Result<i64, i32> {
             )?;
         }
         // The console's host flags belong to the user's shell.
-        Kind::Stream { console: true, .. } | Kind::PipeRead(_) | Kind::PipeWrite(_) => {}
+        Kind::Stream { console: true, .. }
+        | Kind::PipeRead(_)
+        | Kind::PipeWrite(_)
+        | Kind::Epoll(_) => {}
     }
     ofd.flags.set(new);
     Ok(0)
@@ -197,7 +200,9 @@ fn lock(fs: &mut Fs, ctx: &Ctx, req: &Request, ofd: std::rc::Rc<Ofd>, cmd: i32) 
         Kind::File { fd, .. } => fd.as_fd(),
         Kind::Stream { fd, .. } => fd.as_fd(),
         Kind::Path { .. } => return Outcome::err(libc::EBADF),
-        Kind::PipeRead(_) | Kind::PipeWrite(_) => return Outcome::err(libc::EINVAL),
+        Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) => {
+            return Outcome::err(libc::EINVAL)
+        }
     };
     let raw = match ctx.copy_in(req.sender, req.args[2], FLOCK_SIZE) {
         Ok(r) => r,

@@ -354,6 +354,7 @@ pub fn try_read(ctx: &Ctx, to: Endpoint, ofd: &Ofd, iov: &Iov) -> Attempt {
         ),
         Kind::File { fd, .. } => Attempt::Done(file_read(ctx, to, fd.as_fd(), iov, None)),
         Kind::PipeWrite(_) | Kind::Path { .. } => Attempt::Done(Err(libc::EBADF)),
+        Kind::Epoll(_) => Attempt::Done(Err(libc::EINVAL)),
     }
 }
 
@@ -372,6 +373,7 @@ pub fn try_write(ctx: &Ctx, from: Endpoint, ofd: &Ofd, iov: &Iov, done: &mut usi
         ),
         Kind::File { fd, .. } => Attempt::Done(file_write(ctx, from, fd.as_fd(), iov, None)),
         Kind::PipeRead(_) | Kind::Path { .. } => Attempt::Done(Err(libc::EBADF)),
+        Kind::Epoll(_) => Attempt::Done(Err(libc::EINVAL)),
     }
 }
 
@@ -395,7 +397,7 @@ impl Fs {
             }
             return Outcome::from(match &ofd.kind {
                 Kind::File { fd, .. } => file_read(ctx, req.sender, fd.as_fd(), &iov, Some(o)),
-                Kind::PipeRead(_) | Kind::PipeWrite(_) => Err(libc::ESPIPE),
+                Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) => Err(libc::ESPIPE),
                 Kind::Path { .. } => Err(libc::EBADF),
                 Kind::Stream { .. } => Err(libc::ESPIPE),
             });
@@ -427,7 +429,7 @@ impl Fs {
             }
             return Outcome::from(match &ofd.kind {
                 Kind::File { fd, .. } => file_write(ctx, req.sender, fd.as_fd(), &iov, Some(o)),
-                Kind::PipeRead(_) | Kind::PipeWrite(_) => Err(libc::ESPIPE),
+                Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) => Err(libc::ESPIPE),
                 Kind::Path { .. } => Err(libc::EBADF),
                 Kind::Stream { .. } => Err(libc::ESPIPE),
             });
@@ -555,7 +557,7 @@ fn lseek(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
     Outcome::from(match &ofd.kind {
         Kind::File { fd, .. } => sys::lseek(fd.as_fd(), req.int(1), req.i32(2)),
         Kind::Stream { fd, .. } => sys::lseek(fd.as_fd(), req.int(1), req.i32(2)),
-        Kind::PipeRead(_) | Kind::PipeWrite(_) => Err(libc::ESPIPE),
+        Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) => Err(libc::ESPIPE),
         Kind::Path { .. } => Err(libc::EBADF),
     })
 }

@@ -180,7 +180,7 @@ fn ftruncate(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
             Kind::File { fd, .. } => sys::ftruncate(fd.as_fd(), req.int(1))?,
             Kind::Stream { fd, .. } => sys::ftruncate(fd.as_fd(), req.int(1))?,
             Kind::Path { .. } => return Err(libc::EBADF),
-            Kind::PipeRead(_) | Kind::PipeWrite(_) => return Err(libc::EINVAL),
+            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) => return Err(libc::EINVAL),
         }
         Ok(0)
     })();
@@ -195,7 +195,7 @@ fn fsync(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
             Kind::File { fd, .. } => sys::fsync(fd.as_fd(), req.args[1] != 0)?,
             Kind::Stream { fd, .. } => sys::fsync(fd.as_fd(), req.args[1] != 0)?,
             Kind::Path { .. } => return Err(libc::EBADF),
-            Kind::PipeRead(_) | Kind::PipeWrite(_) => return Err(libc::EINVAL),
+            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) => return Err(libc::EINVAL),
         }
         Ok(0)
     })();

@@ -28,6 +28,7 @@
 //! `/dev/fd/N` and `/proc/self/fd/N` duplicate the caller's descriptor).
 
 mod console;
+mod epoll;
 mod fds;
 mod io;
 mod meta;
@@ -121,6 +122,8 @@ pub(crate) enum Op {
     },
     /// A `poll` with nothing ready yet.
     Poll(poll::PollWait),
+    /// An `epoll_wait` with nothing ready yet.
+    Epoll(epoll::EpollWait),
     /// An `F_SETLKW` waiting for a lock.
     Lock {
         /// The description locking.
@@ -228,6 +231,12 @@ impl Fs {
                     None => Step::Blocked(false),
                 };
             }
+            Op::Epoll(ew) => {
+                return match self.epoll_retry(ctx, w.caller, w.sender, ew) {
+                    Some(m) => Step::Done(m),
+                    None => Step::Blocked(false),
+                };
+            }
             Op::Lock { ofd, fl, next } => {
                 return match fds::try_lock(ofd, fl) {
                     Ok(true) => Step::Done(abi::ok(0)),
@@ -272,8 +281,14 @@ impl Fs {
                     }
                 }
                 Op::Poll(pw) => {
-                    self.poll_interest(w.caller, pw, &mut interest.fds);
+                    self.poll_interest(w.caller, &pw.fds, &mut interest.fds);
                     if let Some(d) = pw.deadline {
+                        near(d);
+                    }
+                }
+                Op::Epoll(ew) => {
+                    self.poll_interest(w.caller, &self.epoll_fds(ew), &mut interest.fds);
+                    if let Some(d) = ew.deadline {
                         near(d);
                     }
                 }
@@ -322,6 +337,7 @@ impl Service for Fs {
         t.extend(fds::table());
         t.extend(pipe::table());
         t.extend(poll::table());
+        t.extend(epoll::table());
         t.extend(console::table());
         t
     }

@@ -35,7 +35,7 @@ const ALWAYS: i16 = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
 const FILE_MASK: i16 = libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM;
 
 /// The `revents` of each entry and how many are non-zero.
-fn evaluate(table: Option<&FdTable>, fds: &[(i32, i16)]) -> (Vec<i16>, usize) {
+pub(super) fn evaluate(table: Option<&FdTable>, fds: &[(i32, i16)]) -> (Vec<i16>, usize) {
     let mut rev = vec![0i16; fds.len()];
     let mut host: Vec<(usize, libc::pollfd)> = Vec::new();
     for (i, &(fd, events)) in fds.iter().enumerate() {
@@ -49,6 +49,7 @@ fn evaluate(table: Option<&FdTable>, fds: &[(i32, i16)]) -> (Vec<i16>, usize) {
         let mask = match &e.ofd.kind {
             Kind::File { .. } => FILE_MASK,
             Kind::Path { .. } => libc::POLLNVAL,
+            Kind::Epoll(_) => 0,
             Kind::PipeRead(p) => {
                 let p = p.borrow();
                 let mut m = 0;
@@ -151,14 +152,14 @@ impl Fs {
     pub(super) fn poll_interest(
         &self,
         caller: Endpoint,
-        pw: &PollWait,
+        fds: &[(i32, i16)],
         out: &mut Vec<(Arc<OwnedFd>, i16)>,
     ) {
         let Some(p) = self.procs.get(&caller) else {
             return;
         };
         let t = p.files.borrow();
-        for &(fd, events) in &pw.fds {
+        for &(fd, events) in fds {
             if let Ok(e) = t.get(fd) {
                 if let Kind::Stream { fd: hfd, .. } = &e.ofd.kind {
                     out.push((hfd.clone(), events));

@@ -50,6 +50,8 @@ pub enum Kind {
     PipeRead(Rc<RefCell<Pipe>>),
     /// The write end of an FS pipe.
     PipeWrite(Rc<RefCell<Pipe>>),
+    /// An epoll instance: its interest list.
+    Epoll(Rc<RefCell<super::epoll::Interest>>),
 }
 
 /// An open file description.
@@ -79,7 +81,7 @@ impl Ofd {
         match &self.kind {
             Kind::File { fd, .. } | Kind::Path { fd, .. } => Some(fd.as_fd()),
             Kind::Stream { fd, .. } => Some(fd.as_fd()),
-            Kind::PipeRead(_) | Kind::PipeWrite(_) => None,
+            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) => None,
         }
     }
 

@@ -91,6 +91,11 @@ sys!(pipe2 => hk_pipe2(fds: *mut c_int, flags: c_int) -> c_int, SYS_pipe2, [fds,
 sys!(poll => hk_poll(fds: *mut pollfd, n: nfds_t, t: c_int) -> c_int, SYS_poll, [fds, n, t]);
 sys!(ppoll => hk_ppoll(fds: *mut pollfd, n: nfds_t, t: *const timespec, m: *const sigset_t) -> c_int, SYS_ppoll, [fds, n, t, m, 8]);
 sys!(select => hk_select(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *mut timeval) -> c_int, SYS_select, [n, r, w, e, t]);
+sys!(epoll_create => hk_epoll_create(n: c_int) -> c_int, SYS_epoll_create, [n]);
+sys!(epoll_create1 => hk_epoll_create1(f: c_int) -> c_int, SYS_epoll_create1, [f]);
+sys!(epoll_ctl => hk_epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> c_int, SYS_epoll_ctl, [ep, op, fd, ev]);
+sys!(epoll_wait => hk_epoll_wait(ep: c_int, ev: *mut epoll_event, n: c_int, t: c_int) -> c_int, SYS_epoll_wait, [ep, ev, n, t]);
+sys!(epoll_pwait => hk_epoll_pwait(ep: c_int, ev: *mut epoll_event, n: c_int, t: c_int, m: *const sigset_t) -> c_int, SYS_epoll_pwait, [ep, ev, n, t, m, 8]);
 sys!(ioctl => hk_ioctl(fd: c_int, req: c_ulong, arg: c_ulong) -> c_int, SYS_ioctl, [fd, req, arg]);
 
 redhook::hook! {

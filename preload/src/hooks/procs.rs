@@ -133,8 +133,15 @@ fn do_execve(path: *const c_char, argv: *const *const c_char, envp: *const *cons
 
 /// Execs DC path `p` (relative to DC descriptor `dirfd`): FS resolves it
 /// inside the DC root to the host file the host kernel runs.
-fn exec_at(dirfd: c_int, p: &CStr, argv: *const *const c_char, envp: *const *const c_char, flags: c_int) -> c_int {
-    let host = match with_shim(|s| s.host_path_at(dirfd, p.to_bytes(), flags & AT_SYMLINK_NOFOLLOW)) {
+fn exec_at(
+    dirfd: c_int,
+    p: &CStr,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    flags: c_int,
+) -> c_int {
+    let host = match with_shim(|s| s.host_path_at(dirfd, p.to_bytes(), flags & AT_SYMLINK_NOFOLLOW))
+    {
         Some(Ok(h)) => h,
         Some(Err(e)) => {
             set_errno(e);
@@ -154,7 +161,12 @@ fn exec_at(dirfd: c_int, p: &CStr, argv: *const *const c_char, envp: *const *con
 
 /// Runs host file `host` (DC path `p`) on the host, keeping the DC
 /// environment. Returns only on failure.
-fn exec_host(host: &CStr, p: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+fn exec_host(
+    host: &CStr,
+    p: &CStr,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
     let env = dc_env(envp, p);
     let mut envv: Vec<*const c_char> = env.iter().map(|c| c.as_ptr()).collect();
     envv.push(std::ptr::null());
@@ -163,7 +175,14 @@ fn exec_host(host: &CStr, p: &CStr, argv: *const *const c_char, envp: *const *co
     let r = unsafe {
         crate::gate::syscall6(
             SYS_execve,
-            [host.as_ptr() as u64, argv as u64, envv.as_ptr() as u64, 0, 0, 0],
+            [
+                host.as_ptr() as u64,
+                argv as u64,
+                envv.as_ptr() as u64,
+                0,
+                0,
+                0,
+            ],
         )
     };
     libc_ret(r) as c_int
