@@ -178,7 +178,7 @@ fn shell_scripts_match_native() {
 fn c_examples_match_native() {
     let d = scratch();
     let p = d.path();
-    for name in ["forktree", "waitstatus", "pipeline", "pgkill"] {
+    for name in ["forktree", "waitstatus", "pipeline", "pgkill", "spawn"] {
         let exe = example(name, p);
         same(p, &[exe.to_str().unwrap()], "");
     }

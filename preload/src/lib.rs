@@ -21,7 +21,7 @@ use std::time::Duration;
 
 extern "C" fn init() {
     let _g = state::enter_init();
-    match state::attach(Duration::from_secs(20)) {
+    match state::attach(Duration::from_secs(5)) {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
