@@ -265,11 +265,15 @@ struct Background {
 
 impl Background {
     fn start(dc: &str, args: &[&str]) -> Background {
+        Self::start_with(dc, args, Stdio::null())
+    }
+
+    fn start_with(dc: &str, args: &[&str], stdin: Stdio) -> Background {
         let mut child = Command::new(dvs_exec())
             .args(["--dc", dc, "--"])
             .args(args)
             .env_remove("DVS_SOCKET")
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -362,6 +366,20 @@ fn ctrl_c_interrupts_the_foreground_group() {
     unsafe { libc::kill(bg.child.id() as i32, libc::SIGINT) };
     assert_eq!(bg.line(), "got INT");
     assert_eq!(bg.wait(), 5);
+}
+
+#[test]
+fn ctrl_c_interrupts_a_blocked_read() {
+    let dc = format!("eintr-test-{}", std::process::id());
+    let script = "import sys\nprint('ready', flush=True)\ntry:\n    sys.stdin.readline()\n    print('not interrupted')\nexcept KeyboardInterrupt:\n    print('interrupted')\n    sys.exit(7)\n";
+    let mut bg = Background::start_with(&dc, &["/usr/bin/python3", "-c", script], Stdio::piped());
+    assert_eq!(bg.line(), "ready");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(bg.child.id() as i32, libc::SIGINT) };
+    // stdin stays open: only the signal can end the read.
+    assert_eq!(bg.line(), "interrupted");
+    assert_eq!(bg.wait(), 7);
 }
 
 #[test]

@@ -9,9 +9,35 @@ use crate::server::{Ctx, Handler, Outcome, Request};
 pub(super) const CALLS: &[(Call, Handler<Pm>)] =
     &[(Call::PmKill, Pm::kill), (Call::PmSignalFg, Pm::signal_fg)];
 
+/// Whether host task `pid` has a handler for `sig` (`SigCgt` in
+/// `/proc/<pid>/status`).
+fn catches(pid: i32, sig: i32) -> bool {
+    if !(1..=64).contains(&sig) {
+        return false;
+    }
+    let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    st.lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1u64 << (sig - 1)) != 0)
+}
+
 impl Pm {
+    /// Ends the deferred `wait` calls of process `pid` with `EINTR`.
+    pub(crate) fn interrupt(&mut self, ctx: &Ctx, pid: i32) {
+        let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| w.pid == pid);
+        self.waiters = keep;
+        for w in gone {
+            ctx.reply(w.reply_to, &abi::err(libc::EINTR));
+        }
+    }
+
     /// Sends `sig` to the DC processes `targets` (0 = existence check).
-    fn deliver(&self, ctx: &Ctx, targets: &[i32], sig: i32) -> Result<i64, i32> {
+    fn deliver(&mut self, ctx: &Ctx, targets: &[i32], sig: i32) -> Result<i64, i32> {
         if targets.is_empty() {
             return Err(libc::ESRCH);
         }
@@ -19,6 +45,7 @@ impl Pm {
             return Ok(0);
         }
         let mut delivered = false;
+        let mut interrupted = Vec::new();
         for &pid in targets {
             let Some(p) = self.table.get(pid) else {
                 continue;
@@ -35,6 +62,16 @@ impl Pm {
                 )
                 .and_then(|m| abi::result(&m));
             delivered |= r.is_ok();
+            if r.is_ok() && catches(p.host_pid, sig) {
+                interrupted.push((p.pid, p.ep));
+            }
+        }
+        // A caught signal interrupts the blocking call the process is in,
+        // as on Linux: its deferred calls in PM and FS end with EINTR
+        // (the Minix pattern: the servers cancel their deferred replies).
+        for (pid, ep) in interrupted {
+            self.interrupt(ctx, pid);
+            let _ = ctx.call(abi::FS, Call::FsCancel, &[ep.0 as u64]);
         }
         if delivered {
             Ok(0)
