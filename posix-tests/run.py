@@ -225,6 +225,9 @@ class Run:
         self.errors = {}
         self.started = []  # case ids in the order they started
         self.module_error = None
+        self.dvs_messages = {}  # case id -> [messages dvs printed while it ran]
+        self.dvs_counts = {}  # message (PIDs blanked) -> count
+        self.module_error_where = None
         self.hang_trace = None
         self.status = None
 
@@ -317,6 +320,7 @@ STATUS_RE = re.compile(
 START_RE = re.compile(
     r"^( {0,2})(\w+) \(((?:\w+\.)+\w+)\)( \(.*\))?(?: \.\.\. |$)", re.M)
 HEADER_RE = re.compile(r"^(FAIL|ERROR|UNEXPECTED SUCCESS): (\w+) \(((?:\w+\.)+\w+)\)", re.M)
+DVS_MSG_RE = re.compile(r"(?:^|(?<= \.\.\. ))(dvs: [^\n]*)", re.M)
 RANK = {ERROR: 5, FAIL: 4, PASS: 2, SKIP: 1}
 
 
@@ -371,6 +375,11 @@ def parse_verbose(r):
             r.started.append(cid)
         end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
         seg = text[m.end():end]
+        for msg in DVS_MSG_RE.findall(seg):
+            msg = re.sub(r"\bPID \d+", "PID N", msg.strip())
+            lst = r.dvs_messages.setdefault(cid, [])
+            if msg not in lst:
+                lst.append(msg)
         # A test that writes its docstring: "name (id)\nDoc ... ok".
         st = find_status(seg)
         if st is None:
@@ -386,6 +395,9 @@ def parse_verbose(r):
         cur = r.verbose_cases.get(cid)
         if cur is None or RANK[outcome] > RANK[cur[0]]:
             r.verbose_cases[cid] = (outcome, detail)
+    for msg in DVS_MSG_RE.findall(text):
+        msg = re.sub(r"\bPID \d+", "PID N", msg.strip())
+        r.dvs_counts[msg] = r.dvs_counts.get(msg, 0) + 1
     # Error blocks printed at the end of the module.
     for m in HEADER_RE.finditer(text):
         cid = m.group(3)
@@ -403,7 +415,13 @@ def parse_verbose(r):
     # timeout traceback.
     m = re.search(r"^(\w+) failed \(uncaught exception\)", text, re.M)
     if m:
-        r.module_error = exception_line(text[:m.start()]) or "uncaught exception"
+        before = text[:m.start()]
+        r.module_error = exception_line(before) or "uncaught exception"
+        frames = re.findall(r'^  File "([^"]+)", line (\d+), in (\S+)\n(?:    (.*)\n)?', before, re.M)
+        if frames:
+            r.module_error_where = " -> ".join(
+                "%s:%s %s" % (os.path.basename(f), line, src.strip() or fn)
+                for f, line, fn, src in frames[-2:])
     m = re.search(r"^Timeout \([0-9:]+\)!\n(.*?)(?:\n\n|\Z)", text, re.M | re.S)
     if m:
         frames = [ln.strip() for ln in m.group(1).splitlines()
@@ -534,6 +552,8 @@ def compare(module, native, dc):
             entry["native_detail"] = n[1]
         if d[0] != PASS and d[1]:
             entry["dc_detail"] = d[1]
+        if d[0] != PASS and dc.dvs_messages.get(cid):
+            entry["dc_dvs_messages"] = dc.dvs_messages[cid][:5]
         cases[cid] = entry
     native_pass = [c for c, e in cases.items() if e["native"] == PASS]
     dc_pass = [c for c in native_pass if cases[c]["dc"] == PASS]
@@ -578,8 +598,12 @@ def run_info(r):
     }
     if r.module_error:
         info["module_error"] = r.module_error
+        if r.module_error_where:
+            info["module_error_where"] = r.module_error_where
     if r.hang_trace:
         info["hang_traceback"] = r.hang_trace
+    if r.dvs_counts:
+        info["dvs_messages"] = dict(sorted(r.dvs_counts.items(), key=lambda kv: -kv[1]))
     if r.started and r.status != "ok":
         info["last_test_started"] = r.started[-1]
     return info
@@ -630,8 +654,9 @@ def summary_markdown(results, meta, goal):
                              r["module"], d["timeout"],
                              "last test started: `%s`" % d.get("last_test_started", "?")))
         elif d.get("module_error"):
-            notes.append("- %s: the module **did not load** in the DC, so no case ran: `%s`." % (
-                r["module"], md(d["module_error"])))
+            notes.append("- %s: the module **did not load** in the DC, so no case ran: `%s`%s." % (
+                r["module"], md(d["module_error"]),
+                " at `%s`" % md(d["module_error_where"]) if d.get("module_error_where") else ""))
         elif d["status"] not in ("ok", "tests failed (exit status 2)"):
             notes.append("- %s: the DC run **ended abnormally** (%s); every case it had not "
                          "reported counts as failed." % (r["module"], md(d["status"])))
@@ -649,6 +674,15 @@ def summary_markdown(results, meta, goal):
         L.append("")
         L.extend(notes)
         L.append("")
+    diag = [r for r in results if r["dc"].get("dvs_messages")]
+    if diag:
+        L.append("## What dvs printed during the DC runs")
+        L.append("")
+        for r in diag:
+            L.append("- %s:" % r["module"])
+            for msg, n in list(r["dc"]["dvs_messages"].items())[:10]:
+                L.append("  - %d× `%s`" % (n, md(msg)))
+        L.append("")
     L.append("## Cases that pass natively but not in the DC")
     L.append("")
     any_case = False
@@ -665,7 +699,11 @@ def summary_markdown(results, meta, goal):
                    and e.get("dc_detail", "").startswith("no result:")]
         own = [(cid, e) for cid, e in bad if (cid, e) not in missing]
         for cid, e in own:
-            L.append("- `%s`: %s — %s" % (short_id(cid), e["dc"], md(e.get("dc_detail", ""))))
+            extra = ""
+            if e.get("dc_dvs_messages"):
+                extra = " (%s)" % "; ".join(e["dc_dvs_messages"][:2])
+            L.append("- `%s`: %s — %s%s" % (short_id(cid), e["dc"], md(e.get("dc_detail", "")),
+                                           md(extra)))
         if missing:
             L.append("- %d more case(s) with no result: %s" % (
                 len(missing), md(missing[0][1]["dc_detail"][len("no result: "):])))

@@ -11,6 +11,7 @@
  * output (one line per call, machine-readable):
  *   stat_ns=<ns/op>
  *   pread4k_ns=<ns/op>
+ *   pid=<getpid()>     (2 in a DC: the run script checks it)
  * Exits non-zero (with a message on stderr) if any call fails or returns
  * something unexpected, so a broken run never prints a number.
  */
@@ -111,5 +112,6 @@ int main(int argc, char **argv)
 
     printf("stat_ns=%.0f\n", stat_ns);
     printf("pread4k_ns=%.0f\n", pread_ns);
+    printf("pid=%d\n", (int)getpid());
     return 0;
 }

@@ -234,6 +234,18 @@ impl Dvk {
         self.grant(&Request::Wait4Bind { timeout_ms: None })
     }
 
+    /// `wait4bind_T` that hands this connection to the returned handle
+    /// (one connection fewer than [`Dvk::wait4bind_t`]: what a process
+    /// attaching at start-up wants).
+    pub fn into_ipc(self, timeout: Duration) -> Result<Ipc> {
+        match self.call(&Request::Wait4Bind {
+            timeout_ms: ms(Some(timeout)),
+        })? {
+            (Response::Granted(g), fds) => Ipc::from_grant(self, g, fds),
+            _ => Err(DvkError::Protocol),
+        }
+    }
+
     /// `wait4bind_T`.
     pub fn wait4bind_t(&self, timeout: Duration) -> Result<Ipc> {
         self.grant(&Request::Wait4Bind {

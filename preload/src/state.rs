@@ -70,7 +70,7 @@ pub fn attach(timeout: Duration) -> Result<bool, dvk::DvkError> {
     let Some(sock) = socket() else {
         return Ok(false);
     };
-    let ipc = dvk::Dvk::connect(&sock)?.wait4bind_t(timeout)?;
+    let ipc = dvk::Dvk::connect(&sock)?.into_ipc(timeout)?;
     set_shim(Shim::new(ipc));
     ACTIVE.store(true, Ordering::Release);
     Ok(true)
@@ -93,7 +93,7 @@ pub fn reattach_child() {
 pub fn attach_thread() {
     let r = socket()
         .ok_or(dvk::DvkError::NoDaemon)
-        .and_then(|sock| dvk::Dvk::connect(&sock)?.wait4bind_t(Duration::from_secs(30)));
+        .and_then(|sock| dvk::Dvk::connect(&sock)?.into_ipc(Duration::from_secs(30)));
     match r {
         Ok(ipc) => set_shim(Shim::new(ipc)),
         Err(e) => eprintln!("dvs: a new thread could not attach to its endpoint: {e}"),

@@ -81,6 +81,7 @@ impl Shared {
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         self.changed.notify_all();
+        self.reaper.wake();
         // Unblock the accept loop.
         let _ = UnixStream::connect(&self.socket);
     }

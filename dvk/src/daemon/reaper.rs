@@ -2,17 +2,28 @@
 
 use super::Shared;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use std::os::fd::{BorrowedFd, RawFd};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
+
+/// Epoll token of the wake-up eventfd (binding tokens start at 1).
+const WAKE: u64 = u64::MAX;
 
 pub(crate) struct Reaper {
     epoll: Epoll,
+    wake: EventFd,
 }
 
 impl Reaper {
     pub fn new() -> anyhow::Result<Reaper> {
-        Ok(Reaper {
-            epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
-        })
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        epoll.add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
+        Ok(Reaper { epoll, wake })
+    }
+
+    /// Wakes the reaper thread at once (the daemon is stopping).
+    pub fn wake(&self) {
+        let _ = self.wake.write(1);
     }
 
     /// Starts watching `fd` (a pidfd owned by a binding, which must stay
@@ -45,6 +56,10 @@ pub(crate) fn run(shared: &Shared) {
         };
         shared.with_state(|st| {
             for ev in &events[..n] {
+                if ev.data() == WAKE {
+                    let _ = shared.reaper.wake.read();
+                    continue;
+                }
                 st.task_ended(ev.data());
             }
             st.flush_deferred();
