@@ -539,12 +539,13 @@ impl Ipc {
             return Some(Err(e));
         }
         if let Mode::From(src) | Mode::Reply(src) = mode {
-            if self
-                .table
-                .ep(self.dc.slot_of(src.p_nr())?)
-                .load(Ordering::Acquire)
-                != src.0
-            {
+            let s = self.dc.slot_of(src.p_nr())?;
+            if self.table.ep(s).load(Ordering::Acquire) != src.0 {
+                // Gone: but what it sent before going (a reply, typically)
+                // is still ours to take.
+                if let Some(m) = self.take_from_gone(s, src, mode) {
+                    return Some(Ok(m));
+                }
                 return Some(Err(if matches!(mode, Mode::Reply(_)) {
                     DvkError::DstDied
                 } else {
@@ -632,6 +633,16 @@ impl Ipc {
         Some(Message::notification(ep, k))
     }
 
+    /// A message that endpoint `ep`, now unbound, posted to us before it
+    /// went (from our mapping of its mailbox, which outlives it).
+    fn take_from_gone(&self, s: usize, ep: Endpoint, mode: Mode) -> Option<Message> {
+        let peer = self.peers.borrow()[s].clone().filter(|p| p.ep == ep)?;
+        match self.pending_in(s, peer, mode).1 {
+            Pending::Message(_, peer, seq) => self.claim(s, &peer, seq),
+            _ => None,
+        }
+    }
+
     /// What slot `s` has pending for us: a notification (taken at once if
     /// present) and the state of its message slot.
     fn pending_from(&self, s: usize, mode: Mode) -> (Option<Message>, Pending) {
@@ -643,6 +654,12 @@ impl Ipc {
             Ok(p) => p,
             Err(_) => return (None, Pending::Nothing),
         };
+        self.pending_in(s, peer, mode)
+    }
+
+    /// What the mapped peer of slot `s` has pending for us.
+    fn pending_in(&self, s: usize, peer: Arc<Peer>, mode: Mode) -> (Option<Message>, Pending) {
+        let ep = peer.ep;
         let a = self.slot;
         let mut ntf = None;
         let mut ntf_pending = false;
