@@ -11,8 +11,9 @@
 # Environment:
 #   DVS_TARGET_DIR      cargo target dir holding release/dvs-exec (default: target/)
 #   DVS_BENCH_NO_BUILD  1: do not run cargo build, use the binaries as they are
-#   DVS_BENCH_RUNS      timed runs per short command (default 20)
-#   DVS_BENCH_LOOP_RUNS timed runs of the 500 fork+exec loop (default 5)
+#   DVS_BENCH_RUNS      timed runs per short command (default 21)
+#   DVS_BENCH_LOOP_RUNS timed runs of the 500 fork+exec loop (default 6)
+#   DVS_BENCH_ROUNDS    rounds the runs are split into, modes interleaved (default 3)
 #   DVS_BENCH_STRICT    1: exit 1 when a goal of the issue is missed
 #   DVS_BENCH_NO_HYPERFINE  1: use the built-in median-of-N timer (timecmd.py)
 #
@@ -25,26 +26,33 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
 TARGET=${DVS_TARGET_DIR:-$ROOT/target}
 RELEASE=$TARGET/release
-RUNS=${DVS_BENCH_RUNS:-20}
-LOOP_RUNS=${DVS_BENCH_LOOP_RUNS:-5}
+RUNS=${DVS_BENCH_RUNS:-21}
+LOOP_RUNS=${DVS_BENCH_LOOP_RUNS:-6}
+ROUNDS=${DVS_BENCH_ROUNDS:-3}
 PY=/usr/bin/python3
 LOOP='i=0; while [ $i -lt 500 ]; do /bin/true; i=$((i+1)); done'
 
 # Timeouts (seconds) on every external command.
 T_APT=300
 T_BUILD=1800
-T_SHORT=30    # one syscalls run, the node daemon, cc
+T_SHORT=60    # one syscalls run, the node daemon, cc
 T_TIMING=600  # one hyperfine / timecmd.py invocation (all its runs)
 
-die() { echo "bench/run.sh: error: $*" >&2; exit 1; }
-say() { echo "== $*" >&2; }
+# Messages go to fd 9, a copy of the script's stderr: a trap can run while
+# a redirected function call (stderr to a file) is in progress.
+exec 9>&2
+die() { echo "bench/run.sh: error: $*" >&9; exit 1; }
+warn() { echo "bench/run.sh: warning: $*" >&9; }
+say() { echo "== $*" >&9; }
 
 # Every process started from here carries this variable, so that the exit
 # trap can find (by pid) whatever survived, even in its own session.
 RUN_ID="$$-$RANDOM$RANDOM"
 export DVS_BENCH_RUN_ID=$RUN_ID
-# dvs-exec must start its own embedded node (or use ours, explicitly).
-unset DVS_SOCKET
+# dvs-exec must start its own embedded node (or use ours, explicitly), and
+# not log. DVS_SPIN_US / DVS_SPIN_PURE_US are kept (and shown): they are
+# tuning knobs worth benchmarking.
+unset DVS_SOCKET DVS_LOG
 TMP=""
 NODE_SOCK=""
 
@@ -73,20 +81,37 @@ cleanup() {
     trap - EXIT INT TERM
     if [[ -n $NODE_SOCK && -S $NODE_SOCK ]]; then
         timeout 15 "$RELEASE/dvs" node stop --socket "$NODE_SOCK" >/dev/null 2>&1 ||
-            echo "bench/run.sh: warning: 'dvs node stop' failed" >&2
+            warn "'dvs node stop' failed"
     fi
-    while read -r pid comm; do
-        [[ -n $pid ]] || continue
-        echo "bench/run.sh: warning: killing leftover process $pid ($comm)" >&2
-        kill -KILL "$pid" 2>/dev/null
-        [[ $comm == dvs-exec ]] && rm -f "/run/dvs/exec-$pid.sock"
-    done < <(leftover_pids)
+    # A few passes: a process may fork while the previous pass kills.
+    local pass found
+    for pass in 1 2 3; do
+        found=0
+        while read -r pid comm; do
+            [[ -n $pid ]] || continue
+            found=1
+            warn "killing leftover process $pid ($comm)"
+            kill -KILL "$pid" 2>/dev/null
+            # a killed dvs-exec leaves its embedded node's socket behind
+            [[ $comm == dvs-exec ]] && rm -f "/run/dvs/exec-$pid.sock"
+        done < <(leftover_pids)
+        ((found)) || break
+        sleep 0.2
+    done
     [[ -n $TMP ]] && rm -rf "$TMP"
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'echo "bench/run.sh: interrupted" >&9; exit 130' INT
+trap 'echo "bench/run.sh: terminated" >&9; exit 143' TERM
+
+# Runs a long command in the background and waits for it, so that INT and
+# TERM reach the traps at once (bash defers traps until a foreground
+# command ends); the exit trap then kills what is left.
+run() {
+    "$@" &
+    wait "$!"
+}
 
 as_root() {
     if [[ $(id -u) == 0 ]]; then "$@"
@@ -98,9 +123,9 @@ as_root() {
 apt_install() { # PKG: installs a Debian package, returns non-zero on failure
     command -v apt-get >/dev/null || return 1
     export DEBIAN_FRONTEND=noninteractive
-    as_root timeout "$T_APT" apt-get install -y -qq --no-install-recommends "$1" >/dev/null 2>&1 && return 0
-    as_root timeout "$T_APT" apt-get update -qq >/dev/null 2>&1 || return 1
-    as_root timeout "$T_APT" apt-get install -y -qq --no-install-recommends "$1" >/dev/null 2>&1
+    run as_root timeout "$T_APT" apt-get install -y -qq --no-install-recommends "$1" >/dev/null 2>&1 && return 0
+    run as_root timeout "$T_APT" apt-get update -qq >/dev/null 2>&1 || return 1
+    run as_root timeout "$T_APT" apt-get install -y -qq --no-install-recommends "$1" >/dev/null 2>&1
 }
 
 # ---------------------------------------------------------------- tools
@@ -115,7 +140,7 @@ HYPERFINE=""
 if [[ ${DVS_BENCH_NO_HYPERFINE:-0} != 1 ]]; then
     if ! command -v hyperfine >/dev/null; then
         say "installing hyperfine"
-        apt_install hyperfine || echo "bench/run.sh: warning: no hyperfine; using bench/timecmd.py" >&2
+        apt_install hyperfine || warn "no hyperfine; using bench/timecmd.py"
     fi
     HYPERFINE=$(command -v hyperfine || true)
 fi
@@ -124,7 +149,8 @@ fi
 if [[ ${DVS_BENCH_NO_BUILD:-0} != 1 ]]; then
     command -v cargo >/dev/null || die "cargo is missing (or set DVS_BENCH_NO_BUILD=1)"
     say "building dvs-exec and the preload library (release, $TARGET)"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET timeout "$T_BUILD" cargo build --release -q -p dvs -p preload) ||
+    run env CARGO_TARGET_DIR="$TARGET" timeout "$T_BUILD" \
+        cargo build --manifest-path "$ROOT/Cargo.toml" --release -q -p dvs -p preload ||
         die "cargo build failed"
 fi
 DVS_EXEC=$RELEASE/dvs-exec
@@ -149,9 +175,16 @@ proot_mode=(timeout "$T_SHORT" proot)
 native_mode=(timeout "$T_SHORT")
 
 git_rev=$(cd "$ROOT" && timeout 10 git rev-parse --short HEAD 2>/dev/null || echo unknown)
-git_dirty=$(cd "$ROOT" && timeout 10 git status --porcelain -- . ':!bench' 2>/dev/null | head -c1 | wc -c)
-say "commit $git_rev$([[ $git_dirty != 0 ]] && echo ' (+ uncommitted changes)'), $(uname -r), $(nproc) cpus," \
-    "timer: ${HYPERFINE:-timecmd.py}$([[ -n $HYPERFINE ]] && echo " $(hyperfine --version | cut -d' ' -f2)"), $(proot --version 2>&1 | grep -om1 'v[0-9.]*' || echo proot)"
+git_changes=$(cd "$ROOT" && timeout 10 git status --porcelain --untracked-files=no -- . ':!bench' 2>/dev/null || true)
+proot_info=$(timeout 10 proot --version 2>&1 || true)
+proot_ver=$(grep -oE '[0-9]+\.[0-9]+\.[0-9]+' <<<"$proot_info" | head -n1 || true)
+proot_seccomp=$(grep -oE 'seccomp_filter = (yes|no)' <<<"$proot_info" || true)
+timer="timecmd.py (median of N)"
+[[ -n $HYPERFINE ]] && timer="hyperfine $("$HYPERFINE" --version | cut -d' ' -f2)"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+say "commit $git_rev${git_changes:+ (+ uncommitted changes)}; $(uname -r); $(nproc) cpus; load $load_before"
+say "timer: $timer; proot ${proot_ver:-?} (${proot_seccomp:-seccomp_filter = ?})" \
+    "${DVS_SPIN_US:+; DVS_SPIN_US=$DVS_SPIN_US}${DVS_SPIN_PURE_US:+; DVS_SPIN_PURE_US=$DVS_SPIN_PURE_US}"
 
 # ---------------------------------------------------------------- syscalls
 # Median of 3 runs of the C program (each one is itself a median of 9
@@ -184,56 +217,70 @@ for mode in native dvs proot; do
         fi
     done
     s=$(median3 "${ss[@]}") p=$(median3 "${ps[@]}")
-    printf '  %-6s stat %8s ns  pread4k %8s ns   (runs: %s / %s)\n' "$mode" "$s" "$p" "${ss[*]}" "${ps[*]}" >&2
+    printf '  %-6s stat %8s ns  pread4k %8s ns   (runs: %s / %s)\n' "$mode" "$s" "$p" "${ss[*]}" "${ps[*]}" >&9
     echo "stat_ns $mode $s" >>"$RESULTS"
     echo "pread4k_ns $mode $p" >>"$RESULTS"
 done
 
 # ---------------------------------------------------------------- commands
-time_cmd() { # METRIC MODE RUNS WARMUP CMD... : median wall time in ms
-    local metric=$1 mode=$2 runs=$3 warmup=$4
-    shift 4
-    local json=$TMP/$metric-$mode.json
+# Each metric is timed in ROUNDS rounds; a round times native, dvs and proot
+# one after the other, so that a change of load on the machine hits the
+# three alike. The figure is the median over all the runs of all rounds.
+run_timer() { # QUOTED_CMD RUNS WARMUP JSON
+    local q=$1 runs=$2 warmup=$3 json=$4 err=$TMP/timer.err
     if [[ -n $HYPERFINE ]]; then
-        local quoted
-        quoted=$(printf '%q ' "$@")
-        timeout -k 10 "$T_TIMING" "$HYPERFINE" -N --style none --output null \
-            --warmup "$warmup" --runs "$runs" --export-json "$json" "$quoted" >/dev/null ||
-            die "$metric/$mode: hyperfine failed or timed out on: $*"
+        run timeout -k 10 "$T_TIMING" "$HYPERFINE" -N --style none --output null \
+            --warmup "$warmup" --runs "$runs" --export-json "$json" "$q" >/dev/null 2>"$err" || {
+            cat "$err" >&9
+            die "hyperfine failed or timed out on: $q"
+        }
     else
-        timeout -k 10 "$T_TIMING" "$PY" "$BENCH_DIR/timecmd.py" "$runs" "$warmup" "$T_SHORT" "$json" -- "$@" ||
-            die "$metric/$mode: timing failed or timed out on: $*"
+        local -a argv
+        eval "argv=($q)"
+        run timeout -k 10 "$T_TIMING" "$PY" "$BENCH_DIR/timecmd.py" "$runs" "$warmup" "$T_SHORT" "$json" -- "${argv[@]}" ||
+            die "timing failed or timed out on: $q"
     fi
-    local line
-    line=$("$PY" - "$json" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"][0]
-print(f"{r['median'] * 1e3:.2f} {r['min'] * 1e3:.2f} {r['max'] * 1e3:.2f} {len(r['times'])}")
-EOF
-    ) || die "cannot read $json"
-    local med min max n
-    read -r med min max n <<<"$line"
-    printf '  %-16s %-6s median %9s ms  (min %s, max %s, %s runs)\n' "$metric" "$mode" "$med" "$min" "$max" "$n" >&2
-    echo "$metric $mode $med" >>"$RESULTS"
 }
 
-say "startup: /bin/true"
-time_cmd startup_ms native "$RUNS" 3 /bin/true
-time_cmd startup_ms dvs "$RUNS" 3 "$DVS_EXEC" -- /bin/true
-time_cmd startup_ms proot "$RUNS" 3 proot /bin/true
-time_cmd startup_node_ms native "$RUNS" 3 /bin/true
-time_cmd startup_node_ms dvs "$RUNS" 3 "$DVS_EXEC" --socket "$NODE_SOCK" -- /bin/true
-time_cmd startup_node_ms proot "$RUNS" 3 proot /bin/true
+time_metric() { # METRIC RUNS WARMUP NATIVE_CMD DVS_CMD PROOT_CMD (each quoted with printf %q)
+    local metric=$1 runs=$2 warmup=$3
+    shift 3
+    local -a modes=(native dvs proot) cmds=("$@")
+    local per=$(((runs + ROUNDS - 1) / ROUNDS)) r i w
+    for ((r = 1; r <= ROUNDS; r++)); do
+        w=$warmup
+        ((r == 1 || w == 0)) || w=1
+        for i in 0 1 2; do
+            run_timer "${cmds[i]}" "$per" "$w" "$TMP/$metric-${modes[i]}-$r.json"
+        done
+    done
+    local mode line med min max n
+    for mode in "${modes[@]}"; do
+        line=$("$PY" - "$TMP/$metric-$mode"-*.json <<'EOF'
+import json, statistics, sys
+t = [x for f in sys.argv[1:] for x in json.load(open(f))["results"][0]["times"]]
+print(f"{statistics.median(t) * 1e3:.2f} {min(t) * 1e3:.2f} {max(t) * 1e3:.2f} {len(t)}")
+EOF
+        ) || die "cannot read the timings of $metric/$mode"
+        read -r med min max n <<<"$line"
+        printf '  %-16s %-6s median %9s ms  (min %s, max %s, %s runs)\n' "$metric" "$mode" "$med" "$min" "$max" "$n" >&9
+        echo "$metric $mode $med" >>"$RESULTS"
+    done
+}
+q() { printf '%q ' "$@"; }
 
-say "python3 -c pass"
-time_cmd python_ms native "$RUNS" 3 "$PY" -c pass
-time_cmd python_ms dvs "$RUNS" 3 "$DVS_EXEC" -- "$PY" -c pass
-time_cmd python_ms proot "$RUNS" 3 proot "$PY" -c pass
+say "startup: /bin/true ($ROUNDS rounds)"
+time_metric startup_ms "$RUNS" 3 "$(q /bin/true)" "$(q "$DVS_EXEC" -- /bin/true)" "$(q proot /bin/true)"
+time_metric startup_node_ms "$RUNS" 3 "$(q /bin/true)" \
+    "$(q "$DVS_EXEC" --socket "$NODE_SOCK" -- /bin/true)" "$(q proot /bin/true)"
 
-say "sh loop of 500 fork+exec of /bin/true"
-time_cmd loop500_ms native "$LOOP_RUNS" 1 sh -c "$LOOP"
-time_cmd loop500_ms dvs "$LOOP_RUNS" 1 "$DVS_EXEC" -- sh -c "$LOOP"
-time_cmd loop500_ms proot "$LOOP_RUNS" 1 proot sh -c "$LOOP"
+say "python3 -c pass ($ROUNDS rounds)"
+time_metric python_ms "$RUNS" 3 "$(q "$PY" -c pass)" "$(q "$DVS_EXEC" -- "$PY" -c pass)" "$(q proot "$PY" -c pass)"
+
+say "sh loop of 500 fork+exec of /bin/true ($ROUNDS rounds)"
+time_metric loop500_ms "$LOOP_RUNS" 1 "$(q sh -c "$LOOP")" "$(q "$DVS_EXEC" -- sh -c "$LOOP")" "$(q proot sh -c "$LOOP")"
+
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- report
 missed=0
@@ -285,6 +332,7 @@ sys.exit(3 if failed else 0)
 EOF
 case $missed in 0 | 3) ;; *) die "cannot compute the report" ;; esac
 cat "$TMP/report"
+echo "INFO load average before: $load_before, after: $load_after ($(nproc) cpus; other load skews every ratio)"
 if [[ $missed == 3 && ${DVS_BENCH_STRICT:-0} == 1 ]]; then
     exit 1
 fi
