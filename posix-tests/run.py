@@ -248,7 +248,7 @@ def run_module(module, mode, args, deadline, logs_dir):
         test_cmd += ["--timeout", "%d" % (timeout - 20)]
     test_cmd.append(module)
     cmd = test_cmd if mode == "native" else [args.dvs_exec, "--"] + test_cmd
-    r.cmd = cmd
+    r.cmd = [c.replace(work, "$WORK") for c in cmd]
     marker = "%d-%s-%s-%d" % (os.getpid(), module, mode, int(time.time() * 1000))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("PYTHON") and k not in ("LD_PRELOAD", "DVS_SOCKET")}
@@ -294,7 +294,7 @@ def run_module(module, mode, args, deadline, logs_dir):
     lines = r.text.splitlines(True)
     with open(r.log_path, "w") as f:
         f.write("# %s\n# exit status %s after %.1f s%s\n" % (
-            " ".join(cmd), r.rc, r.duration,
+            " ".join(r.cmd), r.rc, r.duration,
             " (timed out, killed)" if r.timed_out else ""))
         if len(lines) > LOG_KEEP_LINES:
             f.write("# ... %d earlier lines cut ...\n" % (len(lines) - LOG_KEEP_LINES))
@@ -612,7 +612,7 @@ def run_info(r):
         info["hang_traceback"] = r.hang_trace
     if r.dvs_counts:
         info["dvs_messages"] = dict(sorted(r.dvs_counts.items(), key=lambda kv: -kv[1]))
-    if r.started and r.status != "ok":
+    if r.started and r.status not in ("ok", "tests failed (exit status 2)"):
         info["last_test_started"] = r.started[-1]
     return info
 
@@ -817,6 +817,10 @@ def main():
         log("error: %s does not run" % args.python)
         return 2
     missing = missing_test_modules(args.python, modules)
+    if missing and not missing_test_modules(args.python, ["test_os"]):
+        log("error: %s has CPython's test suite but no test module(s) %s" %
+            (args.python, " ".join(missing)))
+        return 2
     if missing:
         pkg = testsuite_package(version)
         if args.install_missing:
