@@ -183,8 +183,8 @@ timer="timecmd.py (median of N)"
 [[ -n $HYPERFINE ]] && timer="hyperfine $("$HYPERFINE" --version | cut -d' ' -f2)"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "commit $git_rev${git_changes:+ (+ uncommitted changes)}; $(uname -r); $(nproc) cpus; load $load_before"
-say "timer: $timer; proot ${proot_ver:-?} (${proot_seccomp:-seccomp_filter = ?})" \
-    "${DVS_SPIN_US:+; DVS_SPIN_US=$DVS_SPIN_US}${DVS_SPIN_PURE_US:+; DVS_SPIN_PURE_US=$DVS_SPIN_PURE_US}"
+say "timer: $timer; proot ${proot_ver:-?} (${proot_seccomp:-seccomp_filter = ?})$(
+    )${DVS_SPIN_US:+; DVS_SPIN_US=$DVS_SPIN_US}${DVS_SPIN_PURE_US:+; DVS_SPIN_PURE_US=$DVS_SPIN_PURE_US}"
 
 # ---------------------------------------------------------------- syscalls
 # Median of 3 runs of the C program (each one is itself a median of 9
