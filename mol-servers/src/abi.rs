@@ -209,6 +209,16 @@ calls! {
     /// `[epfd, events (struct epoll_event array), maxevents, timeout_ms or
     /// -1]` (`epoll_wait`): returns the number of events written.
     FsEpollWait = 0x228,
+    /// `[first, last, flags]` (`close_range`; `CLOSE_RANGE_CLOEXEC` marks
+    /// instead of closing).
+    FsCloseRange = 0x229,
+    /// `[dirfd, path, len, mode, dev]` (`mknodat`: FIFOs, sockets and
+    /// regular files; device nodes need privileges the DC does not have).
+    FsMknodat = 0x22a,
+    /// `[fd, mode, offset, len]` (`fallocate`).
+    FsFallocate = 0x22b,
+    /// `[fd, operation]` (`flock`).
+    FsFlock = 0x22c,
     /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
     /// the parent's descriptors, cwd and umask (`share` = 1: the same
     /// table, cwd and umask, as threads share them).

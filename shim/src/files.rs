@@ -19,6 +19,8 @@ fn ioctl_arg(req: u64) -> Option<(usize, bool)> {
         libc::TIOCGPGRP => (4, true),
         libc::TIOCSPGRP => (4, false),
         libc::FIONREAD => (4, true),
+        libc::FIONBIO => (4, false),
+        libc::FIOCLEX | libc::FIONCLEX => (0, false),
         _ => return None,
     })
 }
@@ -310,6 +312,9 @@ impl Shim {
             let g: i32 = mem.read_val(arg)?;
             return self.value(abi::PM, Call::PmSetFg, &[g as u64]);
         }
+        if size == 0 {
+            return self.value(FS, Call::FsIoctl, &[fd, req, 0]);
+        }
         let buf = if out {
             Buf::output(mem, arg, size)
         } else {
@@ -353,6 +358,15 @@ impl Shim {
             SYS_writev => Some(self.vec_io(mem, true, a[0], a[1], a[2], u64::MAX)),
             SYS_preadv => Some(self.vec_io(mem, false, a[0], a[1], a[2], a[3])),
             SYS_pwritev => Some(self.vec_io(mem, true, a[0], a[1], a[2], a[3])),
+            SYS_preadv2 | SYS_pwritev2 => {
+                // [fd, iov, cnt, pos_l, pos_h, flags]; flags are hints FS
+                // has no use for, except RWF_NOWAIT, which it cannot honour.
+                if a[5] as i32 & RWF_NOWAIT != 0 {
+                    return Some(Action::Ret(-(EOPNOTSUPP as i64)));
+                }
+                let off = if a[3] as i64 == -1 { u64::MAX } else { a[3] };
+                Some(self.vec_io(mem, nr == SYS_pwritev2, a[0], a[1], a[2], off))
+            }
             SYS_lseek => r(self.value(FS, Call::FsLseek, &[a[0], a[1], a[2]])),
             SYS_open => r(self.at(mem, Call::FsOpenat, AT_FDCWD, a[0], &[a[1], a[2]])),
             SYS_creat => r(self.at(
@@ -598,6 +612,11 @@ impl Shim {
                 buf.finish(mem, 12 * n as usize)?;
                 Ok(n)
             })()),
+            SYS_close_range => r(self.value(FS, Call::FsCloseRange, &[a[0], a[1], a[2]])),
+            SYS_mknod => r(self.at(mem, Call::FsMknodat, AT_FDCWD, a[0], &[a[1], a[2]])),
+            SYS_mknodat => r(self.at(mem, Call::FsMknodat, a[0], a[1], &[a[2], a[3]])),
+            SYS_fallocate => r(self.value(FS, Call::FsFallocate, &[a[0], a[1], a[2], a[3]])),
+            SYS_flock => r(self.value(FS, Call::FsFlock, &[a[0], a[1]])),
             SYS_copy_file_range => r((|| {
                 let off = |p: u64| -> Result<i64, i32> {
                     if p == 0 {

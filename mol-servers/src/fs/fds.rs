@@ -162,8 +162,73 @@ fn fcntl(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
             drop(t);
             lock(fs, ctx, req, ofd, cmd)
         }
+        libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ => {
+            let (Kind::PipeRead(p) | Kind::PipeWrite(p)) = &entry.ofd.kind else {
+                return Outcome::err(libc::EBADF);
+            };
+            let mut p = p.borrow_mut();
+            if cmd == libc::F_SETPIPE_SZ {
+                let want = req.int(2);
+                if want < 0 || want as usize > super::pipe::PIPE_MAX_CAPACITY {
+                    return Outcome::err(libc::EINVAL);
+                }
+                // Linux rounds up to a power-of-two number of pages.
+                let size = (want as usize).max(4096).next_power_of_two();
+                if size < p.buf.len() {
+                    return Outcome::err(libc::EBUSY);
+                }
+                p.cap = size;
+            }
+            let cap = p.cap as i64;
+            drop(p);
+            drop(t);
+            fs.settle(ctx, false);
+            Outcome::ok(cap)
+        }
         _ => Outcome::err(libc::EINVAL),
     }
+}
+
+/// `[first, last, flags]`: `close_range`.
+fn close_range(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let (first, last, flags) = (req.args[0] as u32, req.args[1] as u32, req.args[2] as u32);
+    if first > last || flags & !(libc::CLOSE_RANGE_CLOEXEC | libc::CLOSE_RANGE_UNSHARE) != 0 {
+        return Outcome::err(libc::EINVAL);
+    }
+    let Some(p) = fs.procs.get(&req.caller) else {
+        return Outcome::err(libc::EBADF);
+    };
+    let files = p.files.clone();
+    let last = last.min(MAX_FDS as u32 - 1);
+    let mut gone = Vec::new();
+    {
+        let mut t = files.borrow_mut();
+        for fd in first..=last {
+            if flags & libc::CLOSE_RANGE_CLOEXEC != 0 {
+                if let Ok(e) = t.get_mut(fd as i32) {
+                    e.cloexec = true;
+                }
+            } else if let Ok(e) = t.remove(fd as i32) {
+                gone.push(e);
+            }
+        }
+    }
+    drop(gone);
+    fs.settle(ctx, false);
+    Outcome::ok(0)
+}
+
+/// `[fd, operation]`: `flock` on the host file. FS never waits on the
+/// host, so a lock held elsewhere gives `EWOULDBLOCK` even without
+/// `LOCK_NB` (waiting for it is not served yet).
+fn flock(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
+    let r = (|| {
+        let ofd = fs.ofd(req.caller, req.i32(0))?;
+        let fd = ofd.host_fd().ok_or(libc::EINVAL)?;
+        sys::flock(fd, req.i32(1) & !libc::LOCK_NB)?;
+        Ok(0)
+    })();
+    Outcome::from(r)
 }
 
 /// `F_SETFL`: the DC flags, mirrored on FS's own host descriptions.
@@ -258,5 +323,7 @@ pub fn table() -> Vec<(Call, Handler<Fs>)> {
         (Call::FsDup, dup as Handler<Fs>),
         (Call::FsDup3, dup3),
         (Call::FsFcntl, fcntl),
+        (Call::FsCloseRange, close_range),
+        (Call::FsFlock, flock),
     ]
 }

@@ -187,6 +187,27 @@ fn ftruncate(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
     Outcome::from(r)
 }
 
+/// `[fd, mode, offset, len]`.
+fn fallocate(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
+    let r = (|| {
+        let ofd = fs.ofd(req.caller, req.i32(0))?;
+        match &ofd.kind {
+            Kind::File { fd, ftype } if *ftype == libc::S_IFREG => {
+                if ofd.flags.get() & libc::O_ACCMODE == libc::O_RDONLY {
+                    return Err(libc::EBADF);
+                }
+                sys::fallocate(fd.as_fd(), req.i32(1), req.int(2), req.int(3))?
+            }
+            Kind::File { .. } => return Err(libc::ENODEV),
+            Kind::PipeRead(_) | Kind::PipeWrite(_) => return Err(libc::ESPIPE),
+            Kind::Path { .. } => return Err(libc::EBADF),
+            Kind::Stream { .. } | Kind::Epoll(_) => return Err(libc::ENODEV),
+        }
+        Ok(0)
+    })();
+    Outcome::from(r)
+}
+
 /// `[fd, datasync]`.
 fn fsync(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
     let r = (|| {
@@ -310,6 +331,7 @@ pub fn table() -> Vec<(Call, Handler<Fs>)> {
         (Call::FsTruncate, truncate),
         (Call::FsFtruncate, ftruncate),
         (Call::FsFsync, fsync),
+        (Call::FsFallocate, fallocate),
         (Call::FsFchmodat, fchmodat),
         (Call::FsFchownat, fchownat),
         (Call::FsUmask, umask),

@@ -62,6 +62,23 @@ fn mkdirat(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     Outcome::from(r)
 }
 
+/// `[dirfd, path, len, mode, dev]`.
+fn mknodat(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let r = (|| {
+        let path = path_at(ctx, req, req.args[1], req.args[2])?;
+        let kind = req.args[3] as u32 & libc::S_IFMT;
+        let kind = if kind == 0 { libc::S_IFREG } else { kind };
+        if !matches!(kind, libc::S_IFREG | libc::S_IFIFO | libc::S_IFSOCK) {
+            return Err(libc::EPERM);
+        }
+        let (dir, name, _) = fs.parent(req.caller, req.i32(0), &path)?;
+        let mode = req.args[3] as u32 & 0o7777 & !fs.umask_of(req.caller);
+        sys::mknodat(dir.as_fd(), &name, kind | mode, 0)?;
+        Ok(0)
+    })();
+    Outcome::from(r)
+}
+
 /// `[dirfd, path, len, flags]`.
 fn unlinkat(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     let r = (|| {
@@ -286,6 +303,7 @@ fn getcwd(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
 pub fn table() -> Vec<(Call, Handler<Fs>)> {
     vec![
         (Call::FsMkdirat, mkdirat as Handler<Fs>),
+        (Call::FsMknodat, mknodat),
         (Call::FsUnlinkat, unlinkat),
         (Call::FsRenameat2, renameat2),
         (Call::FsLinkat, linkat),

@@ -19,6 +19,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Capacity of a pipe in bytes.
 pub const PIPE_CAPACITY: usize = 65536;
+/// Largest capacity `F_SETPIPE_SZ` accepts (Linux's default pipe-max-size).
+pub const PIPE_MAX_CAPACITY: usize = 1 << 20;
 /// Writes up to this size are atomic.
 pub const PIPE_BUF: usize = 4096;
 
@@ -34,12 +36,14 @@ pub struct Pipe {
     pub ino: u64,
     /// Creation time (seconds, nanoseconds) shown by `fstat`.
     pub ctime: (i64, i64),
+    /// Capacity in bytes (`F_SETPIPE_SZ`).
+    pub cap: usize,
 }
 
 impl Pipe {
     /// Bytes that can be written without blocking.
     pub fn free(&self) -> usize {
-        PIPE_CAPACITY.saturating_sub(self.buf.len())
+        self.cap.saturating_sub(self.buf.len())
     }
 
     /// A `struct stat` for the pipe (what Linux shows for pipefs).
@@ -202,6 +206,7 @@ fn pipe2(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
         writers: 0,
         ino: fs.next_ino,
         ctime: now(),
+        cap: PIPE_CAPACITY,
     }));
     let status = flags & (libc::O_NONBLOCK | libc::O_DIRECT);
     let cloexec = flags & libc::O_CLOEXEC != 0;

@@ -285,6 +285,24 @@ pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> SysResult<()> {
     check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) }).map(drop)
 }
 
+/// `mknodat(2)`.
+pub fn mknodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32, dev: u64) -> SysResult<()> {
+    // SAFETY: plain system call on a NUL-terminated name.
+    check(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, dev) }).map(drop)
+}
+
+/// `fallocate(2)`.
+pub fn fallocate(fd: BorrowedFd<'_>, mode: i32, off: i64, len: i64) -> SysResult<()> {
+    // SAFETY: plain system call.
+    check(unsafe { libc::fallocate(fd.as_raw_fd(), mode, off, len) }).map(drop)
+}
+
+/// `flock(2)` (never blocking: FS must not wait on the host).
+pub fn flock(fd: BorrowedFd<'_>, op: i32) -> SysResult<()> {
+    // SAFETY: plain system call.
+    check(unsafe { libc::flock(fd.as_raw_fd(), op | libc::LOCK_NB) }).map(drop)
+}
+
 /// `unlinkat(2)`.
 pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> SysResult<()> {
     // SAFETY: plain system call on a NUL-terminated name.

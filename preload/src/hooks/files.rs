@@ -17,6 +17,12 @@ sys!(readv => hk_readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t, SYS
 sys!(writev => hk_writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t, SYS_writev, [fd, iov, cnt]);
 sys!(preadv => hk_preadv(fd: c_int, iov: *const iovec, cnt: c_int, off: off_t) -> ssize_t, SYS_preadv, [fd, iov, cnt, off]);
 sys!(pwritev => hk_pwritev(fd: c_int, iov: *const iovec, cnt: c_int, off: off_t) -> ssize_t, SYS_pwritev, [fd, iov, cnt, off]);
+sys!(preadv64 => hk_preadv64(fd: c_int, iov: *const iovec, cnt: c_int, off: off_t) -> ssize_t, SYS_preadv, [fd, iov, cnt, off]);
+sys!(pwritev64 => hk_pwritev64(fd: c_int, iov: *const iovec, cnt: c_int, off: off_t) -> ssize_t, SYS_pwritev, [fd, iov, cnt, off]);
+sys!(preadv2 => hk_preadv2(fd: c_int, iov: *const iovec, cnt: c_int, off: off_t, f: c_int) -> ssize_t, SYS_preadv2, [fd, iov, cnt, off, 0, f]);
+sys!(pwritev2 => hk_pwritev2(fd: c_int, iov: *const iovec, cnt: c_int, off: off_t, f: c_int) -> ssize_t, SYS_pwritev2, [fd, iov, cnt, off, 0, f]);
+sys!(preadv64v2 => hk_preadv64v2(fd: c_int, iov: *const iovec, cnt: c_int, off: off_t, f: c_int) -> ssize_t, SYS_preadv2, [fd, iov, cnt, off, 0, f]);
+sys!(pwritev64v2 => hk_pwritev64v2(fd: c_int, iov: *const iovec, cnt: c_int, off: off_t, f: c_int) -> ssize_t, SYS_pwritev2, [fd, iov, cnt, off, 0, f]);
 sys!(lseek => hk_lseek(fd: c_int, off: off_t, whence: c_int) -> off_t, SYS_lseek, [fd, off, whence]);
 sys!(lseek64 => hk_lseek64(fd: c_int, off: off_t, whence: c_int) -> off_t, SYS_lseek, [fd, off, whence]);
 sys!(open => hk_open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int, SYS_openat, [CWD, path, flags, mode]);
@@ -96,6 +102,55 @@ sys!(epoll_create1 => hk_epoll_create1(f: c_int) -> c_int, SYS_epoll_create1, [f
 sys!(epoll_ctl => hk_epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> c_int, SYS_epoll_ctl, [ep, op, fd, ev]);
 sys!(epoll_wait => hk_epoll_wait(ep: c_int, ev: *mut epoll_event, n: c_int, t: c_int) -> c_int, SYS_epoll_wait, [ep, ev, n, t]);
 sys!(epoll_pwait => hk_epoll_pwait(ep: c_int, ev: *mut epoll_event, n: c_int, t: c_int, m: *const sigset_t) -> c_int, SYS_epoll_pwait, [ep, ev, n, t, m, 8]);
+sys!(close_range => hk_close_range(a: c_uint, b: c_uint, f: c_int) -> c_int, SYS_close_range, [a, b, f]);
+sys!(mknod => hk_mknod(p: *const c_char, m: mode_t, d: dev_t) -> c_int, SYS_mknodat, [CWD, p, m, d]);
+sys!(mknodat => hk_mknodat(dfd: c_int, p: *const c_char, m: mode_t, d: dev_t) -> c_int, SYS_mknodat, [dfd, p, m, d]);
+sys!(mkfifo => hk_mkfifo(p: *const c_char, m: mode_t) -> c_int, SYS_mknodat, [CWD, p, S_IFIFO | m, 0]);
+sys!(mkfifoat => hk_mkfifoat(dfd: c_int, p: *const c_char, m: mode_t) -> c_int, SYS_mknodat, [dfd, p, S_IFIFO | m, 0]);
+sys!(fallocate => hk_fallocate(fd: c_int, m: c_int, o: off_t, l: off_t) -> c_int, SYS_fallocate, [fd, m, o, l]);
+sys!(fallocate64 => hk_fallocate64(fd: c_int, m: c_int, o: off_t, l: off_t) -> c_int, SYS_fallocate, [fd, m, o, l]);
+sys!(flock => hk_flock(fd: c_int, op: c_int) -> c_int, SYS_flock, [fd, op]);
+
+redhook::hook! {
+    unsafe fn closefrom(lo: c_int) => hk_closefrom {
+        hooked(SYS_close_range, [lo as u64, u32::MAX as u64, 0, 0, 0, 0], || {
+            // SAFETY: the real libc function with the caller's argument.
+            unsafe { redhook::real!(closefrom)(lo) };
+            0
+        });
+    }
+}
+
+redhook::hook! {
+    unsafe fn posix_fallocate(fd: c_int, o: off_t, l: off_t) -> c_int => hk_posix_fallocate {
+        let Some(_g) = enter() else {
+            // SAFETY: the real libc function with the caller's arguments.
+            return unsafe { redhook::real!(posix_fallocate)(fd, o, l) };
+        };
+        // posix_fallocate returns the error number instead of setting errno.
+        match state::syscall(SYS_fallocate, [fd as u64, 0, o as u64, l as u64, 0, 0]) {
+            shim::Action::Ret(v) if v < 0 => (-v) as c_int,
+            shim::Action::Ret(_) => 0,
+            _ => ENOSYS,
+        }
+    }
+}
+
+redhook::hook! {
+    unsafe fn posix_fallocate64(fd: c_int, o: off_t, l: off_t) -> c_int => hk_posix_fallocate64 {
+        let Some(_g) = enter() else {
+            // SAFETY: the real libc function with the caller's arguments.
+            return unsafe { redhook::real!(posix_fallocate64)(fd, o, l) };
+        };
+        // posix_fallocate returns the error number instead of setting errno.
+        match state::syscall(SYS_fallocate, [fd as u64, 0, o as u64, l as u64, 0, 0]) {
+            shim::Action::Ret(v) if v < 0 => (-v) as c_int,
+            shim::Action::Ret(_) => 0,
+            _ => ENOSYS,
+        }
+    }
+}
+
 sys!(ioctl => hk_ioctl(fd: c_int, req: c_ulong, arg: c_ulong) -> c_int, SYS_ioctl, [fd, req, arg]);
 
 redhook::hook! {

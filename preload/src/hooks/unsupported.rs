@@ -9,15 +9,10 @@ sys!(sendfile => hk_sendfile(o: c_int, i: c_int, off: *mut off_t, n: size_t) -> 
 sys!(sendfile64 => hk_sendfile64(o: c_int, i: c_int, off: *mut off_t, n: size_t) -> ssize_t, SYS_sendfile, [o, i, off, n]);
 sys!(copy_file_range => hk_copy_file_range(a: c_int, ao: *mut off_t, b: c_int, bo: *mut off_t, n: size_t, f: c_uint) -> ssize_t, SYS_copy_file_range, [a, ao, b, bo, n, f]);
 sys!(splice => hk_splice(a: c_int, ao: *mut off_t, b: c_int, bo: *mut off_t, n: size_t, f: c_uint) -> ssize_t, SYS_splice, [a, ao, b, bo, n, f]);
-sys!(fallocate => hk_fallocate(fd: c_int, m: c_int, o: off_t, l: off_t) -> c_int, SYS_fallocate, [fd, m, o, l]);
-sys!(fallocate64 => hk_fallocate64(fd: c_int, m: c_int, o: off_t, l: off_t) -> c_int, SYS_fallocate, [fd, m, o, l]);
-sys!(flock => hk_flock(fd: c_int, op: c_int) -> c_int, SYS_flock, [fd, op]);
 sys!(fstatfs => hk_fstatfs(fd: c_int, b: *mut statfs) -> c_int, SYS_fstatfs, [fd, b]);
 sys!(fstatfs64 => hk_fstatfs64(fd: c_int, b: *mut statfs) -> c_int, SYS_fstatfs, [fd, b]);
 sys!(statfs => hk_statfs(p: *const c_char, b: *mut statfs) -> c_int, SYS_statfs, [p, b]);
 sys!(statfs64 => hk_statfs64(p: *const c_char, b: *mut statfs) -> c_int, SYS_statfs, [p, b]);
-sys!(mknod => hk_mknod(p: *const c_char, m: mode_t, d: dev_t) -> c_int, SYS_mknod, [p, m, d]);
-sys!(mkfifo => hk_mkfifo(p: *const c_char, m: mode_t) -> c_int, SYS_mknod, [p, m, 0]);
 sys!(socket => hk_socket(d: c_int, t: c_int, p: c_int) -> c_int, SYS_socket, [d, t, p]);
 sys!(socketpair => hk_socketpair(d: c_int, t: c_int, p: c_int, sv: *mut c_int) -> c_int, SYS_socketpair, [d, t, p, sv]);
 sys!(eventfd => hk_eventfd(v: c_uint, f: c_int) -> c_int, SYS_eventfd2, [v, f]);
@@ -31,6 +26,13 @@ sys!(chroot => hk_chroot(p: *const c_char) -> c_int, SYS_chroot, [p]);
 redhook::hook! {
     unsafe fn posix_fadvise(fd: c_int, o: off_t, l: off_t, a: c_int) -> c_int => hk_posix_fadvise {
         // Advice is only a hint: accepting it without effect is correct.
+        let _ = (fd, o, l, a);
+        0
+    }
+}
+
+redhook::hook! {
+    unsafe fn posix_fadvise64(fd: c_int, o: off_t, l: off_t, a: c_int) -> c_int => hk_posix_fadvise64 {
         let _ = (fd, o, l, a);
         0
     }
