@@ -9,6 +9,26 @@ fn dvs_exec() -> &'static str {
     env!("CARGO_BIN_EXE_dvs-exec")
 }
 
+/// The preload library that `cargo test --workspace` just built: cargo
+/// leaves a test build's cdylib in `deps/`, not next to the executables.
+fn preload() -> PathBuf {
+    let dir = Path::new(dvs_exec()).parent().expect("target directory");
+    [
+        dir.join("deps/libdvs_preload.so"),
+        dir.join("libdvs_preload.so"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("libdvs_preload.so is not built: run `cargo test --workspace`")
+}
+
+/// `dvs-exec` with the freshly built preload library.
+fn dvs_exec_cmd() -> Command {
+    let mut c = Command::new(dvs_exec());
+    c.env("DVS_PRELOAD", preload()).env_remove("DVS_SOCKET");
+    c
+}
+
 struct Run {
     stdout: String,
     stderr: String,
@@ -29,7 +49,7 @@ fn finish(o: Output) -> Run {
 
 fn run(dc: bool, cwd: &Path, args: &[&str], stdin: &str) -> Run {
     let mut cmd = if dc {
-        let mut c = Command::new(dvs_exec());
+        let mut c = dvs_exec_cmd();
         c.arg("--").args(args);
         c
     } else {
@@ -269,7 +289,7 @@ impl Background {
     }
 
     fn start_with(dc: &str, args: &[&str], stdin: Stdio) -> Background {
-        let mut child = Command::new(dvs_exec())
+        let mut child = dvs_exec_cmd()
             .args(["--dc", dc, "--"])
             .args(args)
             .env_remove("DVS_SOCKET")
@@ -397,6 +417,7 @@ fn console_answers_for_the_real_terminal() {
             "/dev/null",
         ])
         .env_remove("DVS_SOCKET")
+        .env("DVS_PRELOAD", preload())
         .output()
         .expect("script");
     let n = String::from_utf8_lossy(&native.stdout).into_owned();
@@ -413,7 +434,7 @@ fn root_confines_file_access() {
     std::fs::write(r.join("data.txt"), "inside the root\n").unwrap();
     std::os::unix::fs::symlink("/etc/hostname", r.join("escape")).unwrap();
     let run = |args: &[&str]| {
-        let o = Command::new(dvs_exec())
+        let o = dvs_exec_cmd()
             .arg("--root")
             .arg(r)
             .arg("--")
