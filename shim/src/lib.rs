@@ -17,6 +17,7 @@ pub mod errno;
 mod files;
 pub mod mem;
 mod procs;
+pub mod redirected;
 pub mod sysnames;
 
 use dvk::{Endpoint, Ipc, Message};
@@ -86,6 +87,12 @@ impl Shim {
     /// The IPC handle the shim calls through.
     pub fn ipc(&self) -> &Ipc {
         &self.ipc
+    }
+
+    /// Gives the IPC handle back (a supervisor re-targets it to another
+    /// process with [`Shim::on_behalf`]).
+    pub fn into_ipc(self) -> Ipc {
+        self.ipc
     }
 
     /// Sends a request and returns the reply (`Err(errno)` on IPC failure).

@@ -91,14 +91,24 @@ fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
 
 /// Host fork of the program: the child waits on `go` until the DC knows
 /// it, then execs. Only async-signal-safe calls run in the child.
-fn spawn(prog: &CString, argv: &[CString], envp: &[CString], go: &OwnedFd) -> Result<i32> {
+///
+/// A static program (`filter` set) installs the tracer's seccomp filter
+/// after `go`, when the tracer has seized it, right before its `execve`.
+fn spawn(
+    prog: &CString,
+    argv: &[CString],
+    envp: &[CString],
+    go: &OwnedFd,
+    filter: Option<&tracer::Filter>,
+) -> Result<i32> {
     let mut av: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     av.push(std::ptr::null());
     let mut ev: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
     ev.push(std::ptr::null());
     let go = go.as_raw_fd();
     // SAFETY: the child only calls async-signal-safe functions (sigprocmask,
-    // setsid, read, execve, _exit) on data prepared before the fork.
+    // setsid, read, prctl, seccomp, execve, _exit) on data prepared before
+    // the fork.
     match unsafe { libc::fork() } {
         -1 => bail!("fork: {}", std::io::Error::last_os_error()),
         0 => unsafe {
@@ -109,6 +119,11 @@ fn spawn(prog: &CString, argv: &[CString], envp: &[CString], go: &OwnedFd) -> Re
             let mut b = 0u8;
             if libc::read(go, &mut b as *mut u8 as *mut libc::c_void, 1) != 1 {
                 libc::_exit(125);
+            }
+            if let Some(f) = filter {
+                if f.install_raw() != 0 {
+                    libc::_exit(125);
+                }
             }
             libc::execve(prog.as_ptr(), av.as_ptr(), ev.as_ptr());
             let e = *libc::__errno_location();
@@ -133,6 +148,9 @@ pub fn run(
     };
     let prog = resolve::program(&command[0], &root)?;
     let preload = resolve::preload()?;
+    // A static program has no dynamic loader for the preload: it runs
+    // under the tracer (see the tracer crate).
+    let is_static = matches!(tracer::elf::kind(&prog), Ok(tracer::elf::Kind::Static));
     // Signals for the DC are handled by a forwarding thread: block them
     // before any thread starts, so every thread inherits the mask.
     let mut set = SigSet::empty();
@@ -140,6 +158,13 @@ pub fn run(
         set.add(s);
     }
     set.thread_block().context("cannot block signals")?;
+    let mut tracer = if is_static {
+        // SAFETY: no thread has been started yet (the node daemon and the
+        // servers come later).
+        Some(unsafe { tracer::Tracer::start() }.context("cannot start the tracer")?)
+    } else {
+        None
+    };
 
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -147,7 +172,18 @@ pub fn run(
     let dvk = Dvk::connect(&node.socket).context("cannot reach the node daemon")?;
     let name = dc_name.unwrap_or_else(|| format!("exec-{}", std::process::id()));
     let dcid = create_dc(&dvk, &name)?;
-    let result = run_in_dc(&node, &dvk, dcid, &root, &prog, command, &preload, set);
+    let result = run_in_dc(
+        &node,
+        &dvk,
+        dcid,
+        &root,
+        &prog,
+        command,
+        &preload,
+        set,
+        tracer.as_mut(),
+    );
+    drop(tracer);
     let _ = dvk.dc_end(dcid);
     drop(node);
     result
@@ -163,6 +199,7 @@ fn run_in_dc(
     command: &[OsString],
     preload: &std::path::Path,
     signals: SigSet,
+    mut tracer: Option<&mut tracer::Tracer>,
 ) -> Result<i32> {
     let info = dvk.getdvsinfo()?;
     mol::start(
@@ -179,6 +216,14 @@ fn run_in_dc(
         .tbind(dcid, LAUNCHER)
         .context("cannot bind the launcher")?;
     start_signal_forwarder(&node.socket, dcid, signals)?;
+    let filter = match tracer.as_deref_mut() {
+        Some(t) => {
+            t.configure(&node.socket, dcid)
+                .context("cannot configure the tracer")?;
+            Some(tracer::Filter::new()?)
+        }
+        None => None,
+    };
 
     let cstr = |b: &[u8]| CString::new(b).context("arguments must not contain NUL bytes");
     let prog_c = cstr(prog.as_os_str().as_bytes())?;
@@ -208,7 +253,7 @@ fn run_in_dc(
     )?);
 
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let host_pid = spawn(&prog_c, &argv, &envp, &go_r)?;
+    let host_pid = spawn(&prog_c, &argv, &envp, &go_r, filter.as_ref())?;
     drop(go_r);
     let start = (|| -> Result<i32> {
         let m = call(
@@ -237,6 +282,10 @@ fn run_in_dc(
             Call::FsNewProc,
             &[ep, 1, cwd.as_ptr() as u64, cwd.len() as u64],
         )?;
+        if let Some(t) = tracer {
+            t.adopt(host_pid, Endpoint(ep as i32), true)
+                .context("cannot trace the static program")?;
+        }
         Ok(pid)
     })();
     let pid = match start {

@@ -126,7 +126,16 @@ impl Pm {
             )?;
             abi::result(&m).map(|_| ())
         });
-        Outcome::from(r.map(|pid| pid as i64))
+        match r {
+            Ok(pid) => {
+                // The child's endpoint, for a supervisor that serves the
+                // child's calls on its behalf (the tracer).
+                let mut m = abi::ok(pid as i64);
+                m.words_mut()[1] = self.table.get(pid).map_or(0, |p| p.ep.0 as u64);
+                Outcome::Reply(m)
+            }
+            Err(e) => Outcome::err(e),
+        }
     }
 
     /// `PmThread [host_tid]`: an endpoint for a new thread of the caller's

@@ -1,0 +1,209 @@
+//! Starting the tracer process, and the control channel dvs-exec uses to
+//! hand it programs.
+//!
+//! The tracer is a separate process, not a thread of dvs-exec: dvs-exec
+//! is the host parent (and subreaper) of DC processes, and a tracer in the
+//! same thread group would reap their zombies with its `waitpid` before
+//! PM read their exit status. A tracer in a process of its own only
+//! detaches an ended tracee; the zombie stays for its real parent.
+//!
+//! The channel is a socket pair carrying one-line commands, each answered
+//! by `ok` or `err ERRNO`:
+//!
+//! ```text
+//! config DCID SOCKET-PATH(hex)     the DC and the node daemon to bind in
+//! adopt HOST-PID ENDPOINT INITIAL  seize a process (INITIAL = 1: its first
+//!                                  execve is the start of the program)
+//! ```
+
+use crate::Error;
+use dvk::Endpoint;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+/// A command on the control channel.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Command {
+    /// The DC and daemon.
+    Config {
+        /// DC id.
+        dcid: i32,
+        /// Control socket of the node daemon.
+        socket: std::ffi::OsString,
+    },
+    /// Seize a process.
+    Adopt {
+        /// Host pid.
+        host_pid: i32,
+        /// Its DC endpoint.
+        ep: i32,
+        /// Its first exec starts the program.
+        initial: bool,
+    },
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Command {
+    /// Parses one line.
+    pub(crate) fn parse(line: &str) -> Option<Command> {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w.as_slice() {
+            ["config", dcid, sock] => Some(Command::Config {
+                dcid: dcid.parse().ok()?,
+                socket: std::ffi::OsStr::from_bytes(&unhex(sock)?).to_owned(),
+            }),
+            ["adopt", pid, ep, initial] => Some(Command::Adopt {
+                host_pid: pid.parse().ok()?,
+                ep: ep.parse().ok()?,
+                initial: *initial == "1",
+            }),
+            _ => None,
+        }
+    }
+
+    fn line(&self) -> String {
+        match self {
+            Command::Config { dcid, socket } => {
+                format!("config {dcid} {}\n", hex(socket.as_bytes()))
+            }
+            Command::Adopt {
+                host_pid,
+                ep,
+                initial,
+            } => format!("adopt {host_pid} {ep} {}\n", u8::from(*initial)),
+        }
+    }
+}
+
+/// The tracer process, seen from dvs-exec.
+pub struct Tracer {
+    ctl: Option<BufReader<UnixStream>>,
+    pid: i32,
+}
+
+impl Tracer {
+    /// Forks the tracer process. It waits for [`Tracer::configure`].
+    ///
+    /// # Safety
+    /// The calling process must have a single thread: the child goes on
+    /// running Rust code (allocating, starting threads) after the fork.
+    pub unsafe fn start() -> Result<Tracer, Error> {
+        let (ours, theirs) = UnixStream::pair()?;
+        // SAFETY: plain getpid.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: the caller guarantees a single-threaded process, so the
+        // child may run arbitrary code.
+        match unsafe { libc::fork() } {
+            -1 => Err(Error::sys("fork", nix::Error::last())),
+            0 => {
+                drop(ours);
+                crate::run::tracer_main(theirs, parent)
+            }
+            pid => Ok(Tracer {
+                ctl: Some(BufReader::new(ours)),
+                pid,
+            }),
+        }
+    }
+
+    /// Host pid of the tracer process.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    fn command(&mut self, what: &'static str, c: &Command) -> Result<(), Error> {
+        let ctl = self
+            .ctl
+            .as_mut()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        ctl.get_mut().write_all(c.line().as_bytes())?;
+        let mut line = String::new();
+        if ctl.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+        match line.trim().strip_prefix("err ") {
+            None if line.trim() == "ok" => Ok(()),
+            Some(e) => Err(Error::Refused {
+                what,
+                errno: nix::Error::from_raw(e.parse().unwrap_or(libc::EIO)),
+            }),
+            None => Err(std::io::Error::from(std::io::ErrorKind::InvalidData).into()),
+        }
+    }
+
+    /// Tells the tracer which DC it serves: its workers bind endpoints of
+    /// DC `dcid` through the node daemon at `socket`.
+    pub fn configure(&mut self, socket: &Path, dcid: i32) -> Result<(), Error> {
+        self.command(
+            "configure",
+            &Command::Config {
+                dcid,
+                socket: socket.as_os_str().to_owned(),
+            },
+        )
+    }
+
+    /// Has the tracer seize host process `host_pid` (DC endpoint `ep`).
+    /// With `initial`, its first `execve` runs as is (it is the program's
+    /// start, by a host path); the process must install the filter
+    /// ([`crate::Filter::install_raw`]) after this returns.
+    pub fn adopt(&mut self, host_pid: i32, ep: Endpoint, initial: bool) -> Result<(), Error> {
+        self.command(
+            "adopt the program",
+            &Command::Adopt {
+                host_pid,
+                ep: ep.0,
+                initial,
+            },
+        )
+    }
+}
+
+impl Drop for Tracer {
+    /// Closes the channel (the tracer exits; tracees still alive are
+    /// killed by `PTRACE_O_EXITKILL`) and reaps the tracer.
+    fn drop(&mut self) {
+        self.ctl = None;
+        let mut st = 0;
+        // SAFETY: waiting for our own child with a valid status pointer.
+        unsafe { libc::waitpid(self.pid, &mut st, 0) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip() {
+        for c in [
+            Command::Config {
+                dcid: 3,
+                socket: "/run/dvs/exec 1.sock".into(),
+            },
+            Command::Adopt {
+                host_pid: 42,
+                ep: 64,
+                initial: true,
+            },
+        ] {
+            assert_eq!(Command::parse(&c.line()), Some(c));
+        }
+        assert_eq!(Command::parse("adopt x"), None);
+    }
+}
