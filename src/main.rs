@@ -16,6 +16,7 @@ mod ps;
 mod signals;
 mod status;
 mod table;
+mod testbed;
 
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
@@ -78,6 +79,35 @@ enum Command {
     /// PIDs are DC PIDs as `dvs ps` shows them. The default signal is TERM.
     #[command(disable_help_flag = false)]
     Kill(KillCliArgs),
+    /// Build, use and remove an N-node test cluster on this machine
+    /// (network namespaces, one Corosync and one dvkd per node).
+    #[command(subcommand)]
+    Testbed(TestbedCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum TestbedCommand {
+    /// Create the nodes (namespace, veth to the bridge `dvs-br0`, address
+    /// 10.213.0.<N+1>), start Corosync in each and wait for the ring, then
+    /// start each node's dvkd.
+    Up {
+        /// Number of nodes (1..=32).
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        nodes: usize,
+    },
+    /// Run a command inside a node (its network and mount namespaces).
+    Exec {
+        /// The node: its number (0, 1, …) or name (n0, n1, …).
+        node: String,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 1.., value_name = "CMD")]
+        cmd: Vec<String>,
+    },
+    /// Show the nodes, their Corosync membership and their dvkd.
+    Status,
+    /// Stop every node's processes and remove every testbed object, also
+    /// after a crash or a half-finished `up`.
+    Down,
 }
 
 #[derive(Args, Debug)]
@@ -241,6 +271,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dc(DcCommand::End { dc }) => dc::end(&socket, &dc),
         Command::Dc(DcCommand::List) => dc::list(&socket),
         Command::Status(a) => status::run(&socket, a.json, a.dc.as_deref()),
+        Command::Testbed(TestbedCommand::Up { nodes }) => testbed::up(nodes),
+        Command::Testbed(TestbedCommand::Exec { node, cmd }) => testbed::exec(&node, &cmd),
+        Command::Testbed(TestbedCommand::Status) => testbed::status(),
+        Command::Testbed(TestbedCommand::Down) => testbed::down(),
     }
 }
 
