@@ -224,6 +224,21 @@ fn busybox_sees_dc_pids_and_exit_statuses() {
         ],
     );
     assert_eq!(r.stdout, "3 2\n3\n", "stderr: {}", r.stderr);
+    // Group-stop and continue of a child; the parent's wait, blocked in PM
+    // while SIGCHLD (caught) arrives, still collects it.
+    for _ in 0..3 {
+        let r = in_dc(
+            d.path(),
+            None,
+            &[
+                BUSYBOX,
+                "sh",
+                "-c",
+                "sleep 0.3 & kill -STOP $!; sleep 0.2; kill -CONT $!; wait $!; echo waited=$?",
+            ],
+        );
+        assert_eq!(r.stdout, "waited=0\n", "stderr: {}", r.stderr);
+    }
 }
 
 #[test]

@@ -23,10 +23,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a served call may block with an interrupting signal pending
-/// (seen at two checks) before the tracer gives up on it and returns
-/// `EINTR` (signals sent through PM interrupt calls sooner: PM and FS
-/// cancel the deferred reply).
+/// How often a blocked served call is checked for a pending fatal signal
+/// (seen at two checks, the tracer gives up on the call and returns
+/// `EINTR`, so that the tracee dies).
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 /// The ptrace options of every tracee.
@@ -233,6 +232,7 @@ impl Engine {
 
     fn event(&mut self, tid: i32, status: i32) {
         let stop = stops::decode(status);
+        tracing::debug!(tid, ?stop, status, "tracee report");
         if stop == Stop::Gone {
             self.gone(tid);
             return;
@@ -307,6 +307,7 @@ impl Engine {
         let (Some(w), Some(pool)) = (t.worker, self.pool.as_mut()) else {
             return false;
         };
+        tracing::debug!(tid, seq, ?what, ?kind, "job");
         t.waiting = Some((what, seq, Instant::now()));
         t.signal_seen = false;
         pool.submit(w, tid, seq, kind);
@@ -562,6 +563,7 @@ impl Engine {
     }
 
     fn job_done(&mut self, d: Done) {
+        tracing::debug!(tid = d.tid, seq = d.seq, reply = ?d.reply, "job done");
         let current = self.pool.as_mut().is_some_and(|p| p.finished(&d));
         if !current {
             return;
@@ -686,9 +688,9 @@ impl Engine {
         }
     }
 
-    /// A served call that blocks while a signal that would interrupt it is
-    /// pending (one that did not go through PM: a host timer, a fatal
-    /// signal) is given up: the tracee gets `EINTR` and a fresh worker.
+    /// A served call that blocks while a fatal signal is pending (the
+    /// tracee, in its seccomp stop, cannot die of it) is given up: the
+    /// tracee gets `EINTR` (and dies of the signal), and a fresh worker.
     fn check_signals(&mut self) {
         let now = Instant::now();
         let stuck: Vec<i32> = self
@@ -700,7 +702,7 @@ impl Engine {
             .map(|t| t.tid)
             .collect();
         for tid in stuck {
-            let pending = stops::interrupting_signal(tid);
+            let pending = stops::fatal_signal_pending(tid);
             let Some(t) = self.tracees.get_mut(&tid) else {
                 continue;
             };

@@ -112,10 +112,17 @@ const NOT_FATAL: u64 = 1 << (libc::SIGCHLD - 1)
     | 1 << (libc::SIGTTIN - 1)
     | 1 << (libc::SIGTTOU - 1);
 
-/// Whether task `tid` has a pending, unblocked signal that would run a
-/// handler or end the process: a blocking call served for it must be
-/// interrupted.
-pub fn interrupting_signal(tid: i32) -> bool {
+/// Whether task `tid` has a pending, unblocked signal that will end the
+/// process (not caught, not ignored, default action fatal): a blocking
+/// call served for it must be given up, or the tracee would never die.
+///
+/// Caught signals do not count: those sent through PM interrupt the call
+/// already (PM and FS cancel the deferred reply with `EINTR`), and giving
+/// up a call that is still pending in a server would lose its reply (a
+/// `wait4` would lose the child it collects). As with the preload, a
+/// caught host signal (`SIGCHLD`, a timer) runs its handler when the call
+/// returns.
+pub fn fatal_signal_pending(tid: i32) -> bool {
     let Ok(s) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
         return false;
     };
@@ -126,7 +133,7 @@ pub fn interrupting_signal(tid: i32) -> bool {
             .unwrap_or(0)
     };
     let pending = (field("SigPnd:") | field("ShdPnd:")) & !field("SigBlk:") & !field("SigIgn:");
-    pending & (field("SigCgt:") | !NOT_FATAL) != 0
+    pending & !field("SigCgt:") & !NOT_FATAL != 0
 }
 
 #[cfg(test)]

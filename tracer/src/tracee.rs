@@ -6,7 +6,7 @@ use std::time::Instant;
 /// What a stopped tracee waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Waiting {
-    /// A served system call (may block: it can be interrupted by a signal).
+    /// A served system call (may block; given up if a fatal signal comes).
     Syscall,
     /// Resolving the program of an exec.
     ExecPath,
@@ -44,7 +44,7 @@ pub(crate) struct Tracee {
     pub regs: Option<libc::user_regs_struct>,
     /// A job in progress: its kind, sequence number and start.
     pub waiting: Option<(Waiting, u64, Instant)>,
-    /// An interrupting signal was seen pending at the previous check.
+    /// A fatal signal was seen pending at the previous check.
     pub signal_seen: bool,
     /// The `clone` flags of its last stopped `fork`/`vfork`/`clone`.
     pub clone_flags: Option<u64>,
