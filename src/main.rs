@@ -154,6 +154,11 @@ struct StartArgs {
     /// Stay in the foreground and log to stderr; SIGINT or SIGTERM stop the daemon cleanly.
     #[arg(long)]
     foreground: bool,
+    /// Cluster configuration file (TOML: nodes, DCs, proxy settings); it is
+    /// validated before the daemon starts, and the DCs that span this node
+    /// are created.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -251,7 +256,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         cli.socket.is_some() || std::env::var_os("DVS_SOCKET").is_some_and(|s| !s.is_empty());
     let socket = client::socket_path(cli.socket);
     match cli.command {
-        Command::Node(NodeCommand::Start(a)) => node::start(&socket, a.node, a.foreground),
+        Command::Node(NodeCommand::Start(a)) => {
+            node::start(&socket, a.node, a.foreground, a.config.as_deref())
+        }
         Command::Node(NodeCommand::Stop) => node::stop(&socket),
         Command::Ps(a) => ps::ps(&socket, explicit, a.dc.as_deref(), a.json),
         Command::Kill(a) => kill::kill(&socket, explicit, &a.args),

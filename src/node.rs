@@ -3,6 +3,7 @@
 use crate::client::{explain, DvkContext};
 use crate::daemonize::{self, Forked, Outcome};
 use crate::signals;
+use dvk::cluster::ClusterConfig;
 use dvk::daemon::{Config, Daemon};
 use dvk::{Dvk, DvkError, DvsParams};
 use nix::sys::wait::{waitpid, WaitPidFlag};
@@ -23,19 +24,47 @@ const LOG_FILE: &str = "dvkd.log";
 /// the background and returns once it accepts connections.
 ///
 /// Must be called before the process creates any thread.
-pub fn start(socket: &Path, node: i32, foreground: bool) -> anyhow::Result<()> {
+pub fn start(
+    socket: &Path,
+    node: i32,
+    foreground: bool,
+    config: Option<&Path>,
+) -> anyhow::Result<()> {
     let socket = std::path::absolute(socket)
         .map_err(|e| anyhow::anyhow!("bad socket path {}: {e}", socket.display()))?;
+    // The file is checked before anything starts, so that its errors reach
+    // the user's terminal with their line numbers.
+    let cluster = config.map(load_cluster).transpose()?;
+    if let (Some(c), Some(path)) = (&cluster, config) {
+        if c.node(node).is_none() {
+            let ids: Vec<String> = c.nodes.iter().map(|n| n.id.to_string()).collect();
+            anyhow::bail!(
+                "node {node} is not defined in {} (its nodes: {})",
+                path.display(),
+                ids.join(", ")
+            );
+        }
+    }
+    let cluster = cluster.as_ref();
     if foreground {
         signals::block_termination()?;
         init_logging(true);
-        serve(bind(&socket, node)?)
+        serve(bind(&socket, node, cluster)?)
     } else {
-        start_background(&socket, node)
+        start_background(&socket, node, cluster)
     }
 }
 
-fn start_background(socket: &Path, node: i32) -> anyhow::Result<()> {
+/// Reads and validates a cluster configuration file.
+fn load_cluster(path: &Path) -> anyhow::Result<ClusterConfig> {
+    dvk::cluster::load(path).map_err(|e| anyhow::anyhow!("invalid cluster configuration: {e}"))
+}
+
+fn start_background(
+    socket: &Path,
+    node: i32,
+    cluster: Option<&ClusterConfig>,
+) -> anyhow::Result<()> {
     let log = log_path(socket);
     let deadline = Instant::now() + WAIT;
     match daemonize::fork()? {
@@ -83,7 +112,7 @@ fn start_background(socket: &Path, node: i32) -> anyhow::Result<()> {
                 .and_then(|()| signals::block_termination())
                 .and_then(|()| {
                     init_logging(false);
-                    bind(socket, node)
+                    bind(socket, node, cluster)
                 });
             match daemon {
                 Ok(d) => {
@@ -122,12 +151,19 @@ fn init_logging(ansi: bool) {
         .try_init();
 }
 
-/// Binds the daemon's socket and initialises the DVS as node `node`.
-fn bind(socket: &Path, node: i32) -> anyhow::Result<Daemon> {
-    Daemon::bind(&Config {
+/// Binds the daemon's socket, initialises the DVS as node `node` and
+/// applies the cluster configuration, if any.
+fn bind(socket: &Path, node: i32, cluster: Option<&ClusterConfig>) -> anyhow::Result<Daemon> {
+    let daemon = Daemon::bind(&Config {
         socket: socket.to_path_buf(),
         init: Some((node, DvsParams::default())),
-    })
+    })?;
+    if let Some(c) = cluster {
+        daemon
+            .configure(c)
+            .map_err(|e| anyhow::anyhow!("cannot apply the cluster configuration: {e}"))?;
+    }
+    Ok(daemon)
 }
 
 /// Serves until `dvs node stop`, `SIGINT` or `SIGTERM`. Signals must be

@@ -402,3 +402,51 @@ fn foreground_stops_on_sigterm() {
     assert!(!node.socket.exists(), "socket left behind");
     assert!(stderr(&out).contains("dvkd listening"), "{}", stderr(&out));
 }
+
+#[test]
+fn node_start_reads_a_cluster_configuration() {
+    let mut node = Node::unstarted();
+    let cfg = node.dir.path().join("cluster.toml");
+    let good = "[cluster]\nname = \"lab\"\n\n\
+                [[node]]\nid = 0\nname = \"alpha\"\naddress = \"10.1.0.1\"\n\n\
+                [[node]]\nid = 1\nname = \"beta\"\naddress = \"10.1.0.2\"\n\n\
+                [[dc]]\nname = \"web\"\nnodes = [0, 1]\nroot = \"/\"\n";
+    let cfg_arg = cfg.to_str().expect("utf-8 path");
+
+    // Errors name the file, line and column, and start nothing.
+    std::fs::write(&cfg, good.replace("nodes = [0, 1]", "nodes = [0, 4]")).expect("write");
+    let err = fails(node.dvs(&["node", "start", "--config", cfg_arg]));
+    assert!(
+        err.contains(&format!("{cfg_arg}:16:")) && err.contains("node 4 is not defined"),
+        "{err}"
+    );
+    std::fs::write(&cfg, good.replace("address", "adress")).expect("write");
+    let err = fails(node.dvs(&["node", "start", "--config", cfg_arg]));
+    assert!(
+        err.contains(&format!("{cfg_arg}:7:")) && err.contains("adress"),
+        "{err}"
+    );
+    std::fs::write(&cfg, good).expect("write");
+    let err = fails(node.dvs(&["node", "start", "--config", cfg_arg, "--node", "2"]));
+    assert!(err.contains("node 2 is not defined"), "{err}");
+    assert!(!node.socket.exists(), "a daemon started despite the errors");
+
+    // A good file: node 1 knows both nodes by name and runs DC `web`.
+    let out = ok(node.dvs(&["node", "start", "--config", cfg_arg, "--node", "1"]));
+    node.pid = out
+        .strip_prefix("dvkd started (pid ")
+        .and_then(|r| r.split(',').next())
+        .and_then(|p| p.parse::<i32>().ok());
+    let status = ok(node.dvs(&["status", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(&status).expect("json");
+    assert_eq!(json["info"]["node"], 1);
+    let names: Vec<&str> = json["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["alpha", "beta"]);
+    assert_eq!(json["dcs"][0]["info"]["params"]["name"], "web");
+    assert_eq!(json["dcs"][0]["info"]["params"]["nodes"], 3);
+}

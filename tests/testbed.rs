@@ -95,6 +95,25 @@ fn three_node_testbed_up_use_and_down() {
         assert!(o.status.success(), "{}", text(&o));
         let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status JSON");
         assert_eq!(json["info"]["node"], i as i64, "node {i}: {json}");
+        // The cluster configuration: all three nodes are known, and the
+        // `testbed` DC spanning them exists on each.
+        let ids: Vec<i64> = json["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .filter_map(|n| n["id"].as_i64())
+            .collect();
+        assert_eq!(ids, vec![0, 1, 2], "node {i}: {json}");
+        assert_eq!(
+            json["nodes"][i]["name"],
+            format!("n{i}"),
+            "node {i}: {json}"
+        );
+        let dcs = json["dcs"].as_array().expect("dcs");
+        assert!(
+            dcs.iter().any(|d| d["info"]["params"]["name"] == "testbed"),
+            "node {i}: {json}"
+        );
     }
 
     // Nodes do not share /run: node 0's files are not node 1's.

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod cluster;
 mod conn;
 pub mod daemon;
 pub mod endpoint;

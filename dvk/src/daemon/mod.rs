@@ -175,6 +175,12 @@ impl Daemon {
         Ok(())
     }
 
+    /// Applies a cluster configuration (see [`crate::cluster`]): this
+    /// node must be in it; its DCs are created.
+    pub fn configure(&self, cluster: &crate::cluster::ClusterConfig) -> Result<()> {
+        self.shared.with_state(|st| st.configure(cluster))
+    }
+
     /// Asks a running daemon to stop (used by signal handlers).
     pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
         let shared = self.shared.clone();

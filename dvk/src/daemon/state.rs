@@ -82,6 +82,8 @@ pub(crate) struct State {
     pub uid: u32,
     pub dvs: Option<(i32, DvsParams)>,
     pub dcs: BTreeMap<i32, Dc>,
+    /// The cluster's nodes, from the configuration file (empty without one).
+    pub cluster_nodes: Vec<crate::cluster::NodeConfig>,
     /// pidfd token -> (dcid, slot).
     pub tokens: HashMap<u64, (i32, usize)>,
     next_token: u64,
@@ -112,6 +114,7 @@ impl State {
             uid: nix::unistd::getuid().as_raw(),
             dvs: None,
             dcs: BTreeMap::new(),
+            cluster_nodes: Vec::new(),
             tokens: HashMap::new(),
             next_token: 1,
             deferred: Vec::new(),
@@ -224,6 +227,31 @@ impl State {
             daemon_pid: std::process::id() as i32,
             socket: self.socket.clone(),
         })
+    }
+
+    /// Applies the cluster configuration on this node: records the nodes,
+    /// and creates the DCs that span this node (ids in file order; a DC
+    /// without an id gets the lowest free one).
+    pub fn configure(&mut self, cluster: &crate::cluster::ClusterConfig) -> Result<()> {
+        let (node, dvs) = self.dvs()?;
+        if cluster.node(node).is_none() {
+            return Err(DvkError::BadNodeId);
+        }
+        self.cluster_nodes = cluster.nodes.clone();
+        for d in cluster.dcs_of(node) {
+            let dcid = match d.id {
+                Some(id) => id,
+                None => (0..dvs.nr_dcs)
+                    .find(|id| {
+                        !self.dcs.contains_key(id) && !cluster.dcs.iter().any(|o| o.id == Some(*id))
+                    })
+                    .ok_or(DvkError::BadDcId)?,
+            };
+            let mut p = DcParams::new(dcid, &d.name, &dvs);
+            p.nodes = d.nodes.iter().fold(0u64, |m, &n| m | 1 << n);
+            self.dc_init(p)?;
+        }
+        Ok(())
     }
 
     // -------------------------------------------------------------- DCs
@@ -728,17 +756,33 @@ impl State {
         }
         let node = NodeStatus {
             id: info.node,
-            name: nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
+            name: self
+                .cluster_nodes
+                .iter()
+                .find(|n| n.id == info.node)
+                .map(|n| n.name.clone())
+                .or_else(|| nix::unistd::gethostname().ok()?.into_string().ok())
                 .unwrap_or_else(|| format!("node{}", info.node)),
             up: true,
             proxy: None,
             dcs: self.dcs.keys().copied().collect(),
         };
+        // Configured nodes other than this one are shown down until the
+        // proxies to them exist.
+        let mut nodes = vec![node];
+        for n in self.cluster_nodes.iter().filter(|n| n.id != info.node) {
+            nodes.push(NodeStatus {
+                id: n.id,
+                name: n.name.clone(),
+                up: false,
+                proxy: None,
+                dcs: Vec::new(),
+            });
+        }
+        nodes.sort_by_key(|n| n.id);
         Ok(StatusSnapshot {
             info,
-            nodes: vec![node],
+            nodes,
             proxies: Vec::new(),
             dcs,
         })
