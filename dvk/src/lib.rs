@@ -27,6 +27,7 @@ pub mod layout;
 pub mod message;
 pub mod params;
 pub mod proto;
+pub mod proxy;
 pub mod sys;
 mod vcopy;
 mod wait;
