@@ -198,7 +198,14 @@ fn shell_scripts_match_native() {
 fn c_examples_match_native() {
     let d = scratch();
     let p = d.path();
-    for name in ["forktree", "waitstatus", "pipeline", "pgkill", "spawn"] {
+    for name in [
+        "forktree",
+        "waitstatus",
+        "pipeline",
+        "pgkill",
+        "spawn",
+        "unixsock",
+    ] {
         let exe = example(name, p);
         same(p, &[exe.to_str().unwrap()], "");
     }

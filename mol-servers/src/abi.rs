@@ -219,6 +219,40 @@ calls! {
     FsFallocate = 0x22b,
     /// `[fd, operation]` (`flock`).
     FsFlock = 0x22c,
+    /// `[domain, type, protocol, pid]` (`socket`, `AF_UNIX` only; `pid` is
+    /// the caller's DC PID, for `SO_PEERCRED`): returns the descriptor.
+    FsSocket = 0x22d,
+    /// `[domain, type, protocol, pid]` (`socketpair`): returns the first
+    /// descriptor; `words[1]` the second.
+    FsSocketpair = 0x22e,
+    /// `[fd, addr, addrlen]` (`bind`; `addr` a `struct sockaddr_un`).
+    FsBind = 0x22f,
+    /// `[fd, backlog, pid]` (`listen`).
+    FsListen = 0x230,
+    /// `[fd, addr or 0, addrcap, flags]` (`accept4`): returns the new
+    /// descriptor; `words[1]` the full length of the peer's address (only
+    /// the first `addrcap` bytes are written).
+    FsAccept = 0x231,
+    /// `[fd, addr, addrlen, pid]` (`connect`).
+    FsConnect = 0x232,
+    /// `[fd, buf, cap, peer]` (`getsockname`, or `getpeername` with
+    /// `peer` = 1): returns the full address length.
+    FsSockName = 0x233,
+    /// `[fd, how]` (`shutdown`).
+    FsShutdown = 0x234,
+    /// `[fd, level, name, buf, cap]` (`getsockopt`): returns the length
+    /// written.
+    FsGetsockopt = 0x235,
+    /// `[fd, level, name, buf, len]` (`setsockopt`).
+    FsSetsockopt = 0x236,
+    /// `[fd, iov, iovcnt, flags, aux]` (`sendmsg`): `aux` points to
+    /// [`SendAux`] in the sender's memory. Returns the bytes sent.
+    FsSendmsg = 0x237,
+    /// `[fd, iov, iovcnt, flags, aux]` (`recvmsg`): `aux` points to
+    /// [`RecvAux`] in the sender's memory, whose result words FS fills.
+    /// Returns the bytes received (the datagram's full length with
+    /// `MSG_TRUNC`).
+    FsRecvmsg = 0x238,
     /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
     /// the parent's descriptors, cwd and umask (`share` = 1: the same
     /// table, cwd and umask, as threads share them).
@@ -277,6 +311,44 @@ pub fn pack_lens(a: usize, b: usize) -> u64 {
 pub fn unpack_lens(w: u64) -> (usize, usize) {
     ((w & 0xffff_ffff) as usize, (w >> 32) as usize)
 }
+
+/// The extra arguments of [`Call::FsSendmsg`], as 64-bit words in the
+/// sender's memory.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendAux {
+    /// Destination address (`struct sockaddr_un`) or 0.
+    pub name: u64,
+    /// Its length.
+    pub namelen: u64,
+    /// Descriptors to pass (`SCM_RIGHTS`): an `int` array, or 0.
+    pub fds: u64,
+    /// How many.
+    pub nfds: u64,
+}
+
+/// The extra arguments and results of [`Call::FsRecvmsg`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecvAux {
+    /// Where the sender's address goes, or 0.
+    pub name: u64,
+    /// Its capacity.
+    pub namecap: u64,
+    /// Where the received descriptor numbers go (`int` array), or 0.
+    pub fds: u64,
+    /// Its capacity (more descriptors are closed and `MSG_CTRUNC` set).
+    pub fdcap: u64,
+    /// Result: the full length of the sender's address (0: unnamed).
+    pub namelen: u64,
+    /// Result: descriptors placed.
+    pub nfds: u64,
+    /// Result: `msg_flags` (`MSG_TRUNC`, `MSG_CTRUNC`).
+    pub flags: u64,
+}
+
+/// Size of [`RecvAux`] in bytes.
+pub const RECV_AUX_SIZE: usize = 56;
 
 /// `dup3` flag bit that asks for `dup2` semantics (no `EINVAL` when
 /// `oldfd == newfd`).

@@ -18,6 +18,7 @@ mod files;
 pub mod mem;
 mod procs;
 pub mod redirected;
+mod sockets;
 pub mod sysnames;
 
 use dvk::{Endpoint, Ipc, Message};
@@ -116,6 +117,9 @@ impl Shim {
             return r;
         }
         if let Some(r) = self.proc_call(mem, nr, a) {
+            return r;
+        }
+        if let Some(r) = self.socket_call(mem, nr, a) {
             return r;
         }
         if sysnames::redirected_unsupported(nr) {

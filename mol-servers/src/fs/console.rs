@@ -74,6 +74,14 @@ fn ioctl(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
                 }
                 return Err(libc::ENOTTY);
             }
+            Kind::Socket(s) => {
+                if request == libc::FIONREAD {
+                    let n = super::unix::inq(s)?;
+                    ctx.copy_out(req.sender, arg, &n.to_ne_bytes())?;
+                    return Ok(0);
+                }
+                return Err(libc::ENOTTY);
+            }
             _ => ofd.host_fd().ok_or(libc::EBADF)?,
         };
         match request {

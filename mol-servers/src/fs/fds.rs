@@ -253,7 +253,8 @@ pub(super) fn setfl(ofd: &Ofd, arg: i32) -> Result<i64, i32> {
         Kind::Stream { console: true, .. }
         | Kind::PipeRead(_)
         | Kind::PipeWrite(_)
-        | Kind::Epoll(_) => {}
+        | Kind::Epoll(_)
+        | Kind::Socket(_) => {}
     }
     ofd.flags.set(new);
     Ok(0)
@@ -265,7 +266,7 @@ fn lock(fs: &mut Fs, ctx: &Ctx, req: &Request, ofd: std::rc::Rc<Ofd>, cmd: i32) 
         Kind::File { fd, .. } => fd.as_fd(),
         Kind::Stream { fd, .. } => fd.as_fd(),
         Kind::Path { .. } => return Outcome::err(libc::EBADF),
-        Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) => {
+        Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) | Kind::Socket(_) => {
             return Outcome::err(libc::EINVAL)
         }
     };

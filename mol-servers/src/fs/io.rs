@@ -8,7 +8,7 @@
 //! changes or the watcher reports readiness.
 
 use super::table::{Kind, Ofd};
-use super::{pipe, sys, Fs, Op, Waiter};
+use super::{pipe, sys, unix, Fs, Op, Waiter};
 use crate::abi::Call;
 use crate::server::{Ctx, Handler, Outcome, Request};
 use dvk::Endpoint;
@@ -353,6 +353,10 @@ pub fn try_read(ctx: &Ctx, to: Endpoint, ofd: &Ofd, iov: &Iov) -> Attempt {
             iov,
         ),
         Kind::File { fd, .. } => Attempt::Done(file_read(ctx, to, fd.as_fd(), iov, None)),
+        Kind::Socket(s) => {
+            let mut out = unix::RecvOut::default();
+            unix::recv(ctx, to, s, ofd.nonblock(), iov, 0, &mut out)
+        }
         Kind::PipeWrite(_) | Kind::Path { .. } => Attempt::Done(Err(libc::EBADF)),
         Kind::Epoll(_) => Attempt::Done(Err(libc::EINVAL)),
     }
@@ -372,6 +376,10 @@ pub fn try_write(ctx: &Ctx, from: Endpoint, ofd: &Ofd, iov: &Iov, done: &mut usi
             done,
         ),
         Kind::File { fd, .. } => Attempt::Done(file_write(ctx, from, fd.as_fd(), iov, None)),
+        Kind::Socket(s) => {
+            let mut none = Vec::new();
+            unix::send(ctx, from, s, ofd.nonblock(), iov, None, &mut none, done)
+        }
         Kind::PipeRead(_) | Kind::Path { .. } => Attempt::Done(Err(libc::EBADF)),
         Kind::Epoll(_) => Attempt::Done(Err(libc::EINVAL)),
     }
@@ -397,13 +405,15 @@ impl Fs {
             }
             return Outcome::from(match &ofd.kind {
                 Kind::File { fd, .. } => file_read(ctx, req.sender, fd.as_fd(), &iov, Some(o)),
-                Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) => Err(libc::ESPIPE),
+                Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) | Kind::Socket(_) => {
+                    Err(libc::ESPIPE)
+                }
                 Kind::Path { .. } => Err(libc::EBADF),
                 Kind::Stream { .. } => Err(libc::ESPIPE),
             });
         }
         let r = try_read(ctx, req.sender, &ofd, &iov);
-        let pipe = matches!(ofd.kind, Kind::PipeRead(_));
+        let pipe = matches!(ofd.kind, Kind::PipeRead(_) | Kind::Socket(_));
         self.finish_io(ctx, req, r, pipe, || Op::Read {
             ofd: ofd.clone(),
             iov,
@@ -429,14 +439,16 @@ impl Fs {
             }
             return Outcome::from(match &ofd.kind {
                 Kind::File { fd, .. } => file_write(ctx, req.sender, fd.as_fd(), &iov, Some(o)),
-                Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) => Err(libc::ESPIPE),
+                Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) | Kind::Socket(_) => {
+                    Err(libc::ESPIPE)
+                }
                 Kind::Path { .. } => Err(libc::EBADF),
                 Kind::Stream { .. } => Err(libc::ESPIPE),
             });
         }
         let mut done = 0;
         let r = try_write(ctx, req.sender, &ofd, &iov, &mut done);
-        let pipe = matches!(ofd.kind, Kind::PipeWrite(_));
+        let pipe = matches!(ofd.kind, Kind::PipeWrite(_) | Kind::Socket(_));
         self.finish_io(ctx, req, r, pipe, || Op::Write {
             ofd: ofd.clone(),
             iov,
@@ -557,7 +569,9 @@ fn lseek(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
     Outcome::from(match &ofd.kind {
         Kind::File { fd, .. } => sys::lseek(fd.as_fd(), req.int(1), req.i32(2)),
         Kind::Stream { fd, .. } => sys::lseek(fd.as_fd(), req.int(1), req.i32(2)),
-        Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) => Err(libc::ESPIPE),
+        Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) | Kind::Socket(_) => {
+            Err(libc::ESPIPE)
+        }
         Kind::Path { .. } => Err(libc::EBADF),
     })
 }

@@ -9,7 +9,7 @@
 
 use super::path::AT_FDCWD;
 use super::table::{Kind, Ofd};
-use super::{sys, Fs};
+use super::{sys, unix, Fs};
 use crate::abi::Call;
 use crate::server::{Ctx, Handler, Outcome, Request};
 use dvk::Endpoint;
@@ -33,6 +33,16 @@ impl Target {
             Target::Path(fd) => Some(fd.as_fd()),
             Target::Desc(o) => o.host_fd(),
             Target::Cwd(fd) => Some(fd.as_fd()),
+        }
+    }
+
+    fn socket(&self) -> Option<Rc<std::cell::RefCell<unix::Sock>>> {
+        match self {
+            Target::Desc(o) => match &o.kind {
+                Kind::Socket(s) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -94,7 +104,10 @@ fn fstatat(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
         let st = match (t.fd(), t.pipe()) {
             (Some(fd), _) => sys::fstatat_raw(fd, sys::empty(), libc::AT_EMPTY_PATH)?,
             (None, Some(p)) => p.stat(),
-            (None, None) => return Err(libc::EBADF),
+            (None, None) => match t.socket() {
+                Some(s) => unix::stat(&s),
+                None => return Err(libc::EBADF),
+            },
         };
         ctx.copy_out(req.sender, req.args[3], &st)?;
         Ok(0)
@@ -127,7 +140,10 @@ fn statx(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
                 mask,
             )?,
             (None, Some(p)) => p.statx(),
-            (None, None) => return Err(libc::EBADF),
+            (None, None) => match t.socket() {
+                Some(s) => unix::statx(&s),
+                None => return Err(libc::EBADF),
+            },
         };
         ctx.copy_out(req.sender, req.args[5], &sx)?;
         Ok(0)
@@ -180,7 +196,9 @@ fn ftruncate(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
             Kind::File { fd, .. } => sys::ftruncate(fd.as_fd(), req.int(1))?,
             Kind::Stream { fd, .. } => sys::ftruncate(fd.as_fd(), req.int(1))?,
             Kind::Path { .. } => return Err(libc::EBADF),
-            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) => return Err(libc::EINVAL),
+            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) | Kind::Socket(_) => {
+                return Err(libc::EINVAL)
+            }
         }
         Ok(0)
     })();
@@ -199,7 +217,7 @@ fn fallocate(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
                 sys::fallocate(fd.as_fd(), req.i32(1), req.int(2), req.int(3))?
             }
             Kind::File { .. } => return Err(libc::ENODEV),
-            Kind::PipeRead(_) | Kind::PipeWrite(_) => return Err(libc::ESPIPE),
+            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Socket(_) => return Err(libc::ESPIPE),
             Kind::Path { .. } => return Err(libc::EBADF),
             Kind::Stream { .. } | Kind::Epoll(_) => return Err(libc::ENODEV),
         }
@@ -216,7 +234,9 @@ fn fsync(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
             Kind::File { fd, .. } => sys::fsync(fd.as_fd(), req.args[1] != 0)?,
             Kind::Stream { fd, .. } => sys::fsync(fd.as_fd(), req.args[1] != 0)?,
             Kind::Path { .. } => return Err(libc::EBADF),
-            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) => return Err(libc::EINVAL),
+            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) | Kind::Socket(_) => {
+                return Err(libc::EINVAL)
+            }
         }
         Ok(0)
     })();

@@ -18,7 +18,8 @@
 //!
 //! Modules, one syscall family each: `proc` (process life cycle),
 //! `table` (descriptor tables), `path` (confined resolution), `open`,
-//! `io`, `meta`, `names`, `fds`, `pipe`, `poll`, `console` (and ioctl),
+//! `io`, `meta`, `names`, `fds`, `pipe`, `unix` (`AF_UNIX` sockets),
+//! `poll`, `console` (and ioctl),
 //! `watch` (the watcher) and `sys` (the host system calls).
 //!
 //! Known limits: host FIFOs are opened non-blocking (an `O_WRONLY` open
@@ -40,6 +41,7 @@ mod poll;
 mod proc;
 mod sys;
 mod table;
+mod unix;
 mod watch;
 
 use crate::abi::{self, Call};
@@ -124,6 +126,8 @@ pub(crate) enum Op {
     Poll(poll::PollWait),
     /// An `epoll_wait` with nothing ready yet.
     Epoll(epoll::EpollWait),
+    /// A socket call that would block.
+    Sock(unix::Pending),
     /// An `F_SETLKW` waiting for a lock.
     Lock {
         /// The description locking.
@@ -152,6 +156,7 @@ pub struct Fs {
     watch: Arc<WatchShared>,
     published: Interest,
     next_ino: u64,
+    unix: unix::Registry,
 }
 
 impl Fs {
@@ -164,6 +169,7 @@ impl Fs {
             watch,
             published: Interest::default(),
             next_ino: 0,
+            unix: unix::Registry::default(),
         }
     }
 
@@ -237,6 +243,12 @@ impl Fs {
                     None => Step::Blocked(false),
                 };
             }
+            Op::Sock(p) => {
+                return match unix::retry(self, ctx, w.sender, w.caller, p) {
+                    Ok(m) => Step::Done(m),
+                    Err(progressed) => Step::Blocked(progressed),
+                };
+            }
             Op::Lock { ofd, fl, next } => {
                 return match fds::try_lock(ofd, fl) {
                     Ok(true) => Step::Done(abi::ok(0)),
@@ -293,6 +305,7 @@ impl Fs {
                     }
                 }
                 Op::Lock { next, .. } => near(*next),
+                Op::Sock(_) => {}
             }
         }
         interest.deadline = deadline;
@@ -316,6 +329,7 @@ impl Fs {
         for w in gone {
             let m = match w.op {
                 Op::Write { done, .. } if done > 0 => abi::ok(done as i64),
+                Op::Sock(p) if p.sent() > 0 => abi::ok(p.sent() as i64),
                 _ => abi::err(libc::EINTR),
             };
             ctx.reply(w.sender, &m);
@@ -339,6 +353,7 @@ impl Service for Fs {
         t.extend(poll::table());
         t.extend(epoll::table());
         t.extend(console::table());
+        t.extend(unix::table());
         t
     }
 

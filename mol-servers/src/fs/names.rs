@@ -39,7 +39,7 @@ fn check_dir_slash(dir: BorrowedFd<'_>, name: &CStr) -> Result<(), i32> {
 }
 
 impl Fs {
-    fn umask_of(&self, ep: Endpoint) -> u32 {
+    pub(super) fn umask_of(&self, ep: Endpoint) -> u32 {
         self.procs
             .get(&ep)
             .map_or(DEFAULT_UMASK, |p| p.fs.borrow().umask)

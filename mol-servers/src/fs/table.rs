@@ -52,6 +52,8 @@ pub enum Kind {
     PipeWrite(Rc<RefCell<Pipe>>),
     /// An epoll instance: its interest list.
     Epoll(Rc<RefCell<super::epoll::Interest>>),
+    /// An `AF_UNIX` socket.
+    Socket(Rc<RefCell<super::unix::Sock>>),
 }
 
 /// An open file description.
@@ -81,7 +83,7 @@ impl Ofd {
         match &self.kind {
             Kind::File { fd, .. } | Kind::Path { fd, .. } => Some(fd.as_fd()),
             Kind::Stream { fd, .. } => Some(fd.as_fd()),
-            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) => None,
+            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) | Kind::Socket(_) => None,
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod dirs;
 pub mod files;
 pub mod procs;
+pub mod sockets;
 pub mod spawn;
 pub mod stdio;
 pub mod threads;

@@ -1,0 +1,285 @@
+//! `sendmsg` and `recvmsg` (and through the shim `send`, `sendto`,
+//! `recv`, `recvfrom`), with `SCM_RIGHTS`.
+//!
+//! FS owns every descriptor table, so passing descriptors needs no host
+//! help: the sender's descriptions travel in the packet as `Rc<Ofd>`s
+//! and are installed in the receiver's table on receipt (sharing the open
+//! file description, as Linux does). The shim turns the control messages
+//! into a plain descriptor array ([`abi::SendAux`], [`abi::RecvAux`]) and
+//! back.
+
+use super::super::io::{Attempt, Iov};
+use super::super::table::{Kind, Ofd};
+use super::super::{Fs, Op, Waiter};
+use super::addr::sockaddr;
+use super::conn::read_addr;
+use super::{install, recv, send, socket_of, Pending, RecvOut, SCM_MAX_FD};
+use crate::abi::{self, Call, RecvAux, SendAux};
+use crate::server::{Ctx, Handler, Outcome, Request};
+use dvk::{Endpoint, Message};
+use std::rc::Rc;
+
+fn words<const N: usize>(raw: &[u8]) -> [u64; N] {
+    let mut w = [0u64; N];
+    for (i, c) in raw.chunks_exact(8).take(N).enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        w[i] = u64::from_ne_bytes(b);
+    }
+    w
+}
+
+fn read_send_aux(ctx: &Ctx, from: Endpoint, addr: u64) -> Result<SendAux, i32> {
+    if addr == 0 {
+        return Ok(SendAux::default());
+    }
+    let w: [u64; 4] = words(&ctx.copy_in(from, addr, 32)?);
+    Ok(SendAux {
+        name: w[0],
+        namelen: w[1],
+        fds: w[2],
+        nfds: w[3],
+    })
+}
+
+fn read_recv_aux(ctx: &Ctx, from: Endpoint, addr: u64) -> Result<RecvAux, i32> {
+    if addr == 0 {
+        return Ok(RecvAux::default());
+    }
+    let w: [u64; 7] = words(&ctx.copy_in(from, addr, abi::RECV_AUX_SIZE)?);
+    Ok(RecvAux {
+        name: w[0],
+        namecap: w[1],
+        fds: w[2],
+        fdcap: w[3],
+        ..RecvAux::default()
+    })
+}
+
+/// Hands a received packet's extras to the caller: the sender's name,
+/// the descriptors (installed in `caller`'s table), the result words.
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    fs: &mut Fs,
+    ctx: &Ctx,
+    sender: Endpoint,
+    caller: Endpoint,
+    n: i64,
+    flags: i32,
+    aux: &RecvAux,
+    aux_addr: u64,
+    out: RecvOut,
+) -> Message {
+    let mut mflags = out.flags;
+    if aux_addr == 0 {
+        // Plain read: descriptors passed are discarded.
+        drop(out.fds);
+        return abi::ok(n);
+    }
+    let mut namelen = 0u64;
+    if let Some(from) = &out.from {
+        let raw = sockaddr(Some(from));
+        namelen = raw.len() as u64;
+        if aux.name != 0 {
+            let k = raw.len().min(aux.namecap as usize);
+            if let Err(e) = ctx.copy_out(sender, aux.name, &raw[..k]) {
+                return abi::err(e);
+            }
+        }
+    }
+    let cap = if aux.fds == 0 { 0 } else { aux.fdcap as usize };
+    let cloexec = flags & libc::MSG_CMSG_CLOEXEC != 0;
+    let mut placed: Vec<i32> = Vec::new();
+    let mut extra: Vec<Rc<Ofd>> = Vec::new();
+    for o in out.fds {
+        if placed.len() >= cap {
+            extra.push(o);
+            mflags |= libc::MSG_CTRUNC;
+            continue;
+        }
+        match install(fs, caller, o, cloexec) {
+            Ok(fd) => placed.push(fd),
+            Err(_) => mflags |= libc::MSG_CTRUNC,
+        }
+    }
+    drop(extra);
+    if !placed.is_empty() {
+        let raw: Vec<u8> = placed.iter().flat_map(|f| f.to_ne_bytes()).collect();
+        if let Err(e) = ctx.copy_out(sender, aux.fds, &raw) {
+            return abi::err(e);
+        }
+    }
+    let mut res = Vec::with_capacity(24);
+    res.extend_from_slice(&namelen.to_ne_bytes());
+    res.extend_from_slice(&(placed.len() as u64).to_ne_bytes());
+    res.extend_from_slice(&(mflags as u32 as u64).to_ne_bytes());
+    if let Err(e) = ctx.copy_out(sender, aux_addr + 32, &res) {
+        return abi::err(e);
+    }
+    abi::ok(n)
+}
+
+/// One try of a `recvmsg`: `Ok(Some(reply))`, or `Err(false)` when it
+/// would block.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn try_recv(
+    fs: &mut Fs,
+    ctx: &Ctx,
+    sender: Endpoint,
+    caller: Endpoint,
+    ofd: &Rc<Ofd>,
+    iov: &Iov,
+    flags: i32,
+    aux: &RecvAux,
+    aux_addr: u64,
+) -> Result<Option<Message>, bool> {
+    let Kind::Socket(s) = &ofd.kind else {
+        return Ok(Some(abi::err(libc::ENOTSOCK)));
+    };
+    let nb = ofd.nonblock() || flags & libc::MSG_DONTWAIT != 0;
+    let mut out = RecvOut::default();
+    match recv(ctx, sender, s, nb, iov, flags, &mut out) {
+        Attempt::Blocked { .. } => Err(false),
+        Attempt::Done(Err(e)) => Ok(Some(abi::err(e))),
+        Attempt::Done(Ok(n)) => Ok(Some(deliver(
+            fs, ctx, sender, caller, n, flags, aux, aux_addr, out,
+        ))),
+    }
+}
+
+/// `[fd, iov, iovcnt, flags, aux]`.
+fn sendmsg(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let flags = req.i32(3);
+    let prep = (|| {
+        let (ofd, s) = socket_of(fs, req.caller, req.i32(0))?;
+        if flags & libc::MSG_OOB != 0 {
+            return Err(libc::EOPNOTSUPP);
+        }
+        let iov = Iov::from_client(ctx, req.sender, req.args[1], req.args[2])?;
+        let aux = read_send_aux(ctx, req.sender, req.args[4])?;
+        let dest = if aux.name != 0 && aux.namelen > 0 {
+            let sb = s.borrow();
+            if sb.connected_type() {
+                return Err(if sb.tx.is_some() {
+                    libc::EISCONN
+                } else {
+                    libc::EOPNOTSUPP
+                });
+            }
+            drop(sb);
+            let a = read_addr(ctx, req.sender, aux.name, aux.namelen)?;
+            let t = fs.unix_find(req.caller, &a)?;
+            if t.borrow().ty != libc::SOCK_DGRAM {
+                return Err(libc::EPROTOTYPE);
+            }
+            Some(t)
+        } else {
+            None
+        };
+        let n = aux.nfds as usize;
+        if n > SCM_MAX_FD {
+            return Err(libc::EINVAL);
+        }
+        let mut fds = Vec::with_capacity(n);
+        if n > 0 {
+            let raw = ctx.copy_in(req.sender, aux.fds, 4 * n)?;
+            for c in raw.chunks_exact(4) {
+                let fd = i32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
+                fds.push(fs.ofd(req.caller, fd)?);
+            }
+        }
+        Ok((ofd, s, iov, dest, fds))
+    })();
+    let (ofd, s, iov, dest, mut fds) = match prep {
+        Ok(x) => x,
+        Err(e) => return Outcome::err(e),
+    };
+    let nb = ofd.nonblock() || flags & libc::MSG_DONTWAIT != 0;
+    let mut done = 0;
+    match send(
+        ctx,
+        req.sender,
+        &s,
+        nb,
+        &iov,
+        dest.as_ref(),
+        &mut fds,
+        &mut done,
+    ) {
+        Attempt::Done(r) => {
+            drop(fds);
+            fs.settle(ctx, false);
+            Outcome::from(r)
+        }
+        Attempt::Blocked { .. } => {
+            fs.defer(
+                ctx,
+                Waiter {
+                    sender: req.sender,
+                    caller: req.caller,
+                    op: Op::Sock(Pending::Send {
+                        ofd,
+                        iov,
+                        flags,
+                        dest: dest.as_ref().map(Rc::downgrade),
+                        fds,
+                        done,
+                    }),
+                },
+            );
+            Outcome::Deferred
+        }
+    }
+}
+
+/// `[fd, iov, iovcnt, flags, aux]`.
+fn recvmsg(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let flags = req.i32(3);
+    let prep = (|| {
+        let (ofd, _) = socket_of(fs, req.caller, req.i32(0))?;
+        if flags & libc::MSG_OOB != 0 {
+            return Err(libc::EOPNOTSUPP);
+        }
+        let iov = Iov::from_client(ctx, req.sender, req.args[1], req.args[2])?;
+        let aux = read_recv_aux(ctx, req.sender, req.args[4])?;
+        Ok((ofd, iov, aux))
+    })();
+    let (ofd, iov, aux) = match prep {
+        Ok(x) => x,
+        Err(e) => return Outcome::err(e),
+    };
+    let aux_addr = req.args[4];
+    match try_recv(
+        fs, ctx, req.sender, req.caller, &ofd, &iov, flags, &aux, aux_addr,
+    ) {
+        Ok(Some(m)) => {
+            fs.settle(ctx, false);
+            Outcome::Reply(m)
+        }
+        _ => {
+            fs.defer(
+                ctx,
+                Waiter {
+                    sender: req.sender,
+                    caller: req.caller,
+                    op: Op::Sock(Pending::Recv {
+                        ofd,
+                        iov,
+                        flags,
+                        aux,
+                        aux_addr,
+                    }),
+                },
+            );
+            Outcome::Deferred
+        }
+    }
+}
+
+/// The message calls.
+pub fn table() -> Vec<(Call, Handler<Fs>)> {
+    vec![
+        (Call::FsSendmsg, sendmsg as Handler<Fs>),
+        (Call::FsRecvmsg, recvmsg),
+    ]
+}
