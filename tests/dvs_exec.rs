@@ -470,3 +470,44 @@ fn root_confines_file_access() {
     // Programs are found inside the root only.
     assert_eq!(run(&["ls"]).code, 127);
 }
+
+#[test]
+fn python_unix_sockets() {
+    let d = scratch();
+    let script = r#"
+import os, selectors, socket, socketserver, stat, threading
+a, b = socket.socketpair()
+a.sendall(b"hello")
+print(b.recv(10))
+a.close()
+print(b.recv(10))
+class Echo(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(b"echo:" + self.rfile.readline())
+srv = socketserver.UnixStreamServer("srv.sock", Echo)
+print(stat.S_ISSOCK(os.stat("srv.sock").st_mode))
+t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+t.start()
+for i in range(3):
+    with socket.socket(socket.AF_UNIX) as c:
+        c.connect("srv.sock")
+        c.sendall(b"line %d\n" % i)
+        print(c.makefile("rb").readline())
+srv.shutdown(); t.join(); srv.server_close()
+os.unlink("srv.sock")
+sel = selectors.DefaultSelector()
+x, y = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+sel.register(x, selectors.EVENT_READ, "x")
+print(sel.select(0))
+if os.fork() == 0:
+    y.send(b"from child"); os._exit(0)
+print([k.data for k, _ in sel.select(5)], x.recv(100))
+os.wait()
+x.setblocking(False)
+try:
+    x.recv(1)
+except BlockingIOError:
+    print("EAGAIN")
+"#;
+    same(d.path(), &["/usr/bin/python3", "-c", script], "");
+}

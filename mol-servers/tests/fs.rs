@@ -1945,3 +1945,194 @@ fn an_abandoned_deferred_call_is_dropped() {
     });
     assert_eq!(stale, [0u8; 8], "the abandoned buffer was not written");
 }
+
+// ------------------------------------------------------------ AF_UNIX sockets
+
+fn sun(path: &[u8]) -> Vec<u8> {
+    let mut v = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+    v.extend_from_slice(path);
+    v
+}
+
+fn sock(c: &Client, ty: i32) -> i32 {
+    c.call(Call::FsSocket, &[libc::AF_UNIX as u64, ty as u64, 0, 7])
+        .unwrap() as i32
+}
+
+fn sockpair(c: &Client, ty: i32) -> (i32, i32) {
+    let m = c.req(Call::FsSocketpair, &[libc::AF_UNIX as u64, ty as u64, 0, 7]);
+    (abi::result(&m).unwrap() as i32, m.words()[1] as i32)
+}
+
+fn sock_addr_call(c: &Client, call: Call, fd: i32, addr: &[u8]) -> Result<i64, i32> {
+    c.call(
+        call,
+        &[fd as u64, addr.as_ptr() as u64, addr.len() as u64, 7],
+    )
+}
+
+fn accept(c: &Client, fd: i32, flags: i32) -> Result<i32, i32> {
+    let mut a = [0u8; 110];
+    c.call(
+        Call::FsAccept,
+        &[
+            fd as u64,
+            a.as_mut_ptr() as u64,
+            a.len() as u64,
+            flags as u64,
+        ],
+    )
+    .map(|v| v as i32)
+}
+
+fn send(c: &Client, fd: i32, data: &[u8], flags: i32) -> Result<usize, i32> {
+    let iov = [data.as_ptr() as u64, data.len() as u64];
+    c.call(
+        Call::FsSendmsg,
+        &[fd as u64, iov.as_ptr() as u64, 1, flags as u64, 0],
+    )
+    .map(|v| v as usize)
+}
+
+/// Receives up to `n` bytes: the bytes, the return value and `msg_flags`.
+fn recv(c: &Client, fd: i32, n: usize, flags: i32) -> Result<(Vec<u8>, usize, i32), i32> {
+    let mut b = vec![0u8; n];
+    let iov = [b.as_mut_ptr() as u64, n as u64];
+    let mut aux = [0u64; 7];
+    let r = c.call(
+        Call::FsRecvmsg,
+        &[
+            fd as u64,
+            iov.as_ptr() as u64,
+            1,
+            flags as u64,
+            aux.as_mut_ptr() as u64,
+        ],
+    )? as usize;
+    b.truncate(r.min(n));
+    Ok((b, r, aux[6] as i32))
+}
+
+#[test]
+fn unix_stream_deferred_accept_recv_and_eof() {
+    let w = World::new();
+    let c = w.client(ME, true);
+    let l = sock(&c, libc::SOCK_STREAM);
+    sock_addr_call(&c, Call::FsBind, l, &sun(b"/srv\0")).unwrap();
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(w.host("srv"))
+        .unwrap()
+        .file_type()
+        .is_socket());
+    let again = sock(&c, libc::SOCK_STREAM);
+    assert_eq!(
+        sock_addr_call(&c, Call::FsBind, again, &sun(b"/srv")),
+        Err(libc::EADDRINUSE)
+    );
+    c.call(Call::FsListen, &[l as u64, 4, 7]).unwrap();
+    w.fork_proc(ME, KID, false);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let k = w.client(KID, false);
+            // Deferred until the parent connects.
+            let t = Instant::now();
+            let a = accept(&k, l, 0).unwrap();
+            assert!(t.elapsed() >= Duration::from_millis(50), "accept waited");
+            // Deferred until the parent sends.
+            let (got, _, _) = recv(&k, a, 100, 0).unwrap();
+            assert_eq!(got, b"hello");
+            // EOF once the client is closed, then EPIPE on send.
+            assert_eq!(recv(&k, a, 100, 0).unwrap().1, 0);
+            assert_eq!(send(&k, a, b"x", 0), Err(libc::EPIPE));
+        });
+        std::thread::sleep(Duration::from_millis(250));
+        let cl = sock(&c, libc::SOCK_STREAM);
+        sock_addr_call(&c, Call::FsConnect, cl, &sun(b"srv")).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(send(&c, cl, b"hello", 0).unwrap(), 5);
+        std::thread::sleep(Duration::from_millis(50));
+        c.close(cl).unwrap();
+        h.join().unwrap();
+    });
+    // The listener is gone everywhere: the node is stale.
+    w.exit_proc(KID);
+    c.close(l).unwrap();
+    let cl = sock(&c, libc::SOCK_STREAM);
+    assert_eq!(
+        sock_addr_call(&c, Call::FsConnect, cl, &sun(b"/srv")),
+        Err(libc::ECONNREFUSED)
+    );
+    assert_eq!(
+        sock_addr_call(&c, Call::FsConnect, cl, &sun(b"/nothing")),
+        Err(libc::ENOENT)
+    );
+}
+
+#[test]
+fn unix_backlog_and_nonblocking_connect() {
+    let w = World::new();
+    let c = w.client(ME, true);
+    let l = sock(&c, libc::SOCK_STREAM);
+    let name = sun(b"\0backlog");
+    sock_addr_call(&c, Call::FsBind, l, &name).unwrap();
+    c.call(Call::FsListen, &[l as u64, 0, 7]).unwrap();
+    // Nothing pending and a non-blocking listener: EAGAIN.
+    c.fcntl(l, libc::F_SETFL, libc::O_NONBLOCK as u64).unwrap();
+    assert_eq!(accept(&c, l, 0), Err(libc::EAGAIN));
+    let a = sock(&c, libc::SOCK_STREAM);
+    sock_addr_call(&c, Call::FsConnect, a, &name).unwrap();
+    let b = sock(&c, libc::SOCK_STREAM | libc::SOCK_NONBLOCK);
+    assert_eq!(
+        sock_addr_call(&c, Call::FsConnect, b, &name),
+        Err(libc::EAGAIN)
+    );
+    let mut p = [libc::pollfd {
+        fd: l,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    assert_eq!(c.poll(&mut p, 0).unwrap(), 1);
+    w.fork_proc(ME, KID, false);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let k = w.client(KID, false);
+            let d = sock(&k, libc::SOCK_STREAM);
+            // Deferred until the parent accepts the first connection.
+            let t = Instant::now();
+            sock_addr_call(&k, Call::FsConnect, d, &name).unwrap();
+            assert!(t.elapsed() >= Duration::from_millis(50), "connect waited");
+        });
+        std::thread::sleep(Duration::from_millis(250));
+        accept(&c, l, 0).unwrap();
+        h.join().unwrap();
+    });
+    accept(&c, l, 0).unwrap();
+    assert_eq!(accept(&c, l, 0), Err(libc::EAGAIN));
+}
+
+#[test]
+fn unix_dgram_boundaries_and_truncation() {
+    let w = World::new();
+    let c = w.client(ME, true);
+    let (a, b) = sockpair(&c, libc::SOCK_DGRAM);
+    assert_eq!(send(&c, a, b"abc", 0).unwrap(), 3);
+    assert_eq!(send(&c, a, b"defgh", 0).unwrap(), 5);
+    assert_eq!(send(&c, a, b"", 0).unwrap(), 0);
+    let (got, n, fl) = recv(&c, b, 2, 0).unwrap();
+    assert_eq!((got.as_slice(), n, fl), (&b"ab"[..], 2, libc::MSG_TRUNC));
+    let (got, n, _) = recv(&c, b, 2, libc::MSG_TRUNC | libc::MSG_PEEK).unwrap();
+    assert_eq!((got.as_slice(), n), (&b"de"[..], 5));
+    assert_eq!(recv(&c, b, 100, 0).unwrap().0, b"defgh");
+    assert_eq!(recv(&c, b, 100, 0).unwrap().1, 0);
+    assert_eq!(recv(&c, b, 100, libc::MSG_DONTWAIT), Err(libc::EAGAIN));
+    // Stream: bytes coalesce.
+    let (x, y) = sockpair(&c, libc::SOCK_STREAM);
+    send(&c, x, b"abc", 0).unwrap();
+    send(&c, x, b"def", 0).unwrap();
+    assert_eq!(recv(&c, y, 100, 0).unwrap().0, b"abcdef");
+    c.close(x).unwrap();
+    assert_eq!(recv(&c, y, 100, 0).unwrap().1, 0);
+    // Closing the receiver: the datagram sender is refused.
+    c.close(b).unwrap();
+    assert_eq!(send(&c, a, b"x", 0), Err(libc::ECONNREFUSED));
+}

@@ -18,6 +18,10 @@ const CMSG_HDR: usize = 16;
 const ADDR_MAX: u64 = 128;
 /// Largest option value moved.
 const OPT_MAX: u64 = 64;
+/// Size of `struct mmsghdr`.
+const MMSGHDR_SIZE: u64 = 64;
+/// Most entries of one `sendmmsg`/`recvmmsg` (`UIO_MAXIOV`).
+const UIO_MAXIOV: u64 = 1024;
 /// Largest `iovcnt`.
 const IOV_MAX: u64 = 1024;
 
@@ -323,6 +327,58 @@ impl Shim {
         Ok(n)
     }
 
+    /// `sendmmsg`: `sendmsg` per entry, stopping at the first error (which
+    /// is only reported when nothing was sent).
+    fn sendmmsg(&self, mem: &dyn Mem, fd: u64, vec: u64, vlen: u64, flags: u64) -> Action {
+        let vlen = vlen.min(UIO_MAXIOV);
+        let mut sent = 0u64;
+        for i in 0..vlen {
+            let h = vec + MMSGHDR_SIZE * i;
+            match self.sendmsg(mem, fd, h, flags) {
+                Action::Ret(n) if n >= 0 => {
+                    if let Err(e) = mem.write_val(h + 56, &(n as u32)) {
+                        return Action::Ret(if sent > 0 { sent as i64 } else { -(e as i64) });
+                    }
+                    sent += 1;
+                }
+                other if sent == 0 => return other,
+                _ => break,
+            }
+        }
+        Action::Ret(sent as i64)
+    }
+
+    /// `recvmmsg`: `recvmsg` per entry; after the first message, only
+    /// what is already there with `MSG_WAITFORONE` (the timeout is not
+    /// served).
+    fn recvmmsg(
+        &self,
+        mem: &dyn Mem,
+        fd: u64,
+        vec: u64,
+        vlen: u64,
+        flags: u64,
+    ) -> Result<i64, i32> {
+        let vlen = vlen.min(UIO_MAXIOV);
+        let mut got = 0u64;
+        let mut fl = flags & !(libc::MSG_WAITFORONE as u64);
+        for i in 0..vlen {
+            let h = vec + MMSGHDR_SIZE * i;
+            match self.recvmsg(mem, fd, h, fl) {
+                Ok(n) => {
+                    mem.write_val(h + 56, &(n as u32))?;
+                    got += 1;
+                    if flags as i32 & libc::MSG_WAITFORONE != 0 {
+                        fl |= libc::MSG_DONTWAIT as u64;
+                    }
+                }
+                Err(e) if got == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(got as i64)
+    }
+
     /// `accept4`, `getsockname`, `getpeername`: an address result with a
     /// `socklen_t *` in and out.
     fn addr_out(
@@ -433,6 +489,8 @@ impl Shim {
             })()),
             SYS_sendmsg => Some(self.sendmsg(mem, a[0], a[1], a[2])),
             SYS_recvmsg => r(self.recvmsg(mem, a[0], a[1], a[2])),
+            SYS_sendmmsg => Some(self.sendmmsg(mem, a[0], a[1], a[2], a[3])),
+            SYS_recvmmsg => r(self.recvmmsg(mem, a[0], a[1], a[2], a[3])),
             _ => None,
         }
     }

@@ -24,3 +24,5 @@ sys!(sendmsg => hk_sendmsg(fd: c_int, m: *const msghdr, f: c_int) -> ssize_t, SY
 sys!(recvmsg => hk_recvmsg(fd: c_int, m: *mut msghdr, f: c_int) -> ssize_t, SYS_recvmsg, [fd, m, f]);
 sys!(getsockopt => hk_getsockopt(fd: c_int, lv: c_int, n: c_int, v: *mut c_void, l: *mut socklen_t) -> c_int, SYS_getsockopt, [fd, lv, n, v, l]);
 sys!(setsockopt => hk_setsockopt(fd: c_int, lv: c_int, n: c_int, v: *const c_void, l: socklen_t) -> c_int, SYS_setsockopt, [fd, lv, n, v, l]);
+sys!(sendmmsg => hk_sendmmsg(fd: c_int, v: *mut mmsghdr, n: c_uint, f: c_int) -> c_int, SYS_sendmmsg, [fd, v, n, f]);
+sys!(recvmmsg => hk_recvmmsg(fd: c_int, v: *mut mmsghdr, n: c_uint, f: c_int, t: *mut timespec) -> c_int, SYS_recvmmsg, [fd, v, n, f, t]);
