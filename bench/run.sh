@@ -6,6 +6,9 @@
 #   startup_node_ms       the same with an already running node daemon (info)
 #   python_ms             `/usr/bin/python3 -c pass`
 #   loop500_ms            `sh -c` loop of 500 fork+exec of /bin/true
+#   static_stat_ns        syscalls.c built static: stat() served through the tracer
+#   static_loop500_ms     busybox (static) sh loop of 500 fork+exec of busybox true
+#   static_spin_ms        spin.c built static: no redirected call in the timed loop
 #
 # Usage (from the repository root): bash bench/run.sh
 # Environment:
@@ -136,6 +139,13 @@ if ! command -v proot >/dev/null; then
     say "installing proot"
     apt_install proot || die "proot is missing and 'apt-get install proot' failed"
 fi
+BUSYBOX=/bin/busybox
+# `ldd` succeeds only on dynamic executables: the tracer's benchmarks need
+# Debian's static busybox.
+if [[ ! -x $BUSYBOX ]] || ldd "$BUSYBOX" >/dev/null 2>&1; then
+    say "installing busybox-static"
+    apt_install busybox-static || die "a static /bin/busybox is missing and 'apt-get install busybox-static' failed"
+fi
 HYPERFINE=""
 if [[ ${DVS_BENCH_NO_HYPERFINE:-0} != 1 ]]; then
     if ! command -v hyperfine >/dev/null; then
@@ -161,6 +171,10 @@ done
 TMP=$(mktemp -d /tmp/dvs-bench.XXXXXX)
 timeout "$T_SHORT" cc -O2 -Wall -Wextra -o "$TMP/syscalls" "$BENCH_DIR/c/syscalls.c" ||
     die "cannot compile bench/c/syscalls.c"
+timeout "$T_SHORT" cc -O2 -Wall -Wextra -static -o "$TMP/syscalls-static" "$BENCH_DIR/c/syscalls.c" ||
+    die "cannot compile bench/c/syscalls.c statically (libc6-dev provides libc.a)"
+timeout "$T_SHORT" cc -O2 -Wall -Wextra -static -o "$TMP/spin" "$BENCH_DIR/c/spin.c" ||
+    die "cannot compile bench/c/spin.c statically"
 head -c 4096 /dev/urandom >"$TMP/file4k"
 RESULTS=$TMP/results
 : >"$RESULTS"
@@ -189,10 +203,10 @@ say "timer: $timer; proot ${proot_ver:-?} (${proot_seccomp:-seccomp_filter = ?})
 # ---------------------------------------------------------------- syscalls
 # Median of 3 runs of the C program (each one is itself a median of 9
 # rounds). Iterations are sized so that proot's slow path stays short.
-syscalls_run() { # MODE N -> "stat pread pid"
-    local mode=$1 n=$2 out
+syscalls_run() { # MODE N [BINARY] -> "stat pread pid"
+    local mode=$1 n=$2 bin=${3:-$TMP/syscalls} out
     local -n pre="${mode}_mode"
-    out=$("${pre[@]}" "$TMP/syscalls" "$TMP/file4k" "$n") ||
+    out=$("${pre[@]}" "$bin" "$TMP/file4k" "$n") ||
         die "syscalls under $mode failed: $out"
     local s p pid
     s=$(sed -n 's/^stat_ns=//p' <<<"$out")
@@ -220,6 +234,37 @@ for mode in native dvs proot; do
     printf '  %-6s stat %8s ns  pread4k %8s ns   (runs: %s / %s)\n' "$mode" "$s" "$p" "${ss[*]}" "${ps[*]}" >&9
     echo "stat_ns $mode $s" >>"$RESULTS"
     echo "pread4k_ns $mode $p" >>"$RESULTS"
+done
+
+say "static binaries, served by the tracer: stat (syscalls.c -static, median of 3 runs)"
+for mode in native dvs proot; do
+    case $mode in native) n=100000 ;; dvs) n=5000 ;; proot) n=2000 ;; esac
+    ss=()
+    for _ in 1 2 3; do
+        read -r s p pid <<<"$(syscalls_run "$mode" "$n" "$TMP/syscalls-static")"
+        ss+=("$s")
+        if [[ $mode == dvs && $pid != 2 ]]; then
+            die "the static syscalls program saw pid $pid under dvs-exec, not the DC's 2: not traced"
+        fi
+    done
+    s=$(median3 "${ss[@]}")
+    printf '  %-6s stat %8s ns   (runs: %s)\n' "$mode" "$s" "${ss[*]}" >&9
+    echo "static_stat_ns $mode $s" >>"$RESULTS"
+done
+
+say "static binaries: a loop with no redirected call (spin.c -static, median of 3 runs)"
+for mode in native dvs proot; do
+    vs=()
+    for _ in 1 2 3; do
+        pre="${mode}_mode[@]"
+        out=$("${!pre}" "$TMP/spin") || die "spin under $mode failed: $out"
+        v=$(sed -n 's/^spin_ms=//p' <<<"$out")
+        [[ -n $v ]] || die "spin under $mode: unexpected output: $out"
+        vs+=("$v")
+    done
+    v=$(median3 "${vs[@]}")
+    printf '  %-6s spin %8s ms   (runs: %s)\n' "$mode" "$v" "${vs[*]}" >&9
+    echo "static_spin_ms $mode $v" >>"$RESULTS"
 done
 
 # ---------------------------------------------------------------- commands
@@ -280,6 +325,11 @@ time_metric python_ms "$RUNS" 3 "$(q "$PY" -c pass)" "$(q "$DVS_EXEC" -- "$PY" -
 say "sh loop of 500 fork+exec of /bin/true ($ROUNDS rounds)"
 time_metric loop500_ms "$LOOP_RUNS" 1 "$(q sh -c "$LOOP")" "$(q "$DVS_EXEC" -- sh -c "$LOOP")" "$(q proot sh -c "$LOOP")"
 
+BLOOP='i=0; while [ $i -lt 500 ]; do /bin/busybox true; i=$((i+1)); done'
+say "busybox (static) sh loop of 500 fork+exec of busybox true ($ROUNDS rounds)"
+time_metric static_loop500_ms "$LOOP_RUNS" 1 "$(q "$BUSYBOX" sh -c "$BLOOP")" \
+    "$(q "$DVS_EXEC" -- "$BUSYBOX" sh -c "$BLOOP")" "$(q proot "$BUSYBOX" sh -c "$BLOOP")"
+
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- report
@@ -291,7 +341,8 @@ for line in open(sys.argv[1]):
     metric, mode, v = line.split()
     vals.setdefault(metric, {})[mode] = float(v)
 
-order = ["stat_ns", "pread4k_ns", "startup_ms", "startup_node_ms", "python_ms", "loop500_ms"]
+order = ["stat_ns", "pread4k_ns", "startup_ms", "startup_node_ms", "python_ms", "loop500_ms",
+         "static_stat_ns", "static_spin_ms", "static_loop500_ms"]
 def fmt(v):
     return f"{v:.0f}" if v >= 100 else f"{v:.2f}" if v < 10 else f"{v:.1f}"
 
@@ -321,6 +372,14 @@ for m in ("python_ms", "loop500_ms"):
     goals.append((f"workload-1.5x-native {m}", r <= 1.5, f"dvs/native={r:.2f} (need <= 1.5)"))
     goals.append((f"workload-faster-than-proot {m}", v["dvs"] < v["proot"],
                   f"proot/dvs={v['proot'] / v['dvs']:.2f} (need > 1)"))
+# Issue 4 (static binaries under the tracer).
+r = vals["static_stat_ns"]["proot"] / vals["static_stat_ns"]["dvs"]
+goals.append(("tracer-not-slower-than-proot static_stat_ns", r >= 1, f"proot/dvs={r:.2f} (need >= 1)"))
+r = vals["static_loop500_ms"]["proot"] / vals["static_loop500_ms"]["dvs"]
+goals.append(("tracer-not-slower-than-proot static_loop500_ms", r >= 1, f"proot/dvs={r:.2f} (need >= 1)"))
+r = vals["static_spin_ms"]["native"] / vals["static_spin_ms"]["dvs"]
+goals.append(("static-no-redirected-0.95x-native static_spin_ms", r >= 0.95,
+              f"native/dvs={r:.3f} (need >= 0.95)"))
 d = vals["startup_node_ms"]["dvs"] - vals["startup_node_ms"]["native"]
 print(f"INFO startup_node_ms dvs-native=+{d:.1f} ms (dvs-exec with a running node daemon)")
 failed = 0
