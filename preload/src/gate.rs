@@ -1,7 +1,10 @@
-//! The shim's own gate to the host kernel: a raw `syscall` instruction in
-//! this library, used for the few host calls the preload must make itself
-//! (reaping a host child, raising a signal...) without going through libc,
-//! whose entry points this library interposes.
+//! The shim's own gate to the host kernel, used for the host calls the
+//! preload must make itself (reaping a host child, raising a signal, the
+//! host `execve`...) without going through libc, whose entry points this
+//! library interposes. In a DC it is the fixed-address gate page
+//! ([`shim::gatepage`], mapped by [`crate::gatepage`]), the one place
+//! whose redirected calls the seccomp net lets through; elsewhere a
+//! `syscall` instruction in this library.
 
 /// Issues system call `nr` on the host. Returns the raw result (`-errno`
 /// on failure).
@@ -9,6 +12,11 @@
 /// # Safety
 /// The caller must pass arguments valid for `nr` (pointers included).
 pub unsafe fn syscall6(nr: i64, a: [u64; 6]) -> i64 {
+    if shim::gatepage::mapped() {
+        // SAFETY: the gate is mapped; the arguments are the caller's
+        // contract.
+        return unsafe { shim::gatepage::syscall6(nr, a) };
+    }
     let ret: i64;
     // SAFETY: the Linux x86-64 system call ABI: number in rax, arguments in
     // rdi, rsi, rdx, r10, r8, r9; rcx and r11 are clobbered. Validity of

@@ -14,6 +14,7 @@
 #![allow(missing_abi)]
 
 mod gate;
+mod gatepage;
 pub mod hooks;
 mod state;
 
@@ -21,6 +22,13 @@ use std::time::Duration;
 
 extern "C" fn init() {
     let _g = state::enter_init();
+    if state::socket().is_some() {
+        if let Err(e) = gatepage::init() {
+            eprintln!("dvs: cannot map the gate page: {e}");
+            // SAFETY: leaving without running the program at all.
+            unsafe { libc::_exit(127) };
+        }
+    }
     match state::attach(Duration::from_secs(5)) {
         Ok(true) => {}
         Ok(false) => return,

@@ -73,6 +73,9 @@ pub fn attach(timeout: Duration) -> Result<bool, dvk::DvkError> {
     let ipc = dvk::Dvk::connect(&sock)?.into_ipc(timeout)?;
     set_shim(Shim::new(ipc));
     ACTIVE.store(true, Ordering::Release);
+    // From now on the seccomp net's supervisor serves the calls that
+    // bypass the hooks.
+    shim::gatepage::set_attached(true);
     Ok(true)
 }
 
@@ -81,6 +84,7 @@ pub fn attach(timeout: Duration) -> Result<bool, dvk::DvkError> {
 pub fn reattach_child() {
     // The parent's shim stays leaked: its mappings are not ours any more.
     SHIM.with(|s| s.set(std::ptr::null()));
+    shim::gatepage::fork_clear();
     if let Err(e) = attach(Duration::from_secs(30)) {
         eprintln!("dvs: forked child could not attach to its DC: {e}");
         // SAFETY: terminating the child without running the parent's
@@ -148,6 +152,20 @@ fn report_once(key: &str, msg: &str) {
     }
 }
 
+/// A hooked function run on the host: through the gate when it is mapped
+/// (under the seccomp net only the gate's calls reach the kernel; every
+/// hook's system call number and arguments are those of the libc
+/// function), else the real libc function `native`.
+pub fn host(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
+    if shim::gatepage::mapped() {
+        // SAFETY: the hook's arguments are the caller's, in the layout of
+        // system call `nr`.
+        libc_ret(unsafe { shim::gatepage::syscall6(nr, a) })
+    } else {
+        native()
+    }
+}
+
 /// Finishes a hooked call: applies the shim's action and returns the libc
 /// result. `native` runs the real libc function.
 pub fn finish(act: Action, native: impl FnOnce() -> i64) -> i64 {
@@ -183,9 +201,9 @@ pub fn finish(act: Action, native: impl FnOnce() -> i64) -> i64 {
 /// A hooked call: serve `nr` through the shim, or run the real function.
 pub fn hooked(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
     match enter() {
-        Some(_g) => finish(syscall(nr, a), native),
+        Some(_g) => finish(syscall(nr, a), || host(nr, a, native)),
         None if ACTIVE.load(Ordering::Relaxed) => reentered(nr, a, native),
-        None => native(),
+        None => host(nr, a, native),
     }
 }
 
@@ -199,7 +217,7 @@ fn reentered(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
     let options = match nr {
         libc::SYS_wait4 => a[2] as i32,
         libc::SYS_waitid => a[3] as i32,
-        _ => return native(),
+        _ => return host(nr, a, native),
     };
     if options & libc::WNOHANG != 0 {
         0

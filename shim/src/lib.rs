@@ -13,11 +13,14 @@
 
 #![warn(missing_docs)]
 
+pub mod elf;
 pub mod errno;
 mod files;
+pub mod gatepage;
 pub mod mem;
 mod procs;
 pub mod redirected;
+pub mod seccomp;
 mod sockets;
 pub mod sysnames;
 

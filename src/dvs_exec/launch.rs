@@ -1,5 +1,6 @@
 //! One run: a DC with its servers, the program in it, the wait, teardown.
 
+use crate::net::NetChild;
 use crate::node::Node;
 use crate::resolve;
 use anyhow::{bail, Context, Result};
@@ -93,13 +94,16 @@ fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
 /// it, then execs. Only async-signal-safe calls run in the child.
 ///
 /// A static program (`filter` set) installs the tracer's seccomp filter
-/// after `go`, when the tracer has seized it, right before its `execve`.
+/// after `go`, when the tracer has seized it, right before its `execve`;
+/// a dynamic one installs the seccomp net (`net` set) and sends its
+/// listener back.
 fn spawn(
     prog: &CString,
     argv: &[CString],
     envp: &[CString],
     go: &OwnedFd,
     filter: Option<&tracer::Filter>,
+    net: Option<&NetChild>,
 ) -> Result<i32> {
     let mut av: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     av.push(std::ptr::null());
@@ -125,8 +129,15 @@ fn spawn(
                     libc::_exit(125);
                 }
             }
-            libc::execve(prog.as_ptr(), av.as_ptr(), ev.as_ptr());
-            let e = *libc::__errno_location();
+            let e = if let Some(n) = net {
+                if n.install() != 0 {
+                    libc::_exit(125);
+                }
+                NetChild::exec(prog.as_ptr(), av.as_ptr(), ev.as_ptr())
+            } else {
+                libc::execve(prog.as_ptr(), av.as_ptr(), ev.as_ptr());
+                *libc::__errno_location()
+            };
             libc::_exit(if e == libc::ENOENT { 127 } else { 126 });
         },
         pid => Ok(pid),
@@ -158,7 +169,9 @@ pub fn run(
         set.add(s);
     }
     set.thread_block().context("cannot block signals")?;
-    let mut tracer = if is_static {
+    // A dynamic program runs under the seccomp net, whose supervisor is
+    // the tracer process too.
+    let mut tracer = if is_static || crate::net::enabled() {
         // SAFETY: no thread has been started yet (the node daemon and the
         // servers come later).
         Some(unsafe { tracer::Tracer::start() }.context("cannot start the tracer")?)
@@ -182,6 +195,7 @@ pub fn run(
         &preload,
         set,
         tracer.as_mut(),
+        is_static,
     );
     drop(tracer);
     let _ = dvk.dc_end(dcid);
@@ -200,6 +214,7 @@ fn run_in_dc(
     preload: &std::path::Path,
     signals: SigSet,
     mut tracer: Option<&mut tracer::Tracer>,
+    is_static: bool,
 ) -> Result<i32> {
     let info = dvk.getdvsinfo()?;
     mol::start(
@@ -216,13 +231,17 @@ fn run_in_dc(
         .tbind(dcid, LAUNCHER)
         .context("cannot bind the launcher")?;
     start_signal_forwarder(&node.socket, dcid, signals)?;
-    let filter = match tracer.as_deref_mut() {
-        Some(t) => {
-            t.configure(&node.socket, dcid)
-                .context("cannot configure the tracer")?;
-            Some(tracer::Filter::new()?)
-        }
-        None => None,
+    if let Some(t) = tracer.as_deref_mut() {
+        t.configure(&node.socket, dcid)
+            .context("cannot configure the tracer")?;
+    }
+    let filter = match (&tracer, is_static) {
+        (Some(_), true) => Some(tracer::Filter::trace()?),
+        _ => None,
+    };
+    let net = match (&tracer, is_static) {
+        (Some(_), false) => Some(NetChild::new()?),
+        _ => None,
     };
 
     let cstr = |b: &[u8]| CString::new(b).context("arguments must not contain NUL bytes");
@@ -253,7 +272,7 @@ fn run_in_dc(
     )?);
 
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let host_pid = spawn(&prog_c, &argv, &envp, &go_r, filter.as_ref())?;
+    let host_pid = spawn(&prog_c, &argv, &envp, &go_r, filter.as_ref(), net.as_ref())?;
     drop(go_r);
     let start = (|| -> Result<i32> {
         let m = call(
@@ -282,7 +301,7 @@ fn run_in_dc(
             Call::FsNewProc,
             &[ep, 1, cwd.as_ptr() as u64, cwd.len() as u64],
         )?;
-        if let Some(t) = tracer {
+        if let (Some(t), true) = (tracer.as_deref_mut(), is_static) {
             t.adopt(host_pid, Endpoint(ep as i32), true)
                 .context("cannot trace the static program")?;
         }
@@ -298,6 +317,16 @@ fn run_in_dc(
     };
     nix::unistd::write(&go_w, &[1]).context("cannot start the program")?;
     drop(go_w);
+    if let (Some(n), Some(t)) = (net, tracer) {
+        let handed = n
+            .receive()
+            .and_then(|l| t.listen(l).context("cannot start the seccomp net"));
+        if let Err(e) = handed {
+            // SAFETY: killing our own child, which must not run unserved.
+            unsafe { libc::kill(host_pid, libc::SIGKILL) };
+            return Err(e);
+        }
+    }
 
     let status = value(&me, abi::PM, Call::PmWaitExit, &[pid as u64])? as i32;
     teardown(&me);

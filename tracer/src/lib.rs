@@ -20,6 +20,10 @@
 //!   ptrace thread then skips the call with the result in `rax`, or lets
 //!   it run natively.
 //!
+//! * `notify`: the supervisor of the seccomp net of dynamic programs
+//!   (`SECCOMP_RET_USER_NOTIF`): redirected calls that bypass the
+//!   preload's gate are served by the same workers.
+//!
 //! Forks are registered with PM (`PmFork` on behalf of the parent; the
 //! parent's `fork` returns the child's DC PID), threads get their own
 //! endpoint (`PmThread`), execs resolve the program inside the DC root and
@@ -31,6 +35,7 @@
 pub mod elf;
 mod error;
 pub mod filter;
+mod notify;
 mod procs;
 mod run;
 mod serve;
@@ -41,4 +46,5 @@ mod tracee;
 pub use error::Error;
 pub use filter::Filter;
 pub use serve::{WORKERS, WORKER_FIRST};
+pub use shim::gatepage;
 pub use spawn::Tracer;

@@ -7,6 +7,7 @@
 //! on anything else, so a call that waits in the servers (a read on an
 //! empty pipe) stops only its own tracee.
 
+use crate::notify::{self, Endpoints, Notif, Triage};
 use crate::serve::{Done, JobKind, Pool, Reply};
 use crate::stops::{self, Stop};
 use crate::tracee::{Tracee, Waiting};
@@ -15,7 +16,7 @@ use dvk::Endpoint;
 use nix::sys::ptrace::Options;
 use nix::unistd::Pid;
 use shim::Action;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -47,6 +48,12 @@ struct Engine {
     tracees: HashMap<i32, Tracee>,
     seq: u64,
     reported: HashSet<i64>,
+    /// The seccomp net's listener, once dvs-exec handed it over.
+    listener: Option<Arc<OwnedFd>>,
+    /// Endpoints of the threads the net serves.
+    endpoints: Arc<Endpoints>,
+    /// Notifications waiting for a free worker.
+    queued: VecDeque<Notif>,
 }
 
 /// Entry point of the tracer process (after the fork in
@@ -114,6 +121,9 @@ fn setup(ctl: UnixStream, parent: i32) -> Result<Engine, crate::Error> {
         tracees: HashMap::new(),
         seq: 0,
         reported: HashSet::new(),
+        listener: None,
+        endpoints: Arc::new(Endpoints::default()),
+        queued: VecDeque::new(),
     })
 }
 
@@ -142,14 +152,20 @@ impl Engine {
                     events: libc::POLLIN,
                     revents: 0,
                 },
+                libc::pollfd {
+                    fd: self.listener.as_ref().map_or(-1, |l| l.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
             let timeout = if self.tracees.values().any(|t| t.waiting.is_some()) {
                 SIGNAL_CHECK.as_millis() as i32
             } else {
                 -1
             };
-            // SAFETY: polling an array of three pollfds on our stack.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout) };
+            // SAFETY: polling an array of four pollfds on our stack (a
+            // negative descriptor is ignored).
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
             if n < 0 {
                 let e = nix::Error::last();
                 if e == nix::Error::EINTR {
@@ -168,7 +184,64 @@ impl Engine {
                 drain(&self.wake, 8);
             }
             self.finished_jobs();
+            if fds[3].revents & libc::POLLIN != 0 {
+                self.notification();
+            } else if fds[3].revents != 0 {
+                // Every process of the net has ended.
+                self.listener = None;
+            }
             self.check_signals();
+        }
+    }
+
+    /// One notification of the seccomp net.
+    fn notification(&mut self) {
+        let Some(l) = self.listener.clone() else {
+            return;
+        };
+        let n = match notify::recv(&l) {
+            Ok(Some(n)) => n,
+            Ok(None) => return,
+            Err(e) => {
+                eprintln!("dvs tracer: seccomp listener: {e}");
+                self.listener = None;
+                return;
+            }
+        };
+        tracing::debug!(?n, "notification");
+        match notify::triage(&n) {
+            Triage::Answer(a) => notify::answer(&l, n.id, a),
+            Triage::ThreadSignal => notify::answer(&l, n.id, notify::thread_signal(&n)),
+            Triage::Serve => {
+                self.queued.push_back(n);
+                self.dispatch();
+            }
+        }
+    }
+
+    /// Hands queued notifications to free workers.
+    fn dispatch(&mut self) {
+        let (Some(l), Some(pool)) = (self.listener.clone(), self.pool.as_mut()) else {
+            // No workers: nothing can be served.
+            if let Some(l) = &self.listener {
+                for n in self.queued.drain(..) {
+                    notify::answer(l, n.id, notify::Answer::Ret(-(libc::ENOSYS as i64)));
+                }
+            }
+            return;
+        };
+        while let Some(n) = self.queued.pop_front() {
+            let Some(w) = pool.acquire(n.tid, Endpoint::NONE) else {
+                self.queued.push_front(n);
+                return;
+            };
+            self.seq += 1;
+            let job = notify::Job {
+                n,
+                listener: l.clone(),
+                endpoints: self.endpoints.clone(),
+            };
+            pool.submit(w, n.tid, self.seq, JobKind::Notify(job));
         }
     }
 
@@ -188,6 +261,17 @@ impl Engine {
                 ep,
                 initial,
             }) => self.adopt(host_pid, Endpoint(ep), initial),
+            Some(crate::spawn::Command::Listen) => {
+                self.ctl.get_mut().write_all(b"ok\n")?;
+                match crate::spawn::recv_fd(self.ctl.get_ref()) {
+                    Ok(fd) => {
+                        notify::sync_wakeups(&fd);
+                        self.listener = Some(Arc::new(fd));
+                        Ok(())
+                    }
+                    Err(e) => Err(e as i32),
+                }
+            }
             None => Err(libc::EINVAL),
         };
         let out = match reply {
@@ -564,6 +648,14 @@ impl Engine {
 
     fn job_done(&mut self, d: Done) {
         tracing::debug!(tid = d.tid, seq = d.seq, reply = ?d.reply, "job done");
+        if matches!(d.reply, Reply::Notified) {
+            if let Some(pool) = self.pool.as_mut() {
+                pool.finished(&d);
+                pool.release(d.worker);
+            }
+            self.dispatch();
+            return;
+        }
         let current = self.pool.as_mut().is_some_and(|p| p.finished(&d));
         if !current {
             return;
@@ -606,6 +698,7 @@ impl Engine {
             }
             Reply::Thread(r) => self.fork_done(tid, what, r.map(|ep| (ep, None))),
             Reply::Execed => self.resume(tid, 0),
+            Reply::Notified => {}
             Reply::Lookup(r) => match r {
                 Ok((_, ep)) => {
                     t.ep = ep;

@@ -62,6 +62,8 @@ pub(crate) enum JobKind {
         /// Host pid.
         host_pid: i32,
     },
+    /// Serve and answer a seccomp notification of the net.
+    Notify(crate::notify::Job),
 }
 
 /// A worker's answer.
@@ -80,6 +82,8 @@ pub(crate) enum Reply {
     Execed,
     /// DC PID and endpoint of a process.
     Lookup(Result<(i32, Endpoint), i32>),
+    /// A notification was answered.
+    Notified,
 }
 
 /// A finished job.
@@ -217,6 +221,10 @@ fn failed(kind: &JobKind, e: i32) -> Reply {
         JobKind::Thread { .. } => Reply::Thread(Err(e)),
         JobKind::Execed { .. } => Reply::Execed,
         JobKind::Lookup { .. } => Reply::Lookup(Err(e)),
+        JobKind::Notify(j) => {
+            crate::notify::answer(&j.listener, j.n.id, crate::notify::Answer::Ret(-(e as i64)));
+            Reply::Notified
+        }
     }
 }
 
@@ -247,6 +255,10 @@ fn worker(
                 continue;
             }
             (None, kind) => failed(&kind, libc::ENOSYS),
+            (s, JobKind::Notify(j)) => {
+                crate::notify::serve(s, &mut behalf, j);
+                Reply::Notified
+            }
             (Some(s), JobKind::Syscall { nr, args }) => {
                 Reply::Action(s.syscall(&Remote { pid: job.tid }, nr, args))
             }

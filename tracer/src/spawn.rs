@@ -14,11 +14,16 @@
 //! config DCID SOCKET-PATH(hex)     the DC and the node daemon to bind in
 //! adopt HOST-PID ENDPOINT INITIAL  seize a process (INITIAL = 1: its first
 //!                                  execve is the start of the program)
+//! listen                           answered `ok`; then one byte carrying the
+//!                                  seccomp net's listener (SCM_RIGHTS),
+//!                                  answered `ok` or `err ERRNO`
 //! ```
 
 use crate::Error;
 use dvk::Endpoint;
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -42,6 +47,8 @@ pub(crate) enum Command {
         /// Its first exec starts the program.
         initial: bool,
     },
+    /// The listener descriptor of the seccomp net follows.
+    Listen,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -72,6 +79,7 @@ impl Command {
                 ep: ep.parse().ok()?,
                 initial: *initial == "1",
             }),
+            ["listen"] => Some(Command::Listen),
             _ => None,
         }
     }
@@ -86,6 +94,7 @@ impl Command {
                 ep,
                 initial,
             } => format!("adopt {host_pid} {ep} {}\n", u8::from(*initial)),
+            Command::Listen => "listen\n".to_string(),
         }
     }
 }
@@ -132,6 +141,10 @@ impl Tracer {
             .as_mut()
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
         ctl.get_mut().write_all(c.line().as_bytes())?;
+        Self::answer(ctl, what)
+    }
+
+    fn answer(ctl: &mut BufReader<UnixStream>, what: &'static str) -> Result<(), Error> {
         let mut line = String::new();
         if ctl.read_line(&mut line)? == 0 {
             return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
@@ -174,6 +187,53 @@ impl Tracer {
     }
 }
 
+impl Tracer {
+    /// Hands the tracer the listener descriptor of the seccomp net
+    /// ([`shim::seccomp::Filter::install_listener`] in the program's
+    /// process): it serves the net's notifications from then on.
+    pub fn listen(&mut self, listener: OwnedFd) -> Result<(), Error> {
+        self.command("take the seccomp listener", &Command::Listen)?;
+        let ctl = self
+            .ctl
+            .as_mut()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        let fds = [listener.as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        let iov = [std::io::IoSlice::new(b"F")];
+        sendmsg::<()>(
+            ctl.get_ref().as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::empty(),
+            None,
+        )
+        .map_err(|e| Error::sys("sendmsg", e))?;
+        Self::answer(ctl, "take the seccomp listener")
+    }
+}
+
+/// Receives the descriptor [`Tracer::listen`] sends (tracer side).
+pub(crate) fn recv_fd(sock: &UnixStream) -> Result<OwnedFd, nix::Error> {
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: a descriptor the kernel just installed for us.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(nix::Error::EBADF)
+}
+
 impl Drop for Tracer {
     /// Closes the channel (the tracer exits; tracees still alive are
     /// killed by `PTRACE_O_EXITKILL`) and reaps the tracer.
@@ -201,6 +261,7 @@ mod tests {
                 ep: 64,
                 initial: true,
             },
+            Command::Listen,
         ] {
             assert_eq!(Command::parse(&c.line()), Some(c));
         }

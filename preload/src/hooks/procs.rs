@@ -23,9 +23,20 @@ sys!(wait => hk_wait(st: *mut c_int) -> pid_t, SYS_wait4, [-1i64, st, 0, 0]);
 sys!(wait3 => hk_wait3(st: *mut c_int, opt: c_int, ru: *mut rusage) -> pid_t, SYS_wait4, [-1i64, st, opt, ru]);
 sys!(waitid => hk_waitid(t: idtype_t, id: id_t, info: *mut siginfo_t, opt: c_int) -> c_int, SYS_waitid, [t, id, info, opt, 0]);
 
-/// The host fork, and PM told about the child.
+/// The host fork, and PM told about the child. While glibc's fork runs,
+/// the calling thread holds a fork slot of the gate page, so that the
+/// seccomp net lets its `clone` run (a `clone` outside such a slot is a
+/// raw fork the net refuses).
 fn do_fork(real_fork: impl FnOnce() -> pid_t) -> pid_t {
+    // SAFETY: gettid has no arguments.
+    let tid = unsafe { libc::syscall(SYS_gettid) } as u32;
+    let slot = shim::gatepage::fork_enter(tid);
     let child = real_fork();
+    if child != 0 {
+        if let Some(s) = slot {
+            shim::gatepage::fork_leave(s);
+        }
+    }
     if child < 0 {
         return child;
     }

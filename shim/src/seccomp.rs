@@ -1,0 +1,217 @@
+//! The seccomp filters of DC processes, built with `seccompiler` plus a
+//! small raw BPF prologue (seccompiler cannot test the instruction pointer
+//! or the x32 bit):
+//!
+//! * [`Filter::trace`], for static programs under the tracer:
+//!   `SECCOMP_RET_TRACE` for every redirected call ([`crate::redirected`])
+//!   and `tkill`/`tgkill`; everything else runs without a stop.
+//! * [`Filter::notify`], the net of dynamic programs, installed by
+//!   dvs-exec's child before its first `execve` and inherited by the whole
+//!   DC: `SECCOMP_RET_USER_NOTIF` for the same calls **unless** they come
+//!   from the gate ([`crate::gatepage::GATE_RET`]), which the first four
+//!   instructions allow, so the preload's calls cost four BPF
+//!   instructions more and nothing else.
+
+use crate::gatepage::GATE_RET;
+use seccompiler::{sock_filter, BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+use std::collections::BTreeMap;
+
+/// Calls caught on top of the shim's list: signals to single threads,
+/// which name host ids.
+pub const THREAD_SIGNALS: &[i64] = &[libc::SYS_tkill, libc::SYS_tgkill];
+
+/// The x32 ABI bit of a system call number: such calls would bypass the
+/// x86-64 rules, so they are caught too (and fail with `ENOSYS`).
+pub const X32_BIT: i64 = 0x4000_0000;
+
+/// `seccomp_data` offsets: the call number, and the two halves of the
+/// instruction pointer.
+const OFF_NR: u32 = 0;
+const OFF_IP_LO: u32 = 8;
+const OFF_IP_HI: u32 = 12;
+
+/// Building a filter failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the seccomp filter: {0}")]
+pub struct FilterError(String);
+
+/// A compiled filter, ready to be installed in a child after `fork`.
+pub struct Filter {
+    prog: BpfProgram,
+}
+
+/// Every system call number the filters catch.
+pub fn caught() -> Vec<i64> {
+    let mut v = crate::redirected::redirected();
+    v.extend_from_slice(THREAD_SIGNALS);
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn stmt(code: u32, k: u32) -> sock_filter {
+    sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
+    sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
+const LD_W_ABS: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+const JEQ_K: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+const JGE_K: u32 = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
+const RET_K: u32 = libc::BPF_RET | libc::BPF_K;
+
+/// seccompiler's program: `ret` `action` for every caught call, allow
+/// for the rest.
+fn body() -> Result<BpfProgram, FilterError> {
+    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
+        caught().into_iter().map(|nr| (nr, Vec::new())).collect();
+    let f = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Trace(0),
+        TargetArch::x86_64,
+    )
+    .map_err(|e| FilterError(e.to_string()))?;
+    f.try_into()
+        .map_err(|e: seccompiler::BackendError| FilterError(e.to_string()))
+}
+
+impl Filter {
+    /// The tracer's filter: `SECCOMP_RET_TRACE` for the caught calls.
+    pub fn trace() -> Result<Filter, FilterError> {
+        // x32 calls stop as well. seccompiler checks the architecture
+        // (i386 `int 0x80` calls kill the process) but not the x32 bit.
+        let mut prog = vec![
+            stmt(LD_W_ABS, OFF_NR),
+            jump(JGE_K, X32_BIT as u32, 0, 1),
+            stmt(RET_K, libc::SECCOMP_RET_TRACE),
+        ];
+        prog.extend(body()?);
+        Ok(Filter { prog })
+    }
+
+    /// The net: `SECCOMP_RET_USER_NOTIF` for the caught calls that do not
+    /// come from the gate; x32 calls fail with `ENOSYS`.
+    pub fn notify() -> Result<Filter, FilterError> {
+        let lo = GATE_RET as u32;
+        let hi = (GATE_RET >> 32) as u32;
+        let mut prog = vec![
+            // 0-4: a call from the gate runs.
+            stmt(LD_W_ABS, OFF_IP_LO),
+            jump(JEQ_K, lo, 0, 3),
+            stmt(LD_W_ABS, OFF_IP_HI),
+            jump(JEQ_K, hi, 0, 1),
+            stmt(RET_K, libc::SECCOMP_RET_ALLOW),
+            // 5-7: x32 calls fail.
+            stmt(LD_W_ABS, OFF_NR),
+            jump(JGE_K, X32_BIT as u32, 0, 1),
+            stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+        ];
+        // seccompiler has no USER_NOTIF action: its `Trace(0)` returns
+        // become USER_NOTIF ones.
+        prog.extend(body()?.into_iter().map(|mut i| {
+            if i.code == RET_K as u16 && i.k == libc::SECCOMP_RET_TRACE {
+                i.k = libc::SECCOMP_RET_USER_NOTIF;
+            }
+            i
+        }));
+        Ok(Filter { prog })
+    }
+
+    /// Number of BPF instructions.
+    pub fn len(&self) -> usize {
+        self.prog.len()
+    }
+
+    /// Whether the program is empty (never: it always has its prologue).
+    pub fn is_empty(&self) -> bool {
+        self.prog.is_empty()
+    }
+
+    /// Installs the filter in the calling thread (`PR_SET_NO_NEW_PRIVS`,
+    /// then `seccomp(SECCOMP_SET_MODE_FILTER, flags)`). Returns the
+    /// syscall's result (a listener descriptor with
+    /// `SECCOMP_FILTER_FLAG_NEW_LISTENER`, else 0), or `-errno`.
+    /// Async-signal-safe: meant for a child between `fork` and `execve`
+    /// (it allocates nothing).
+    pub fn install_raw_flags(&self, flags: libc::c_ulong) -> i64 {
+        let fprog = libc::sock_fprog {
+            len: self.prog.len() as u16,
+            filter: self.prog.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            // SAFETY: reading this thread's errno.
+            return -(unsafe { *libc::__errno_location() } as i64);
+        }
+        // SAFETY: `fprog` points to `self.prog`, whose layout is the
+        // kernel's `struct sock_filter` (seccompiler's type is repr(C) with
+        // the same fields); the kernel copies it before returning.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                flags,
+                &fprog as *const libc::sock_fprog,
+            )
+        };
+        if r < 0 {
+            // SAFETY: reading this thread's errno.
+            return -(unsafe { *libc::__errno_location() } as i64);
+        }
+        r
+    }
+
+    /// Installs a [`Filter::trace`] filter; returns 0 or an errno. The
+    /// calling process must already be traced: a `RET_TRACE` call with no
+    /// tracer fails with `ENOSYS`.
+    pub fn install_raw(&self) -> i32 {
+        (-self.install_raw_flags(0).min(0)) as i32
+    }
+
+    /// Installs a [`Filter::notify`] filter and returns its listener
+    /// descriptor (close-on-exec), or `-errno`. Waits for the supervisor
+    /// are killable only once it has received the notification
+    /// (`SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`), so that a caught signal
+    /// does not restart a call the supervisor is already serving.
+    pub fn install_listener(&self) -> i64 {
+        self.install_raw_flags(
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds() {
+        let f = Filter::trace().unwrap();
+        assert!(f.len() > caught().len());
+        assert!(caught().contains(&libc::SYS_openat));
+        assert!(!caught().contains(&libc::SYS_mmap));
+        let n = Filter::notify().unwrap();
+        assert_eq!(n.len(), f.len() + 5);
+        assert!(n
+            .prog
+            .iter()
+            .any(|i| i.code == RET_K as u16 && i.k == libc::SECCOMP_RET_USER_NOTIF));
+        assert!(!n
+            .prog
+            .iter()
+            .any(|i| i.code == RET_K as u16 && i.k == libc::SECCOMP_RET_TRACE));
+    }
+}

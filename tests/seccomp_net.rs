@@ -1,0 +1,227 @@
+//! The seccomp net of dynamic programs under `dvs-exec`: calls that
+//! bypass the preload's hooks (glibc's `syscall(2)`, raw `syscall`
+//! instructions) are served by the supervisor with DC semantics: DC PIDs,
+//! files through FS inside `--root`, signals only inside the DC, and raw
+//! forks refused instead of leaking host PIDs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn dvs_exec() -> &'static str {
+    env!("CARGO_BIN_EXE_dvs-exec")
+}
+
+/// The preload library that `cargo test --workspace` just built.
+fn preload() -> PathBuf {
+    let dir = Path::new(dvs_exec()).parent().expect("target directory");
+    [
+        dir.join("deps/libdvs_preload.so"),
+        dir.join("libdvs_preload.so"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("libdvs_preload.so is not built: run `cargo test --workspace`")
+}
+
+/// A child process killed (and reaped) when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Run {
+    stdout: String,
+    stderr: String,
+    code: i32,
+}
+
+fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    cmd.current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut g = Guard(cmd.spawn().expect("spawn"));
+    let mut out = g.0.stdout.take().expect("stdout");
+    let mut err = g.0.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = g.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "{cmd:?} did not finish in time");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+        code: status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+    }
+}
+
+fn in_dc(cwd: &Path, root: Option<&Path>, args: &[&str], net: bool) -> Run {
+    let mut c = Command::new(dvs_exec());
+    c.env("DVS_PRELOAD", preload()).env_remove("DVS_SOCKET");
+    if !net {
+        c.env("DVS_NET", "off");
+    } else {
+        c.env_remove("DVS_NET");
+    }
+    if let Some(r) = root {
+        c.arg("--root").arg(r);
+    }
+    c.arg("--").args(args);
+    run_cmd(c, cwd)
+}
+
+/// Compiles `examples/NAME.c` (dynamically) into `dir`.
+fn example(name: &str, dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(format!("{name}.c"));
+    let out = dir.join(name);
+    let st = Command::new("cc")
+        .args(["-O1", "-Wall", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("cc");
+    assert!(st.success(), "cannot compile {}", src.display());
+    out
+}
+
+/// A host process outside the DC, killed when dropped.
+fn bystander() -> Guard {
+    Guard(
+        Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("spawn sleep"),
+    )
+}
+
+fn alive(g: &mut Guard) -> bool {
+    g.0.try_wait().expect("try_wait").is_none()
+}
+
+#[test]
+fn syscall2_gets_dc_semantics() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let prog = example("rawsys_dyn", d.path());
+    let host = d.path().join("hostfile");
+    std::fs::write(&host, "host secret\n").unwrap();
+    let mut victim = bystander();
+    let vpid = victim.0.id().to_string();
+    let r = in_dc(
+        d.path(),
+        None,
+        &[prog.to_str().unwrap(), host.to_str().unwrap(), &vpid],
+        true,
+    );
+    assert_eq!(r.code, 0, "stderr:\n{}", r.stderr);
+    let want = "getpid=2\n\
+                read 12: host secret\n\
+                kill host pid: -1 errno 3\n\
+                child getpid=3 getppid=2\n\
+                fork=3 kill=0 wait4=3 signaled=1 sig=15\n\
+                raw fork: -1 errno 38\n";
+    assert_eq!(r.stdout, want, "stderr:\n{}", r.stderr);
+    assert!(
+        alive(&mut victim),
+        "a host process outside the DC was killed"
+    );
+}
+
+#[test]
+fn syscall2_cannot_leave_the_root() {
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(root.path().join("bin")).unwrap();
+    example("rawsys_dyn", &root.path().join("bin"));
+    std::fs::write(root.path().join("inside"), "inside the root\n").unwrap();
+    let outside = tempfile::tempdir().expect("tempdir");
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, "host secret\n").unwrap();
+    let r = in_dc(
+        root.path(),
+        Some(root.path()),
+        &["/bin/rawsys_dyn", secret.to_str().unwrap()],
+        true,
+    );
+    assert_eq!(r.code, 0, "stderr:\n{}", r.stderr);
+    assert!(
+        r.stdout.contains("openat: errno 2\n"),
+        "a host file outside --root was opened:\n{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("host secret"), "{}", r.stdout);
+    let r = in_dc(
+        root.path(),
+        Some(root.path()),
+        &["/bin/rawsys_dyn", "/inside"],
+        true,
+    );
+    assert!(
+        r.stdout.contains("read 16: inside the root\n"),
+        "{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// Without the net (`DVS_NET=off`) the same calls reach the host: the
+/// test above is meaningful.
+#[test]
+fn without_the_net_they_escape() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let prog = example("rawsys_dyn", d.path());
+    let host = d.path().join("hostfile");
+    std::fs::write(&host, "host secret\n").unwrap();
+    let r = in_dc(
+        d.path(),
+        None,
+        &[prog.to_str().unwrap(), host.to_str().unwrap()],
+        false,
+    );
+    assert!(!r.stdout.starts_with("getpid=2\n"), "{}", r.stdout);
+}
+
+/// glibc's `raise` names the process with its internal `getpid`, which
+/// the net answers with the DC PID: `tgkill` must still reach the caller.
+#[test]
+fn raise_and_abort_still_work() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let r = in_dc(
+        d.path(),
+        None,
+        &[
+            "python3",
+            "-c",
+            "import os, signal\n\
+             signal.signal(signal.SIGUSR1, lambda *a: print('handled'))\n\
+             signal.raise_signal(signal.SIGUSR1)\n\
+             print(os.getpid())\n\
+             os.abort()",
+        ],
+        true,
+    );
+    assert_eq!(r.stdout, "handled\n2\n", "stderr:\n{}", r.stderr);
+    assert_eq!(r.code, 128 + libc::SIGABRT, "stderr:\n{}", r.stderr);
+}
