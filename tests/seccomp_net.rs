@@ -225,3 +225,76 @@ fn raise_and_abort_still_work() {
     assert_eq!(r.stdout, "handled\n2\n", "stderr:\n{}", r.stderr);
     assert_eq!(r.code, 128 + libc::SIGABRT, "stderr:\n{}", r.stderr);
 }
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// Whether the static busybox is installed (`apt-get install busybox-static`).
+fn static_busybox() -> bool {
+    let ok = std::fs::read(BUSYBOX)
+        .map(|b| !b.windows(b"ld-linux".len()).any(|w| w == b"ld-linux"))
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("skipped: {BUSYBOX} is not a static busybox (apt-get install busybox-static)");
+    }
+    ok
+}
+
+/// A dynamic `sh` runs a static busybox: its preload has the net's
+/// supervisor trace the process before the exec, so the static image gets
+/// DC PIDs, files through FS (inside `--root`), forks and pipes.
+#[test]
+fn dynamic_sh_runs_static_busybox() {
+    if !static_busybox() {
+        return;
+    }
+    let d = tempfile::tempdir().expect("tempdir");
+    std::fs::write(d.path().join("data"), "some data\n").unwrap();
+    let script = "echo sh=$$; busybox sh -c 'echo bb=$$ ppid=$PPID; echo abc | busybox wc -c; \
+                  (echo sub); busybox cat data; busybox sh -c \"exit 3\"; echo st=$?'; echo rc=$?";
+    let native = run_cmd(
+        {
+            let mut c = Command::new("sh");
+            c.args(["-c", script]);
+            c
+        },
+        d.path(),
+    );
+    let r = in_dc(d.path(), None, &["sh", "-c", script], true);
+    assert_eq!(r.code, 0, "stderr:\n{}", r.stderr);
+    let strip = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.starts_with("sh=") && !l.starts_with("bb="))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        strip(&r.stdout),
+        strip(&native.stdout),
+        "stderr:\n{}",
+        r.stderr
+    );
+    assert!(r.stdout.starts_with("sh=2\nbb=3 ppid=2\n"), "{}", r.stdout);
+
+    // Inside --root: the static program reads the root's files only.
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(root.path().join("bin")).unwrap();
+    std::fs::copy("/bin/sh", root.path().join("bin/sh")).unwrap();
+    std::fs::copy(BUSYBOX, root.path().join("bin/busybox")).unwrap();
+    std::fs::write(root.path().join("inside"), "inside the root\n").unwrap();
+    let secret = d.path().join("data");
+    let script = format!(
+        "/bin/busybox sh -c 'echo $$ $PPID; read l < /inside; echo $l; read s < {}; echo s=$s'",
+        secret.display()
+    );
+    let r = in_dc(
+        root.path(),
+        Some(root.path()),
+        &["/bin/sh", "-c", &script],
+        true,
+    );
+    assert_eq!(
+        r.stdout, "3 2\ninside the root\ns=\n",
+        "stderr:\n{}",
+        r.stderr
+    );
+}

@@ -13,6 +13,7 @@
 #![allow(static_mut_refs)]
 #![allow(missing_abi)]
 
+mod adopt;
 mod gate;
 mod gatepage;
 pub mod hooks;

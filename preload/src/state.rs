@@ -144,7 +144,8 @@ pub fn libc_ret(v: i64) -> i64 {
     }
 }
 
-fn report_once(key: &str, msg: &str) {
+/// Prints `msg` once per process for `key`.
+pub fn report_once(key: &str, msg: &str) {
     static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let mut g = SEEN.lock().unwrap_or_else(|p| p.into_inner());
     if g.get_or_insert_with(HashSet::new).insert(key.to_string()) {

@@ -39,6 +39,14 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"dvsgate1");
 /// Number of threads that can be inside the preload's `fork` at once.
 pub const FORK_SLOTS: usize = 16;
 
+/// A request to the net's supervisor, made as a `kill(0, 0, ADOPT_MAGIC,
+/// ADOPT_MAGIC)` that bypasses the gate: trace this process, which is
+/// about to exec a static program ([`ADOPTED`] is the answer; a kernel
+/// without the net answers 0).
+pub const ADOPT_MAGIC: u64 = u64::from_le_bytes(*b"dvsadopt");
+/// The supervisor's answer to an adoption request.
+pub const ADOPTED: i64 = 0x6476_7361;
+
 /// The data page, as the supervisor reads it from a process.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -26,6 +26,9 @@
 //! * `tkill`/`tgkill` are allowed within the caller's own process only
 //!   (glibc's `raise` names the process by the DC PID its internal
 //!   `getpid` now returns): the tracer sends the signal itself.
+//! * a static image a dynamic process exec'd (traced since its preload
+//!   asked, [`triage_traced`]): every call is served; forks, clones and
+//!   execs run natively and are followed with ptrace.
 //! * everything else is served by a worker ([`serve`]) through the shim
 //!   on behalf of the process's endpoint (found with `PmPs`, cached per
 //!   thread while the thread lives), with [`shim::mem::Remote`] memory.
@@ -200,6 +203,27 @@ pub(crate) fn triage(n: &Notif) -> Triage {
         libc::SYS_fork | libc::SYS_vfork | libc::SYS_clone3 => {
             Triage::Answer(Answer::Ret(-(libc::ENOSYS as i64)))
         }
+        libc::SYS_tkill | libc::SYS_tgkill => Triage::ThreadSignal,
+        _ => Triage::Serve,
+    }
+}
+
+/// Triage for a traced static image under the net (a dynamic process
+/// exec'd it): every call is served (there is no loader), and forks,
+/// clones and execs run natively, followed by the ptrace thread, which
+/// registers children with PM and tells PM about execs (`flags` gets the
+/// `clone` flags, as at a tracer stop).
+pub(crate) fn triage_traced(n: &Notif, flags: &mut Option<u64>) -> Triage {
+    match n.nr {
+        libc::SYS_clone => {
+            *flags = Some(n.args[0]);
+            Triage::Answer(Answer::Continue)
+        }
+        libc::SYS_fork | libc::SYS_vfork => {
+            *flags = Some(0);
+            Triage::Answer(Answer::Continue)
+        }
+        libc::SYS_clone3 => Triage::Answer(Answer::Ret(-(libc::ENOSYS as i64))),
         libc::SYS_tkill | libc::SYS_tgkill => Triage::ThreadSignal,
         _ => Triage::Serve,
     }

@@ -209,7 +209,22 @@ impl Engine {
             }
         };
         tracing::debug!(?n, "notification");
-        match notify::triage(&n) {
+        if n.nr == libc::SYS_kill
+            && n.args[2] == shim::gatepage::ADOPT_MAGIC
+            && n.args[3] == shim::gatepage::ADOPT_MAGIC
+        {
+            let a = match self.adopt_exec(n.tid) {
+                Ok(()) => notify::Answer::Ret(shim::gatepage::ADOPTED),
+                Err(e) => notify::Answer::Ret(-(e as i64)),
+            };
+            notify::answer(&l, n.id, a);
+            return;
+        }
+        let triage = match self.tracees.get_mut(&n.tid) {
+            Some(t) if !t.dynamic => notify::triage_traced(&n, &mut t.clone_flags),
+            _ => notify::triage(&n),
+        };
+        match triage {
             Triage::Answer(a) => notify::answer(&l, n.id, a),
             Triage::ThreadSignal => notify::answer(&l, n.id, notify::thread_signal(&n)),
             Triage::Serve => {
@@ -297,6 +312,22 @@ impl Engine {
             return Err(libc::EAGAIN);
         }
         self.tracees.insert(pid, t);
+        Ok(())
+    }
+
+    /// A process of the net is about to exec a static program (its
+    /// preload asked): trace it from now on. At the exec event its
+    /// endpoint is looked up (`PmPs`) and PM told about the exec.
+    fn adopt_exec(&mut self, tid: i32) -> Result<(), i32> {
+        let pool = self.pool.as_mut().ok_or(libc::EINVAL)?;
+        if self.tracees.contains_key(&tid) {
+            return Ok(());
+        }
+        nix::sys::ptrace::seize(Pid::from_raw(tid), options()).map_err(|e| e as i32)?;
+        let mut t = Tracee::new(tid, tgid_of(tid).unwrap_or(tid));
+        t.registered = true;
+        t.worker = pool.acquire(tid, Endpoint::NONE);
+        self.tracees.insert(tid, t);
         Ok(())
     }
 

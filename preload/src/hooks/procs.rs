@@ -181,6 +181,14 @@ fn exec_host(
     let env = dc_env(envp, p);
     let mut envv: Vec<*const c_char> = env.iter().map(|c| c.as_ptr()).collect();
     envv.push(std::ptr::null());
+    // A static program has no preload: the net's supervisor traces it.
+    // Without a supervisor it runs as before, served by nothing.
+    if crate::adopt::is_static(host) && !crate::adopt::request() {
+        crate::state::report_once(
+            "static",
+            "dvs: a static program runs without the seccomp net (DVS_NET=off): its calls reach the host",
+        );
+    }
     // SAFETY: argv from the caller; host and envv are NUL-/NULL-terminated
     // and live until the call returns (it only returns on failure).
     let r = unsafe {
