@@ -18,4 +18,5 @@ pub mod fs;
 pub mod mol;
 pub mod pm;
 pub mod server;
+pub mod slots;
 pub mod systask;
