@@ -86,6 +86,23 @@ impl Dvk {
         }
     }
 
+    /// Whether the daemon has closed this connection (it exited or was
+    /// killed). Does not block.
+    pub fn daemon_gone(&self) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let sock = self.conn.socket();
+        // A UNIX stream socket whose peer has closed reports POLLHUP
+        // (which poll always reports, asked or not).
+        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(n) if n > 0 => fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+            _ => false,
+        }
+    }
+
     /// The socket this connection uses.
     pub fn path(&self) -> &Path {
         &self.path

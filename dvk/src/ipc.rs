@@ -170,6 +170,13 @@ impl Ipc {
         Ok(())
     }
 
+    /// `Some(Err(NoDaemon))` if the node daemon is gone (its end of our
+    /// control connection is closed): nobody will unbind dead peers or
+    /// wake us any more. One `poll`; only called by sleeping waiters.
+    pub(crate) fn daemon_gone<T>(&self) -> Option<Result<T>> {
+        self.dvk.daemon_gone().then_some(Err(DvkError::NoDaemon))
+    }
+
     fn check_call(&self, call: u32) -> Result<()> {
         self.check_alive()?;
         if self.table.ipc_mask(self.slot).load(Ordering::Relaxed) & call == 0 {
@@ -244,12 +251,17 @@ impl Ipc {
         if !frozen(self.slot) && !frozen(s) {
             return Ok(());
         }
-        wait_until(&self.bell, deadline, || {
-            if let Err(e) = self.check_alive() {
-                return Some(Err(e));
-            }
-            (!frozen(self.slot) && !frozen(s)).then_some(Ok(()))
-        })
+        wait_until(
+            &self.bell,
+            deadline,
+            || {
+                if let Err(e) = self.check_alive() {
+                    return Some(Err(e));
+                }
+                (!frozen(self.slot) && !frozen(s)).then_some(Ok(()))
+            },
+            || self.daemon_gone(),
+        )
         .map_err(|_: Expired| DvkError::TimedOut)?
     }
 
@@ -364,15 +376,20 @@ impl Ipc {
         let seq = self.post(b, &peer, m, k);
         let key = pack_pair(self.me, seq);
         let a = self.slot;
-        let r = wait_until(&self.bell, deadline, || {
-            if peer.mbx.consumed(a).load(Ordering::Acquire) == key {
-                return Some(Ok(()));
-            }
-            if self.table.ep(b).load(Ordering::Acquire) != dst.0 {
-                return Some(Err(DvkError::DstDied));
-            }
-            self.check_alive().err().map(Err)
-        });
+        let r = wait_until(
+            &self.bell,
+            deadline,
+            || {
+                if peer.mbx.consumed(a).load(Ordering::Acquire) == key {
+                    return Some(Ok(()));
+                }
+                if self.table.ep(b).load(Ordering::Acquire) != dst.0 {
+                    return Some(Err(DvkError::DstDied));
+                }
+                self.check_alive().err().map(Err)
+            },
+            || self.daemon_gone(),
+        );
         let r = match r {
             Ok(Ok(())) => {
                 self.mbx.out_confirmed(b).store(seq, Ordering::Release);
@@ -525,7 +542,12 @@ impl Ipc {
     }
 
     fn receive_mode(&self, mode: Mode, deadline: Option<Instant>) -> Result<Message> {
-        let r = wait_until(&self.bell, deadline, || self.try_receive(mode));
+        let r = wait_until(
+            &self.bell,
+            deadline,
+            || self.try_receive(mode),
+            || self.daemon_gone(),
+        );
         self.set_status(IpcState::Running, Endpoint::NONE);
         match r {
             Ok(r) => r,

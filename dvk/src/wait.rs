@@ -39,16 +39,25 @@ fn budget() -> &'static Budget {
     })
 }
 
+/// How long a sleeping waiter goes between calls of its `idle` check (the
+/// checks that cost a system call, such as "is the node daemon still
+/// there?").
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
 /// Outcome of a wait that did not produce a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expired;
 
 /// Calls `check` until it returns `Some`, waiting on `bell` between
 /// attempts, or until `deadline` passes (then one last check is made).
+/// A waiter that sleeps calls `idle` too, at most once per [`IDLE_CHECK`]:
+/// what nobody would ring the doorbell for (the daemon died) ends the wait
+/// there.
 pub fn wait_until<R>(
     bell: &Doorbell,
     deadline: Option<Instant>,
     mut check: impl FnMut() -> Option<R>,
+    mut idle: impl FnMut() -> Option<R>,
 ) -> Result<R, Expired> {
     let futex = bell.futex();
     let b = budget();
@@ -89,20 +98,25 @@ pub fn wait_until<R>(
             continue;
         }
         // Sleep phase.
+        let now = Instant::now();
         let timeout = match deadline {
             Some(d) => {
-                let now = Instant::now();
                 if now >= d {
                     return check().ok_or(Expired);
                 }
-                Some(d - now)
+                (d - now).min(IDLE_CHECK)
             }
-            None => None,
+            None => IDLE_CHECK,
         };
         bell.sleepers().fetch_add(1, Ordering::SeqCst);
         if futex.load(Ordering::SeqCst) == seen {
-            futex_wait(futex, seen, timeout);
+            futex_wait(futex, seen, Some(timeout));
         }
         bell.sleepers().fetch_sub(1, Ordering::SeqCst);
+        if futex.load(Ordering::Acquire) == seen && now.elapsed() >= IDLE_CHECK {
+            if let Some(r) = idle() {
+                return Ok(r);
+            }
+        }
     }
 }

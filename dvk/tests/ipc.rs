@@ -39,6 +39,7 @@ fn main() {
         ("confinement_matrix", confinement_matrix),
         ("privilege_checks", privilege_checks),
         ("peer_death_while_blocked", peer_death_while_blocked),
+        ("daemon_death_while_blocked", daemon_death_while_blocked),
         ("migration_freeze_commit", migration_freeze_commit),
         ("migration_freeze_rollback", migration_freeze_rollback),
         ("exactly_once_under_timeouts", exactly_once_under_timeouts),
@@ -470,6 +471,34 @@ fn peer_death_while_blocked() -> Result<(), Failed> {
     std::thread::sleep(Duration::from_millis(150));
     s2.kill();
     check!(h.join().map_err(|_| "thread")? == Some(DvkError::SrcDied));
+    Ok(())
+}
+
+/// A node daemon killed outright cannot unbind or wake anybody: tasks
+/// blocked in IPC without a timeout notice on their own that it is gone.
+fn daemon_death_while_blocked() -> Result<(), Failed> {
+    let mut d = TestDaemon::start();
+    d.dvk()
+        .dc_init(&DcParams::new(DC0, "dc0", &DvsParams::default()))?;
+    let sock = d.socket.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let a = Dvk::connect(&sock)
+            .and_then(|k| k.tbind(DC0, Endpoint(USER)))
+            .expect("tbind");
+        let _ = tx.send(());
+        timed(|| a.receive(Endpoint::ANY))
+    });
+    rx.recv_timeout(Duration::from_secs(5))
+        .map_err(|_| "the receiver did not bind")?;
+    std::thread::sleep(Duration::from_millis(300));
+    d.kill();
+    let (r, dt) = h.join().map_err(|_| "thread")?;
+    check!(
+        r.as_ref().err() == Some(&DvkError::NoDaemon),
+        "receive after the daemon died: {r:?}"
+    );
+    check!(dt < Duration::from_secs(4), "took {dt:?}");
     Ok(())
 }
 

@@ -52,6 +52,12 @@ impl TestDaemon {
         p
     }
 
+    /// Kills the daemon (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Whether the daemon process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().map(|s| s.is_none()).unwrap_or(false)
