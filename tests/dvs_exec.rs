@@ -511,3 +511,22 @@ except BlockingIOError:
 "#;
     same(d.path(), &["/usr/bin/python3", "-c", script], "");
 }
+
+#[test]
+fn stale_embedded_node_sockets_are_swept() {
+    // What a dvs-exec killed by SIGKILL leaves behind: a socket file nobody
+    // listens on.
+    std::fs::create_dir_all("/run/dvs").expect("/run/dvs");
+    let stale = PathBuf::from(format!("/run/dvs/exec-{}999.sock", std::process::id()));
+    let _ = std::fs::remove_file(&stale);
+    drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind a socket"));
+    assert!(stale.exists());
+    let o = dvs_exec_cmd().arg("/bin/true").output().expect("dvs-exec");
+    let left = stale.exists();
+    let _ = std::fs::remove_file(&stale);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !left,
+        "the stale socket of a dead embedded node is still there"
+    );
+}

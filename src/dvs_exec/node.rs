@@ -54,7 +54,10 @@ impl Node {
     fn embedded() -> Result<Node> {
         let run = Path::new("/run/dvs");
         let (socket, dir) = match std::fs::create_dir_all(run) {
-            Ok(()) => (run.join(format!("exec-{}.sock", std::process::id())), None),
+            Ok(()) => {
+                sweep_stale(run);
+                (run.join(format!("exec-{}.sock", std::process::id())), None)
+            }
             Err(_) => {
                 let d = tempfile::tempdir()
                     .context("cannot create a directory for the embedded node")?;
@@ -80,6 +83,28 @@ impl Node {
             embedded: Some((stop, thread)),
             _dir: dir,
         })
+    }
+}
+
+/// Removes the sockets of embedded nodes whose dvs-exec was killed before
+/// it could clean up (nothing listens on them any more), so that `dvs ps`
+/// and `dvs kill` do not trip over them.
+fn sweep_stale(run: &Path) {
+    let Ok(entries) = std::fs::read_dir(run) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with("exec-") && name.ends_with(".sock")) {
+            continue;
+        }
+        let path = e.path();
+        if let Err(err) = std::os::unix::net::UnixStream::connect(&path) {
+            if err.kind() == std::io::ErrorKind::ConnectionRefused {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 }
 
