@@ -91,9 +91,16 @@ pub fn parse(args: &[String]) -> anyhow::Result<KillArgs> {
 pub fn kill(socket: &Path, explicit: bool, args: &[String]) -> anyhow::Result<()> {
     let k = parse(args)?;
     let mut dcs = Vec::new();
-    for sock in probe::sockets(socket, explicit) {
-        let dvk = connect(&sock)?;
-        for (id, name) in probe::mol_dcs(&dvk)? {
+    let socks = probe::sockets(socket, explicit);
+    let many = socks.len() > 1;
+    for sock in socks {
+        // A daemon of a dvs-exec run that ends while we look is skipped.
+        let found = match connect(&sock).and_then(|dvk| probe::mol_dcs(&dvk)) {
+            Ok(v) => v,
+            Err(_) if many => continue,
+            Err(e) => return Err(e),
+        };
+        for (id, name) in found {
             if k.dc
                 .as_deref()
                 .is_none_or(|d| d == name || d.parse::<i32>().ok() == Some(id))

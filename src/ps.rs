@@ -16,13 +16,25 @@ fn ticks_to_time(ticks: u64) -> String {
 /// Prints the process table of the DCs (all, or the one named `dc`).
 pub fn ps(socket: &Path, explicit: bool, dc: Option<&str>, json_out: bool) -> anyhow::Result<()> {
     let mut all = Vec::new();
-    for sock in probe::sockets(socket, explicit) {
-        let dvk = connect(&sock)?;
-        for (id, name) in probe::mol_dcs(&dvk)? {
+    let socks = probe::sockets(socket, explicit);
+    let many = socks.len() > 1;
+    for sock in socks {
+        // With one daemon per dvs-exec run, a run may end while we look:
+        // its daemon is skipped (unless it is the only one).
+        let dcs = match connect(&sock).and_then(|dvk| probe::mol_dcs(&dvk)) {
+            Ok(v) => v,
+            Err(_) if many => continue,
+            Err(e) => return Err(e),
+        };
+        for (id, name) in dcs {
             if dc.is_some_and(|d| d != name && d.parse::<i32>().ok() != Some(id)) {
                 continue;
             }
-            let rows = Probe::join(&sock, id)?.ps()?;
+            let rows = match Probe::join(&sock, id).and_then(|p| p.ps()) {
+                Ok(r) => r,
+                Err(_) if many && dc.is_none() => continue,
+                Err(e) => return Err(e),
+            };
             all.push((id, name, rows));
         }
     }

@@ -351,10 +351,19 @@ fn dvs_ps_shows_and_dvs_kill_ends_a_dc_process() {
     let dc = format!("ps-test-{}", std::process::id());
     let mut bg = Background::start(&dc, &["sh", "-c", "echo ready; exec sleep 30"]);
     assert_eq!(bg.line(), "ready");
-    let ps = dvs(&["ps", "--dc", &dc, "--json"]);
-    assert_eq!(ps.code, 0, "{}", ps.stderr);
-    let v: serde_json::Value = serde_json::from_str(&ps.stdout).expect("ps json");
-    let procs = v[0]["processes"].as_array().expect("processes");
+    // "ready" comes before the exec: wait until PM has seen it.
+    let t = std::time::Instant::now();
+    let procs = loop {
+        let ps = dvs(&["ps", "--dc", &dc, "--json"]);
+        assert_eq!(ps.code, 0, "{}", ps.stderr);
+        let v: serde_json::Value = serde_json::from_str(&ps.stdout).expect("ps json");
+        let procs = v[0]["processes"].as_array().expect("processes").clone();
+        if procs.iter().any(|p| p["cmd"] == "sleep") {
+            break procs;
+        }
+        assert!(t.elapsed().as_secs() < 10, "no sleep row: {procs:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let init = procs.iter().find(|p| p["pid"] == 1).expect("init row");
     assert_eq!(init["cmd"], "init");
     let sleep = procs

@@ -27,11 +27,22 @@ sys!(waitid => hk_waitid(t: idtype_t, id: id_t, info: *mut siginfo_t, opt: c_int
 /// the calling thread holds a fork slot of the gate page, so that the
 /// seccomp net lets its `clone` run (a `clone` outside such a slot is a
 /// raw fork the net refuses).
-fn do_fork(real_fork: impl FnOnce() -> pid_t) -> pid_t {
+fn do_fork(real_fork: impl Fn() -> pid_t) -> pid_t {
     // SAFETY: gettid has no arguments.
     let tid = unsafe { libc::syscall(SYS_gettid) } as u32;
     let slot = shim::gatepage::fork_enter(tid);
-    let child = real_fork();
+    // A native fork never fails with EINTR, but under the seccomp net a
+    // signal that arrives before the supervisor has taken the `clone`
+    // interrupts it (for handlers without SA_RESTART): try again, as the
+    // kernel would have.
+    let child = loop {
+        let c = real_fork();
+        // SAFETY: reading this thread's errno.
+        if c < 0 && unsafe { *libc::__errno_location() } == EINTR {
+            continue;
+        }
+        break c;
+    };
     if child != 0 {
         if let Some(s) = slot {
             shim::gatepage::fork_leave(s);
