@@ -239,9 +239,16 @@ impl Drop for Tracer {
     /// killed by `PTRACE_O_EXITKILL`) and reaps the tracer.
     fn drop(&mut self) {
         self.ctl = None;
-        let mut st = 0;
-        // SAFETY: waiting for our own child with a valid status pointer.
-        unsafe { libc::waitpid(self.pid, &mut st, 0) };
+        // The run is over: nothing the tracer still holds (its workers'
+        // endpoints, tracees) needs an orderly end, and its threads take a
+        // while to wind down. End it at once.
+        // SAFETY: signalling and waiting for our own child, with a valid
+        // status pointer.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            let mut st = 0;
+            libc::waitpid(self.pid, &mut st, 0);
+        }
     }
 }
 
