@@ -2,32 +2,10 @@
 //! inside a DC, must print the same output and end with the same status.
 //! Each run starts its own embedded single-node DVS.
 
+mod common;
+use common::{dvs_exec, dvs_exec_cmd, preload};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn dvs_exec() -> &'static str {
-    env!("CARGO_BIN_EXE_dvs-exec")
-}
-
-/// The preload library that `cargo test --workspace` just built: cargo
-/// leaves a test build's cdylib in `deps/`, not next to the executables.
-fn preload() -> PathBuf {
-    let dir = Path::new(dvs_exec()).parent().expect("target directory");
-    [
-        dir.join("deps/libdvs_preload.so"),
-        dir.join("libdvs_preload.so"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-    .expect("libdvs_preload.so is not built: run `cargo test --workspace`")
-}
-
-/// `dvs-exec` with the freshly built preload library.
-fn dvs_exec_cmd() -> Command {
-    let mut c = Command::new(dvs_exec());
-    c.env("DVS_PRELOAD", preload()).env_remove("DVS_SOCKET");
-    c
-}
 
 struct Run {
     stdout: String,

@@ -4,25 +4,11 @@
 //! files through FS inside `--root`, signals only inside the DC, and raw
 //! forks refused instead of leaking host PIDs.
 
+mod common;
+use common::{dvs_exec, preload};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn dvs_exec() -> &'static str {
-    env!("CARGO_BIN_EXE_dvs-exec")
-}
-
-/// The preload library that `cargo test --workspace` just built.
-fn preload() -> PathBuf {
-    let dir = Path::new(dvs_exec()).parent().expect("target directory");
-    [
-        dir.join("deps/libdvs_preload.so"),
-        dir.join("libdvs_preload.so"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-    .expect("libdvs_preload.so is not built: run `cargo test --workspace`")
-}
 
 /// A child process killed (and reaped) when dropped.
 struct Guard(Child);

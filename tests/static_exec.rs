@@ -4,33 +4,11 @@
 //! Needs Debian's `busybox-static` (`/bin/busybox`) and static glibc
 //! (`libc6-dev`, for `cc -static`).
 
+mod common;
+use common::dvs_exec_cmd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn dvs_exec() -> &'static str {
-    env!("CARGO_BIN_EXE_dvs-exec")
-}
-
-/// The preload library that `cargo test --workspace` just built (for the
-/// dynamic programs a static one execs).
-fn preload() -> PathBuf {
-    let dir = Path::new(dvs_exec()).parent().expect("target directory");
-    [
-        dir.join("deps/libdvs_preload.so"),
-        dir.join("libdvs_preload.so"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-    .expect("libdvs_preload.so is not built: run `cargo test --workspace`")
-}
-
-/// `dvs-exec` with the freshly built preload library.
-fn dvs_exec_cmd() -> Command {
-    let mut c = Command::new(dvs_exec());
-    c.env("DVS_PRELOAD", preload()).env_remove("DVS_SOCKET");
-    c
-}
 
 const BUSYBOX: &str = "/bin/busybox";
 
