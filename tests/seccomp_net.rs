@@ -66,11 +66,7 @@ fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 fn in_dc(cwd: &Path, root: Option<&Path>, args: &[&str], net: bool) -> Run {
     let mut c = Command::new(dvs_exec());
     c.env("DVS_PRELOAD", preload()).env_remove("DVS_SOCKET");
-    if !net {
-        c.env("DVS_NET", "off");
-    } else {
-        c.env_remove("DVS_NET");
-    }
+    c.env("DVS_NET", if net { "on" } else { "off" });
     if let Some(r) = root {
         c.arg("--root").arg(r);
     }

@@ -15,12 +15,14 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-/// Whether the net is wanted: `DVS_NET=off` (or `0`) disables it, for
-/// comparisons.
+/// Whether the net is wanted: `DVS_NET=on` (or `1`, `yes`). It is off by
+/// default for now: with it, a program whose threads are interrupted by
+/// glibc's set*id broadcast (e.g. `setgroups` while another thread
+/// exists) can hang (see docs/ARCHITECTURE.md, "The seccomp net").
 pub fn enabled() -> bool {
-    !matches!(
+    matches!(
         std::env::var("DVS_NET").as_deref(),
-        Ok("off") | Ok("0") | Ok("no")
+        Ok("on") | Ok("1") | Ok("yes")
     )
 }
 
