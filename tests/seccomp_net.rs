@@ -5,63 +5,9 @@
 //! forks refused instead of leaking host PIDs.
 
 mod common;
-use common::{dvs_exec, preload};
+use common::{dvs_exec, preload, run_cmd, Guard, Run};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A child process killed (and reaped) when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Run {
-    stdout: String,
-    stderr: String,
-    code: i32,
-}
-
-fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
-    use std::io::Read;
-    use std::os::unix::process::ExitStatusExt;
-    cmd.current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut g = Guard(cmd.spawn().expect("spawn"));
-    let mut out = g.0.stdout.take().expect("stdout");
-    let mut err = g.0.stderr.take().expect("stderr");
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = g.0.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "{cmd:?} did not finish in time");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Run {
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
-        code: status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-    }
-}
+use std::process::Command;
 
 fn in_dc(cwd: &Path, root: Option<&Path>, args: &[&str], net: bool) -> Run {
     let mut c = Command::new(dvs_exec());

@@ -5,10 +5,9 @@
 //! (`libc6-dev`, for `cc -static`).
 
 mod common;
-use common::dvs_exec_cmd;
+use common::{dvs_exec_cmd, run_cmd, Guard, Run};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const BUSYBOX: &str = "/bin/busybox";
 
@@ -22,62 +21,6 @@ fn busybox() -> bool {
         eprintln!("skipped: {BUSYBOX} is not a static busybox (apt-get install busybox-static)");
     }
     ok
-}
-
-/// A child process killed (and reaped) when dropped, so a failing test
-/// leaves nothing behind.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[derive(Debug)]
-struct Run {
-    stdout: String,
-    stderr: String,
-    code: i32,
-}
-
-/// Runs `cmd` with a deadline; kills it if it takes longer.
-fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
-    use std::io::Read;
-    use std::os::unix::process::ExitStatusExt;
-    cmd.current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut g = Guard(cmd.spawn().expect("spawn"));
-    let mut out = g.0.stdout.take().expect("stdout");
-    let mut err = g.0.stderr.take().expect("stderr");
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = g.0.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "{cmd:?} did not finish in time");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Run {
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
-        code: status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-    }
 }
 
 fn native(cwd: &Path, args: &[&str]) -> Run {

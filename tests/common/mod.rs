@@ -5,7 +5,8 @@
 //! library that `cargo test --workspace` just built.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The `dvs-exec` binary under test.
 pub fn dvs_exec() -> &'static str {
@@ -31,4 +32,63 @@ pub fn dvs_exec_cmd() -> Command {
     let mut c = Command::new(dvs_exec());
     c.env("DVS_PRELOAD", preload()).env_remove("DVS_SOCKET");
     c
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What a command printed, and how it ended (128+N for signal N).
+#[derive(Debug)]
+pub struct Run {
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+    /// Its exit status.
+    pub code: i32,
+}
+
+/// Runs `cmd` in `cwd` with no input and a 60 s deadline (killed after).
+pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    cmd.current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut g = Guard(cmd.spawn().expect("spawn"));
+    let mut out = g.0.stdout.take().expect("stdout");
+    let mut err = g.0.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = g.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "{cmd:?} did not finish in time");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+        code: status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+    }
 }
