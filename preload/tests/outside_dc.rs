@@ -44,17 +44,16 @@ fn without_a_dc_programs_behave_natively() {
 
 #[test]
 fn a_socket_that_leads_nowhere_stops_the_program_before_it_runs() {
-    let dir = std::env::temp_dir().join(format!("dvs-preload-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let marker = dir.join("ran");
-    let sock = dir.join("no-daemon.sock");
+    library(); // fails before anything is created if it is missing
+    let dir = tempfile::tempdir().expect("temp dir");
+    let marker = dir.path().join("ran");
+    let sock = dir.path().join("no-daemon.sock");
     let out = run(
         true,
         Some(sock.to_str().expect("utf-8 temp path")),
         &format!("touch {}", marker.display()),
     );
     let ran = marker.exists();
-    let _ = std::fs::remove_dir_all(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(127), "stderr: {stderr}");
     assert!(
