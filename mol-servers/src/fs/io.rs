@@ -385,6 +385,20 @@ pub fn try_write(ctx: &Ctx, from: Endpoint, ofd: &Ofd, iov: &Iov, done: &mut usi
     }
 }
 
+/// The host file of a positional (`pread`/`pwrite`) transfer: only
+/// regular files have an offset to give.
+fn positional(ofd: &Ofd) -> Result<BorrowedFd<'_>, i32> {
+    match &ofd.kind {
+        Kind::File { fd, .. } => Ok(fd.as_fd()),
+        Kind::Path { .. } => Err(libc::EBADF),
+        Kind::PipeRead(_)
+        | Kind::PipeWrite(_)
+        | Kind::Epoll(_)
+        | Kind::Socket(_)
+        | Kind::Stream { .. } => Err(libc::ESPIPE),
+    }
+}
+
 impl Fs {
     /// A read of `iov` from descriptor `fd` at `off` (or the current offset).
     fn do_read(
@@ -403,14 +417,9 @@ impl Fs {
             if o < 0 {
                 return Outcome::err(libc::EINVAL);
             }
-            return Outcome::from(match &ofd.kind {
-                Kind::File { fd, .. } => file_read(ctx, req.sender, fd.as_fd(), &iov, Some(o)),
-                Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) | Kind::Socket(_) => {
-                    Err(libc::ESPIPE)
-                }
-                Kind::Path { .. } => Err(libc::EBADF),
-                Kind::Stream { .. } => Err(libc::ESPIPE),
-            });
+            return Outcome::from(
+                positional(&ofd).and_then(|fd| file_read(ctx, req.sender, fd, &iov, Some(o))),
+            );
         }
         let r = try_read(ctx, req.sender, &ofd, &iov);
         let pipe = matches!(ofd.kind, Kind::PipeRead(_) | Kind::Socket(_));
@@ -437,14 +446,9 @@ impl Fs {
             if o < 0 {
                 return Outcome::err(libc::EINVAL);
             }
-            return Outcome::from(match &ofd.kind {
-                Kind::File { fd, .. } => file_write(ctx, req.sender, fd.as_fd(), &iov, Some(o)),
-                Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) | Kind::Socket(_) => {
-                    Err(libc::ESPIPE)
-                }
-                Kind::Path { .. } => Err(libc::EBADF),
-                Kind::Stream { .. } => Err(libc::ESPIPE),
-            });
+            return Outcome::from(
+                positional(&ofd).and_then(|fd| file_write(ctx, req.sender, fd, &iov, Some(o))),
+            );
         }
         let mut done = 0;
         let r = try_write(ctx, req.sender, &ofd, &iov, &mut done);
