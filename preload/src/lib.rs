@@ -17,6 +17,7 @@ mod adopt;
 mod gate;
 mod gatepage;
 pub mod hooks;
+pub mod setxid;
 mod state;
 
 use std::time::Duration;

@@ -15,14 +15,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-/// Whether the net is wanted: `DVS_NET=on` (or `1`, `yes`). It is off by
-/// default for now: with it, a program whose threads are interrupted by
-/// glibc's set*id broadcast (e.g. `setgroups` while another thread
-/// exists) can hang (see docs/ARCHITECTURE.md, "The seccomp net").
+/// Whether the net is wanted: on unless `DVS_NET` is `off` (or `0`,
+/// `no`), which lets raw system calls of dynamic programs reach the host
+/// (for comparisons and debugging).
 pub fn enabled() -> bool {
-    matches!(
+    !matches!(
         std::env::var("DVS_NET").as_deref(),
-        Ok("on") | Ok("1") | Ok("yes")
+        Ok("off") | Ok("0") | Ok("no")
     )
 }
 

@@ -14,7 +14,8 @@ pub fn dvs_exec() -> &'static str {
 }
 
 /// The preload library of this build: cargo leaves a test build's cdylib
-/// in `deps/`, not next to the executables.
+/// in `deps/`, and `cargo build`'s next to the executables; the newer one
+/// is this source's (a single test target does not rebuild `deps/`).
 pub fn preload() -> PathBuf {
     let dir = Path::new(dvs_exec()).parent().expect("target directory");
     [
@@ -22,7 +23,9 @@ pub fn preload() -> PathBuf {
         dir.join("libdvs_preload.so"),
     ]
     .into_iter()
-    .find(|p| p.exists())
+    .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+    .max()
+    .map(|(_, p)| p)
     .expect("libdvs_preload.so is not built: run `cargo test --workspace`")
 }
 

@@ -85,6 +85,8 @@ redhook::hook! {
             drop(unsafe { Box::from_raw(t) });
             return r;
         }
+        // glibc installed its set*id handler at its first thread.
+        crate::setxid::install();
         // SAFETY: the box lives until the new thread sees `go`.
         let tr = unsafe { &*t };
         futex_wait_while(&tr.tid, 0);
