@@ -216,6 +216,12 @@ os.close(w)
 print(os.read(r, 100).decode())
 os.wait()
 print(sorted(os.listdir("sub")))
+a, b = os.statvfs("."), os.fstatvfs(os.open(".", os.O_RDONLY))
+print("statvfs", a.f_bsize == b.f_bsize, a.f_namemax, a.f_blocks == b.f_blocks)
+try:
+    os.statvfs("missing")
+except OSError as e:
+    print("statvfs missing", e.errno)
 os.unlink("py.txt")
 "#;
     same(d.path(), &["/usr/bin/python3", "-c", script], "");

@@ -253,6 +253,10 @@ calls! {
     /// Returns the bytes received (the datagram's full length with
     /// `MSG_TRUNC`).
     FsRecvmsg = 0x238,
+    /// `[dirfd, path, len, statfsbuf, flags]` (`statfs`; `fstatfs` is an
+    /// empty path with `AT_EMPTY_PATH`): the host file system's `struct
+    /// statfs`.
+    FsStatfs = 0x239,
     /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
     /// the parent's descriptors, cwd and umask (`share` = 1: the same
     /// table, cwd and umask, as threads share them).

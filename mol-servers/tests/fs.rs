@@ -1437,11 +1437,14 @@ fn pipe_deferred_read_eof_and_epipe() {
     assert_eq!(c.lseek(r, 0, libc::SEEK_SET), Err(libc::ESPIPE));
     w.fork_proc(ME, KID, false);
     std::thread::scope(|s| {
-        let h = s.spawn(|| {
+        // From before the child starts: on a loaded machine it may start
+        // late, but it can never read before the parent's write.
+        let t = Instant::now();
+        let w = &w;
+        let h = s.spawn(move || {
             let k = w.client(KID, false);
             k.close(wr).unwrap();
             // Blocks until the parent writes.
-            let t = Instant::now();
             let got = k.read_vec(r, 100).unwrap();
             assert!(
                 t.elapsed() >= Duration::from_millis(80),

@@ -6,6 +6,7 @@ use mol_servers::abi::{self, pack_lens, Call, FS, PATH_MAX};
 
 const AT_FDCWD: u64 = libc::AT_FDCWD as i64 as u64;
 const STAT_SIZE: usize = 144;
+const STATFS_SIZE: usize = 120;
 const STATX_BYTES: usize = 256;
 
 /// Size of the argument an `ioctl` request reads or writes, and its
@@ -143,14 +144,29 @@ impl Shim {
         sb: u64,
         flags: u64,
     ) -> Result<i64, i32> {
+        self.struct_at(mem, Call::FsFstatat, STAT_SIZE, dirfd, p, sb, flags)
+    }
+
+    /// A call that fills a struct of `size` bytes about `(dirfd, path)`.
+    #[allow(clippy::too_many_arguments)]
+    fn struct_at(
+        &self,
+        mem: &dyn Mem,
+        call: Call,
+        size: usize,
+        dirfd: u64,
+        p: Option<u64>,
+        sb: u64,
+        flags: u64,
+    ) -> Result<i64, i32> {
         let path = match p {
             Some(p) => self.path(mem, p)?,
             None => Vec::new(),
         };
-        let buf = Buf::output(mem, sb, STAT_SIZE);
+        let buf = Buf::output(mem, sb, size);
         let r = self.value(
             FS,
-            Call::FsFstatat,
+            call,
             &[
                 dirfd,
                 path.as_ptr() as u64,
@@ -159,7 +175,7 @@ impl Shim {
                 flags,
             ],
         )?;
-        buf.finish(mem, STAT_SIZE)?;
+        buf.finish(mem, size)?;
         Ok(r)
     }
 
@@ -383,6 +399,24 @@ impl Shim {
                 r(self.stat_like(mem, AT_FDCWD, Some(a[0]), a[1], AT_SYMLINK_NOFOLLOW as u64))
             }
             SYS_fstat => r(self.stat_like(mem, a[0], None, a[1], AT_EMPTY_PATH as u64)),
+            SYS_statfs => r(self.struct_at(
+                mem,
+                Call::FsStatfs,
+                STATFS_SIZE,
+                AT_FDCWD,
+                Some(a[0]),
+                a[1],
+                0,
+            )),
+            SYS_fstatfs => r(self.struct_at(
+                mem,
+                Call::FsStatfs,
+                STATFS_SIZE,
+                a[0],
+                None,
+                a[1],
+                AT_EMPTY_PATH as u64,
+            )),
             SYS_newfstatat => r(self.stat_like(mem, a[0], Some(a[1]), a[2], a[3])),
             SYS_statx => r((|| {
                 let path = self.path(mem, a[1])?;

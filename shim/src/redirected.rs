@@ -32,6 +32,8 @@ const SERVED: &[i64] = &[
     SYS_lstat,
     SYS_fstat,
     SYS_newfstatat,
+    SYS_statfs,
+    SYS_fstatfs,
     SYS_statx,
     SYS_access,
     SYS_faccessat,

@@ -15,8 +15,6 @@ const UNSUPPORTED: &[(i64, &str)] = &[
     (SYS_fadvise64, "fadvise64"),
     (SYS_readahead, "readahead"),
     (SYS_sync_file_range, "sync_file_range"),
-    (SYS_fstatfs, "fstatfs"),
-    (SYS_statfs, "statfs"),
     (SYS_eventfd, "eventfd"),
     (SYS_eventfd2, "eventfd2"),
     (SYS_timerfd_create, "timerfd_create"),

@@ -1,4 +1,4 @@
-//! Metadata calls: `newfstatat`, `statx`, `faccessat2`, `truncate`,
+//! Metadata calls: `newfstatat`, `statx`, `statfs`, `faccessat2`, `truncate`,
 //! `ftruncate`, `fsync`, `fchmodat`, `fchownat`, `umask`, `utimensat`.
 //!
 //! A path is first resolved inside the root to an `O_PATH` descriptor
@@ -108,6 +108,21 @@ fn fstatat(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
                 Some(s) => unix::stat(&s),
                 None => return Err(libc::EBADF),
             },
+        };
+        ctx.copy_out(req.sender, req.args[3], &st)?;
+        Ok(0)
+    })();
+    Outcome::from(r)
+}
+
+/// `[dirfd, path, len, statfsbuf, flags]`.
+fn statfs(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let r = (|| {
+        let path = path_arg(ctx, req, 1)?;
+        let t = fs.meta_target(req.caller, req.i32(0), &path, req.i32(4))?;
+        let st = match t.fd() {
+            Some(fd) => sys::fstatfs_raw(fd)?,
+            None => sys::anon_statfs(),
         };
         ctx.copy_out(req.sender, req.args[3], &st)?;
         Ok(0)
@@ -347,6 +362,7 @@ pub fn table() -> Vec<(Call, Handler<Fs>)> {
     vec![
         (Call::FsFstatat, fstatat as Handler<Fs>),
         (Call::FsStatx, statx),
+        (Call::FsStatfs, statfs),
         (Call::FsFaccessat, faccessat),
         (Call::FsTruncate, truncate),
         (Call::FsFtruncate, ftruncate),

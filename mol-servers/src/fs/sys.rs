@@ -129,6 +129,31 @@ pub fn fstatat_raw(dir: BorrowedFd<'_>, path: &CStr, flags: i32) -> SysResult<[u
     Ok(buf)
 }
 
+/// Size of the kernel's `struct statfs` on x86-64.
+pub const STATFS_SIZE: usize = 120;
+
+/// `fstatfs(2)` into the raw kernel `struct statfs`.
+pub fn fstatfs_raw(fd: BorrowedFd<'_>) -> SysResult<[u8; STATFS_SIZE]> {
+    let mut buf = [0u8; STATFS_SIZE];
+    // SAFETY: `buf` has room for the kernel's `struct statfs` (120 bytes
+    // on x86-64); the kernel writes at most that much.
+    let r = unsafe { libc::syscall(libc::SYS_fstatfs, fd.as_raw_fd(), buf.as_mut_ptr()) };
+    check_long(r)?;
+    Ok(buf)
+}
+
+/// The `struct statfs` of an FS pipe or socket: pipefs's magic number, a
+/// 4 KiB block size, name length 255, and nothing else.
+pub fn anon_statfs() -> [u8; STATFS_SIZE] {
+    const PIPEFS_MAGIC: u64 = 0x5049_5045;
+    let mut st = [0u8; STATFS_SIZE];
+    st[0..8].copy_from_slice(&PIPEFS_MAGIC.to_ne_bytes());
+    st[8..16].copy_from_slice(&4096u64.to_ne_bytes());
+    st[64..72].copy_from_slice(&255u64.to_ne_bytes());
+    st[72..80].copy_from_slice(&4096u64.to_ne_bytes());
+    st
+}
+
 /// `statx(2)` into the raw kernel `struct statx`.
 pub fn statx_raw(
     dir: BorrowedFd<'_>,
