@@ -1,4 +1,5 @@
-//! The socket family: `AF_UNIX` sockets, served by FS.
+//! The socket family: `AF_UNIX`, `AF_INET` and `AF_INET6` sockets,
+//! served by FS.
 //!
 //! Addresses, option values and data buffers are handed to FS as they
 //! are (the program's own memory, [`Mem::direct`]) or through bounce
@@ -16,8 +17,8 @@ use mol_servers::abi::{self, Call, RecvAux, SendAux, FS};
 const CMSG_HDR: usize = 16;
 /// Largest address FS accepts (`struct sockaddr_un`); longer is `EINVAL`.
 const ADDR_MAX: u64 = 128;
-/// Largest option value moved.
-const OPT_MAX: u64 = 64;
+/// Largest option value moved (`TCP_INFO` and the like fit).
+const OPT_MAX: u64 = 256;
 /// Size of `struct mmsghdr`.
 const MMSGHDR_SIZE: u64 = 64;
 /// Most entries of one `sendmmsg`/`recvmmsg` (`UIO_MAXIOV`).
@@ -415,7 +416,7 @@ impl Shim {
         let r = |x: Result<i64, i32>| Some(Action::Ret(ret(x)));
         match nr {
             SYS_socket | SYS_socketpair => {
-                if a[0] as i32 != AF_UNIX {
+                if ![AF_UNIX, AF_INET, AF_INET6].contains(&(a[0] as i32)) {
                     return Some(Action::Unsupported(nr));
                 }
                 let args = [a[0], a[1], a[2], self.pid_word()];

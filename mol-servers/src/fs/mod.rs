@@ -18,7 +18,8 @@
 //!
 //! Modules, one syscall family each: `proc` (process life cycle),
 //! `table` (descriptor tables), `path` (confined resolution), `open`,
-//! `io`, `meta`, `names`, `fds`, `pipe`, `unix` (`AF_UNIX` sockets),
+//! `io`, `meta`, `names`, `fds`, `pipe`, `sockets` (routing by family),
+//! `unix` (`AF_UNIX` sockets), `inet` (`AF_INET`/`AF_INET6` sockets),
 //! `poll`, `console` (and ioctl),
 //! `watch` (the watcher) and `sys` (the host system calls).
 //!
@@ -31,6 +32,7 @@
 mod console;
 mod epoll;
 mod fds;
+mod inet;
 mod io;
 mod meta;
 mod names;
@@ -39,6 +41,7 @@ mod path;
 mod pipe;
 mod poll;
 mod proc;
+mod sockets;
 mod sys;
 mod table;
 mod unix;
@@ -126,8 +129,10 @@ pub(crate) enum Op {
     Poll(poll::PollWait),
     /// An `epoll_wait` with nothing ready yet.
     Epoll(epoll::EpollWait),
-    /// A socket call that would block.
+    /// An `AF_UNIX` socket call that would block.
     Sock(unix::Pending),
+    /// An INET socket call that would block on its host socket.
+    Net(inet::Pending),
     /// An `F_SETLKW` waiting for a lock.
     Lock {
         /// The description locking.
@@ -249,6 +254,16 @@ impl Fs {
                     Err(progressed) => Step::Blocked(progressed),
                 };
             }
+            Op::Net(p) => {
+                // Only the watcher knows when a host socket is ready.
+                if !host {
+                    return Step::Blocked(false);
+                }
+                return match inet::retry(self, ctx, w.sender, w.caller, p) {
+                    Some(m) => Step::Done(m),
+                    None => Step::Blocked(false),
+                };
+            }
             Op::Lock { ofd, fl, next } => {
                 return match fds::try_lock(ofd, fl) {
                     Ok(true) => Step::Done(abi::ok(0)),
@@ -305,6 +320,7 @@ impl Fs {
                     }
                 }
                 Op::Lock { next, .. } => near(*next),
+                Op::Net(p) => interest.fds.extend(p.interest()),
                 Op::Sock(_) => {}
             }
         }
@@ -330,6 +346,7 @@ impl Fs {
             let m = match w.op {
                 Op::Write { done, .. } if done > 0 => abi::ok(done as i64),
                 Op::Sock(p) if p.sent() > 0 => abi::ok(p.sent() as i64),
+                Op::Net(p) if p.sent() > 0 => abi::ok(p.sent() as i64),
                 _ => abi::err(libc::EINTR),
             };
             ctx.reply(w.sender, &m);
@@ -353,7 +370,7 @@ impl Service for Fs {
         t.extend(poll::table());
         t.extend(epoll::table());
         t.extend(console::table());
-        t.extend(unix::table());
+        t.extend(sockets::table());
         t
     }
 

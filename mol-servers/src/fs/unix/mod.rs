@@ -31,6 +31,7 @@ mod opts;
 
 pub use addr::Registry;
 pub use data::{recv, send, RecvOut};
+pub(in crate::fs) use msg::{read_recv_aux, read_send_aux};
 
 use super::io::{Attempt, Iov};
 use super::table::{FdEntry, Kind, Ofd};

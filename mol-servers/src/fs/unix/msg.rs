@@ -29,7 +29,7 @@ fn words<const N: usize>(raw: &[u8]) -> [u64; N] {
     w
 }
 
-fn read_send_aux(ctx: &Ctx, from: Endpoint, addr: u64) -> Result<SendAux, i32> {
+pub(in crate::fs) fn read_send_aux(ctx: &Ctx, from: Endpoint, addr: u64) -> Result<SendAux, i32> {
     if addr == 0 {
         return Ok(SendAux::default());
     }
@@ -42,7 +42,7 @@ fn read_send_aux(ctx: &Ctx, from: Endpoint, addr: u64) -> Result<SendAux, i32> {
     })
 }
 
-fn read_recv_aux(ctx: &Ctx, from: Endpoint, addr: u64) -> Result<RecvAux, i32> {
+pub(in crate::fs) fn read_recv_aux(ctx: &Ctx, from: Endpoint, addr: u64) -> Result<RecvAux, i32> {
     if addr == 0 {
         return Ok(RecvAux::default());
     }

@@ -1,0 +1,181 @@
+//! `sendmsg` and `recvmsg` on INET sockets (and through the shim `send`,
+//! `sendto`, `recv`, `recvfrom`): the bytes go through a buffer in FS,
+//! filled from or copied to the program's buffers by `vcopy`.
+
+use super::super::io::Iov;
+use super::super::table::Ofd;
+use super::super::unix::{read_recv_aux, read_send_aux};
+use super::{defer, host, read_addr, socket_of, with_host, Pending};
+use crate::abi::{self, RecvAux};
+use crate::server::{Ctx, Outcome, Request};
+use dvk::{Endpoint, Message};
+use std::rc::Rc;
+
+/// Most bytes moved by one host call (a datagram is never larger).
+const CHUNK: usize = 256 * 1024;
+
+/// Flags passed on to the host (`MSG_DONTWAIT`, `MSG_NOSIGNAL` are FS's
+/// own: FS never blocks, and `EPIPE` becomes the caller's `SIGPIPE` in
+/// the shim).
+const SEND_FLAGS: i32 = libc::MSG_OOB | libc::MSG_DONTROUTE | libc::MSG_EOR | libc::MSG_MORE;
+const RECV_FLAGS: i32 = libc::MSG_OOB | libc::MSG_PEEK | libc::MSG_TRUNC;
+
+/// One try of a send of `iov[done..]`: the reply, or `None` when the
+/// socket's buffer is full (and the call may wait).
+pub(super) fn try_send(
+    ctx: &Ctx,
+    from: Endpoint,
+    ofd: &Ofd,
+    iov: &Iov,
+    flags: i32,
+    dest: Option<&[u8]>,
+    done: &mut usize,
+) -> Option<Message> {
+    let nonblock = ofd.nonblock() || flags & libc::MSG_DONTWAIT != 0;
+    let partial = |done: usize, e: i32| {
+        Some(if done > 0 {
+            abi::ok(done as i64)
+        } else {
+            abi::err(e)
+        })
+    };
+    loop {
+        // A datagram (at most 64 KiB) goes whole or not at all; a
+        // stream may take part of a chunk.
+        let n = (iov.total - *done).min(CHUNK);
+        let mut buf = vec![0u8; n];
+        if let Err(e) = iov.copy_in(ctx, from, *done, &mut buf) {
+            return partial(*done, e);
+        }
+        match with_host(ofd, |fd| host::send(fd, &buf, flags & SEND_FLAGS, dest)) {
+            Ok(k) => {
+                *done += k;
+                if *done >= iov.total {
+                    return Some(abi::ok(*done as i64));
+                }
+            }
+            Err(libc::EAGAIN) if nonblock => return partial(*done, libc::EAGAIN),
+            Err(libc::EAGAIN) => return None,
+            Err(e) => return partial(*done, e),
+        }
+    }
+}
+
+/// `[fd, iov, iovcnt, flags, aux]`.
+pub(super) fn sendmsg(fs: &mut super::Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let flags = req.i32(3);
+    let prep = (|| {
+        let ofd = socket_of(fs, req.caller, req.i32(0))?;
+        let iov = Iov::from_client(ctx, req.sender, req.args[1], req.args[2])?;
+        let aux = read_send_aux(ctx, req.sender, req.args[4])?;
+        // Descriptors travel over AF_UNIX sockets only.
+        if aux.nfds > 0 {
+            return Err(libc::EINVAL);
+        }
+        let dest = if aux.name != 0 && aux.namelen > 0 {
+            Some(read_addr(ctx, req.sender, aux.name, aux.namelen)?)
+        } else {
+            None
+        };
+        Ok((ofd, iov, dest))
+    })();
+    let (ofd, iov, dest) = match prep {
+        Ok(x) => x,
+        Err(e) => return Outcome::err(e),
+    };
+    let mut done = 0;
+    match try_send(
+        ctx,
+        req.sender,
+        &ofd,
+        &iov,
+        flags,
+        dest.as_deref(),
+        &mut done,
+    ) {
+        Some(m) => Outcome::Reply(m),
+        None => defer(
+            fs,
+            ctx,
+            req,
+            Pending::Send {
+                ofd,
+                iov,
+                flags,
+                dest,
+                done,
+            },
+        ),
+    }
+}
+
+/// One try of a `recvmsg`: the reply, or `None` when nothing is queued
+/// (and the call may wait).
+pub(super) fn try_recv(
+    ctx: &Ctx,
+    to: Endpoint,
+    ofd: &Rc<Ofd>,
+    iov: &Iov,
+    flags: i32,
+    aux: &RecvAux,
+    aux_addr: u64,
+) -> Option<Message> {
+    let nonblock = ofd.nonblock() || flags & libc::MSG_DONTWAIT != 0;
+    let mut buf = vec![0u8; iov.total.min(CHUNK)];
+    let got = match with_host(ofd, |fd| host::recv(fd, &mut buf, flags & RECV_FLAGS)) {
+        Ok(g) => g,
+        Err(libc::EAGAIN) if !nonblock => return None,
+        Err(e) => return Some(abi::err(e)),
+    };
+    let k = got.n.min(buf.len());
+    if let Err(e) = iov.copy_out(ctx, to, 0, &buf[..k]) {
+        return Some(abi::err(e));
+    }
+    if aux_addr != 0 {
+        if aux.name != 0 && !got.from.is_empty() {
+            let m = got.from.len().min(aux.namecap as usize);
+            if let Err(e) = ctx.copy_out(to, aux.name, &got.from[..m]) {
+                return Some(abi::err(e));
+            }
+        }
+        let mut res = Vec::with_capacity(24);
+        res.extend_from_slice(&(got.from.len() as u64).to_ne_bytes());
+        res.extend_from_slice(&0u64.to_ne_bytes());
+        res.extend_from_slice(&(got.flags as u32 as u64).to_ne_bytes());
+        if let Err(e) = ctx.copy_out(to, aux_addr + 32, &res) {
+            return Some(abi::err(e));
+        }
+    }
+    Some(abi::ok(got.n as i64))
+}
+
+/// `[fd, iov, iovcnt, flags, aux]`.
+pub(super) fn recvmsg(fs: &mut super::Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let flags = req.i32(3);
+    let prep = (|| {
+        let ofd = socket_of(fs, req.caller, req.i32(0))?;
+        let iov = Iov::from_client(ctx, req.sender, req.args[1], req.args[2])?;
+        let aux = read_recv_aux(ctx, req.sender, req.args[4])?;
+        Ok((ofd, iov, aux))
+    })();
+    let (ofd, iov, aux) = match prep {
+        Ok(x) => x,
+        Err(e) => return Outcome::err(e),
+    };
+    let aux_addr = req.args[4];
+    match try_recv(ctx, req.sender, &ofd, &iov, flags, &aux, aux_addr) {
+        Some(m) => Outcome::Reply(m),
+        None => defer(
+            fs,
+            ctx,
+            req,
+            Pending::Recv {
+                ofd,
+                iov,
+                flags,
+                aux,
+                aux_addr,
+            },
+        ),
+    }
+}

@@ -1,0 +1,53 @@
+//! The socket calls, routed by family: `AF_UNIX` sockets are FS objects
+//! (`unix`), `AF_INET`/`AF_INET6` sockets are host sockets FS owns
+//! (`inet`). `socket` and `socketpair` go by their domain argument, every
+//! other call by the kind of its descriptor.
+
+use super::{inet, unix, Fs};
+use crate::abi::Call;
+use crate::server::{Ctx, Handler, Outcome, Request};
+use std::sync::OnceLock;
+
+type Table = Vec<(Call, Handler<Fs>)>;
+
+fn tables() -> &'static (Table, Table) {
+    static T: OnceLock<(Table, Table)> = OnceLock::new();
+    T.get_or_init(|| (unix::table(), inet::table()))
+}
+
+fn find(t: &Table, call: Call) -> Option<Handler<Fs>> {
+    t.iter().find(|(c, _)| *c == call).map(|&(_, h)| h)
+}
+
+fn is_inet_domain(d: i32) -> bool {
+    d == libc::AF_INET || d == libc::AF_INET6
+}
+
+fn route(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
+    let (unix, inet) = tables();
+    let to_inet = match req.call {
+        Call::FsSocketpair if is_inet_domain(req.i32(0)) => {
+            return Outcome::err(libc::EOPNOTSUPP);
+        }
+        Call::FsSocket | Call::FsSocketpair => is_inet_domain(req.i32(0)),
+        _ => inet::is_inet(fs, req.caller, req.i32(0)),
+    };
+    let h = if to_inet {
+        find(inet, req.call)
+    } else {
+        find(unix, req.call)
+    };
+    match h {
+        Some(h) => h(fs, ctx, req),
+        None => Outcome::err(libc::ENOSYS),
+    }
+}
+
+/// Every socket call, each through [`route`].
+pub fn table() -> Table {
+    tables()
+        .0
+        .iter()
+        .map(|&(c, _)| (c, route as Handler<Fs>))
+        .collect()
+}
