@@ -1,0 +1,383 @@
+//! INET sockets inside a DC, with real programs: the same Python socket
+//! program natively and in a DC, `python3 -m http.server` in the DC
+//! fetched by the host's curl and by a DC curl, curl and wget in the DC
+//! against a host server, an asyncio echo server under a connection storm
+//! and a reset peer. A DC process never holds a host INET socket: FS does.
+
+mod common;
+use common::{dvs_exec_cmd, run_cmd, Guard, Run};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PY: &str = "/usr/bin/python3";
+
+fn native(cwd: &Path, args: &[&str]) -> Run {
+    let mut c = Command::new(args[0]);
+    c.args(&args[1..]);
+    run_cmd(c, cwd)
+}
+
+fn in_dc(cwd: &Path, args: &[&str]) -> Run {
+    let mut c = dvs_exec_cmd();
+    c.arg("--").args(args);
+    run_cmd(c, cwd)
+}
+
+/// A command whose first output line is a port, running in the
+/// background (killed with its DC when dropped).
+struct Server {
+    guard: Guard,
+    port: u16,
+}
+
+impl Server {
+    fn start(mut cmd: Command, cwd: &Path) -> Server {
+        cmd.current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut guard = Guard(cmd.spawn().expect("spawn"));
+        let out = guard.0.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(out);
+            let mut l = String::new();
+            let _ = r.read_line(&mut l);
+            let _ = tx.send(l);
+            // Keep draining so the server never blocks on its stdout.
+            let _ = std::io::copy(&mut r, &mut std::io::sink());
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the server did not print its port");
+        // `python3 -m http.server` says "Serving HTTP on ADDR port N ...".
+        let port = line
+            .split_whitespace()
+            .filter_map(|w| w.parse::<u16>().ok())
+            .next_back()
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        Server { guard, port }
+    }
+
+    fn pid(&self) -> u32 {
+        self.guard.0.id()
+    }
+}
+
+/// Host processes whose command line contains `marker`.
+fn pids_with(marker: &str) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmd).contains(marker) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// Socket inodes of process `pid`'s descriptors.
+fn socket_inodes(pid: u32) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for e in rd.flatten() {
+            if let Ok(l) = std::fs::read_link(e.path()) {
+                let l = l.to_string_lossy().to_string();
+                if let Some(i) = l.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
+                    v.push(i.to_string());
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Inodes of this network namespace's INET sockets.
+fn inet_inodes() -> Vec<String> {
+    let mut v = Vec::new();
+    for f in ["tcp", "tcp6", "udp", "udp6"] {
+        let t = std::fs::read_to_string(format!("/proc/net/{f}")).unwrap_or_default();
+        for l in t.lines().skip(1) {
+            if let Some(i) = l.split_whitespace().nth(9) {
+                v.push(i.to_string());
+            }
+        }
+    }
+    v
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).expect("response");
+    r
+}
+
+/// TCP and UDP, IPv4 and IPv6, blocking and not, errors: the same output
+/// natively and in the DC.
+#[test]
+fn python_sockets_same_as_native() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let script = r#"
+import errno, os, select, socket
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 0)); srv.listen(5)
+port = srv.getsockname()[1]
+print("bound", port > 0, srv.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) != 0)
+print("type", srv.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM)
+pid = os.fork()
+if pid == 0:
+    c = socket.create_connection(("127.0.0.1", port))
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c.sendall(b"hello " * 100000)
+    c.shutdown(socket.SHUT_WR)
+    print("child got", c.recv(100))
+    os._exit(0)
+conn, addr = srv.accept()
+print("peer", addr[0], conn.getpeername() == addr, conn.getsockname()[1] == port)
+data = b""
+while b := conn.recv(65536):
+    data += b
+print("server got", len(data), data[:12])
+conn.sendall(b"bye")
+conn.close()
+print("child status", os.waitpid(pid, 0)[1])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+v.sendto(b"dgram", u.getsockname())
+p = select.poll(); p.register(u, select.POLLIN)
+print("poll", [ev for _, ev in p.poll(5000)])
+d, a = u.recvfrom(100); print("udp", d, a == v.getsockname())
+u.setblocking(False)
+try: u.recv(10)
+except BlockingIOError as e: print("empty", errno.errorcode[e.errno])
+six = socket.socket(socket.AF_INET6, socket.SOCK_STREAM); six.bind(("::1", 0)); six.listen()
+c6 = socket.create_connection(("::1", six.getsockname()[1])); s6, a6 = six.accept()
+c6.sendall(b"v6"); print("v6", s6.recv(10), a6[0])
+try: socket.create_connection(("127.0.0.1", 1))
+except ConnectionRefusedError: print("refused")
+try: socket.socketpair(socket.AF_INET)
+except OSError as e: print("socketpair", errno.errorcode[e.errno])
+nb = socket.socket(); nb.setblocking(False)
+try: nb.connect(("127.0.0.1", port))
+except BlockingIOError as e: print("connect", errno.errorcode[e.errno])
+r, w, _ = select.select([], [nb], [], 5); print("writable", len(w))
+print("so_error", nb.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+"#;
+    let n = native(d.path(), &[PY, "-c", script]);
+    let r = in_dc(d.path(), &[PY, "-c", script]);
+    assert_eq!(r.stdout, n.stdout, "DC stderr:\n{}", r.stderr);
+    assert_eq!((r.code, n.code), (0, 0), "DC stderr:\n{}", r.stderr);
+}
+
+/// `python3 -m http.server` in a DC serves files of the DC's file system
+/// (read through FS) to the host's curl and to curl in another DC
+/// process, without holding a host socket itself.
+#[test]
+fn http_server_in_the_dc() {
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(root.path().join("www")).unwrap();
+    std::fs::write(
+        root.path().join("www/index.txt"),
+        "served from the DC root\n",
+    )
+    .unwrap();
+    let mut c = dvs_exec_cmd();
+    c.args([
+        "--",
+        PY,
+        "-u",
+        "-m",
+        "http.server",
+        "0",
+        "--bind",
+        "127.0.0.1",
+    ]);
+    c.arg("--directory").arg(root.path().join("www"));
+    let srv = Server::start(c, root.path());
+
+    let r = http_get(srv.port, "/index.txt");
+    assert!(r.starts_with("HTTP/1.0 200"), "{r}");
+    assert!(r.ends_with("served from the DC root\n"), "{r}");
+    assert!(http_get(srv.port, "/missing").starts_with("HTTP/1.0 404"));
+
+    // The host's curl and a curl inside another DC.
+    let url = format!("http://127.0.0.1:{}/index.txt", srv.port);
+    let host = Command::new("curl")
+        .args(["-sS", &url])
+        .output()
+        .expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&host.stdout),
+        "served from the DC root\n"
+    );
+    let d = tempfile::tempdir().expect("tempdir");
+    let dc = in_dc(d.path(), &["curl", "-sS", &url]);
+    assert_eq!(dc.stdout, "served from the DC root\n", "{}", dc.stderr);
+
+    // The DC's python holds no INET socket: FS (in dvs-exec) does.
+    let inet = inet_inodes();
+    let pys: Vec<u32> = pids_with("--directory")
+        .into_iter()
+        .filter(|&p| p != srv.pid())
+        .filter(|&p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.starts_with("python"))
+        })
+        .collect();
+    assert!(!pys.is_empty(), "the DC's python process was not found");
+    for p in pys {
+        for i in socket_inodes(p) {
+            assert!(!inet.contains(&i), "DC process {p} holds INET socket {i}");
+        }
+    }
+    assert!(
+        socket_inodes(srv.pid()).iter().any(|i| inet.contains(i)),
+        "dvs-exec (FS) should hold the listening socket"
+    );
+}
+
+/// curl and wget in a DC fetch from a server on the host's loopback.
+#[test]
+fn curl_and_wget_in_the_dc() {
+    let d = tempfile::tempdir().expect("tempdir");
+    std::fs::write(d.path().join("file.txt"), "from the host\n").unwrap();
+    let mut c = Command::new(PY);
+    c.args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"]);
+    let srv = Server::start(c, d.path());
+    let url = format!("http://127.0.0.1:{}/file.txt", srv.port);
+    let r = in_dc(d.path(), &["curl", "-sS", "--max-time", "20", &url]);
+    assert_eq!(
+        (r.stdout.as_str(), r.code),
+        ("from the host\n", 0),
+        "{}",
+        r.stderr
+    );
+    let r = in_dc(d.path(), &["wget", "-q", "-T", "20", "-O", "-", &url]);
+    assert_eq!(
+        (r.stdout.as_str(), r.code),
+        ("from the host\n", 0),
+        "{}",
+        r.stderr
+    );
+    let r = in_dc(
+        d.path(),
+        &["curl", "-sS", "--max-time", "20", "http://127.0.0.1:1/"],
+    );
+    assert_eq!(r.code, 7, "curl: connection refused\n{}", r.stderr);
+}
+
+fn echo_server(d: &Path) -> Server {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/echo_server.py");
+    let mut c = dvs_exec_cmd();
+    c.args(["--", PY]).arg(script);
+    Server::start(c, d)
+}
+
+fn echo(port: u16, msg: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(msg).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut v = Vec::new();
+    s.read_to_end(&mut v).expect("echo");
+    v
+}
+
+/// An asyncio echo server in the DC: 1,000 connections from the host,
+/// then a peer that resets mid-transfer. The server keeps serving, and
+/// FS's descriptors and memory stay flat.
+#[test]
+fn echo_server_storm_and_reset() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let srv = echo_server(d.path());
+    assert_eq!(echo(srv.port, b"warm up"), b"WARM UP");
+    let (fds0, rss0) = (fd_count(srv.pid()), rss_kib(srv.pid()));
+
+    // The storm: 1,000 connections, 50 open at a time.
+    let t = Instant::now();
+    for round in 0..20 {
+        let conns: Vec<TcpStream> = (0..50)
+            .map(|_| TcpStream::connect(("127.0.0.1", srv.port)).expect("connect"))
+            .collect();
+        for (i, mut c) in conns.into_iter().enumerate() {
+            c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let msg = format!("r{round} c{i}");
+            c.write_all(msg.as_bytes()).unwrap();
+            c.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut v = String::new();
+            c.read_to_string(&mut v).unwrap();
+            assert_eq!(v, msg.to_uppercase());
+        }
+    }
+    eprintln!("1000 echo connections in {:?}", t.elapsed());
+
+    // A peer that resets in the middle of a transfer.
+    {
+        let mut c = TcpStream::connect(("127.0.0.1", srv.port)).expect("connect");
+        c.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = c.write_all(&vec![b'x'; 1 << 20]);
+        assert!(reset_on_close(&c), "SO_LINGER");
+        drop(c);
+    }
+    assert_eq!(echo(srv.port, b"still here"), b"STILL HERE");
+
+    // Everything the storm opened is closed again (allow a moment).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fd_count(srv.pid()) > fds0 + 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (fds1, rss1) = (fd_count(srv.pid()), rss_kib(srv.pid()));
+    assert!(fds1 <= fds0 + 2, "FS descriptors grew: {fds0} -> {fds1}");
+    assert!(
+        rss1 < rss0 + 16 * 1024,
+        "dvs-exec RSS grew: {rss0} -> {rss1} KiB"
+    );
+}
+
+/// Sets `SO_LINGER` {on, 0} so that closing `s` sends a reset.
+fn reset_on_close(s: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a socket we own with a valid linger struct.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &l as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    r == 0
+}
