@@ -197,6 +197,36 @@ print("so_error", nb.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
     assert_eq!((r.code, n.code), (0, 0), "DC stderr:\n{}", r.stderr);
 }
 
+/// A signal sent through PM ends a blocked `accept`/`recv` (FS answers
+/// the deferred call with `EINTR`; the handler runs), as natively.
+#[test]
+fn signals_interrupt_blocked_socket_calls() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let script = r#"
+import os, select, signal, socket, time
+class Stop(Exception): pass
+def h(*a): raise Stop()
+signal.signal(signal.SIGUSR1, h)
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+ep = select.epoll(); ep.register(u, select.EPOLLIN)
+parent = os.getpid()
+for what, fn in [("accept", s.accept), ("recv", lambda: u.recv(10)), ("epoll", lambda: ep.poll(30))]:
+    if os.fork() == 0:
+        time.sleep(0.2); os.kill(parent, signal.SIGUSR1); os._exit(0)
+    try: fn(); print(what, "returned")
+    except Stop: print(what, "interrupted")
+    os.wait()
+"#;
+    let n = native(d.path(), &[PY, "-c", script]);
+    let r = in_dc(d.path(), &[PY, "-c", script]);
+    assert_eq!(
+        n.stdout,
+        "accept interrupted\nrecv interrupted\nepoll interrupted\n"
+    );
+    assert_eq!(r.stdout, n.stdout, "DC stderr:\n{}", r.stderr);
+}
+
 /// `python3 -m http.server` in a DC serves files of the DC's file system
 /// (read through FS) to the host's curl and to curl in another DC
 /// process, without holding a host socket itself.

@@ -21,7 +21,28 @@ pub const MAX_RW: usize = 0x7fff_f000;
 /// Largest `iovcnt` (`IOV_MAX`).
 pub const IOV_MAX: usize = 1024;
 /// Largest host read of a stream in one attempt.
-const STREAM_CHUNK: usize = 64 * 1024;
+const STREAM_CHUNK: usize = 256 * 1024;
+
+thread_local! {
+    /// FS's bounce buffer between host descriptors and client memory,
+    /// kept between calls (a fresh buffer of this size per call costs an
+    /// `mmap`, page faults and zeroing).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with a buffer of `len` bytes (contents unspecified).
+pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    SCRATCH.with(|c| match c.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < len {
+                v.resize(len, 0);
+            }
+            f(&mut v[..len])
+        }
+        // In use further up the stack: a buffer of its own.
+        Err(_) => f(&mut vec![0u8; len]),
+    })
+}
 /// Most bytes one attempt writes to a host stream before letting other
 /// requests in (the watcher resumes it at once if the stream stays ready).
 const STREAM_BUDGET: usize = 1024 * 1024;
@@ -181,32 +202,33 @@ fn file_read(
         }
         .map(|n| n as i64);
     }
-    let mut buf = vec![0u8; chunk_len(ctx).min(iov.total)];
-    let mut done = 0usize;
-    while done < iov.total {
-        let want = buf.len().min(iov.total - done);
-        let r = match off {
-            Some(o) => sys::pread(fd, &mut buf[..want], at(o, done)?),
-            None => sys::read(fd, &mut buf[..want]),
-        };
-        let n = match r {
-            Ok(n) => n,
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        };
-        if let Err(e) = iov.copy_out(ctx, to, done, &buf[..n]) {
-            // Give the bytes back: the offset must not move past them.
-            if off.is_none() && n > 0 {
-                let _ = sys::lseek(fd, -(n as i64), libc::SEEK_CUR);
+    with_scratch(chunk_len(ctx).min(iov.total), |buf| {
+        let mut done = 0usize;
+        while done < iov.total {
+            let want = buf.len().min(iov.total - done);
+            let r = match off {
+                Some(o) => sys::pread(fd, &mut buf[..want], at(o, done)?),
+                None => sys::read(fd, &mut buf[..want]),
+            };
+            let n = match r {
+                Ok(n) => n,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            if let Err(e) = iov.copy_out(ctx, to, done, &buf[..n]) {
+                // Give the bytes back: the offset must not move past them.
+                if off.is_none() && n > 0 {
+                    let _ = sys::lseek(fd, -(n as i64), libc::SEEK_CUR);
+                }
+                return if done > 0 { Ok(done as i64) } else { Err(e) };
             }
-            return if done > 0 { Ok(done as i64) } else { Err(e) };
+            done += n;
+            if n < want {
+                break;
+            }
         }
-        done += n;
-        if n < want {
-            break;
-        }
-    }
-    Ok(done as i64)
+        Ok(done as i64)
+    })
 }
 
 /// Writes `iov` to a file.
@@ -224,28 +246,29 @@ fn file_write(
         }
         .map(|n| n as i64);
     }
-    let mut buf = vec![0u8; chunk_len(ctx).min(iov.total)];
-    let mut done = 0usize;
-    while done < iov.total {
-        let want = buf.len().min(iov.total - done);
-        if let Err(e) = iov.copy_in(ctx, from, done, &mut buf[..want]) {
-            return if done > 0 { Ok(done as i64) } else { Err(e) };
+    with_scratch(chunk_len(ctx).min(iov.total), |buf| {
+        let mut done = 0usize;
+        while done < iov.total {
+            let want = buf.len().min(iov.total - done);
+            if let Err(e) = iov.copy_in(ctx, from, done, &mut buf[..want]) {
+                return if done > 0 { Ok(done as i64) } else { Err(e) };
+            }
+            let r = match off {
+                Some(o) => sys::pwrite(fd, &buf[..want], at(o, done)?),
+                None => sys::write(fd, &buf[..want]),
+            };
+            let n = match r {
+                Ok(n) => n,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            done += n;
+            if n < want {
+                break;
+            }
         }
-        let r = match off {
-            Some(o) => sys::pwrite(fd, &buf[..want], at(o, done)?),
-            None => sys::write(fd, &buf[..want]),
-        };
-        let n = match r {
-            Ok(n) => n,
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        };
-        done += n;
-        if n < want {
-            break;
-        }
-    }
-    Ok(done as i64)
+        Ok(done as i64)
+    })
 }
 
 /// Tries to read a host stream (console, FIFO, character device). With
@@ -274,12 +297,13 @@ pub fn stream_read(
     if poll_first && sys::poll_now(fd, libc::POLLIN) == 0 {
         return blocked();
     }
-    let mut buf = vec![0u8; iov.total.min(STREAM_CHUNK)];
-    match sys::read(fd, &mut buf) {
-        Ok(n) => Attempt::Done(iov.copy_out(ctx, to, 0, &buf[..n]).map(|_| n as i64)),
-        Err(libc::EAGAIN) => blocked(),
-        Err(e) => Attempt::Done(Err(e)),
-    }
+    with_scratch(iov.total.min(STREAM_CHUNK), |buf| {
+        match sys::read(fd, buf) {
+            Ok(n) => Attempt::Done(iov.copy_out(ctx, to, 0, &buf[..n]).map(|_| n as i64)),
+            Err(libc::EAGAIN) => blocked(),
+            Err(e) => Attempt::Done(Err(e)),
+        }
+    })
 }
 
 /// Tries to write `iov[done..]` to a host stream; with `poll_first`, in
@@ -311,33 +335,34 @@ pub fn stream_write(
     } else {
         STREAM_CHUNK
     };
-    let mut buf = vec![0u8; step.min(iov.total - *done)];
-    while *done < iov.total {
-        if *done - start >= STREAM_BUDGET {
-            return Attempt::Blocked { progressed: true };
+    with_scratch(step.min(iov.total - *done), |buf| {
+        while *done < iov.total {
+            if *done - start >= STREAM_BUDGET {
+                return Attempt::Blocked { progressed: true };
+            }
+            if poll_first && sys::poll_now(fd, libc::POLLOUT) == 0 {
+                break;
+            }
+            let n = step.min(iov.total - *done);
+            if let Err(e) = iov.copy_in(ctx, from, *done, &mut buf[..n]) {
+                return partial(*done, e);
+            }
+            match sys::write(fd, &buf[..n]) {
+                Ok(k) => *done += k,
+                Err(libc::EAGAIN) => break,
+                Err(e) => return partial(*done, e),
+            }
         }
-        if poll_first && sys::poll_now(fd, libc::POLLOUT) == 0 {
-            break;
+        if *done == iov.total {
+            Attempt::Done(Ok(*done as i64))
+        } else if nonblock {
+            partial(*done, libc::EAGAIN)
+        } else {
+            Attempt::Blocked {
+                progressed: *done > start,
+            }
         }
-        let n = step.min(iov.total - *done);
-        if let Err(e) = iov.copy_in(ctx, from, *done, &mut buf[..n]) {
-            return partial(*done, e);
-        }
-        match sys::write(fd, &buf[..n]) {
-            Ok(k) => *done += k,
-            Err(libc::EAGAIN) => break,
-            Err(e) => return partial(*done, e),
-        }
-    }
-    if *done == iov.total {
-        Attempt::Done(Ok(*done as i64))
-    } else if nonblock {
-        partial(*done, libc::EAGAIN)
-    } else {
-        Attempt::Blocked {
-            progressed: *done > start,
-        }
-    }
+    })
 }
 
 /// One try of a read on `ofd` (used first by the handler, then by retries).

@@ -2,7 +2,7 @@
 //! `sendto`, `recv`, `recvfrom`): the bytes go through a buffer in FS,
 //! filled from or copied to the program's buffers by `vcopy`.
 
-use super::super::io::Iov;
+use super::super::io::{with_scratch, Iov};
 use super::super::table::Ofd;
 use super::super::unix::{read_recv_aux, read_send_aux};
 use super::{defer, host, read_addr, socket_of, with_host, Pending};
@@ -43,11 +43,11 @@ pub(super) fn try_send(
         // A datagram (at most 64 KiB) goes whole or not at all; a
         // stream may take part of a chunk.
         let n = (iov.total - *done).min(CHUNK);
-        let mut buf = vec![0u8; n];
-        if let Err(e) = iov.copy_in(ctx, from, *done, &mut buf) {
-            return partial(*done, e);
-        }
-        match with_host(ofd, |fd| host::send(fd, &buf, flags & SEND_FLAGS, dest)) {
+        let sent = with_scratch(n, |buf| {
+            iov.copy_in(ctx, from, *done, buf)?;
+            with_host(ofd, |fd| host::send(fd, buf, flags & SEND_FLAGS, dest))
+        });
+        match sent {
             Ok(k) => {
                 *done += k;
                 if *done >= iov.total {
@@ -121,16 +121,17 @@ pub(super) fn try_recv(
     aux_addr: u64,
 ) -> Option<Message> {
     let nonblock = ofd.nonblock() || flags & libc::MSG_DONTWAIT != 0;
-    let mut buf = vec![0u8; iov.total.min(CHUNK)];
-    let got = match with_host(ofd, |fd| host::recv(fd, &mut buf, flags & RECV_FLAGS)) {
+    let got = with_scratch(iov.total.min(CHUNK), |buf| {
+        let got = with_host(ofd, |fd| host::recv(fd, buf, flags & RECV_FLAGS))?;
+        let k = got.n.min(buf.len());
+        iov.copy_out(ctx, to, 0, &buf[..k])?;
+        Ok(got)
+    });
+    let got = match got {
         Ok(g) => g,
         Err(libc::EAGAIN) if !nonblock => return None,
         Err(e) => return Some(abi::err(e)),
     };
-    let k = got.n.min(buf.len());
-    if let Err(e) = iov.copy_out(ctx, to, 0, &buf[..k]) {
-        return Some(abi::err(e));
-    }
     if aux_addr != 0 {
         if aux.name != 0 && !got.from.is_empty() {
             let m = got.from.len().min(aux.namecap as usize);
