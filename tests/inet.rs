@@ -411,3 +411,61 @@ fn reset_on_close(s: &TcpStream) -> bool {
     };
     r == 0
 }
+
+/// A free host port (bound and released; another process could take it in
+/// between, which this test suite does not).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// `--publish HOST:DC`: a DC server on port 80 is reached at host port
+/// HOST, sees port 80 in its own address and in a DC client's; a host
+/// port that is taken is a clear error before the program runs.
+#[test]
+fn publish_maps_ports_and_reports_conflicts() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let host = free_port();
+    let script = r#"
+import socket
+s = socket.socket(); s.bind(("0.0.0.0", 80)); s.listen()
+c = socket.create_connection(("127.0.0.1", 80)); a, _ = s.accept()
+assert c.getpeername()[1] == 80 and a.getsockname()[1] == 80, "DC ports"
+a.close(); c.close()
+print(s.getsockname()[1], flush=True)
+a, _ = s.accept(); a.sendall(b"published\n"); a.close()
+"#;
+    let mut c = dvs_exec_cmd();
+    c.arg("--publish").arg(format!("{host}:80"));
+    c.args(["--", PY, "-u", "-c", script]);
+    let mut srv = Server::start(c, d.path());
+    assert_eq!(srv.port, 80, "the program sees its DC port");
+    let mut s = TcpStream::connect(("127.0.0.1", host)).expect("connect to the published port");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "published\n");
+    let t = Instant::now();
+    while srv.guard.0.try_wait().expect("wait").is_none() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        srv.guard.0.try_wait().expect("wait").and_then(|s| s.code()),
+        Some(0)
+    );
+
+    let taken = std::net::TcpListener::bind(("0.0.0.0", 0)).expect("bind");
+    let port = taken.local_addr().unwrap().port();
+    let mut c = dvs_exec_cmd();
+    c.arg("--publish").arg(format!("{port}:80")).arg("true");
+    let r = run_cmd(c, d.path());
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("cannot publish host port {port}")),
+        "{}",
+        r.stderr
+    );
+}

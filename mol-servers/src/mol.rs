@@ -1,6 +1,6 @@
 //! Starting the MoL servers of a DC on this node.
 
-use crate::fs::{self, ConsoleFds, FsConfig};
+use crate::fs::{self, ConsoleFds, FsConfig, Publish};
 use crate::{pm, systask};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
@@ -13,6 +13,8 @@ pub struct MolConfig {
     pub root: PathBuf,
     /// The console (the terminal of dvs-exec), if any.
     pub console: Option<ConsoleFds>,
+    /// Published ports (`dvs-exec --publish`).
+    pub publish: Vec<Publish>,
 }
 
 /// Starts SYSTASK, PM and FS for DC `dcid` of the node daemon at `socket`.
@@ -25,6 +27,7 @@ pub fn start(socket: &Path, dcid: i32, cfg: MolConfig) -> std::io::Result<Vec<Jo
         FsConfig {
             root: cfg.root,
             console: cfg.console,
+            publish: cfg.publish,
         },
     )?);
     threads.push(pm::start(socket, dcid, cfg.node)?);

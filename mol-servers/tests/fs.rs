@@ -122,6 +122,7 @@ impl World {
             FsConfig {
                 root: root.path().to_path_buf(),
                 console,
+                publish: Vec::new(),
             },
         )
         .unwrap();

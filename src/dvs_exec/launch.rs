@@ -6,7 +6,7 @@ use crate::resolve;
 use anyhow::{bail, Context, Result};
 use dvk::{DcParams, Dvk, Endpoint, Ipc};
 use mol_servers::abi::{self, Call};
-use mol_servers::fs::ConsoleFds;
+use mol_servers::fs::{ConsoleFds, Publish};
 use mol_servers::mol::{self, MolConfig};
 use nix::sys::signal::{SigSet, Signal};
 use std::ffi::{CString, OsString};
@@ -144,13 +144,40 @@ fn spawn(
     }
 }
 
+/// How the DC of a run is made.
+pub struct DcOptions {
+    /// Its name (default `exec-<pid>`).
+    pub name: Option<String>,
+    /// Its root directory (default `/`).
+    pub root: Option<PathBuf>,
+    /// The node daemon's control socket (default: find or embed one).
+    pub socket: Option<PathBuf>,
+    /// Published ports.
+    pub publish: Vec<Publish>,
+}
+
+/// Checks that every host port to publish is free now (and each named
+/// once), so that a conflict is an error before the program starts.
+fn check_publish(list: &[Publish]) -> Result<()> {
+    for (i, p) in list.iter().enumerate() {
+        if list[..i].iter().any(|q| q.host == p.host || q.dc == p.dc) {
+            bail!("--publish {}:{}: a port is published twice", p.host, p.dc);
+        }
+        std::net::TcpListener::bind(("0.0.0.0", p.host))
+            .with_context(|| format!("cannot publish host port {}", p.host))?;
+    }
+    Ok(())
+}
+
 /// Runs `command` in a fresh DC; returns the exit status for the shell.
-pub fn run(
-    command: &[OsString],
-    dc_name: Option<String>,
-    root: Option<PathBuf>,
-    socket: Option<PathBuf>,
-) -> Result<i32> {
+pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
+    let DcOptions {
+        name: dc_name,
+        root,
+        socket,
+        publish,
+    } = opts;
+    check_publish(&publish)?;
     let root = match root {
         Some(r) => r
             .canonicalize()
@@ -196,6 +223,7 @@ pub fn run(
         set,
         tracer.as_mut(),
         is_static,
+        publish,
     );
     drop(tracer);
     let _ = dvk.dc_end(dcid);
@@ -215,6 +243,7 @@ fn run_in_dc(
     signals: SigSet,
     mut tracer: Option<&mut tracer::Tracer>,
     is_static: bool,
+    publish: Vec<Publish>,
 ) -> Result<i32> {
     let info = dvk.getdvsinfo()?;
     mol::start(
@@ -224,6 +253,7 @@ fn run_in_dc(
             node: info.node,
             root: root.to_path_buf(),
             console: Some(dup_console()?),
+            publish,
         },
     )
     .context("cannot start the MoL servers")?;

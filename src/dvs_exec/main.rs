@@ -1,7 +1,7 @@
 //! `dvs-exec`: runs an unmodified program inside a Distributed Container.
 //!
 //! ```text
-//! dvs-exec [--dc NAME] [--root DIR] [--socket PATH] [--] PROG ARGS...
+//! dvs-exec [--dc NAME] [--root DIR] [--socket PATH] [--publish HOST:DC]... [--] PROG ARGS...
 //! ```
 //!
 //! If no node daemon is running, an embedded single-node DVS is started
@@ -48,6 +48,11 @@ struct Args {
     /// /run/dvs/dvkd.sock if a daemon is running there, else an embedded one).
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// Publish a port: a DC program listening on port DC is reachable on
+    /// the host's port HOST (repeatable). Without it, a DC port is the
+    /// same port on the host.
+    #[arg(long, value_name = "HOST:DC")]
+    publish: Vec<mol_servers::fs::Publish>,
     /// The program and its arguments.
     #[arg(required = true, value_name = "PROG ARGS")]
     command: Vec<std::ffi::OsString>,
@@ -65,7 +70,13 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let code = match launch::run(&args.command, args.dc, args.root, args.socket) {
+    let opts = launch::DcOptions {
+        name: args.dc,
+        root: args.root,
+        socket: args.socket,
+        publish: args.publish,
+    };
+    let code = match launch::run(&args.command, opts) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("dvs-exec: {e:#}");

@@ -79,13 +79,19 @@ pub struct FsConfig {
     pub root: PathBuf,
     /// The console, if processes get one (`FsNewProc` with `console` = 1).
     pub console: Option<ConsoleFds>,
+    /// Published ports: a DC socket bound to `dc` is bound to `host` on
+    /// the host.
+    pub publish: Vec<Publish>,
 }
+
+pub use inet::Publish;
 
 impl Default for FsConfig {
     fn default() -> Self {
         FsConfig {
             root: PathBuf::from("/"),
             console: None,
+            publish: Vec::new(),
         }
     }
 }
@@ -162,10 +168,16 @@ pub struct Fs {
     published: Interest,
     next_ino: u64,
     unix: unix::Registry,
+    publish: Vec<Publish>,
 }
 
 impl Fs {
-    fn new(root: Root, console: Option<Console>, watch: Arc<WatchShared>) -> Fs {
+    fn new(
+        root: Root,
+        console: Option<Console>,
+        watch: Arc<WatchShared>,
+        publish: Vec<Publish>,
+    ) -> Fs {
         Fs {
             root,
             console,
@@ -175,6 +187,7 @@ impl Fs {
             published: Interest::default(),
             next_ino: 0,
             unix: unix::Registry::default(),
+            publish,
         }
     }
 
@@ -403,6 +416,7 @@ pub fn start(socket: &Path, dcid: i32, cfg: FsConfig) -> std::io::Result<Vec<Joi
         error: Arc::new(c.error),
     });
     let watch = WatchShared::new()?;
+    let publish = cfg.publish;
 
     // The watcher first: if FS cannot bind, it is easy to stop.
     let (tx, rx) = mpsc::channel::<std::io::Result<()>>();
@@ -454,7 +468,7 @@ pub fn start(socket: &Path, dcid: i32, cfg: FsConfig) -> std::io::Result<Vec<Joi
                     return;
                 }
             };
-            server::run(ipc, Fs::new(root, console, shared.clone()));
+            server::run(ipc, Fs::new(root, console, shared.clone(), publish));
             shared.stop();
         });
     let server = match server {

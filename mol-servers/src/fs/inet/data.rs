@@ -5,7 +5,7 @@
 use super::super::io::{with_scratch, Iov};
 use super::super::table::Ofd;
 use super::super::unix::{read_recv_aux, read_send_aux};
-use super::{defer, host, read_addr, socket_of, with_host, Pending};
+use super::{defer, host, publish, read_addr, socket_of, with_host, Pending, Publish};
 use crate::abi::{self, RecvAux};
 use crate::server::{Ctx, Outcome, Request};
 use dvk::{Endpoint, Message};
@@ -73,7 +73,9 @@ pub(super) fn sendmsg(fs: &mut super::Fs, ctx: &Ctx, req: &Request) -> Outcome {
             return Err(libc::EINVAL);
         }
         let dest = if aux.name != 0 && aux.namelen > 0 {
-            Some(read_addr(ctx, req.sender, aux.name, aux.namelen)?)
+            let mut a = read_addr(ctx, req.sender, aux.name, aux.namelen)?;
+            publish::to_host(&fs.publish, &mut a, false);
+            Some(a)
         } else {
             None
         };
@@ -117,8 +119,8 @@ pub(super) fn try_recv(
     ofd: &Rc<Ofd>,
     iov: &Iov,
     flags: i32,
-    aux: &RecvAux,
-    aux_addr: u64,
+    (aux, aux_addr): (&RecvAux, u64),
+    publish: &[Publish],
 ) -> Option<Message> {
     let nonblock = ofd.nonblock() || flags & libc::MSG_DONTWAIT != 0;
     let got = with_scratch(iov.total.min(CHUNK), |buf| {
@@ -127,11 +129,12 @@ pub(super) fn try_recv(
         iov.copy_out(ctx, to, 0, &buf[..k])?;
         Ok(got)
     });
-    let got = match got {
+    let mut got = match got {
         Ok(g) => g,
         Err(libc::EAGAIN) if !nonblock => return None,
         Err(e) => return Some(abi::err(e)),
     };
+    publish::to_dc(publish, &mut got.from, false);
     if aux_addr != 0 {
         if aux.name != 0 && !got.from.is_empty() {
             let m = got.from.len().min(aux.namecap as usize);
@@ -164,7 +167,15 @@ pub(super) fn recvmsg(fs: &mut super::Fs, ctx: &Ctx, req: &Request) -> Outcome {
         Err(e) => return Outcome::err(e),
     };
     let aux_addr = req.args[4];
-    match try_recv(ctx, req.sender, &ofd, &iov, flags, &aux, aux_addr) {
+    match try_recv(
+        ctx,
+        req.sender,
+        &ofd,
+        &iov,
+        flags,
+        (&aux, aux_addr),
+        &fs.publish,
+    ) {
         Some(m) => Outcome::Reply(m),
         None => defer(
             fs,

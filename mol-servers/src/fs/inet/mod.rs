@@ -15,7 +15,8 @@
 //! deferred call ([`Pending`]) that the watcher wakes when the host socket
 //! becomes ready; a signal ends it with `EINTR` (FS's cancellation).
 //!
-//! Modules: `host` (the host calls), `data` (`sendmsg`/`recvmsg`).
+//! Modules: `host` (the host calls), `data` (`sendmsg`/`recvmsg`),
+//! `publish` (`dvs-exec --publish`: DC ports on other host ports).
 //!
 //! Known limits: `SO_RCVTIMEO`/`SO_SNDTIMEO` are accepted but do not end
 //! a blocking call; `MSG_WAITALL` returns after the first data; control
@@ -23,6 +24,9 @@
 
 mod data;
 mod host;
+mod publish;
+
+pub use publish::Publish;
 
 use super::io::Iov;
 use super::table::{FdEntry, Kind, Ofd};
@@ -183,7 +187,8 @@ pub fn socket(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
 fn bind(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     let r = (|| {
         let ofd = socket_of(fs, req.caller, req.i32(0))?;
-        let a = read_addr(ctx, req.sender, req.args[1], req.args[2])?;
+        let mut a = read_addr(ctx, req.sender, req.args[1], req.args[2])?;
+        publish::to_host(&fs.publish, &mut a, true);
         with_host(&ofd, |fd| host::bind(fd, &a))?;
         Ok(0)
     })();
@@ -210,11 +215,12 @@ fn try_accept(
     addr: (u64, u64),
     flags: i32,
 ) -> Option<Message> {
-    let (s, peer) = match with_host(ofd, host::accept) {
+    let (s, mut peer) = match with_host(ofd, host::accept) {
         Ok(x) => x,
         Err(libc::EAGAIN) if !ofd.nonblock() => return None,
         Err(e) => return Some(abi::err(e)),
     };
+    publish::to_dc(&fs.publish, &mut peer, false);
     let new = ofd_for(s, flags & libc::SOCK_NONBLOCK != 0);
     let fd = match install(fs, caller, new, flags & libc::SOCK_CLOEXEC != 0) {
         Ok(fd) => fd,
@@ -287,7 +293,8 @@ fn connect_result(ofd: &Ofd) -> Option<Result<i64, i32>> {
 fn connect(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     let r = (|| {
         let ofd = socket_of(fs, req.caller, req.i32(0))?;
-        let a = read_addr(ctx, req.sender, req.args[1], req.args[2])?;
+        let mut a = read_addr(ctx, req.sender, req.args[1], req.args[2])?;
+        publish::to_host(&fs.publish, &mut a, false);
         match with_host(&ofd, |fd| host::connect(fd, &a)) {
             Ok(()) => Ok(None),
             Err(libc::EINPROGRESS) if !ofd.nonblock() => Ok(Some(ofd)),
@@ -308,7 +315,9 @@ fn connect(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
 fn sockname(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     let r = (|| {
         let ofd = socket_of(fs, req.caller, req.i32(0))?;
-        let raw = with_host(&ofd, |fd| host::name(fd, req.args[3] != 0))?;
+        let peer = req.args[3] != 0;
+        let mut raw = with_host(&ofd, |fd| host::name(fd, peer))?;
+        publish::to_dc(&fs.publish, &mut raw, !peer);
         let n = raw.len().min(req.args[2] as usize);
         ctx.copy_out(req.sender, req.args[1], &raw[..n])?;
         Ok(raw.len() as i64)
@@ -377,7 +386,7 @@ pub fn retry(
             flags,
             aux,
             aux_addr,
-        } => data::try_recv(ctx, sender, ofd, iov, *flags, aux, *aux_addr),
+        } => data::try_recv(ctx, sender, ofd, iov, *flags, (aux, *aux_addr), &fs.publish),
         Pending::Send {
             ofd,
             iov,
