@@ -227,6 +227,43 @@ os.unlink("py.txt")
     same(d.path(), &["/usr/bin/python3", "-c", script], "");
 }
 
+/// A signal from the host (a timer's SIGALRM) whose handler raises ends a
+/// blocking call served by FS or PM, as natively; with SA_RESTART the call
+/// goes on.
+#[test]
+fn host_signals_interrupt_blocking_calls() {
+    let d = scratch();
+    let script = r#"
+import os, signal, socket, time, select
+class Stop(Exception): pass
+def h(*a): raise Stop()
+signal.signal(signal.SIGALRM, h)
+r, w = os.pipe()
+a, b = socket.socketpair()
+pid = 0
+def child():
+    global pid
+    pid = os.fork()
+    if pid == 0: time.sleep(3); os._exit(0)
+    return os.waitpid(pid, 0)
+for what, fn in [("pipe read", lambda: os.read(r, 10)), ("select", lambda: select.select([r], [], [], 30)),
+                 ("recv", lambda: a.recv(10)), ("wait", child)]:
+    t = time.time(); signal.alarm(1)
+    try: fn(); print(what, "returned")
+    except Stop: print(what, "interrupted", round(time.time() - t))
+signal.signal(signal.SIGALRM, lambda *a: None)
+signal.siginterrupt(signal.SIGALRM, False)
+if os.fork() == 0: time.sleep(1.5); os.write(w, b"x"); os._exit(0)
+signal.alarm(1); print("restarted read", os.read(r, 10))
+"#;
+    let r = same(d.path(), &["/usr/bin/python3", "-c", script], "");
+    assert!(
+        r.stdout.starts_with("pipe read interrupted 1\n"),
+        "{}",
+        r.stdout
+    );
+}
+
 #[test]
 fn python_threads_subprocess_and_signals() {
     let d = scratch();

@@ -235,6 +235,14 @@ impl Dvk {
         self.call_ok(&Request::Unbind { dcid, ep })
     }
 
+    /// Tells the endpoint that the caller (bound as `ep`) waits for a
+    /// reply from that a signal interrupted the wait (a
+    /// [`crate::NotifyKind::Signal`] notification); nothing if it waits
+    /// for no reply.
+    pub fn interrupt(&self, dcid: i32, ep: Endpoint) -> Result<()> {
+        self.call_ok(&Request::Interrupt { dcid, ep })
+    }
+
     /// `getprocinfo`. `ep` may also be a bare slot number (generation 0).
     pub fn getprocinfo(&self, dcid: i32, ep: Endpoint) -> Result<ProcInfo> {
         match self.call(&Request::GetProcInfo { dcid, ep })?.0 {

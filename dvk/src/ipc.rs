@@ -30,7 +30,7 @@ use crate::layout::{
 use crate::message::{Message, NotifyKind};
 use crate::params::{ipc_call, DcParams, ProcKind};
 use crate::proto::Grant;
-use crate::wait::{wait_until, Expired};
+use crate::wait::{wait_until, wait_until_intr, Expired};
 use std::cell::RefCell;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
@@ -443,7 +443,15 @@ impl Ipc {
         let dst = if dst == Endpoint::SELF { self.me } else { dst };
         self.send_and_wait(dst, m, kind::SENDREC, dl)?;
         self.set_status(IpcState::ReplyWait, dst);
-        let r = self.receive_mode(Mode::Reply(dst), dl);
+        // A signal handler that ran while we waited may end the call: the
+        // server hears of it from the DVK (once per call).
+        let mut told = false;
+        let r = self.receive_mode_with(Mode::Reply(dst), dl, || {
+            if !told && crate::wait::signal_ends_calls() {
+                told = true;
+                let _ = self.dvk.interrupt(self.dc.dcid, self.me);
+            }
+        });
         *m = r?;
         Ok(())
     }
@@ -542,11 +550,21 @@ impl Ipc {
     }
 
     fn receive_mode(&self, mode: Mode, deadline: Option<Instant>) -> Result<Message> {
-        let r = wait_until(
+        self.receive_mode_with(mode, deadline, || {})
+    }
+
+    fn receive_mode_with(
+        &self,
+        mode: Mode,
+        deadline: Option<Instant>,
+        on_signal: impl FnMut(),
+    ) -> Result<Message> {
+        let r = wait_until_intr(
             &self.bell,
             deadline,
             || self.try_receive(mode),
             || self.daemon_gone(),
+            on_signal,
         );
         self.set_status(IpcState::Running, Endpoint::NONE);
         match r {
@@ -647,12 +665,7 @@ impl Ipc {
         self.mbx
             .kntf_tail()
             .store(tail.wrapping_add(1), Ordering::Release);
-        let k = if k == NotifyKind::Exit as u32 {
-            NotifyKind::Exit
-        } else {
-            NotifyKind::Notify
-        };
-        Some(Message::notification(ep, k))
+        Some(Message::notification(ep, NotifyKind::from_u32(k)))
     }
 
     /// A message that endpoint `ep`, now unbound, posted to us before it

@@ -30,6 +30,21 @@ pub enum NotifyKind {
     /// The endpoint in `m1_i1` ended without unbinding (killed, crashed);
     /// sent by the DVK to the endpoint's warn endpoint.
     Exit = 1,
+    /// The endpoint in `m1_i1`, waiting for this endpoint's reply, was
+    /// interrupted by a signal (it asked the DVK to say so): the server
+    /// may end the call now with `EINTR`.
+    Signal = 2,
+}
+
+impl NotifyKind {
+    /// The kind with this number (unknown numbers are plain notifications).
+    pub fn from_u32(k: u32) -> NotifyKind {
+        match k {
+            1 => NotifyKind::Exit,
+            2 => NotifyKind::Signal,
+            _ => NotifyKind::Notify,
+        }
+    }
 }
 
 /// An M3-IPC message.
@@ -157,6 +172,7 @@ impl Message {
         let kind = match self.m1().i2 {
             0 => NotifyKind::Notify,
             1 => NotifyKind::Exit,
+            2 => NotifyKind::Signal,
             _ => return None,
         };
         Some((Endpoint(self.m1().i1), kind))

@@ -163,6 +163,15 @@ pub enum Request {
     Status,
     /// Stops the daemon (after `dvs_end`).
     Shutdown,
+    /// The caller, bound as `ep`, was interrupted by a signal while
+    /// waiting for a reply: the endpoint it waits for gets a `Signal`
+    /// notification.
+    Interrupt {
+        /// DC id.
+        dcid: i32,
+        /// The caller's endpoint.
+        ep: Endpoint,
+    },
 }
 
 /// What a successful bind hands to the bound task (with fds: table,

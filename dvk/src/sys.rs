@@ -159,7 +159,7 @@ impl Drop for Mapping {
 
 /// Waits on a shared futex word while it equals `expected`. Returns early
 /// on wake-ups, signals and value changes; the caller re-checks.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
     let ts = timeout.map(|d| libc::timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: d.subsec_nanos() as libc::c_long,
@@ -169,7 +169,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `word` is a valid, aligned u32 for the duration of the call;
     // a non-private futex because the word lives in shared memory.
-    unsafe {
+    let r = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
@@ -178,8 +178,9 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
             tsp,
             std::ptr::null::<u32>(),
             0u32,
-        );
-    }
+        )
+    };
+    r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
 }
 
 /// Wakes up to `n` waiters of a shared futex word.

@@ -39,6 +39,24 @@ fn budget() -> &'static Budget {
     })
 }
 
+/// Whether a signal handler that ran during a reply wait should end the
+/// call (see [`set_signal_policy`]).
+static SIGNAL_POLICY: OnceLock<fn() -> bool> = OnceLock::new();
+
+/// Lets a signal handler that runs while a task waits in `sendrec` for a
+/// reply end the call, as a signal ends a blocking system call: when
+/// `policy()` says so (e.g. a handler without `SA_RESTART` exists), the
+/// task asks the DVK to send the server a [`crate::NotifyKind::Signal`]
+/// notification, and the server may reply at once (`EINTR`). Set once per
+/// process, by the interception layer; servers leave it unset.
+pub fn set_signal_policy(policy: fn() -> bool) {
+    let _ = SIGNAL_POLICY.set(policy);
+}
+
+pub(crate) fn signal_ends_calls() -> bool {
+    SIGNAL_POLICY.get().is_some_and(|p| p())
+}
+
 /// How long a sleeping waiter goes between calls of its `idle` check (the
 /// checks that cost a system call, such as "is the node daemon still
 /// there?").
@@ -56,8 +74,20 @@ pub struct Expired;
 pub fn wait_until<R>(
     bell: &Doorbell,
     deadline: Option<Instant>,
+    check: impl FnMut() -> Option<R>,
+    idle: impl FnMut() -> Option<R>,
+) -> Result<R, Expired> {
+    wait_until_intr(bell, deadline, check, idle, || {})
+}
+
+/// [`wait_until`], calling `on_signal` each time a signal handler ran
+/// while the waiter slept.
+pub fn wait_until_intr<R>(
+    bell: &Doorbell,
+    deadline: Option<Instant>,
     mut check: impl FnMut() -> Option<R>,
     mut idle: impl FnMut() -> Option<R>,
+    mut on_signal: impl FnMut(),
 ) -> Result<R, Expired> {
     let futex = bell.futex();
     let b = budget();
@@ -109,8 +139,8 @@ pub fn wait_until<R>(
             None => IDLE_CHECK,
         };
         bell.sleepers().fetch_add(1, Ordering::SeqCst);
-        if futex.load(Ordering::SeqCst) == seen {
-            futex_wait(futex, seen, Some(timeout));
+        if futex.load(Ordering::SeqCst) == seen && futex_wait(futex, seen, Some(timeout)) {
+            on_signal();
         }
         bell.sleepers().fetch_sub(1, Ordering::SeqCst);
         if futex.load(Ordering::Acquire) == seen && now.elapsed() >= IDLE_CHECK {

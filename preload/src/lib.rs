@@ -17,6 +17,7 @@ mod adopt;
 mod gate;
 mod gatepage;
 pub mod hooks;
+mod interrupts;
 pub mod setxid;
 mod state;
 
@@ -52,6 +53,7 @@ extern "C" fn init() {
         std::env::remove_var("DVS_EXEC_PATH");
     }
     hooks::stdio::install();
+    dvk::set_signal_policy(interrupts::policy);
 }
 
 #[used]

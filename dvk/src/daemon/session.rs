@@ -164,6 +164,10 @@ fn immediate(st: &mut super::state::State, c: &Caller, req: Request) -> Result<R
             st.unbind(c, dcid, ep)?;
             plain(Response::Ok)
         }
+        Request::Interrupt { dcid, ep } => {
+            st.interrupt(c, dcid, ep)?;
+            plain(Response::Ok)
+        }
         Request::GetProcInfo { dcid, ep } => {
             st.require_reader(c, Some(dcid))?;
             plain(Response::ProcInfo(st.getprocinfo(dcid, ep)?))

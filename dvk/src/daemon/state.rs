@@ -7,8 +7,8 @@
 use crate::endpoint::Endpoint;
 use crate::error::{DvkError, Result};
 use crate::layout::{
-    pack_pair, unpack_status, DcTable, Doorbell, Mailbox, TableGeometry, DC_ENDED, F_BOUND,
-    F_FROZEN, F_KIND_SHIFT, F_PRIV, KNTF_RING,
+    pack_pair, unpack_status, DcTable, Doorbell, IpcState, Mailbox, TableGeometry, DC_ENDED,
+    F_BOUND, F_FROZEN, F_KIND_SHIFT, F_PRIV, KNTF_RING,
 };
 use crate::message::NotifyKind;
 use crate::params::{DcInfo, DcParams, DvsInfo, DvsParams, PrivRecord, ProcInfo, ProcKind};
@@ -502,6 +502,28 @@ impl State {
             self.require_manager(c)?;
         }
         self.unbind_slot(dcid, s, false);
+        Ok(())
+    }
+
+    /// The caller's own endpoint `ep` was interrupted by a signal while
+    /// waiting for a reply: the endpoint it waits for gets a `Signal`
+    /// notification (through the same ring as `Exit`).
+    pub fn interrupt(&mut self, c: &Caller, dcid: i32, ep: Endpoint) -> Result<()> {
+        let s = self.find(dcid, ep)?;
+        if self.binding_of(c) != Some((dcid, s)) {
+            return Err(DvkError::Privileges);
+        }
+        let dc = self.dc_mut(dcid)?;
+        let b = dc.slots[s].as_ref().ok_or(DvkError::NotBind)?;
+        let (st, to) = unpack_status(b.mbx.status().load(Ordering::Acquire));
+        if matches!(st, IpcState::SendRec | IpcState::ReplyWait) && to != Endpoint::NONE {
+            self.deferred.push(Deferred {
+                dcid,
+                target: to,
+                entry: pack_pair(ep, NotifyKind::Signal as u32),
+            });
+            self.flush_deferred();
+        }
         Ok(())
     }
 

@@ -396,6 +396,12 @@ impl Service for Fs {
                 self.settle(ctx, false);
             }
             NotifyKind::Notify => self.settle(ctx, true),
+            // A signal handler ran while `from` waited: its deferred call
+            // ends as a blocking call a signal interrupts.
+            NotifyKind::Signal => {
+                self.cancel(ctx, from);
+                self.settle(ctx, false);
+            }
         }
     }
 }

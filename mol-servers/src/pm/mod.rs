@@ -63,12 +63,16 @@ impl Service for Pm {
     }
 
     fn notified(&mut self, ctx: &Ctx, from: Endpoint, kind: NotifyKind) {
-        if kind == NotifyKind::Exit {
-            if self.threads.remove(&from) {
-                self.thread_ended(ctx, from);
-            } else {
-                self.process_ended(ctx, from);
+        match kind {
+            NotifyKind::Exit => {
+                if self.threads.remove(&from) {
+                    self.thread_ended(ctx, from);
+                } else {
+                    self.process_ended(ctx, from);
+                }
             }
+            NotifyKind::Signal => self.interrupt_endpoint(ctx, from),
+            NotifyKind::Notify => {}
         }
     }
 }

@@ -36,6 +36,18 @@ impl Pm {
         }
     }
 
+    /// Ends the deferred `wait` of endpoint `ep` (a signal handler ran
+    /// while it waited) with `EINTR`.
+    pub(crate) fn interrupt_endpoint(&mut self, ctx: &Ctx, ep: dvk::Endpoint) {
+        let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| w.reply_to == ep);
+        self.waiters = keep;
+        for w in gone {
+            ctx.reply(w.reply_to, &abi::err(libc::EINTR));
+        }
+    }
+
     /// Sends `sig` to the DC processes `targets` (0 = existence check).
     fn deliver(&mut self, ctx: &Ctx, targets: &[i32], sig: i32) -> Result<i64, i32> {
         if targets.is_empty() {
