@@ -190,6 +190,18 @@ try: nb.connect(("127.0.0.1", port))
 except BlockingIOError as e: print("connect", errno.errorcode[e.errno])
 r, w, _ = select.select([], [nb], [], 5); print("writable", len(w))
 print("so_error", nb.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+import array
+h = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); h.bind(("::1", 0))
+h.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+g = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+g.sendmsg([b"hop"], [(socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, array.array("i", [7]))], 0, h.getsockname())
+m, anc, fl, _ = h.recvmsg(100, socket.CMSG_SPACE(4))
+print("cmsg", m, [(l, t, array.array("i", d)[0]) for l, t, d in anc], fl)
+g.sendto(b"x", h.getsockname())
+m, anc, fl, _ = h.recvmsg(100, 1)
+print("ctrunc", anc, fl & socket.MSG_CTRUNC != 0)
+u1, u2 = socket.socketpair()
+print("unix ignores other levels", u1.sendmsg([b"x"], [(socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, array.array("i", [7]))]))
 "#;
     let n = native(d.path(), &[PY, "-c", script]);
     let r = in_dc(d.path(), &[PY, "-c", script]);

@@ -329,7 +329,15 @@ pub struct SendAux {
     pub fds: u64,
     /// How many.
     pub nfds: u64,
+    /// Other control messages (not `SCM_RIGHTS`/`SCM_CREDENTIALS`), raw
+    /// `cmsghdr`s for the host (INET sockets), or 0.
+    pub ctl: u64,
+    /// Their length in bytes.
+    pub ctllen: u64,
 }
+
+/// Size of [`SendAux`] in bytes.
+pub const SEND_AUX_SIZE: usize = 48;
 
 /// The extra arguments and results of [`Call::FsRecvmsg`].
 #[repr(C)]
@@ -349,10 +357,16 @@ pub struct RecvAux {
     pub nfds: u64,
     /// Result: `msg_flags` (`MSG_TRUNC`, `MSG_CTRUNC`).
     pub flags: u64,
+    /// Where raw control messages from the host go (INET sockets), or 0.
+    pub ctl: u64,
+    /// Its capacity.
+    pub ctlcap: u64,
+    /// Result: the length of the raw control messages written there.
+    pub ctllen: u64,
 }
 
 /// Size of [`RecvAux`] in bytes.
-pub const RECV_AUX_SIZE: usize = 56;
+pub const RECV_AUX_SIZE: usize = 80;
 
 /// `dup3` flag bit that asks for `dup2` semantics (no `EINVAL` when
 /// `oldfd == newfd`).

@@ -25,6 +25,8 @@ const MMSGHDR_SIZE: u64 = 64;
 const UIO_MAXIOV: u64 = 1024;
 /// Largest `iovcnt`.
 const IOV_MAX: u64 = 1024;
+/// Largest control buffer moved (Linux's `optmem_max` is 20 KiB).
+const CTL_MAX: usize = 64 * 1024;
 
 /// A decoded `struct msghdr`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -152,11 +154,22 @@ fn read_len(mem: &dyn Mem, addr: u64) -> Result<u64, i32> {
     Ok(v as u64)
 }
 
-/// The descriptors of the `SCM_RIGHTS` messages in a control buffer.
-fn control_fds(mem: &dyn Mem, control: u64, len: u64) -> Result<Vec<i32>, i32> {
-    let mut fds = Vec::new();
+/// A decoded control buffer: the descriptors of its `SCM_RIGHTS`
+/// messages, and whether it holds other messages (`IPV6_HOPLIMIT`...),
+/// which go to FS raw.
+struct Control {
+    fds: Vec<i32>,
+    foreign: bool,
+}
+
+/// Decodes a `sendmsg` control buffer.
+fn control_fds(mem: &dyn Mem, control: u64, len: u64) -> Result<Control, i32> {
+    let mut c = Control {
+        fds: Vec::new(),
+        foreign: false,
+    };
     if control == 0 || len == 0 {
-        return Ok(fds);
+        return Ok(c);
     }
     if len > 1 << 16 {
         return Err(libc::ENOBUFS);
@@ -173,22 +186,19 @@ fn control_fds(mem: &dyn Mem, control: u64, len: u64) -> Result<Vec<i32>, i32> {
         }
         let level = i32::from_ne_bytes([buf[off + 8], buf[off + 9], buf[off + 10], buf[off + 11]]);
         let ty = i32::from_ne_bytes([buf[off + 12], buf[off + 13], buf[off + 14], buf[off + 15]]);
-        if level != libc::SOL_SOCKET {
-            return Err(libc::EINVAL);
-        }
-        match ty {
-            libc::SCM_RIGHTS => {
-                for c in buf[off + CMSG_HDR..off + clen].chunks_exact(4) {
-                    fds.push(i32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
+        match (level, ty) {
+            (libc::SOL_SOCKET, libc::SCM_RIGHTS) => {
+                for f in buf[off + CMSG_HDR..off + clen].chunks_exact(4) {
+                    c.fds.push(i32::from_ne_bytes([f[0], f[1], f[2], f[3]]));
                 }
             }
             // Credentials are the sender's own; nothing to pass on.
-            libc::SCM_CREDENTIALS => {}
-            _ => return Err(libc::EINVAL),
+            (libc::SOL_SOCKET, libc::SCM_CREDENTIALS) => {}
+            _ => c.foreign = true,
         }
         off += clen.div_ceil(8) * 8;
     }
-    Ok(fds)
+    Ok(c)
 }
 
 impl Shim {
@@ -207,12 +217,17 @@ impl Shim {
         name: u64,
         namelen: u64,
         fds: &[i32],
+        ctl: Option<(u64, u64)>,
     ) -> Action {
         let r = (|| {
             let addr = if name != 0 && namelen > 0 {
                 Some(Buf::input(mem, name, namelen.min(ADDR_MAX) as usize)?)
             } else {
                 None
+            };
+            let ctl = match ctl {
+                Some((a, n)) => Some((Buf::input(mem, a, n as usize)?, n)),
+                None => None,
             };
             let aux = SendAux {
                 name: addr.as_ref().map_or(0, |b| b.addr()),
@@ -223,6 +238,8 @@ impl Shim {
                     fds.as_ptr() as u64
                 },
                 nfds: fds.len() as u64,
+                ctl: ctl.as_ref().map_or(0, |(b, _)| b.addr()),
+                ctllen: ctl.as_ref().map_or(0, |&(_, n)| n),
             };
             let [iov, cnt] = io.args();
             self.value(
@@ -249,8 +266,11 @@ impl Shim {
         name: Option<&Buf>,
         namecap: u64,
         fdbuf: &mut [i32],
+        ctl: Option<(&Buf, u64)>,
     ) -> Result<(i64, RecvAux), i32> {
         let mut aux = RecvAux {
+            ctl: ctl.map_or(0, |(b, _)| b.addr()),
+            ctlcap: ctl.map_or(0, |(_, n)| n),
             name: name.map_or(0, |b| b.addr()),
             namecap: if name.is_some() { namecap } else { 0 },
             fds: if fdbuf.is_empty() {
@@ -275,15 +295,16 @@ impl Shim {
     }
 
     fn sendmsg(&self, mem: &dyn Mem, fd: u64, msg: u64, flags: u64) -> Action {
-        let r = (|| -> Result<(MsgHdr, Vec<i32>, Io), i32> {
+        let r = (|| -> Result<(MsgHdr, Control, Io), i32> {
             let h = read_msghdr(mem, msg)?;
-            let fds = control_fds(mem, h.control, h.controllen)?;
+            let c = control_fds(mem, h.control, h.controllen)?;
             let io = Io::vector(mem, h.iov, h.iovlen, true)?;
-            Ok((h, fds, io))
+            Ok((h, c, io))
         })();
         match r {
-            Ok((h, fds, io)) => {
-                self.send_parts(mem, fd, &io, flags, h.name, h.namelen as u64, &fds)
+            Ok((h, c, io)) => {
+                let raw = c.foreign.then_some((h.control, h.controllen));
+                self.send_parts(mem, fd, &io, flags, h.name, h.namelen as u64, &c.fds, raw)
             }
             Err(e) => Action::Ret(-(e as i64)),
         }
@@ -299,6 +320,9 @@ impl Shim {
             (h.controllen as usize).saturating_sub(CMSG_HDR) / 4
         };
         let mut fdbuf = vec![0i32; fdcap.min(SCM_MAX)];
+        // Raw control messages from the host (INET) go straight there.
+        let ctlcap = (h.controllen as usize).min(CTL_MAX);
+        let ctl = (h.control != 0 && ctlcap > 0).then(|| Buf::output(mem, h.control, ctlcap));
         let (n, aux) = self.recv_parts(
             mem,
             fd,
@@ -307,10 +331,14 @@ impl Shim {
             name.as_ref(),
             h.namelen as u64,
             &mut fdbuf,
+            ctl.as_ref().map(|b| (b, ctlcap as u64)),
         )?;
         let nfds = aux.nfds as usize;
         let mut controllen = 0u64;
-        if nfds > 0 {
+        if let (Some(b), true) = (&ctl, aux.ctllen > 0) {
+            b.finish(mem, aux.ctllen as usize)?;
+            controllen = aux.ctllen;
+        } else if nfds > 0 {
             let mut c = Vec::with_capacity(CMSG_HDR + 4 * nfds);
             c.extend_from_slice(&((CMSG_HDR + 4 * nfds) as u64).to_ne_bytes());
             c.extend_from_slice(&libc::SOL_SOCKET.to_ne_bytes());
@@ -470,7 +498,7 @@ impl Shim {
                 self.value(FS, Call::FsSetsockopt, &[a[0], a[1], a[2], b.addr(), len])
             })()),
             SYS_sendto => Some(match Io::single(mem, a[1], a[2], true) {
-                Ok(io) => self.send_parts(mem, a[0], &io, a[3], a[4], a[5], &[]),
+                Ok(io) => self.send_parts(mem, a[0], &io, a[3], a[4], a[5], &[], None),
                 Err(e) => Action::Ret(-(e as i64)),
             }),
             SYS_recvfrom => r((|| {
@@ -482,7 +510,7 @@ impl Shim {
                 };
                 let name = (a[4] != 0).then(|| Buf::output(mem, a[4], cap as usize));
                 let (n, aux) =
-                    self.recv_parts(mem, a[0], &io, a[3], name.as_ref(), cap, &mut [])?;
+                    self.recv_parts(mem, a[0], &io, a[3], name.as_ref(), cap, &mut [], None)?;
                 if a[4] != 0 && a[5] != 0 {
                     mem.write_val(a[5], &(aux.namelen as u32))?;
                 }

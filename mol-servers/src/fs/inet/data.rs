@@ -13,6 +13,8 @@ use std::rc::Rc;
 
 /// Most bytes moved by one host call (a datagram is never larger).
 const CHUNK: usize = 256 * 1024;
+/// Largest control buffer moved (Linux's `optmem_max` is 20 KiB).
+const CTL_MAX: usize = 64 * 1024;
 
 /// Flags passed on to the host (`MSG_DONTWAIT`, `MSG_NOSIGNAL` are FS's
 /// own: FS never blocks, and `EPIPE` becomes the caller's `SIGPIPE` in
@@ -28,7 +30,7 @@ pub(super) fn try_send(
     ofd: &Ofd,
     iov: &Iov,
     flags: i32,
-    dest: Option<&[u8]>,
+    (dest, ctl): (Option<&[u8]>, &[u8]),
     done: &mut usize,
 ) -> Option<Message> {
     let nonblock = ofd.nonblock() || flags & libc::MSG_DONTWAIT != 0;
@@ -45,7 +47,7 @@ pub(super) fn try_send(
         let n = (iov.total - *done).min(CHUNK);
         let sent = with_scratch(n, |buf| {
             iov.copy_in(ctx, from, *done, buf)?;
-            with_host(ofd, |fd| host::send(fd, buf, flags & SEND_FLAGS, dest))
+            with_host(ofd, |fd| host::send(fd, buf, flags & SEND_FLAGS, dest, ctl))
         });
         match sent {
             Ok(k) => {
@@ -79,9 +81,17 @@ pub(super) fn sendmsg(fs: &mut super::Fs, ctx: &Ctx, req: &Request) -> Outcome {
         } else {
             None
         };
-        Ok((ofd, iov, dest))
+        if aux.ctllen > CTL_MAX as u64 {
+            return Err(libc::ENOBUFS);
+        }
+        let ctl = if aux.ctl != 0 && aux.ctllen > 0 {
+            ctx.copy_in(req.sender, aux.ctl, aux.ctllen as usize)?
+        } else {
+            Vec::new()
+        };
+        Ok((ofd, iov, dest, ctl))
     })();
-    let (ofd, iov, dest) = match prep {
+    let (ofd, iov, dest, ctl) = match prep {
         Ok(x) => x,
         Err(e) => return Outcome::err(e),
     };
@@ -92,7 +102,7 @@ pub(super) fn sendmsg(fs: &mut super::Fs, ctx: &Ctx, req: &Request) -> Outcome {
         &ofd,
         &iov,
         flags,
-        dest.as_deref(),
+        (dest.as_deref(), &ctl),
         &mut done,
     ) {
         Some(m) => Outcome::Reply(m),
@@ -105,6 +115,7 @@ pub(super) fn sendmsg(fs: &mut super::Fs, ctx: &Ctx, req: &Request) -> Outcome {
                 iov,
                 flags,
                 dest,
+                ctl,
                 done,
             },
         ),
@@ -124,7 +135,8 @@ pub(super) fn try_recv(
 ) -> Option<Message> {
     let nonblock = ofd.nonblock() || flags & libc::MSG_DONTWAIT != 0;
     let got = with_scratch(iov.total.min(CHUNK), |buf| {
-        let got = with_host(ofd, |fd| host::recv(fd, buf, flags & RECV_FLAGS))?;
+        let ctlcap = (aux.ctlcap as usize).min(CTL_MAX);
+        let got = with_host(ofd, |fd| host::recv(fd, buf, flags & RECV_FLAGS, ctlcap))?;
         let k = got.n.min(buf.len());
         iov.copy_out(ctx, to, 0, &buf[..k])?;
         Ok(got)
@@ -142,11 +154,20 @@ pub(super) fn try_recv(
                 return Some(abi::err(e));
             }
         }
+        if aux.ctl != 0 && !got.ctl.is_empty() {
+            if let Err(e) = ctx.copy_out(to, aux.ctl, &got.ctl) {
+                return Some(abi::err(e));
+            }
+        }
         let mut res = Vec::with_capacity(24);
         res.extend_from_slice(&(got.from.len() as u64).to_ne_bytes());
         res.extend_from_slice(&0u64.to_ne_bytes());
         res.extend_from_slice(&(got.flags as u32 as u64).to_ne_bytes());
-        if let Err(e) = ctx.copy_out(to, aux_addr + 32, &res) {
+        let ctllen = (got.ctl.len() as u64).to_ne_bytes();
+        let written = ctx
+            .copy_out(to, aux_addr + 32, &res)
+            .and_then(|()| ctx.copy_out(to, aux_addr + 72, &ctllen));
+        if let Err(e) = written {
             return Some(abi::err(e));
         }
     }

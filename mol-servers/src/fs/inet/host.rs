@@ -152,21 +152,38 @@ pub fn take_error(fd: BorrowedFd<'_>) -> SysResult<i32> {
         .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
 }
 
-/// `sendto(2)` without waiting and without `SIGPIPE`, to `dest` if given.
-pub fn send(fd: BorrowedFd<'_>, data: &[u8], flags: i32, dest: Option<&[u8]>) -> SysResult<usize> {
-    let (a, alen) = match dest {
-        Some(d) => (d.as_ptr(), d.len() as libc::socklen_t),
-        None => (std::ptr::null(), 0),
+/// `sendmsg(2)` without waiting and without `SIGPIPE`, to `dest` if
+/// given, with the raw control messages `ctl`.
+pub fn send(
+    fd: BorrowedFd<'_>,
+    data: &[u8],
+    flags: i32,
+    dest: Option<&[u8]>,
+    ctl: &[u8],
+) -> SysResult<usize> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
     };
-    // SAFETY: `data` and `dest` are valid for their lengths.
+    // SAFETY: a zeroed msghdr is a valid value; the fields are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    if let Some(d) = dest {
+        msg.msg_name = d.as_ptr() as *mut libc::c_void;
+        msg.msg_namelen = d.len() as libc::socklen_t;
+    }
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !ctl.is_empty() {
+        msg.msg_control = ctl.as_ptr() as *mut libc::c_void;
+        msg.msg_controllen = ctl.len();
+    }
+    // SAFETY: every buffer `msg` points to is valid for its length and
+    // only read by the kernel.
     check_size(unsafe {
-        libc::sendto(
+        libc::sendmsg(
             fd.as_raw_fd(),
-            data.as_ptr().cast(),
-            data.len(),
+            &msg,
             flags | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            a.cast(),
-            alen,
         )
     })
 }
@@ -179,11 +196,15 @@ pub struct Received {
     pub from: Vec<u8>,
     /// `msg_flags`.
     pub flags: i32,
+    /// Raw control messages.
+    pub ctl: Vec<u8>,
 }
 
-/// `recvmsg(2)` into `buf` without waiting (no control data).
-pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> SysResult<Received> {
+/// `recvmsg(2)` into `buf` without waiting, with room for `ctlcap` bytes
+/// of control messages.
+pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32, ctlcap: usize) -> SysResult<Received> {
     let mut from = [0u8; ADDR_CAP];
+    let mut ctl = vec![0u8; ctlcap];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -194,14 +215,20 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> SysResult<Receive
     msg.msg_namelen = ADDR_CAP as libc::socklen_t;
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    // SAFETY: every buffer `msg` points to lives on this frame with the
-    // lengths given.
+    if ctlcap > 0 {
+        msg.msg_control = ctl.as_mut_ptr().cast();
+        msg.msg_controllen = ctlcap;
+    }
+    // SAFETY: every buffer `msg` points to lives on this frame (or in
+    // `ctl`) with the lengths given.
     let n =
         check_size(unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags | libc::MSG_DONTWAIT) })?;
     let len = (msg.msg_namelen as usize).min(ADDR_CAP);
+    ctl.truncate(msg.msg_controllen.min(ctlcap));
     Ok(Received {
         n,
         from: from[..len].to_vec(),
         flags: msg.msg_flags,
+        ctl,
     })
 }

@@ -18,9 +18,10 @@
 //! Modules: `host` (the host calls), `data` (`sendmsg`/`recvmsg`),
 //! `publish` (`dvs-exec --publish`: DC ports on other host ports).
 //!
-//! Known limits: `SO_RCVTIMEO`/`SO_SNDTIMEO` are accepted but do not end
-//! a blocking call; `MSG_WAITALL` returns after the first data; control
-//! messages (`IP_PKTINFO`, timestamps) are not passed.
+//! Control messages (`IPV6_HOPLIMIT`, `IP_PKTINFO`, timestamps) pass
+//! between the program and the host raw. Known limits:
+//! `SO_RCVTIMEO`/`SO_SNDTIMEO` are accepted but do not end a blocking
+//! call; `MSG_WAITALL` returns after the first data.
 
 mod data;
 mod host;
@@ -77,6 +78,8 @@ pub enum Pending {
         flags: i32,
         /// The raw destination address.
         dest: Option<Vec<u8>>,
+        /// Raw control messages.
+        ctl: Vec<u8>,
         /// Bytes sent so far.
         done: usize,
     },
@@ -392,8 +395,9 @@ pub fn retry(
             iov,
             flags,
             dest,
+            ctl,
             done,
-        } => data::try_send(ctx, sender, ofd, iov, *flags, dest.as_deref(), done),
+        } => data::try_send(ctx, sender, ofd, iov, *flags, (dest.as_deref(), ctl), done),
     }
 }
 

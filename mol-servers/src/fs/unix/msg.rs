@@ -29,16 +29,30 @@ fn words<const N: usize>(raw: &[u8]) -> [u64; N] {
     w
 }
 
+/// The levels of the control messages in a raw buffer.
+fn cmsg_levels(raw: &[u8]) -> impl Iterator<Item = i32> + '_ {
+    let mut off = 0usize;
+    std::iter::from_fn(move || {
+        let h = raw.get(off..off + 16)?;
+        let len = u64::from_ne_bytes(h[0..8].try_into().ok()?) as usize;
+        let level = i32::from_ne_bytes(h[8..12].try_into().ok()?);
+        off += len.max(16).div_ceil(8) * 8;
+        Some(level)
+    })
+}
+
 pub(in crate::fs) fn read_send_aux(ctx: &Ctx, from: Endpoint, addr: u64) -> Result<SendAux, i32> {
     if addr == 0 {
         return Ok(SendAux::default());
     }
-    let w: [u64; 4] = words(&ctx.copy_in(from, addr, 32)?);
+    let w: [u64; 6] = words(&ctx.copy_in(from, addr, abi::SEND_AUX_SIZE)?);
     Ok(SendAux {
         name: w[0],
         namelen: w[1],
         fds: w[2],
         nfds: w[3],
+        ctl: w[4],
+        ctllen: w[5],
     })
 }
 
@@ -46,12 +60,14 @@ pub(in crate::fs) fn read_recv_aux(ctx: &Ctx, from: Endpoint, addr: u64) -> Resu
     if addr == 0 {
         return Ok(RecvAux::default());
     }
-    let w: [u64; 7] = words(&ctx.copy_in(from, addr, abi::RECV_AUX_SIZE)?);
+    let w: [u64; 10] = words(&ctx.copy_in(from, addr, abi::RECV_AUX_SIZE)?);
     Ok(RecvAux {
         name: w[0],
         namecap: w[1],
         fds: w[2],
         fdcap: w[3],
+        ctl: w[7],
+        ctlcap: w[8],
         ..RecvAux::default()
     })
 }
@@ -157,6 +173,15 @@ fn sendmsg(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
         }
         let iov = Iov::from_client(ctx, req.sender, req.args[1], req.args[2])?;
         let aux = read_send_aux(ctx, req.sender, req.args[4])?;
+        // Besides SCM_RIGHTS and SCM_CREDENTIALS (decoded by the shim),
+        // Linux ignores other levels' messages and refuses other
+        // SOL_SOCKET ones.
+        if aux.ctl != 0 && aux.ctllen > 0 {
+            let raw = ctx.copy_in(req.sender, aux.ctl, (aux.ctllen as usize).min(1 << 16))?;
+            if cmsg_levels(&raw).any(|l| l == libc::SOL_SOCKET) {
+                return Err(libc::EINVAL);
+            }
+        }
         let dest = if aux.name != 0 && aux.namelen > 0 {
             let sb = s.borrow();
             if sb.connected_type() {
