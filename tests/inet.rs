@@ -202,6 +202,16 @@ m, anc, fl, _ = h.recvmsg(100, 1)
 print("ctrunc", anc, fl & socket.MSG_CTRUNC != 0)
 u1, u2 = socket.socketpair()
 print("unix ignores other levels", u1.sendmsg([b"x"], [(socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, array.array("i", [7]))]))
+with open("sf.dat", "wb") as f: f.write(bytes(range(256)) * 4000)
+f = open("sf.dat", "rb")
+print("sendfile", os.sendfile(u1.fileno(), f.fileno(), 10, 1000), f.tell(), len(u2.recv(5000)))
+s = socket.create_server(("127.0.0.1", 0)); c = socket.create_connection(s.getsockname()); d, _ = s.accept()
+print("socket.sendfile", c.sendfile(f)); c.close()
+got = b""
+while x := d.recv(65536): got += x
+print(len(got), got == open("sf.dat", "rb").read())
+r, w = os.pipe()
+f.seek(5); print("no offset", os.sendfile(w, f.fileno(), None, 10), f.tell(), os.read(r, 100)[:3])
 "#;
     let n = native(d.path(), &[PY, "-c", script]);
     let r = in_dc(d.path(), &[PY, "-c", script]);

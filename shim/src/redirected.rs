@@ -32,6 +32,7 @@ const SERVED: &[i64] = &[
     SYS_lstat,
     SYS_fstat,
     SYS_newfstatat,
+    SYS_sendfile,
     SYS_statfs,
     SYS_fstatfs,
     SYS_statx,

@@ -8,7 +8,6 @@ use libc::*;
 /// They fail with `ENOSYS` and a one-line report instead of reaching the
 /// host.
 const UNSUPPORTED: &[(i64, &str)] = &[
-    (SYS_sendfile, "sendfile"),
     (SYS_splice, "splice"),
     (SYS_tee, "tee"),
     (SYS_vmsplice, "vmsplice"),

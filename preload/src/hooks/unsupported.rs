@@ -5,8 +5,6 @@
 use crate::sys;
 use libc::*;
 
-sys!(sendfile => hk_sendfile(o: c_int, i: c_int, off: *mut off_t, n: size_t) -> ssize_t, SYS_sendfile, [o, i, off, n]);
-sys!(sendfile64 => hk_sendfile64(o: c_int, i: c_int, off: *mut off_t, n: size_t) -> ssize_t, SYS_sendfile, [o, i, off, n]);
 sys!(copy_file_range => hk_copy_file_range(a: c_int, ao: *mut off_t, b: c_int, bo: *mut off_t, n: size_t, f: c_uint) -> ssize_t, SYS_copy_file_range, [a, ao, b, bo, n, f]);
 sys!(splice => hk_splice(a: c_int, ao: *mut off_t, b: c_int, bo: *mut off_t, n: size_t, f: c_uint) -> ssize_t, SYS_splice, [a, ao, b, bo, n, f]);
 sys!(eventfd => hk_eventfd(v: c_uint, f: c_int) -> c_int, SYS_eventfd2, [v, f]);
