@@ -59,8 +59,11 @@ pub(crate) fn signal_ends_calls() -> bool {
 
 /// How long a sleeping waiter goes between calls of its `idle` check (the
 /// checks that cost a system call, such as "is the node daemon still
-/// there?").
-const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// there?"). Not a whole second: a signal handler that runs while the
+/// waiter is between two sleeps goes unnoticed (see
+/// [`set_signal_policy`]), and timers of whole seconds (`alarm`) would
+/// then often fire right as a sleep ends.
+const IDLE_CHECK: Duration = Duration::from_millis(1300);
 
 /// Outcome of a wait that did not produce a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
