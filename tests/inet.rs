@@ -491,3 +491,39 @@ a, _ = s.accept(); a.sendall(b"published\n"); a.close()
         r.stderr
     );
 }
+
+/// An event loop learns of a host signal (a timer's SIGALRM) through its
+/// wake-up descriptor, which the C signal handler writes while the loop
+/// waits in `epoll_wait` for FS: the write is made right after the wait,
+/// which the signal ends. Same output as natively.
+#[test]
+fn signal_wakeup_reaches_event_loops() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let script = r#"
+import asyncio, select, signal, socket, time
+a, b = socket.socketpair(); a.setblocking(False); b.setblocking(False)
+signal.set_wakeup_fd(b.fileno())
+signal.signal(signal.SIGALRM, lambda *x: None)
+ep = select.epoll(); ep.register(a.fileno(), select.EPOLLIN)
+t = time.time(); signal.setitimer(signal.ITIMER_REAL, 0.3)
+print("epoll woken", ep.poll(10) != [], time.time() - t < 5)
+print("wakeup byte", a.recv(10) == bytes([signal.SIGALRM]))
+signal.set_wakeup_fd(-1)
+async def main():
+    loop = asyncio.get_running_loop()
+    got = asyncio.Event()
+    loop.add_signal_handler(signal.SIGALRM, got.set)
+    t = time.time()
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    await asyncio.wait_for(got.wait(), 20)
+    print("asyncio saw SIGALRM", time.time() - t < 5)
+asyncio.run(main())
+"#;
+    let n = native(d.path(), &[PY, "-c", script]);
+    let r = in_dc(d.path(), &[PY, "-c", script]);
+    assert_eq!(
+        n.stdout,
+        "epoll woken True True\nwakeup byte True\nasyncio saw SIGALRM True\n"
+    );
+    assert_eq!(r.stdout, n.stdout, "DC stderr:\n{}", r.stderr);
+}

@@ -31,7 +31,7 @@ pub mod proxy;
 pub mod sys;
 mod vcopy;
 mod wait;
-pub use wait::set_signal_policy;
+pub use wait::{in_ipc_wait, set_signal_policy};
 
 pub use client::{socket_path, Dvk, DEFAULT_SOCKET};
 pub use endpoint::Endpoint;

@@ -10,6 +10,7 @@
 
 use crate::layout::Doorbell;
 use crate::sys::futex_wait;
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -65,6 +66,35 @@ pub(crate) fn signal_ends_calls() -> bool {
 /// then often fire right as a sleep ends.
 const IDLE_CHECK: Duration = Duration::from_millis(1300);
 
+thread_local! {
+    /// The thread is spinning or asleep in an IPC wait (not in one of the
+    /// wait's own checks, which may call libc).
+    static IN_WAIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread is spinning or asleep in an IPC wait: a
+/// signal handler that asks this interrupted the wait, and cannot make an
+/// IPC call of its own on the thread's endpoint.
+pub fn in_ipc_wait() -> bool {
+    IN_WAIT.with(|w| w.get())
+}
+
+/// Marks the thread as waiting while alive.
+struct Waiting;
+
+impl Waiting {
+    fn new() -> Waiting {
+        IN_WAIT.with(|w| w.set(true));
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        IN_WAIT.with(|w| w.set(false));
+    }
+}
+
 /// Outcome of a wait that did not produce a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expired;
@@ -103,6 +133,7 @@ pub fn wait_until_intr<R>(
         }
         // Spin phase: wait for the futex word to change.
         let mut changed = false;
+        let spinning = Waiting::new();
         loop {
             if futex.load(Ordering::Acquire) != seen {
                 changed = true;
@@ -127,6 +158,7 @@ pub fn wait_until_intr<R>(
                 std::thread::yield_now();
             }
         }
+        drop(spinning);
         if changed {
             continue;
         }
@@ -142,7 +174,11 @@ pub fn wait_until_intr<R>(
             None => IDLE_CHECK,
         };
         bell.sleepers().fetch_add(1, Ordering::SeqCst);
-        if futex.load(Ordering::SeqCst) == seen && futex_wait(futex, seen, Some(timeout)) {
+        let sleeping = Waiting::new();
+        let interrupted =
+            futex.load(Ordering::SeqCst) == seen && futex_wait(futex, seen, Some(timeout));
+        drop(sleeping);
+        if interrupted {
             on_signal();
         }
         bell.sleepers().fetch_sub(1, Ordering::SeqCst);

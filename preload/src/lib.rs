@@ -16,6 +16,7 @@
 mod adopt;
 mod gate;
 mod gatepage;
+mod handler_writes;
 pub mod hooks;
 mod interrupts;
 pub mod setxid;

@@ -31,6 +31,14 @@ pub struct Guard(());
 impl Drop for Guard {
     fn drop(&mut self) {
         BUSY.with(|b| b.set(false));
+        // Writes a signal handler made while this call waited for a server.
+        if crate::handler_writes::pending() {
+            // SAFETY: __errno_location returns this thread's errno slot;
+            // the call's errno is kept across the writes.
+            let e = unsafe { *libc::__errno_location() };
+            crate::handler_writes::flush();
+            set_errno(e);
+        }
     }
 }
 
@@ -211,13 +219,27 @@ pub fn hooked(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
 /// A hooked call made while this thread is already inside the preload:
 /// by the preload itself (its own host descriptors), or by a signal
 /// handler that interrupted a call in progress. The thread's endpoint is
-/// busy, so the call cannot be served; waits must not reach the host
-/// either (a host reap would hide the child's end from PM), so they report
+/// busy, so the call cannot be served: a handler's call fails (while the
+/// thread waits for a server, when handlers run), and waits must not
+/// reach the host either (a host reap would hide the child's end from PM), so they report
 /// nothing ready, which handlers that reap in a `WNOHANG` loop expect.
 fn reentered(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
     let options = match nr {
         libc::SYS_wait4 => a[2] as i32,
         libc::SYS_waitid => a[3] as i32,
+        // A handler that interrupted an IPC wait: its descriptor numbers
+        // are the DC's, not the host's, and the endpoint is busy. A small
+        // write is kept and made after the served call; anything else
+        // fails as on a full or empty non-blocking descriptor (`EINTR`
+        // would make callers such as CPython's signal wake-up write retry
+        // for ever).
+        _ if dvk::in_ipc_wait() => {
+            if let Some(n) = crate::handler_writes::keep(nr, a) {
+                return n;
+            }
+            set_errno(libc::EAGAIN);
+            return -1;
+        }
         _ => return host(nr, a, native),
     };
     if options & libc::WNOHANG != 0 {
