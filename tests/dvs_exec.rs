@@ -317,7 +317,22 @@ impl Background {
     }
 
     fn start_with(dc: &str, args: &[&str], stdin: Stdio) -> Background {
-        let mut child = dvs_exec_cmd()
+        use std::os::unix::process::CommandExt;
+        let mut cmd = dvs_exec_cmd();
+        // As a terminal's foreground job has them, whatever this test
+        // process inherited (a background job of a non-interactive shell
+        // starts with SIGINT and SIGQUIT ignored, and a program cannot
+        // catch a signal ignored at its start).
+        // SAFETY: signal(2) is async-signal-safe; nothing else runs
+        // between fork and exec here.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .args(["--dc", dc, "--"])
             .args(args)
             .env_remove("DVS_SOCKET")
