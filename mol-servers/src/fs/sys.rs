@@ -72,7 +72,13 @@ struct OpenHow {
     resolve: u64,
 }
 
-/// `openat2(2)` with `RESOLVE_*` flags.
+/// Tries of an `openat2` that keeps failing with `EAGAIN`.
+const OPENAT2_TRIES: usize = 64;
+
+/// `openat2(2)` with `RESOLVE_*` flags. With `RESOLVE_BENEATH` or
+/// `RESOLVE_IN_ROOT` the kernel fails with `EAGAIN` when a rename or mount
+/// anywhere on the host raced with the lookup; the lookup is then retried
+/// (a program opening a file must not see that).
 pub fn openat2(
     dir: BorrowedFd<'_>,
     path: &CStr,
@@ -85,18 +91,24 @@ pub fn openat2(
         mode,
         resolve,
     };
-    // SAFETY: `path` is NUL-terminated, `how` is a valid `open_how` whose
-    // size we pass; the kernel only reads both.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    owned(check_long(r)? as libc::c_int)
+    let mut tries = 0;
+    loop {
+        // SAFETY: `path` is NUL-terminated, `how` is a valid `open_how`
+        // whose size we pass; the kernel only reads both.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        match check_long(r) {
+            Err(libc::EAGAIN) if tries < OPENAT2_TRIES => tries += 1,
+            r => return owned(r? as libc::c_int),
+        }
+    }
 }
 
 /// `openat(2)`.
