@@ -23,7 +23,7 @@ pub fn errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
-fn check(r: libc::c_int) -> SysResult<libc::c_int> {
+pub(super) fn check(r: libc::c_int) -> SysResult<libc::c_int> {
     if r < 0 {
         Err(errno())
     } else {
@@ -39,7 +39,7 @@ fn check_long(r: libc::c_long) -> SysResult<libc::c_long> {
     }
 }
 
-fn check_size(r: isize) -> SysResult<usize> {
+pub(super) fn check_size(r: isize) -> SysResult<usize> {
     if r < 0 {
         Err(errno())
     } else {
@@ -47,7 +47,7 @@ fn check_size(r: isize) -> SysResult<usize> {
     }
 }
 
-fn owned(r: libc::c_int) -> SysResult<OwnedFd> {
+pub(super) fn owned(r: libc::c_int) -> SysResult<OwnedFd> {
     let fd = check(r)?;
     // SAFETY: `fd` was just returned by the kernel as a new descriptor that
     // nothing else owns.

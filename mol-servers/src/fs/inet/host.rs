@@ -3,33 +3,11 @@
 //! the kernel validates them). Every wrapper returns the positive `errno`
 //! on failure.
 
-use super::super::sys::{errno, SysResult};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use super::super::sys::{check, check_size, owned, SysResult};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 /// Room for any socket address (`struct sockaddr_storage`).
 pub const ADDR_CAP: usize = 128;
-
-fn check(r: libc::c_int) -> SysResult<libc::c_int> {
-    if r < 0 {
-        Err(errno())
-    } else {
-        Ok(r)
-    }
-}
-
-fn check_size(r: isize) -> SysResult<usize> {
-    if r < 0 {
-        Err(errno())
-    } else {
-        Ok(r as usize)
-    }
-}
-
-fn owned(r: libc::c_int) -> SysResult<OwnedFd> {
-    let fd = check(r)?;
-    // SAFETY: a descriptor the kernel just created, owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
 
 /// `socket(2)`, always non-blocking and close-on-exec on the host.
 pub fn socket(domain: i32, ty: i32, protocol: i32) -> SysResult<OwnedFd> {
