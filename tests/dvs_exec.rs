@@ -3,7 +3,7 @@
 //! Each run starts its own embedded single-node DVS.
 
 mod common;
-use common::{dvs_exec, dvs_exec_cmd, preload};
+use common::{dvs_exec, dvs_exec_cmd, example, preload};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -74,22 +74,6 @@ fn scratch() -> tempfile::TempDir {
     std::fs::write(d.path().join("sub/a"), "A\n").unwrap();
     std::fs::write(d.path().join("sub/b"), "BB\n").unwrap();
     d
-}
-
-/// Compiles `examples/NAME.c` into `dir`.
-fn example(name: &str, dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(format!("{name}.c"));
-    let out = dir.join(name);
-    let st = Command::new("cc")
-        .args(["-O1", "-Wall", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("cc");
-    assert!(st.success(), "cannot compile {}", src.display());
-    out
 }
 
 #[test]

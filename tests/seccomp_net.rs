@@ -5,8 +5,8 @@
 //! forks refused instead of leaking host PIDs.
 
 mod common;
-use common::{dvs_exec, preload, run_cmd, Guard, Run};
-use std::path::{Path, PathBuf};
+use common::{dvs_exec, example, preload, run_cmd, Guard, Run};
+use std::path::Path;
 use std::process::Command;
 
 fn in_dc(cwd: &Path, root: Option<&Path>, args: &[&str], net: bool) -> Run {
@@ -23,22 +23,6 @@ fn in_dc(cwd: &Path, root: Option<&Path>, args: &[&str], net: bool) -> Run {
     }
     c.arg("--").args(args);
     run_cmd(c, cwd)
-}
-
-/// Compiles `examples/NAME.c` (dynamically) into `dir`.
-fn example(name: &str, dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(format!("{name}.c"));
-    let out = dir.join(name);
-    let st = Command::new("cc")
-        .args(["-O1", "-Wall", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("cc");
-    assert!(st.success(), "cannot compile {}", src.display());
-    out
 }
 
 /// A host process outside the DC, killed when dropped.

@@ -95,3 +95,19 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
     }
 }
+
+/// Compiles `examples/NAME.c` (dynamically linked) into `dir`.
+pub fn example(name: &str, dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(format!("{name}.c"));
+    let out = dir.join(name);
+    let st = Command::new("cc")
+        .args(["-O1", "-Wall", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("cc");
+    assert!(st.success(), "cannot compile {}", src.display());
+    out
+}
