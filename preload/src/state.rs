@@ -136,7 +136,13 @@ pub fn syscall(nr: i64, a: [u64; 6]) -> Action {
     })
 }
 
-/// Sets `errno`.
+/// This thread's `errno`.
+pub fn errno() -> i32 {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets this thread's `errno`.
 pub fn set_errno(e: i32) {
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() = e };

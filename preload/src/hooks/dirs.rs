@@ -92,9 +92,12 @@ redhook::hook! {
     }
 }
 
-/// Next entry of one of our streams.
+/// Next entry of one of our streams. `errno` changes only on failure:
+/// callers tell the end of the stream from an error by it, and waiting for
+/// FS may leave a stale value (a futex `EAGAIN`).
 fn next(d: &mut DcDir) -> *mut dirent64 {
     if d.pos >= d.len {
+        let saved = state::errno();
         let n = raw(
             SYS_getdents64,
             [
@@ -110,6 +113,7 @@ fn next(d: &mut DcDir) -> *mut dirent64 {
             set_errno((-n) as i32);
             return std::ptr::null_mut();
         }
+        set_errno(saved);
         if n == 0 {
             return std::ptr::null_mut();
         }
