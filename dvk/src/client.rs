@@ -230,6 +230,37 @@ impl Dvk {
         })
     }
 
+    /// `rmtbind`: registers `ep` as running on `node`. Local endpoints then
+    /// reach it through the proxies; messages from it are accepted here.
+    pub fn rmtbind(&self, dcid: i32, ep: Endpoint, node: i32) -> Result<Endpoint> {
+        self.call_ep(&Request::Bind {
+            dcid,
+            ep,
+            target: BindTarget::Remote(node),
+        })
+    }
+
+    /// `bkupbind`: binds local process `pid` as the backup of `ep`, whose
+    /// primary runs on `node`. IPC with `ep` goes to the primary; the
+    /// backup takes over when a manager binds it again as Local.
+    pub fn bkupbind(&self, dcid: i32, pid: i32, ep: Endpoint, node: i32) -> Result<Endpoint> {
+        self.call_ep(&Request::Bind {
+            dcid,
+            ep,
+            target: BindTarget::Backup { pid, node },
+        })
+    }
+
+    /// `replbind`: binds local process `pid` as a replica of `ep`: IPC with
+    /// `ep` on this node goes to it, as with a Local endpoint.
+    pub fn replbind(&self, dcid: i32, pid: i32, ep: Endpoint) -> Result<Endpoint> {
+        self.call_ep(&Request::Bind {
+            dcid,
+            ep,
+            target: BindTarget::Replica(pid),
+        })
+    }
+
     /// `unbind`.
     pub fn unbind(&self, dcid: i32, ep: Endpoint) -> Result<()> {
         self.call_ok(&Request::Unbind { dcid, ep })

@@ -24,8 +24,9 @@ use crate::client::Dvk;
 use crate::endpoint::Endpoint;
 use crate::error::{DvkError, Result};
 use crate::layout::{
-    kind, pack_out, pack_pair, pack_status, phase, unpack_out, unpack_pair, unpack_status, DcTable,
-    Doorbell, IpcState, Mailbox, TableGeometry, DC_RUNNING, F_FROZEN, F_KIND_SHIFT, F_PRIV,
+    kind, pack_out, pack_pair, pack_status, phase, unpack_out, unpack_pair, unpack_refusal,
+    unpack_status, DcTable, Doorbell, IpcState, Mailbox, TableGeometry, DC_RUNNING, F_FROZEN,
+    F_KIND_SHIFT, F_PRIV,
 };
 use crate::message::{Message, NotifyKind};
 use crate::params::{ipc_call, DcParams, ProcKind};
@@ -208,10 +209,27 @@ impl Ipc {
         if cur != ep.0 {
             return Err(died);
         }
+        // Remote (and Backup) endpoints have a surrogate mailbox that the
+        // node daemon's proxy owns: IPC with them looks local.
+        Ok((s, self.table.flags(s).load(Ordering::Acquire)))
+    }
+
+    /// Whether the endpoint in slot `s` lives on another node (Remote, or
+    /// a Backup whose primary is elsewhere): its mailbox is the proxy's.
+    pub(crate) fn is_remote(&self, s: usize) -> bool {
         let flags = self.table.flags(s).load(Ordering::Acquire);
-        match ProcKind::from_bits(flags >> F_KIND_SHIFT) {
-            ProcKind::Local | ProcKind::Replica => Ok((s, flags)),
-            ProcKind::Remote | ProcKind::Backup => Err(DvkError::NoProxy),
+        matches!(
+            ProcKind::from_bits(flags >> F_KIND_SHIFT),
+            ProcKind::Remote | ProcKind::Backup
+        )
+    }
+
+    /// Counts a message sent to slot `s`.
+    fn count_sent(&self, s: usize) {
+        if self.is_remote(s) {
+            self.mbx.rsnt().fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.mbx.lsnt().fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -267,58 +285,24 @@ impl Ipc {
 
     // ------------------------------------------------------------ sending
 
-    /// Posts `m` to `dst` (slot `b`) and rings it; returns the sequence
-    /// number and the peer. Does not wait.
+    fn poster(&self) -> Poster<'_> {
+        Poster {
+            mbx: &self.mbx,
+            me: self.me,
+            slot: self.slot,
+        }
+    }
+
+    /// Posts `m` to the peer in slot `b` and rings it; returns the sequence
+    /// number. Does not wait.
     fn post(&self, b: usize, peer: &Peer, m: &Message, k: u32) -> u32 {
-        let a = self.slot;
-        let (prev, ph, _) = unpack_out(self.mbx.out_state(b).load(Ordering::Relaxed));
-        let dst = peer.mbx.address();
-        if ph == phase::POSTED && self.mbx.out_dst(b).load(Ordering::Relaxed) == dst {
-            // A previous reply nobody has taken (its receiver gave up):
-            // withdraw it before reusing the slot.
-            if peer.mbx.consumed(a).load(Ordering::Acquire) == pack_pair(self.me, prev) {
-                self.mbx.out_confirmed(b).store(prev, Ordering::Release);
-            } else {
-                self.withdraw(b, peer, prev);
-            }
-        }
-        let mut seq = prev.wrapping_add(1);
-        if seq == 0 {
-            seq = 1;
-        }
-        self.mbx.out_dst(b).store(dst, Ordering::Relaxed);
-        let ticket = peer.bell.ticket().fetch_add(1, Ordering::Relaxed);
-        self.mbx.out_ticket(b).store(ticket, Ordering::Relaxed);
-        self.mbx.write_msg(b, m);
-        self.mbx
-            .out_state(b)
-            .store(pack_out(seq, phase::POSTED, k), Ordering::Release);
-        peer.bell.ring_from(a);
-        seq
+        self.poster().post(b, &peer.mbx, &peer.bell, m, k)
     }
 
     /// Withdraws message `seq` towards slot `b`. Returns true if the
     /// receiver had already claimed it (then it counts as delivered).
     fn withdraw(&self, b: usize, peer: &Peer, seq: u32) -> bool {
-        let a = self.slot;
-        let (_, _, k) = unpack_out(self.mbx.out_state(b).load(Ordering::Relaxed));
-        self.mbx
-            .out_state(b)
-            .store(pack_out(seq, phase::CANCELLING, k), Ordering::SeqCst);
-        let delivered = peer.mbx.consumed(a).load(Ordering::SeqCst) == pack_pair(self.me, seq);
-        if delivered {
-            self.mbx.out_confirmed(b).store(seq, Ordering::Release);
-        }
-        let verdict = if delivered {
-            phase::DELIVERED
-        } else {
-            phase::ABORTED
-        };
-        self.mbx
-            .out_state(b)
-            .store(pack_out(seq, verdict, k), Ordering::SeqCst);
-        peer.bell.wake();
-        delivered
+        self.poster().withdraw(b, &peer.mbx, &peer.bell, seq)
     }
 
     /// Resolves and checks a destination for a sending call.
@@ -383,6 +367,11 @@ impl Ipc {
                 if peer.mbx.consumed(a).load(Ordering::Acquire) == key {
                     return Some(Ok(()));
                 }
+                // Rejected by the destination node (remote peers only).
+                let (rseq, code) = unpack_refusal(peer.mbx.refused(a).load(Ordering::Acquire));
+                if rseq == seq && code < 0 {
+                    return Some(Err(DvkError::from_code(code)));
+                }
                 if self.table.ep(b).load(Ordering::Acquire) != dst.0 {
                     return Some(Err(DvkError::DstDied));
                 }
@@ -406,7 +395,7 @@ impl Ipc {
             self.set_status(IpcState::Running, Endpoint::NONE);
         }
         if r.is_ok() {
-            self.mbx.lsnt().fetch_add(1, Ordering::Relaxed);
+            self.count_sent(b);
         }
         r
     }
@@ -471,7 +460,7 @@ impl Ipc {
             return Err(DvkError::NotReady);
         }
         self.post(b, &peer, m, kind::REPLY);
-        self.mbx.lsnt().fetch_add(1, Ordering::Relaxed);
+        self.count_sent(b);
         Ok(())
     }
 
@@ -498,7 +487,7 @@ impl Ipc {
         };
         cell.store(pack_pair(dst, next), Ordering::Release);
         peer.bell.ring_from(self.slot);
-        self.mbx.lsnt().fetch_add(1, Ordering::Relaxed);
+        self.count_sent(b);
         Ok(())
     }
 
@@ -770,6 +759,81 @@ impl Ipc {
         m.m_source = peer.ep.0;
         peer.bell.wake();
         Some(m)
+    }
+}
+
+/// The writer of a mailbox posting into it: a bound task, or the node
+/// daemon for the surrogate mailbox of a remote endpoint.
+pub(crate) struct Poster<'a> {
+    /// The mailbox written.
+    pub mbx: &'a Mailbox,
+    /// Its endpoint.
+    pub me: Endpoint,
+    /// Its slot.
+    pub slot: usize,
+}
+
+impl Poster<'_> {
+    /// Posts `m` to the mailbox `dst` (slot `b`) and rings `bell`; returns
+    /// the sequence number. Does not wait.
+    pub(crate) fn post(
+        &self,
+        b: usize,
+        dst: &Mailbox,
+        bell: &Doorbell,
+        m: &Message,
+        k: u32,
+    ) -> u32 {
+        let a = self.slot;
+        let (prev, ph, _) = unpack_out(self.mbx.out_state(b).load(Ordering::Relaxed));
+        let addr = dst.address();
+        if ph == phase::POSTED && self.mbx.out_dst(b).load(Ordering::Relaxed) == addr {
+            // A previous reply nobody has taken (its receiver gave up):
+            // withdraw it before reusing the slot.
+            if dst.consumed(a).load(Ordering::Acquire) == pack_pair(self.me, prev) {
+                self.mbx.out_confirmed(b).store(prev, Ordering::Release);
+            } else {
+                self.withdraw(b, dst, bell, prev);
+            }
+        }
+        let mut seq = prev.wrapping_add(1);
+        if seq == 0 {
+            seq = 1;
+        }
+        self.mbx.out_dst(b).store(addr, Ordering::Relaxed);
+        let ticket = bell.ticket().fetch_add(1, Ordering::Relaxed);
+        self.mbx.out_ticket(b).store(ticket, Ordering::Relaxed);
+        self.mbx.write_msg(b, m);
+        self.mbx
+            .out_state(b)
+            .store(pack_out(seq, phase::POSTED, k), Ordering::Release);
+        bell.ring_from(a);
+        seq
+    }
+
+    /// Withdraws message `seq` towards slot `b` (Dekker's handshake with
+    /// the receiver's claim). Returns true if the receiver had already
+    /// claimed it (then it counts as delivered).
+    pub(crate) fn withdraw(&self, b: usize, dst: &Mailbox, bell: &Doorbell, seq: u32) -> bool {
+        let a = self.slot;
+        let (_, _, k) = unpack_out(self.mbx.out_state(b).load(Ordering::Relaxed));
+        self.mbx
+            .out_state(b)
+            .store(pack_out(seq, phase::CANCELLING, k), Ordering::SeqCst);
+        let delivered = dst.consumed(a).load(Ordering::SeqCst) == pack_pair(self.me, seq);
+        if delivered {
+            self.mbx.out_confirmed(b).store(seq, Ordering::Release);
+        }
+        let verdict = if delivered {
+            phase::DELIVERED
+        } else {
+            phase::ABORTED
+        };
+        self.mbx
+            .out_state(b)
+            .store(pack_out(seq, verdict, k), Ordering::SeqCst);
+        bell.wake();
+        delivered
     }
 }
 

@@ -330,6 +330,17 @@ pub fn unpack_pair(w: u64) -> (Endpoint, u32) {
     (Endpoint((w >> 32) as u32 as i32), w as u32)
 }
 
+/// Packs a refusal: the refused sequence number and the (negative) DVK
+/// error code.
+pub fn pack_refusal(seq: u32, code: i32) -> u64 {
+    seq as u64 | ((code as u32 as u64) << 32)
+}
+
+/// Unpacks a refusal: `(seq, code)`.
+pub fn unpack_refusal(w: u64) -> (u32, i32) {
+    (w as u32, (w >> 32) as u32 as i32)
+}
+
 /// Packs the IPC status word: state and peer.
 pub fn pack_status(st: IpcState, peer: Endpoint) -> u64 {
     st as u32 as u64 | ((peer.0 as u32 as u64) << 32)
@@ -362,10 +373,13 @@ impl Mailbox {
     fn ntf_seen_base(&self) -> usize {
         self.ntf_sent_base() + self.nslots * 8
     }
+    fn refused_base(&self) -> usize {
+        self.ntf_seen_base() + self.nslots * 8
+    }
 
     /// Bytes needed for a mailbox with `nslots` peers.
     pub fn len_for(nslots: usize) -> usize {
-        round_page(M_HEADER + nslots * (OUT_SLOT + 24))
+        round_page(M_HEADER + nslots * (OUT_SLOT + 32))
     }
 
     /// Creates a mailbox (daemon side) and returns its fd and a writable
@@ -486,6 +500,14 @@ impl Mailbox {
     pub fn ntf_seen(&self, src_slot: usize) -> &AtomicU64 {
         assert!(src_slot < self.nslots);
         self.map.u64(self.ntf_seen_base() + 8 * src_slot)
+    }
+    /// A message from `src_slot` that the owner refused: `(seq, error
+    /// code)` packed by [`pack_refusal`]. Only surrogate mailboxes of
+    /// remote endpoints write it: the destination node rejected the
+    /// message (the sender is not registered there, the destination died).
+    pub fn refused(&self, src_slot: usize) -> &AtomicU64 {
+        assert!(src_slot < self.nslots);
+        self.map.u64(self.refused_base() + 8 * src_slot)
     }
 }
 

@@ -24,6 +24,7 @@ pub mod error;
 mod forkwatch;
 pub mod ipc;
 pub mod layout;
+pub mod membership;
 pub mod message;
 pub mod params;
 pub mod proto;

@@ -25,6 +25,21 @@ pub enum BindTarget {
     Thread,
     /// Another local process, by host pid (`lclbind`).
     Pid(i32),
+    /// An endpoint that runs on another node (`rmtbind`): IPC with it goes
+    /// through the proxies.
+    Remote(i32),
+    /// A local process standing by for the primary on another node
+    /// (`bkupbind`): IPC goes to the primary until it is bound again as
+    /// Local.
+    Backup {
+        /// Host pid of the backup process.
+        pid: i32,
+        /// Node of the primary.
+        node: i32,
+    },
+    /// A local replica of an endpoint that also runs on other nodes
+    /// (`replbind`): IPC on this node goes to it.
+    Replica(i32),
 }
 
 /// A request to the daemon.

@@ -20,6 +20,10 @@ impl Ipc {
     /// migrating and blocked in IPC.
     fn copy_party(&self, ep: Endpoint, died: DvkError) -> Result<i32> {
         let (s, flags) = self.lookup(ep, died)?;
+        if self.is_remote(s) {
+            // Copies between nodes are not carried by the proxies yet.
+            return Err(DvkError::NoProxy);
+        }
         if flags & F_FROZEN != 0 {
             return Err(DvkError::Migrate);
         }

@@ -7,7 +7,9 @@
 //! and serves `dvs status`. It is not on the data path: bound processes
 //! exchange messages directly.
 
+mod proxy;
 mod reaper;
+mod remote;
 mod session;
 pub mod state;
 
@@ -176,9 +178,17 @@ impl Daemon {
     }
 
     /// Applies a cluster configuration (see [`crate::cluster`]): this
-    /// node must be in it; its DCs are created.
-    pub fn configure(&self, cluster: &crate::cluster::ClusterConfig) -> Result<()> {
-        self.shared.with_state(|st| st.configure(cluster))
+    /// node must be in it; its DCs are created, and with other nodes in
+    /// the cluster the proxies start (listening on this node's address).
+    pub fn configure(&self, cluster: &crate::cluster::ClusterConfig) -> anyhow::Result<()> {
+        let node = self.shared.with_state(|st| -> Result<i32> {
+            st.configure(cluster)?;
+            st.dvs.map(|(n, _)| n).ok_or(DvkError::DvsNotRun)
+        })?;
+        if cluster.nodes.len() > 1 {
+            proxy::start(self.shared.clone(), cluster, node)?;
+        }
+        Ok(())
     }
 
     /// Asks a running daemon to stop (used by signal handlers).

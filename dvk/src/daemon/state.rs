@@ -54,11 +54,12 @@ pub(crate) struct Dc {
     pub table_ro: OwnedFd,
     pub slots: Vec<Option<Binding>>,
     /// Per slot, the outgoing sequence words and notification counters of
-    /// its last binding, towards every destination slot. A new binding of
-    /// the slot continues from them, so that a receiver's `consumed` or
-    /// `ntf_seen` entry left from the previous binding of the same
-    /// endpoint number can never match a new message.
-    pub carried: Vec<Option<Vec<(u64, u64)>>>,
+    /// its last binding, towards every other slot, and the notifications
+    /// it had seen from them. A new binding of the slot continues from
+    /// them, so that a receiver's `consumed` or `ntf_seen` entry left from
+    /// the previous binding of the same endpoint number can never match a
+    /// new message, and a notification taken before is not taken again.
+    pub carried: Vec<Option<Vec<(u64, u64, u64)>>>,
 }
 
 /// A DVK notification that did not fit in its target's ring yet.
@@ -90,6 +91,9 @@ pub(crate) struct State {
     deferred: Vec<Deferred>,
     /// pidfds to register with the reaper (taken by the caller after each op).
     pub new_pidfds: Vec<(u64, std::os::fd::RawFd)>,
+    /// The proxies' side of the tables: surrogate mailboxes of remote
+    /// endpoints, messages in flight between nodes, which nodes are up.
+    pub remote: super::remote::Remote,
 }
 
 /// The thread group (process) of host task `tid`, if it exists.
@@ -119,6 +123,7 @@ impl State {
             next_token: 1,
             deferred: Vec::new(),
             new_pidfds: Vec::new(),
+            remote: super::remote::Remote::default(),
         }
     }
 
@@ -352,20 +357,39 @@ impl State {
         ep: Endpoint,
         target: BindTarget,
     ) -> Result<BindOutcome> {
-        let (node, _) = self.dvs()?;
-        let (pid, tid, thread) = match target {
-            BindTarget::Process => (c.pid, c.tid, false),
-            BindTarget::Thread => (c.pid, c.tid, true),
-            BindTarget::Pid(p) => {
-                // A thread id binds that thread only.
-                let tgid = thread_group(p).ok_or(DvkError::BadPid)?;
-                (tgid, p, tgid != p)
-            }
+        let (local, dvs) = self.dvs()?;
+        // A thread id binds that thread only.
+        let task_of = |p: i32| -> Result<(i32, i32, bool)> {
+            let tgid = thread_group(p).ok_or(DvkError::BadPid)?;
+            Ok((tgid, p, tgid != p))
         };
-        if self.task_bound(pid, tid, thread) {
-            return Err(DvkError::ProcBound);
+        let (kind, node, task) = match target {
+            BindTarget::Process => (ProcKind::Local, local, Some((c.pid, c.tid, false))),
+            BindTarget::Thread => (ProcKind::Local, local, Some((c.pid, c.tid, true))),
+            BindTarget::Pid(p) => (ProcKind::Local, local, Some(task_of(p)?)),
+            BindTarget::Replica(p) => (ProcKind::Replica, local, Some(task_of(p)?)),
+            BindTarget::Remote(n) => (ProcKind::Remote, n, None),
+            BindTarget::Backup { pid, node } => (ProcKind::Backup, node, Some(task_of(pid)?)),
+        };
+        if let Some((pid, tid, thread)) = task {
+            if self.task_bound(pid, tid, thread) {
+                return Err(DvkError::ProcBound);
+            }
         }
         let dc = self.dc(dcid)?;
+        if node != local {
+            if node < 0 || node >= dvs.nr_nodes {
+                return Err(DvkError::BadNodeId);
+            }
+            if node >= 64 || dc.params.nodes & (1u64 << node) == 0 {
+                return Err(DvkError::NoDcNode);
+            }
+            if !self.remote.is_up(node) {
+                return Err(DvkError::NoProxy);
+            }
+        } else if matches!(kind, ProcKind::Remote | ProcKind::Backup) {
+            return Err(DvkError::BadNodeId);
+        }
         let s = Self::slot_for(dc, ep)?;
         if dc.slots[s].is_some() {
             return Err(DvkError::SlotUsed);
@@ -375,28 +399,46 @@ impl State {
         let token = self.next_token;
         let (mbx_fd, mbx) = Mailbox::create(dcid, ep, nslots, token as u32)?;
         if let Some(carried) = &dc.carried[s] {
-            for (b, &(out, ntf)) in carried.iter().enumerate() {
+            for (b, &(out, ntf, seen)) in carried.iter().enumerate() {
                 let (seq, _, _) = crate::layout::unpack_out(out);
                 mbx.out_state(b).store(
                     crate::layout::pack_out(seq, crate::layout::phase::EMPTY, 0),
                     Ordering::Relaxed,
                 );
                 mbx.ntf_sent(b).store(ntf, Ordering::Relaxed);
+                mbx.ntf_seen(b).store(seen, Ordering::Relaxed);
             }
         }
         let mbx_ro = crate::sys::reopen_readonly(&mbx_fd)?;
-        let (bell_fd, bell) = Doorbell::create(dcid, ep, nslots)?;
-        let pidfd = crate::sys::pidfd_open(pid, if thread { tid } else { pid })
-            .map_err(|_| DvkError::BadPid)?;
+        // The mailbox of an endpoint of another node is a surrogate that
+        // the proxies write; its doorbell is theirs, shared by all of them.
+        let (bell_fd, bell) = if node == local {
+            Doorbell::create(dcid, ep, nslots)?
+        } else {
+            self.remote.bell_for(nslots)?
+        };
+        let pidfd = match task {
+            Some((pid, tid, thread)) => Some(
+                crate::sys::pidfd_open(pid, if thread { tid } else { pid })
+                    .map_err(|_| DvkError::BadPid)?,
+            ),
+            None => None,
+        };
+        let (pid, tid, thread) = task.unwrap_or((0, 0, false));
         let privilege = PrivRecord::default_for(privileged);
-        let name = crate::sys::task_name(pid, if thread { tid } else { pid });
+        let name = match task {
+            Some(_) => crate::sys::task_name(pid, if thread { tid } else { pid }),
+            None => format!("(node {node})"),
+        };
         self.next_token += 1;
+        let granted = matches!(target, BindTarget::Process | BindTarget::Thread)
+            || !matches!(kind, ProcKind::Local | ProcKind::Replica);
         let b = Binding {
             ep,
             pid,
             tid,
             thread,
-            kind: ProcKind::Local,
+            kind,
             node,
             privilege,
             mbx_fd,
@@ -404,16 +446,16 @@ impl State {
             mbx,
             bell_fd,
             bell,
-            pidfd: Some(pidfd),
+            pidfd,
             token,
-            granted: !matches!(target, BindTarget::Pid(_)),
+            granted,
             name,
         };
         self.publish(dcid, s, b)?;
-        tracing::debug!(dcid, %ep, pid, tid, "bound");
+        tracing::debug!(dcid, %ep, pid, tid, ?kind, node, "bound");
         Ok(match target {
-            BindTarget::Pid(_) => BindOutcome::Other(ep),
-            _ => BindOutcome::Granted(s),
+            BindTarget::Process | BindTarget::Thread => BindOutcome::Granted(s),
+            _ => BindOutcome::Other(ep),
         })
     }
 
@@ -530,12 +572,20 @@ impl State {
     /// Frees a slot. `died` means the task ended without unbinding: its
     /// warn endpoint (or the DC's) gets an `Exit` notification.
     pub fn unbind_slot(&mut self, dcid: i32, s: usize, died: bool) {
+        let local = self.dvs.map(|(n, _)| n).unwrap_or(0);
         let Some(dc) = self.dcs.get_mut(&dcid) else {
             return;
         };
         let Some(b) = dc.slots.get_mut(s).and_then(|x| x.take()) else {
             return;
         };
+        // A reply posted just before the end still goes to its remote
+        // receiver, as a local receiver would still take it.
+        self.remote
+            .forward_last_replies(dcid, local, s, &b, &dc.slots);
+        // Messages from other nodes it took are acknowledged, the others
+        // refused.
+        self.remote.settle_inbound_to(dcid, local, s, &b, &dc.slots);
         let t = &dc.table;
         t.ep(s).store(Endpoint::NONE.0, Ordering::Release);
         t.flags(s).store(0, Ordering::Release);
@@ -549,6 +599,7 @@ impl State {
                     (
                         b.mbx.out_state(d).load(Ordering::Acquire),
                         b.mbx.ntf_sent(d).load(Ordering::Acquire),
+                        b.mbx.ntf_seen(d).load(Ordering::Acquire),
                     )
                 })
                 .collect(),
@@ -789,14 +840,13 @@ impl State {
             proxy: None,
             dcs: self.dcs.keys().copied().collect(),
         };
-        // Configured nodes other than this one are shown down until the
-        // proxies to them exist.
+        // Other configured nodes are up while their proxies are connected.
         let mut nodes = vec![node];
         for n in self.cluster_nodes.iter().filter(|n| n.id != info.node) {
             nodes.push(NodeStatus {
                 id: n.id,
                 name: n.name.clone(),
-                up: false,
+                up: self.remote.is_up(n.id),
                 proxy: None,
                 dcs: Vec::new(),
             });

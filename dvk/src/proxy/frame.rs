@@ -55,7 +55,8 @@ pub enum Command {
     SendAck = 3,
     /// A notification; no delivery guarantee.
     NtfyMsg = 4,
-    /// A request for `sendrec`; the reply comes back as [`Command::SendMsg`].
+    /// A request for `sendrec`; acknowledged like a send, the reply comes
+    /// back as [`Command::ReplyMsg`].
     SndrecMsg = 5,
     /// Data from the local source to a remote destination (payload).
     CopyinData = 6,
@@ -74,8 +75,13 @@ pub enum Command {
     /// The three-node copy is done.
     CopyrmtAck = 13,
     /// Nothing but the piggy-backed ack (when there is no traffic to carry
-    /// it).
+    /// it); also the idle heartbeat.
     Ack = 14,
+    /// The sender withdrew a message (timeout): take it back if the
+    /// destination has not received it yet.
+    Cancel = 15,
+    /// The reply of a `sendrec`; never acknowledged.
+    ReplyMsg = 16,
 }
 
 impl Command {
@@ -96,6 +102,8 @@ impl Command {
             12 => CopyrmtRqst,
             13 => CopyrmtAck,
             14 => Ack,
+            15 => Cancel,
+            16 => ReplyMsg,
             _ => return None,
         })
     }

@@ -1,0 +1,321 @@
+//! The proxies of a node: a sender and a receiver per remote node over
+//! TCP (tokio), and the agent thread that watches the proxies' doorbell.
+//!
+//! * The **sender** to node `n` connects to `n`'s proxy port (reconnecting
+//!   with exponential backoff), says `Hello` with this node's id, and then
+//!   writes the frames queued for `n`. Under load it batches every queued
+//!   frame, up to `batch_bytes`, into one write; Nagle is off. An idle
+//!   sender writes an `Ack` heartbeat every [`HEARTBEAT`].
+//! * The **receiver** accepts connections, learns the peer from its
+//!   `Hello` (the node is then up), decodes frames incrementally and
+//!   applies each to the tables ([`State::remote_apply`]). A malformed
+//!   frame, end of stream or [`SILENCE`] without a byte drops the
+//!   connection and puts the node down ([`State::node_down`]).
+//! * The **agent** sleeps on the proxies' doorbell, which local tasks ring
+//!   when they post to a remote endpoint and receivers ring when they take
+//!   a message from a surrogate, and runs [`State::remote_scan`].
+//!
+//! [`State::remote_apply`]: super::state::State
+//! [`State::node_down`]: super::state::State
+//! [`State::remote_scan`]: super::state::State
+
+use super::remote::Outgoing;
+use super::Shared;
+use crate::cluster::{ClusterConfig, ProxyConfig};
+use crate::layout::Doorbell;
+use crate::proxy::frame::{self, Command, Decoder, Header};
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// An idle sender's heartbeat period.
+pub const HEARTBEAT: Duration = Duration::from_millis(500);
+/// A receiver that hears nothing for this long declares its node down.
+pub const SILENCE: Duration = Duration::from_millis(2000);
+
+/// Frames counted by the proxies (for `dvs status`).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+/// The senders' queues, by node.
+pub(crate) struct Links {
+    queues: HashMap<i32, mpsc::UnboundedSender<Header>>,
+    /// Connection generation per node: only the newest receiver of a node
+    /// may put it down.
+    generation: Mutex<HashMap<i32, u64>>,
+    next_generation: AtomicU64,
+    pub counters: Counters,
+}
+
+impl Links {
+    /// Queues frames for their nodes (dropped for unknown nodes).
+    pub fn send_all(&self, out: Outgoing) {
+        for (node, h) in out {
+            if let Some(q) = self.queues.get(&node) {
+                let _ = q.send(h);
+            }
+        }
+    }
+}
+
+/// Starts the proxies of node `local` for `cluster`: binds the proxy port
+/// now (so that a busy port is reported at once), then runs the senders,
+/// receivers and agent on their own threads.
+pub(crate) fn start(
+    shared: Arc<Shared>,
+    cluster: &ClusterConfig,
+    local: i32,
+) -> anyhow::Result<Arc<Links>> {
+    let me = cluster
+        .node(local)
+        .ok_or_else(|| anyhow::anyhow!("node {local} is not in the cluster configuration"))?;
+    let cfg = cluster.proxy.clone();
+    let listen = SocketAddr::new(me.address, cfg.port);
+    let listener = TcpListener::bind(listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen for proxies on {listen}: {e}"))?;
+    listener.set_nonblocking(true)?;
+    let mut queues = HashMap::new();
+    let mut receivers = Vec::new();
+    for n in cluster.nodes.iter().filter(|n| n.id != local) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        queues.insert(n.id, tx);
+        receivers.push((n.id, SocketAddr::new(n.address, cfg.port), rx));
+    }
+    let links = Arc::new(Links {
+        queues,
+        generation: Mutex::new(HashMap::new()),
+        next_generation: AtomicU64::new(1),
+        counters: Counters::default(),
+    });
+    let known: Vec<i32> = cluster.nodes.iter().map(|n| n.id).collect();
+    {
+        let (shared, links) = (shared.clone(), links.clone());
+        std::thread::Builder::new()
+            .name("dvkd-proxy".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(%e, "cannot start the proxies' runtime");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    for (node, addr, rx) in receivers {
+                        tokio::spawn(sender(node, addr, rx, local, cfg.clone()));
+                    }
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(%e, "cannot use the proxy port");
+                            return;
+                        }
+                    };
+                    loop {
+                        match listener.accept().await {
+                            Ok((sock, peer)) => {
+                                tokio::spawn(receiver(
+                                    shared.clone(),
+                                    links.clone(),
+                                    sock,
+                                    peer,
+                                    local,
+                                    known.clone(),
+                                ));
+                            }
+                            Err(e) => tracing::warn!(%e, "proxy accept failed"),
+                        }
+                    }
+                });
+            })?;
+    }
+    {
+        let (shared, links) = (shared.clone(), links.clone());
+        let fd = shared.with_state(|st| st.remote.bell_fd())?;
+        let bell = Doorbell::open(&fd, super::remote::BELL_SLOTS)?;
+        std::thread::Builder::new()
+            .name("dvkd-agent".into())
+            .spawn(move || agent(&shared, &links, &bell))?;
+    }
+    tracing::info!(%listen, "proxies listening");
+    Ok(links)
+}
+
+/// The agent: scans whenever the proxies' doorbell rings.
+fn agent(shared: &Shared, links: &Links, bell: &Doorbell) {
+    while !shared.stopping() {
+        let seen = bell.futex().load(Ordering::Acquire);
+        let out = shared.state().remote_scan();
+        if !out.is_empty() {
+            links
+                .counters
+                .sent
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+            links.send_all(out);
+        }
+        let _ = crate::wait::wait_until(
+            bell,
+            Some(Instant::now() + Duration::from_millis(200)),
+            || (bell.futex().load(Ordering::Acquire) != seen).then_some(()),
+            || None,
+        );
+    }
+}
+
+/// The sender to `node`: connects, says hello, writes batches; reconnects
+/// with backoff when the connection fails.
+async fn sender(
+    node: i32,
+    addr: SocketAddr,
+    mut rx: mpsc::UnboundedReceiver<Header>,
+    local: i32,
+    cfg: ProxyConfig,
+) {
+    let min = Duration::from_millis(cfg.reconnect_min_ms);
+    let max = Duration::from_millis(cfg.reconnect_max_ms);
+    let mut delay = min;
+    loop {
+        match TcpStream::connect(addr).await {
+            Ok(mut sock) => {
+                delay = min;
+                let _ = sock.set_nodelay(true);
+                tracing::info!(node, %addr, "proxy sender connected");
+                match pump(&mut sock, &mut rx, local, cfg.batch_bytes).await {
+                    Ok(()) => return, // the daemon is going away
+                    Err(e) => tracing::warn!(node, %e, "proxy sender lost its connection"),
+                }
+            }
+            Err(e) => tracing::debug!(node, %addr, %e, "proxy sender cannot connect"),
+        }
+        if rx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(max);
+    }
+}
+
+/// Writes the hello, then the queued frames in batches, with heartbeats
+/// when idle. `Ok` when the queue is closed.
+async fn pump(
+    sock: &mut TcpStream,
+    rx: &mut mpsc::UnboundedReceiver<Header>,
+    local: i32,
+    batch: usize,
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(batch + frame::HEADER_SIZE);
+    let mut hello = Header::new(Command::Hello);
+    hello.snode = local as u16;
+    push(&hello, &mut buf);
+    sock.write_all(&buf).await?;
+    loop {
+        buf.clear();
+        match tokio::time::timeout(HEARTBEAT, rx.recv()).await {
+            Ok(Some(h)) => push(&h, &mut buf),
+            Ok(None) => return Ok(()),
+            Err(_) => {
+                let mut beat = Header::new(Command::Ack);
+                beat.snode = local as u16;
+                push(&beat, &mut buf);
+            }
+        }
+        while buf.len() < batch {
+            match rx.try_recv() {
+                Ok(h) => push(&h, &mut buf),
+                Err(_) => break,
+            }
+        }
+        sock.write_all(&buf).await?;
+    }
+}
+
+fn push(h: &Header, buf: &mut Vec<u8>) {
+    if let Err(e) = frame::encode(h, &[], buf) {
+        tracing::error!(%e, "cannot encode a frame");
+    }
+}
+
+/// A receiver: the peer's hello, then frames until the connection ends.
+async fn receiver(
+    shared: Arc<Shared>,
+    links: Arc<Links>,
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    local: i32,
+    known: Vec<i32>,
+) {
+    let _ = sock.set_nodelay(true);
+    let mut dec = Decoder::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut node: Option<(i32, u64)> = None;
+    'conn: loop {
+        let n = match tokio::time::timeout(SILENCE, sock.read(&mut buf)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                tracing::warn!(%peer, %e, "proxy receiver read failed");
+                break;
+            }
+            Err(_) => {
+                tracing::warn!(%peer, "proxy receiver: peer silent");
+                break;
+            }
+        };
+        dec.feed(&buf[..n]);
+        loop {
+            let f = match dec.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    links.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%peer, %e, "malformed frame: connection dropped");
+                    break 'conn;
+                }
+            };
+            links.counters.received.fetch_add(1, Ordering::Relaxed);
+            let h = f.header;
+            let Some((from, _)) = node else {
+                let id = h.snode as i32;
+                if h.cmd != Command::Hello || id == local || !known.contains(&id) {
+                    links.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%peer, node = id, "proxy connection without a valid hello");
+                    break 'conn;
+                }
+                let g = links.next_generation.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut gens) = links.generation.lock() {
+                    gens.insert(id, g);
+                }
+                node = Some((id, g));
+                shared.with_state(|st| st.node_up(id));
+                continue;
+            };
+            if matches!(h.cmd, Command::Hello | Command::Ack) {
+                continue;
+            }
+            let out = shared.state().remote_apply(from, &h);
+            links.send_all(out);
+        }
+    }
+    if let Some((id, g)) = node {
+        let newest = links
+            .generation
+            .lock()
+            .map(|gens| gens.get(&id) == Some(&g))
+            .unwrap_or(false);
+        if newest {
+            shared.with_state(|st| st.node_down(id));
+        }
+    }
+}
