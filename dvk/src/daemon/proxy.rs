@@ -149,8 +149,53 @@ pub(crate) fn start(
             .name("dvkd-agent".into())
             .spawn(move || agent(&shared, &links, &bell))?;
     }
+    {
+        let (shared, links) = (shared.clone(), links.clone());
+        let group = cluster.name.clone();
+        std::thread::Builder::new()
+            .name("dvkd-members".into())
+            .spawn(move || membership(&shared, &links, &group, local))?;
+    }
     tracing::info!(%listen, "proxies listening");
     Ok(links)
+}
+
+/// Follows the cluster's membership through Corosync CPG: a node that
+/// leaves the group (it stopped answering, or its Corosync ended) is put
+/// down at once, without waiting for its proxy connection to time out.
+/// Corosync's node id is the DVS node id + 1. Without Corosync the
+/// proxies alone watch the nodes.
+fn membership(shared: &Shared, links: &Links, group: &str, local: i32) {
+    use crate::membership::{MemberEvent, Membership};
+    let (_member, events) = match Membership::join(group) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(%e, "no membership service: the proxies alone watch the nodes");
+            return;
+        }
+    };
+    tracing::info!(group, "joined the cluster's CPG group");
+    for ev in events {
+        match ev {
+            MemberEvent::Left(id) if id as i32 - 1 != local => {
+                shared.with_state(|st| st.node_down(id as i32 - 1));
+            }
+            MemberEvent::Joined(id) => {
+                let node = id as i32 - 1;
+                // Back in the group with its proxy still connected.
+                let connected = links
+                    .generation
+                    .lock()
+                    .map(|g| g.contains_key(&node))
+                    .unwrap_or(false);
+                if node != local && connected {
+                    shared.with_state(|st| st.node_up(node));
+                }
+            }
+            _ => {}
+        }
+    }
+    tracing::warn!("the membership service ended: the proxies alone watch the nodes");
 }
 
 /// The agent: scans whenever the proxies' doorbell rings.
@@ -309,10 +354,11 @@ async fn receiver(
         }
     }
     if let Some((id, g)) = node {
+        // Only the newest connection of a node may put it down.
         let newest = links
             .generation
             .lock()
-            .map(|gens| gens.get(&id) == Some(&g))
+            .map(|mut gens| gens.get(&id) == Some(&g) && gens.remove(&id).is_some())
             .unwrap_or(false);
         if newest {
             shared.with_state(|st| st.node_down(id));
