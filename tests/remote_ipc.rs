@@ -247,6 +247,55 @@ fn remote_ipc_between_testbed_nodes() {
     sender.join().expect("sender");
     s200.join().expect("receiver");
 
+    // vcopy between nodes, both ways: 10 (node 0) sends 200 (node 1) the
+    // addresses of a 1 MiB buffer and of an empty one; 200 copies the first
+    // in, checks it, copies it back reversed into the second, and replies.
+    // Bad addresses fail cleanly; a side that is not in IPC is refused.
+    const LEN: usize = 1 << 20;
+    let s200 = task(&n1, 200, |ipc| {
+        let m = ipc.receive_t(ep(10), T).expect("request");
+        let (from, to, len) = (m.words()[0], m.words()[1], m.words()[2] as usize);
+        let mut buf = vec![0u8; len];
+        ipc.copy_from(ep(10), from, &mut buf)
+            .expect("copy from node 0");
+        assert!(buf.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+        buf.reverse();
+        ipc.copy_to(ep(10), to, &buf).expect("copy to node 0");
+        assert_eq!(ipc.copy_to(ep(10), 8, &buf[..16]), Err(DvkError::Fault));
+        ipc.reply(ep(10), &msg(0, 0)).expect("reply");
+    });
+    let client = task(&n0, 10, |ipc| {
+        let src: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+        let mut dst = vec![0u8; LEN];
+        let mut m = msg(5, src.as_ptr() as u64);
+        m.words_mut()[1] = dst.as_mut_ptr() as u64;
+        m.words_mut()[2] = LEN as u64;
+        ipc.sendrec_t(ep(200), &mut m, T)
+            .expect("sendrec with copies");
+        assert!(dst
+            .iter()
+            .rev()
+            .enumerate()
+            .all(|(i, &b)| b == (i % 251) as u8));
+        // 200 is not in IPC any more: a copy to it is refused.
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            ipc.copy_to(ep(200), 4096, &src[..8]),
+            Err(DvkError::NotBind)
+        );
+    });
+    client.join().expect("copy client");
+    s200.join().expect("copy server");
+    let idle = task(&n1, 200, |_ipc| {
+        std::thread::sleep(Duration::from_millis(500))
+    });
+    let t = task(&n0, 10, |ipc| {
+        let data = [1u8; 8];
+        assert_eq!(ipc.copy_to(ep(200), 4096, &data), Err(DvkError::NotReady));
+    });
+    t.join().expect("copy to a running endpoint");
+    idle.join().expect("idle 200");
+
     // A send that the receiver does not take in time times out, and is
     // withdrawn on the far node too: the receiver's later receive does
     // not see it.

@@ -261,6 +261,27 @@ impl Dvk {
         })
     }
 
+    /// Has the node daemon carry out a `vcopy` between the caller (bound as
+    /// `src` or `dst`) and an endpoint of another node.
+    pub(crate) fn remote_copy(
+        &self,
+        dcid: i32,
+        src: Endpoint,
+        src_addr: u64,
+        dst: Endpoint,
+        dst_addr: u64,
+        len: usize,
+    ) -> Result<()> {
+        self.call_ok(&Request::RemoteCopy {
+            dcid,
+            src,
+            src_addr,
+            dst,
+            dst_addr,
+            len: len as u64,
+        })
+    }
+
     /// `unbind`.
     pub fn unbind(&self, dcid: i32, ep: Endpoint) -> Result<()> {
         self.call_ok(&Request::Unbind { dcid, ep })

@@ -187,6 +187,22 @@ pub enum Request {
         /// The caller's endpoint.
         ep: Endpoint,
     },
+    /// A `vcopy` between the caller (one side) and an endpoint of another
+    /// node, carried by the proxies.
+    RemoteCopy {
+        /// DC id.
+        dcid: i32,
+        /// Source endpoint.
+        src: Endpoint,
+        /// Address in the source.
+        src_addr: u64,
+        /// Destination endpoint.
+        dst: Endpoint,
+        /// Address in the destination.
+        dst_addr: u64,
+        /// Bytes.
+        len: u64,
+    },
 }
 
 /// What a successful bind hands to the bound task (with fds: table,

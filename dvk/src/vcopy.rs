@@ -21,7 +21,8 @@ impl Ipc {
     fn copy_party(&self, ep: Endpoint, died: DvkError) -> Result<i32> {
         let (s, flags) = self.lookup(ep, died)?;
         if self.is_remote(s) {
-            // Copies between nodes are not carried by the proxies yet.
+            // Only copies between the requester and a remote endpoint are
+            // carried between nodes.
             return Err(DvkError::NoProxy);
         }
         if flags & F_FROZEN != 0 {
@@ -67,6 +68,25 @@ impl Ipc {
         }
         if self.table.flags(self.slot).load(Ordering::Acquire) & F_FROZEN != 0 {
             return Err(DvkError::Migrate);
+        }
+        // A copy between the caller and an endpoint of another node goes
+        // through the node daemon and the proxies.
+        let other = if src == me { dst } else { src };
+        if (src == me) != (dst == me) {
+            let (s, _) = self.lookup(
+                other,
+                if src == me {
+                    DvkError::DstDied
+                } else {
+                    DvkError::SrcDied
+                },
+            )?;
+            if self.is_remote(s) {
+                self.dvk()
+                    .remote_copy(self.dc().dcid, src, src_addr, dst, dst_addr, len)?;
+                self.mbx.rcopy().fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
         }
         let own = std::process::id() as i32;
         let map_err = |died: DvkError| {

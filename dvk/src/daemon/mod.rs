@@ -10,6 +10,7 @@
 mod proxy;
 mod reaper;
 mod remote;
+mod remote_copy;
 mod session;
 pub mod state;
 
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     stop: AtomicBool,
     reaper: reaper::Reaper,
     socket: PathBuf,
+    /// The proxies, once started (multi-node clusters only).
+    links: std::sync::OnceLock<Arc<proxy::Links>>,
 }
 
 impl Shared {
@@ -135,6 +138,7 @@ impl Daemon {
             stop: AtomicBool::new(false),
             reaper: reaper::Reaper::new()?,
             socket: cfg.socket.clone(),
+            links: std::sync::OnceLock::new(),
         });
         Ok(Daemon { listener, shared })
     }

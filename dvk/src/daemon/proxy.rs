@@ -22,8 +22,9 @@
 use super::remote::Outgoing;
 use super::Shared;
 use crate::cluster::{ClusterConfig, ProxyConfig};
+use crate::error::{DvkError, Result as DvkResult};
 use crate::layout::Doorbell;
-use crate::proxy::frame::{self, Command, Decoder, Header};
+use crate::proxy::frame::{self, Command, Decoder, Frame, Header};
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,9 +47,15 @@ pub(crate) struct Counters {
     pub rejected: AtomicU64,
 }
 
-/// The senders' queues, by node.
+/// A copy waiting for the far node's answer: its node and where the
+/// answer goes.
+type PendingCopy = (i32, std::sync::mpsc::Sender<DvkResult<Vec<u8>>>);
+
+/// The senders' queues, by node, and the copies in flight.
 pub(crate) struct Links {
-    queues: HashMap<i32, mpsc::UnboundedSender<Header>>,
+    queues: HashMap<i32, mpsc::UnboundedSender<Frame>>,
+    copies: Mutex<HashMap<u64, PendingCopy>>,
+    next_copy: AtomicU64,
     /// Connection generation per node: only the newest receiver of a node
     /// may put it down.
     generation: Mutex<HashMap<i32, u64>>,
@@ -59,10 +66,58 @@ pub(crate) struct Links {
 impl Links {
     /// Queues frames for their nodes (dropped for unknown nodes).
     pub fn send_all(&self, out: Outgoing) {
-        for (node, h) in out {
-            if let Some(q) = self.queues.get(&node) {
-                let _ = q.send(h);
-            }
+        for (node, header) in out {
+            self.send_frame(
+                node,
+                Frame {
+                    header,
+                    payload: Vec::new(),
+                },
+            );
+        }
+    }
+
+    /// Queues one frame for `node`.
+    pub fn send_frame(&self, node: i32, f: Frame) {
+        if let Some(q) = self.queues.get(&node) {
+            let _ = q.send(f);
+        }
+    }
+
+    /// Registers a copy with `node`: its id and where its answer arrives.
+    pub fn expect_copy(&self, node: i32) -> (u64, std::sync::mpsc::Receiver<DvkResult<Vec<u8>>>) {
+        let id = self.next_copy.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Ok(mut c) = self.copies.lock() {
+            c.insert(id, (node, tx));
+        }
+        (id, rx)
+    }
+
+    /// Hands the answer of copy `id` to its requester.
+    pub fn complete(&self, id: u64, r: DvkResult<Vec<u8>>) {
+        let waiter = self.copies.lock().ok().and_then(|mut c| c.remove(&id));
+        if let Some((_, tx)) = waiter {
+            let _ = tx.send(r);
+        }
+    }
+
+    /// Drops copy `id` (answered or given up).
+    pub fn forget_copy(&self, id: u64) {
+        if let Ok(mut c) = self.copies.lock() {
+            c.remove(&id);
+        }
+    }
+
+    /// Fails every copy in flight with `node`, which went down.
+    pub fn fail_copies(&self, node: i32) {
+        if let Ok(mut c) = self.copies.lock() {
+            c.retain(|_, (n, tx)| {
+                if *n == node {
+                    let _ = tx.send(Err(DvkError::NoProxy));
+                }
+                *n != node
+            });
         }
     }
 }
@@ -92,10 +147,15 @@ pub(crate) fn start(
     }
     let links = Arc::new(Links {
         queues,
+        copies: Mutex::new(HashMap::new()),
+        next_copy: AtomicU64::new(1),
         generation: Mutex::new(HashMap::new()),
         next_generation: AtomicU64::new(1),
         counters: Counters::default(),
     });
+    if shared.links.set(links.clone()).is_err() {
+        anyhow::bail!("the proxies are running already");
+    }
     let known: Vec<i32> = cluster.nodes.iter().map(|n| n.id).collect();
     {
         let (shared, links) = (shared.clone(), links.clone());
@@ -179,6 +239,7 @@ fn membership(shared: &Shared, links: &Links, group: &str, local: i32) {
         match ev {
             MemberEvent::Left(id) if id as i32 - 1 != local => {
                 shared.with_state(|st| st.node_down(id as i32 - 1));
+                links.fail_copies(id as i32 - 1);
             }
             MemberEvent::Joined(id) => {
                 let node = id as i32 - 1;
@@ -224,7 +285,7 @@ fn agent(shared: &Shared, links: &Links, bell: &Doorbell) {
 async fn sender(
     node: i32,
     addr: SocketAddr,
-    mut rx: mpsc::UnboundedReceiver<Header>,
+    mut rx: mpsc::UnboundedReceiver<Frame>,
     local: i32,
     cfg: ProxyConfig,
 ) {
@@ -256,29 +317,29 @@ async fn sender(
 /// when idle. `Ok` when the queue is closed.
 async fn pump(
     sock: &mut TcpStream,
-    rx: &mut mpsc::UnboundedReceiver<Header>,
+    rx: &mut mpsc::UnboundedReceiver<Frame>,
     local: i32,
     batch: usize,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(batch + frame::HEADER_SIZE);
     let mut hello = Header::new(Command::Hello);
     hello.snode = local as u16;
-    push(&hello, &mut buf);
+    push(&hello, &[], &mut buf);
     sock.write_all(&buf).await?;
     loop {
         buf.clear();
         match tokio::time::timeout(HEARTBEAT, rx.recv()).await {
-            Ok(Some(h)) => push(&h, &mut buf),
+            Ok(Some(f)) => push(&f.header, &f.payload, &mut buf),
             Ok(None) => return Ok(()),
             Err(_) => {
                 let mut beat = Header::new(Command::Ack);
                 beat.snode = local as u16;
-                push(&beat, &mut buf);
+                push(&beat, &[], &mut buf);
             }
         }
         while buf.len() < batch {
             match rx.try_recv() {
-                Ok(h) => push(&h, &mut buf),
+                Ok(f) => push(&f.header, &f.payload, &mut buf),
                 Err(_) => break,
             }
         }
@@ -286,8 +347,8 @@ async fn pump(
     }
 }
 
-fn push(h: &Header, buf: &mut Vec<u8>) {
-    if let Err(e) = frame::encode(h, &[], buf) {
+fn push(h: &Header, payload: &[u8], buf: &mut Vec<u8>) {
+    if let Err(e) = frame::encode(h, payload, buf) {
         tracing::error!(%e, "cannot encode a frame");
     }
 }
@@ -346,11 +407,21 @@ async fn receiver(
                 shared.with_state(|st| st.node_up(id));
                 continue;
             };
-            if matches!(h.cmd, Command::Hello | Command::Ack) {
-                continue;
+            match h.cmd {
+                Command::Hello | Command::Ack => {}
+                Command::CopyinData
+                | Command::CopyinAck
+                | Command::CopyoutRqst
+                | Command::CopyoutData => {
+                    if let Some(a) = super::remote_copy::served(&shared, &links, from, &f) {
+                        links.send_frame(from, a);
+                    }
+                }
+                _ => {
+                    let out = shared.state().remote_apply(from, &h);
+                    links.send_all(out);
+                }
             }
-            let out = shared.state().remote_apply(from, &h);
-            links.send_all(out);
         }
     }
     if let Some((id, g)) = node {
@@ -362,6 +433,7 @@ async fn receiver(
             .unwrap_or(false);
         if newest {
             shared.with_state(|st| st.node_down(id));
+            links.fail_copies(id);
         }
     }
 }

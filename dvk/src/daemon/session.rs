@@ -114,6 +114,25 @@ fn handle(shared: &Shared, c: &Caller, req: Request) -> Result<Reply> {
                 Err(e) => Some(Err(e)),
             })
         }
+        Request::RemoteCopy {
+            dcid,
+            src,
+            src_addr,
+            dst,
+            dst_addr,
+            len,
+        } => {
+            let desc = crate::proxy::frame::CopyDesc {
+                src: src.0,
+                dst: dst.0,
+                requester: 0,
+                src_addr,
+                dst_addr,
+                bytes: len,
+            };
+            super::remote_copy::requested(shared, c, dcid, desc)?;
+            plain(Response::Ok)
+        }
         other => shared.with_state(|st| immediate(st, c, other)),
     }
 }
@@ -212,9 +231,10 @@ fn immediate(st: &mut super::state::State, c: &Caller, req: Request) -> Result<R
             }
             plain(Response::Status(Box::new(snap)))
         }
-        Request::Wait4Bind { .. } | Request::Wait4BindEp { .. } | Request::Wait4Unbind { .. } => {
-            Err(DvkError::Protocol)
-        }
+        Request::Wait4Bind { .. }
+        | Request::Wait4BindEp { .. }
+        | Request::Wait4Unbind { .. }
+        | Request::RemoteCopy { .. } => Err(DvkError::Protocol),
     }
 }
 
