@@ -132,7 +132,8 @@ struct Testbed {
 impl Testbed {
     fn exec(&self, node: usize, args: &[&str]) -> Command {
         let mut c = Command::new(&self.dvs);
-        c.args(["testbed", "exec", &node.to_string(), "--"]).args(args);
+        c.args(["testbed", "exec", &node.to_string(), "--"])
+            .args(args);
         c
     }
 }
@@ -177,7 +178,9 @@ fn dvs_binary() -> Result<PathBuf> {
 fn node_socket(tb: &Testbed, i: usize) -> Result<(PathBuf, i32)> {
     let start = Instant::now();
     loop {
-        let out = tb.exec(i, &[&tb.dvs.to_string_lossy(), "status", "--json"]).output()?;
+        let out = tb
+            .exec(i, &[&tb.dvs.to_string_lossy(), "status", "--json"])
+            .output()?;
         let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let up = st["nodes"]
             .as_array()
@@ -358,11 +361,7 @@ fn run() -> Result<()> {
     for run in 0..RUNS {
         let m3 = RT_ITERS as f64 / sendrec_pairs(&n0, &n1, 1, RT_ITERS)?.as_secs_f64();
         let iters = RT_ITERS.to_string();
-        let t = tcp(
-            &tb,
-            &["tcp-echo", "64"],
-            &["tcp-ping", addr1, "64", &iters],
-        )?;
+        let t = tcp(&tb, &["tcp-echo", "64"], &["tcp-ping", addr1, "64", &iters])?;
         let raw = RT_ITERS as f64 / t.as_secs_f64();
         eprintln!("run {run}: remote sendrec {m3:.0} rt/s, TCP ping-pong {raw:.0} rt/s");
         rt.push(m3 / raw);
@@ -373,11 +372,7 @@ fn run() -> Result<()> {
         let m3 = (MIB as u64 * COPIES) as f64 / c.as_secs_f64();
         let count = COPIES.to_string();
         let chunk = MIB.to_string();
-        let t = tcp(
-            &tb,
-            &["tcp-sink"],
-            &["tcp-stream", addr1, &chunk, &count],
-        )?;
+        let t = tcp(&tb, &["tcp-sink"], &["tcp-stream", addr1, &chunk, &count])?;
         let raw = (MIB as u64 * COPIES) as f64 / t.as_secs_f64();
         eprintln!(
             "run {run}: remote vcopy 1 MiB {:.0} MB/s, TCP stream {:.0} MB/s",

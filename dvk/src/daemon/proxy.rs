@@ -30,9 +30,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 
 /// An idle sender's heartbeat period.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
@@ -51,9 +50,122 @@ pub(crate) struct Counters {
 /// answer goes.
 type PendingCopy = (i32, std::sync::mpsc::Sender<DvkResult<Vec<u8>>>);
 
-/// The senders' queues, by node, and the copies in flight.
+/// Bytes a writer keeps for a node it is not connected to yet.
+const BACKLOG_MAX: usize = 16 << 20;
+/// A write that blocks longer than this fails the connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The write side of the connection to one node. Frames are written by the
+/// thread that produces them (the agent, a receiver, a session), all of
+/// them queued by one scan in a single write, so that a message crosses no
+/// extra thread; the tokio sender task connects, says hello, reconnects
+/// with backoff and writes the heartbeats.
+pub(crate) struct Writer {
+    conn: Mutex<Conn>,
+    failed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Conn {
+    stream: Option<std::net::TcpStream>,
+    /// Frames for a node not connected yet (dropped when a connection
+    /// fails: the peer then puts this node down and forgets its state).
+    backlog: Vec<u8>,
+    buf: Vec<u8>,
+    last: Option<Instant>,
+}
+
+impl Writer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Conn> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes frames, in order, in as few writes as possible.
+    fn send<'a>(&self, frames: impl IntoIterator<Item = (&'a Header, &'a [u8])>) {
+        let mut guard = self.lock();
+        let c = &mut *guard;
+        c.buf.clear();
+        let mut r = Ok(());
+        for (h, payload) in frames {
+            let head = match frame::encode_header(h, payload.len()) {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::error!(%e, "cannot encode a frame");
+                    continue;
+                }
+            };
+            c.buf.extend_from_slice(&head);
+            if payload.len() <= 16 * 1024 {
+                c.buf.extend_from_slice(payload);
+            } else if r.is_ok() {
+                // A large payload goes out as it is, after what precedes it.
+                let buf = std::mem::take(&mut c.buf);
+                r = Self::write(c, &buf).and_then(|()| Self::write(c, payload));
+                c.buf = buf;
+                c.buf.clear();
+            }
+        }
+        if r.is_ok() && !c.buf.is_empty() {
+            let buf = std::mem::take(&mut c.buf);
+            r = Self::write(c, &buf);
+            c.buf = buf;
+        }
+        if let Err(e) = r {
+            tracing::warn!(%e, "proxy write failed");
+            c.stream = None;
+            c.backlog.clear();
+            self.failed.notify_one();
+        }
+    }
+
+    fn write(c: &mut Conn, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write as _;
+        c.last = Some(Instant::now());
+        match c.stream.as_mut() {
+            Some(s) => s.write_all(bytes),
+            None if c.backlog.len() + bytes.len() <= BACKLOG_MAX => {
+                c.backlog.extend_from_slice(bytes);
+                Ok(())
+            }
+            None => {
+                tracing::warn!("proxy backlog full: frames dropped");
+                Ok(())
+            }
+        }
+    }
+
+    /// A new connection: hello first, then what waited for it.
+    fn attach(&self, mut stream: std::net::TcpStream, local: i32) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut hello = Header::new(Command::Hello);
+        hello.snode = local as u16;
+        let mut c = self.lock();
+        let mut first = Vec::with_capacity(frame::HEADER_SIZE + c.backlog.len());
+        push(&hello, &[], &mut first);
+        first.append(&mut c.backlog);
+        stream.write_all(&first)?;
+        c.stream = Some(stream);
+        c.last = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Writes a heartbeat if nothing was written for [`HEARTBEAT`].
+    fn heartbeat(&self, local: i32) {
+        let idle = {
+            let c = self.lock();
+            c.stream.is_some() && c.last.is_none_or(|t| t.elapsed() >= HEARTBEAT)
+        };
+        if idle {
+            let mut beat = Header::new(Command::Ack);
+            beat.snode = local as u16;
+            self.send([(&beat, &[][..])]);
+        }
+    }
+}
+
+/// The writers, by node, and the copies in flight.
 pub(crate) struct Links {
-    queues: HashMap<i32, mpsc::UnboundedSender<Frame>>,
+    writers: HashMap<i32, Arc<Writer>>,
     copies: Mutex<HashMap<u64, PendingCopy>>,
     next_copy: AtomicU64,
     /// Connection generation per node: only the newest receiver of a node
@@ -64,23 +176,27 @@ pub(crate) struct Links {
 }
 
 impl Links {
-    /// Queues frames for their nodes (dropped for unknown nodes).
+    /// Writes frames to their nodes (dropped for unknown nodes), one write
+    /// per node.
     pub fn send_all(&self, out: Outgoing) {
-        for (node, header) in out {
-            self.send_frame(
-                node,
-                Frame {
-                    header,
-                    payload: Vec::new(),
-                },
-            );
+        let mut nodes: Vec<i32> = out.iter().map(|(n, _)| *n).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        for n in nodes {
+            if let Some(w) = self.writers.get(&n) {
+                w.send(
+                    out.iter()
+                        .filter(|(to, _)| *to == n)
+                        .map(|(_, h)| (h, &[][..])),
+                );
+            }
         }
     }
 
-    /// Queues one frame for `node`.
+    /// Writes one frame to `node`.
     pub fn send_frame(&self, node: i32, f: Frame) {
-        if let Some(q) = self.queues.get(&node) {
-            let _ = q.send(f);
+        if let Some(w) = self.writers.get(&node) {
+            w.send([(&f.header, &f.payload[..])]);
         }
     }
 
@@ -138,15 +254,18 @@ pub(crate) fn start(
     let listener = TcpListener::bind(listen)
         .map_err(|e| anyhow::anyhow!("cannot listen for proxies on {listen}: {e}"))?;
     listener.set_nonblocking(true)?;
-    let mut queues = HashMap::new();
-    let mut receivers = Vec::new();
+    let mut writers = HashMap::new();
+    let mut peers = Vec::new();
     for n in cluster.nodes.iter().filter(|n| n.id != local) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        queues.insert(n.id, tx);
-        receivers.push((n.id, SocketAddr::new(n.address, cfg.port), rx));
+        let w = Arc::new(Writer {
+            conn: Mutex::new(Conn::default()),
+            failed: tokio::sync::Notify::new(),
+        });
+        writers.insert(n.id, w.clone());
+        peers.push((n.id, SocketAddr::new(n.address, cfg.port), w));
     }
     let links = Arc::new(Links {
-        queues,
+        writers,
         copies: Mutex::new(HashMap::new()),
         next_copy: AtomicU64::new(1),
         generation: Mutex::new(HashMap::new()),
@@ -173,8 +292,8 @@ pub(crate) fn start(
                     }
                 };
                 rt.block_on(async move {
-                    for (node, addr, rx) in receivers {
-                        tokio::spawn(sender(node, addr, rx, local, cfg.clone()));
+                    for (node, addr, w) in peers {
+                        tokio::spawn(sender(node, addr, w, local, cfg.clone()));
                     }
                     let listener = match tokio::net::TcpListener::from_std(listener) {
                         Ok(l) => l,
@@ -263,7 +382,10 @@ fn membership(shared: &Shared, links: &Links, group: &str, local: i32) {
 fn agent(shared: &Shared, links: &Links, bell: &Doorbell) {
     while !shared.stopping() {
         let seen = bell.futex().load(Ordering::Acquire);
-        let out = shared.state().remote_scan();
+        let (out, soon) = {
+            let mut st = shared.state();
+            (st.remote_scan(), st.remote.next_scan())
+        };
         if !out.is_empty() {
             links
                 .counters
@@ -273,77 +395,45 @@ fn agent(shared: &Shared, links: &Links, bell: &Doorbell) {
         }
         let _ = crate::wait::wait_until(
             bell,
-            Some(Instant::now() + Duration::from_millis(200)),
+            Some(Instant::now() + soon.unwrap_or(Duration::from_millis(200))),
             || (bell.futex().load(Ordering::Acquire) != seen).then_some(()),
             || None,
         );
     }
 }
 
-/// The sender to `node`: connects, says hello, writes batches; reconnects
-/// with backoff when the connection fails.
-async fn sender(
-    node: i32,
-    addr: SocketAddr,
-    mut rx: mpsc::UnboundedReceiver<Frame>,
-    local: i32,
-    cfg: ProxyConfig,
-) {
+/// The sender to `node`: connects (reconnecting with backoff), hands the
+/// connection to its writer, and writes heartbeats while it lasts.
+async fn sender(node: i32, addr: SocketAddr, w: Arc<Writer>, local: i32, cfg: ProxyConfig) {
     let min = Duration::from_millis(cfg.reconnect_min_ms);
     let max = Duration::from_millis(cfg.reconnect_max_ms);
     let mut delay = min;
     loop {
-        match TcpStream::connect(addr).await {
-            Ok(mut sock) => {
-                delay = min;
-                let _ = sock.set_nodelay(true);
-                tracing::info!(node, %addr, "proxy sender connected");
-                match pump(&mut sock, &mut rx, local, cfg.batch_bytes).await {
-                    Ok(()) => return, // the daemon is going away
-                    Err(e) => tracing::warn!(node, %e, "proxy sender lost its connection"),
+        match TcpStream::connect(addr).await.and_then(|s| {
+            let s = s.into_std()?;
+            s.set_nonblocking(false)?;
+            s.set_nodelay(true)?;
+            s.set_write_timeout(Some(WRITE_TIMEOUT))?;
+            Ok(s)
+        }) {
+            Ok(sock) => match w.attach(sock, local) {
+                Ok(()) => {
+                    delay = min;
+                    tracing::info!(node, %addr, "proxy sender connected");
+                    loop {
+                        tokio::select! {
+                            _ = w.failed.notified() => break,
+                            _ = tokio::time::sleep(HEARTBEAT / 2) => w.heartbeat(local),
+                        }
+                    }
+                    tracing::warn!(node, "proxy sender lost its connection");
                 }
-            }
+                Err(e) => tracing::debug!(node, %e, "proxy hello failed"),
+            },
             Err(e) => tracing::debug!(node, %addr, %e, "proxy sender cannot connect"),
-        }
-        if rx.is_closed() {
-            return;
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(max);
-    }
-}
-
-/// Writes the hello, then the queued frames in batches, with heartbeats
-/// when idle. `Ok` when the queue is closed.
-async fn pump(
-    sock: &mut TcpStream,
-    rx: &mut mpsc::UnboundedReceiver<Frame>,
-    local: i32,
-    batch: usize,
-) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(batch + frame::HEADER_SIZE);
-    let mut hello = Header::new(Command::Hello);
-    hello.snode = local as u16;
-    push(&hello, &[], &mut buf);
-    sock.write_all(&buf).await?;
-    loop {
-        buf.clear();
-        match tokio::time::timeout(HEARTBEAT, rx.recv()).await {
-            Ok(Some(f)) => push(&f.header, &f.payload, &mut buf),
-            Ok(None) => return Ok(()),
-            Err(_) => {
-                let mut beat = Header::new(Command::Ack);
-                beat.snode = local as u16;
-                push(&beat, &[], &mut buf);
-            }
-        }
-        while buf.len() < batch {
-            match rx.try_recv() {
-                Ok(f) => push(&f.header, &f.payload, &mut buf),
-                Err(_) => break,
-            }
-        }
-        sock.write_all(&buf).await?;
     }
 }
 
@@ -413,7 +503,7 @@ async fn receiver(
                 | Command::CopyinAck
                 | Command::CopyoutRqst
                 | Command::CopyoutData => {
-                    if let Some(a) = super::remote_copy::served(&shared, &links, from, &f) {
+                    if let Some(a) = super::remote_copy::served(&shared, &links, from, f) {
                         links.send_frame(from, a);
                     }
                 }

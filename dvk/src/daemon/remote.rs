@@ -59,9 +59,16 @@ struct Forwarded {
     node: i32,
 }
 
+/// How long the ack of a taken `sendrec` request waits for the reply to
+/// carry it instead.
+pub(crate) const ACK_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// A message from another node posted here into a surrogate, not yet
-/// taken by its local receiver.
+/// acknowledged.
 struct Inbound {
+    /// When the receiver took it (a `sendrec` request waiting for its
+    /// reply to carry the ack).
+    taken: Option<std::time::Instant>,
     /// Sequence number of the post into the surrogate.
     seq: u32,
     /// The sender's sequence number, echoed in the ack.
@@ -89,6 +96,15 @@ impl Remote {
     /// Whether the proxies to node `n` are connected.
     pub fn is_up(&self, n: i32) -> bool {
         self.up.contains(&n)
+    }
+
+    /// How soon the agent must scan again although nothing rings: an ack
+    /// is being held for a reply.
+    pub fn next_scan(&self) -> Option<std::time::Duration> {
+        self.inbound
+            .values()
+            .any(|i| i.taken.is_some())
+            .then_some(ACK_DELAY)
     }
 
     /// The proxies' doorbell for a surrogate of a DC with `nslots` slots:
@@ -291,6 +307,16 @@ impl State {
             if rcv.mbx.consumed(a).load(Ordering::Acquire) != pack_pair(inb.src, inb.seq) {
                 return true;
             }
+            if inb.kind == kind::SENDREC {
+                // The reply will carry the ack, unless it is slow to come.
+                let taken = *inb.taken.get_or_insert_with(std::time::Instant::now);
+                if taken.elapsed() < ACK_DELAY {
+                    sur.mbx
+                        .status()
+                        .store(pack_status(IpcState::ReplyWait, inb.dst), Ordering::Release);
+                    return true;
+                }
+            }
             let st = if inb.kind == kind::SENDREC {
                 IpcState::ReplyWait
             } else {
@@ -384,6 +410,7 @@ impl State {
                 self.remote.inbound.insert(
                     key,
                     Inbound {
+                        taken: None,
                         seq: posted,
                         remote_seq: seq,
                         kind: k,
@@ -567,10 +594,17 @@ impl Remote {
         h.set_message(&src.mbx.read_msg(r));
         if cmd == Command::ReplyMsg {
             // A reply is never acknowledged: it is taken as soon as it is
-            // on its way, and the replier's slot is free again.
+            // on its way, and the replier's slot is free again. It carries
+            // the ack of the request it answers.
             dst.mbx
                 .consumed(a)
                 .store(pack_pair(src.ep, seq), Ordering::SeqCst);
+            if self.inbound.remove(&(dcid, r, a)).is_some() {
+                dst.mbx.status().store(
+                    pack_status(IpcState::Running, Endpoint::NONE),
+                    Ordering::Release,
+                );
+            }
         } else {
             self.forwarded.insert(
                 key,

@@ -97,7 +97,7 @@ pub(crate) fn requested(shared: &Shared, c: &Caller, dcid: i32, mut desc: CopyDe
 
 /// What this node does with a copy frame from node `from`: serve a
 /// request (returning the answer) or complete a pending copy.
-pub(crate) fn served(shared: &Shared, links: &Links, from: i32, f: &Frame) -> Option<Frame> {
+pub(crate) fn served(shared: &Shared, links: &Links, from: i32, f: Frame) -> Option<Frame> {
     let h = &f.header;
     let desc = h.copy_desc();
     let len = desc.bytes as usize;
@@ -156,12 +156,13 @@ pub(crate) fn served(shared: &Shared, links: &Links, from: i32, f: &Frame) -> Op
             }
         }
         Command::CopyinAck | Command::CopyoutData => {
-            let r = if h.rcode == 0 {
-                Ok(f.payload.clone())
+            let (id, rcode) = (h.seq, h.rcode);
+            let r = if rcode == 0 {
+                Ok(f.payload)
             } else {
-                Err(DvkError::from_code(h.rcode))
+                Err(DvkError::from_code(rcode))
             };
-            links.complete(h.seq, r);
+            links.complete(id, r);
             None
         }
         _ => None,

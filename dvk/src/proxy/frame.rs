@@ -284,10 +284,18 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 /// Panics never; a payload longer than [`MAX_PAYLOAD`] or on a command that
 /// carries none is refused with the error the decoder would give.
 pub fn encode(header: &Header, payload: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
-    if payload.len() > MAX_PAYLOAD {
-        return Err(FrameError::Oversized(payload.len() as u32));
+    out.extend_from_slice(&encode_header(header, payload.len())?);
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// The encoded header of a frame whose payload is `payload_len` bytes
+/// (the payload follows it on the wire).
+pub fn encode_header(header: &Header, payload_len: usize) -> Result<[u8; HEADER_SIZE], FrameError> {
+    if payload_len > MAX_PAYLOAD {
+        return Err(FrameError::Oversized(payload_len as u32));
     }
-    if !payload.is_empty() && !header.cmd.carries_data() {
+    if payload_len != 0 && !header.cmd.carries_data() {
         return Err(FrameError::UnexpectedPayload(header.cmd));
     }
     let mut h = [0u8; HEADER_SIZE];
@@ -301,14 +309,12 @@ pub fn encode(header: &Header, payload: &[u8], out: &mut Vec<u8>) -> Result<(), 
     h[20..22].copy_from_slice(&header.snode.to_le_bytes());
     h[22..24].copy_from_slice(&header.dnode.to_le_bytes());
     h[24..28].copy_from_slice(&header.rcode.to_le_bytes());
-    h[28..32].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[28..32].copy_from_slice(&(payload_len as u32).to_le_bytes());
     h[32..40].copy_from_slice(&header.seq.to_le_bytes());
     h[40..48].copy_from_slice(&header.ack.to_le_bytes());
     h[48..56].copy_from_slice(&header.timestamp.to_le_bytes());
     h[56..120].copy_from_slice(&header.body);
-    out.extend_from_slice(&h);
-    out.extend_from_slice(payload);
-    Ok(())
+    Ok(h)
 }
 
 /// Decodes one header; `Ok` also gives the payload length that follows.
