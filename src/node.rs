@@ -159,9 +159,11 @@ fn bind(socket: &Path, node: i32, cluster: Option<&ClusterConfig>) -> anyhow::Re
         init: Some((node, DvsParams::default())),
     })?;
     if let Some(c) = cluster {
-        daemon
-            .configure(c)
-            .map_err(|e| anyhow::anyhow!("cannot apply the cluster configuration: {e}"))?;
+        if let Err(e) = daemon.configure(c) {
+            // Nothing was served: leave no socket behind.
+            let _ = std::fs::remove_file(socket);
+            anyhow::bail!("cannot apply the cluster configuration: {e}");
+        }
     }
     Ok(daemon)
 }

@@ -407,10 +407,19 @@ fn foreground_stops_on_sigterm() {
 fn node_start_reads_a_cluster_configuration() {
     let mut node = Node::unstarted();
     let cfg = node.dir.path().join("cluster.toml");
-    let good = "[cluster]\nname = \"lab\"\n\n\
-                [[node]]\nid = 0\nname = \"alpha\"\naddress = \"10.1.0.1\"\n\n\
-                [[node]]\nid = 1\nname = \"beta\"\naddress = \"10.1.0.2\"\n\n\
-                [[dc]]\nname = \"web\"\nnodes = [0, 1]\nroot = \"/\"\n";
+    // The proxies listen on the node's address: a free port on loopback.
+    let port = std::net::TcpListener::bind("127.0.0.2:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let good = format!(
+        "[cluster]\nname = \"lab\"\n\n\
+         [[node]]\nid = 0\nname = \"alpha\"\naddress = \"127.0.0.1\"\n\n\
+         [[node]]\nid = 1\nname = \"beta\"\naddress = \"127.0.0.2\"\n\n\
+         [[dc]]\nname = \"web\"\nnodes = [0, 1]\nroot = \"/\"\n\n\
+         [proxy]\nport = {port}\n"
+    );
+    let good = good.as_str();
     let cfg_arg = cfg.to_str().expect("utf-8 path");
 
     // Errors name the file, line and column, and start nothing.
@@ -429,6 +438,14 @@ fn node_start_reads_a_cluster_configuration() {
     std::fs::write(&cfg, good).expect("write");
     let err = fails(node.dvs(&["node", "start", "--config", cfg_arg, "--node", "2"]));
     assert!(err.contains("node 2 is not defined"), "{err}");
+    // An address that is not this machine's: the proxies cannot listen.
+    std::fs::write(&cfg, good.replace("127.0.0.2", "192.0.2.1")).expect("write");
+    let err = fails(node.dvs(&["node", "start", "--config", cfg_arg, "--node", "1"]));
+    assert!(
+        err.contains("cannot listen for proxies on 192.0.2.1"),
+        "{err}"
+    );
+    std::fs::write(&cfg, good).expect("write");
     assert!(!node.socket.exists(), "a daemon started despite the errors");
 
     // A good file: node 1 knows both nodes by name and runs DC `web`.

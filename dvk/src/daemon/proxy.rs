@@ -2,10 +2,11 @@
 //! TCP (tokio), and the agent thread that watches the proxies' doorbell.
 //!
 //! * The **sender** to node `n` connects to `n`'s proxy port (reconnecting
-//!   with exponential backoff), says `Hello` with this node's id, and then
-//!   writes the frames queued for `n`. Under load it batches every queued
-//!   frame, up to `batch_bytes`, into one write; Nagle is off. An idle
-//!   sender writes an `Ack` heartbeat every [`HEARTBEAT`].
+//!   with exponential backoff), says `Hello` with this node's id and hands
+//!   the connection to the node's [`Writer`]. Frames are written by the
+//!   thread that makes them, every frame of one scan in one write (Nagle
+//!   is off), so a message crosses no extra thread; an idle connection
+//!   gets an `Ack` heartbeat every [`HEARTBEAT`].
 //! * The **receiver** accepts connections, learns the peer from its
 //!   `Hello` (the node is then up), decodes frames incrementally and
 //!   applies each to the tables ([`State::remote_apply`]). A malformed
