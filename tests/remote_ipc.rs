@@ -183,6 +183,27 @@ fn ask_on(node: &Node, from: i32, to: i32, word: u64) -> Result<(i32, u64, i32),
         .expect("ask thread")
 }
 
+/// A thread bound as `e` on `node` holding `data` in a buffer: it says
+/// where the buffer is, waits in IPC (a receive) so that others may copy
+/// into or out of it, and returns what the buffer then holds.
+fn holder(node: &Node, e: i32, data: Vec<u8>) -> (JoinHandle<Vec<u8>>, u64) {
+    let (socket, dcid) = (node.socket.clone(), node.dcid);
+    let (tx, rx) = mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let ipc = Dvk::connect(&socket)
+            .expect("connect")
+            .tbind(dcid, ep(e))
+            .expect("tbind");
+        let mut data = data;
+        tx.send(data.as_mut_ptr() as u64).expect("address");
+        let m = ipc.receive_t(Endpoint::ANY, T).expect("release");
+        assert_eq!(m.m_source, 10);
+        data
+    });
+    let addr = rx.recv_timeout(T).expect("holder bound");
+    (h, addr)
+}
+
 #[test]
 fn remote_ipc_between_testbed_nodes() {
     let _lock = lock();
@@ -341,6 +362,39 @@ fn remote_ipc_between_testbed_nodes() {
     assert_eq!(ask_on(&n0, 10, 150, 21), Ok((9, 42, 0)));
     s300.join().expect("150");
     s200.join().expect("200");
+
+    // Third-party copies by a privileged requester (10 on node 0): both
+    // sides on node 1; from node 1 to node 2; from node 1 to a local
+    // endpoint.
+    n0.dvk()
+        .rmtbind(n0.dcid, ep(201), 1)
+        .expect("rmtbind 201 on node 0");
+    const SMALL: usize = 100_000;
+    let pattern: Vec<u8> = (0..SMALL).map(|i| (i % 253) as u8).collect();
+    let (h200, a200) = holder(&n1, 200, pattern.clone());
+    let (h201, a201) = holder(&n1, 201, vec![0; SMALL]);
+    let (h150, a150) = holder(&n2, 150, vec![0; SMALL]);
+    let (h100, a100) = holder(&n0, 100, vec![0; SMALL]);
+    let t = task(&n0, 10, move |ipc| {
+        std::thread::sleep(Duration::from_millis(100));
+        ipc.vcopy(ep(200), a200, ep(201), a201, SMALL)
+            .expect("both sides on node 1");
+        ipc.vcopy(ep(200), a200, ep(150), a150, SMALL)
+            .expect("node 1 to node 2");
+        ipc.vcopy(ep(200), a200, ep(100), a100, SMALL)
+            .expect("node 1 to a local endpoint");
+        for e in [200, 201, 150, 100] {
+            ipc.send_t(ep(e), &msg(1, 0), T).expect("release");
+        }
+    });
+    t.join().expect("third-party copier");
+    assert_eq!(h200.join().expect("200"), pattern);
+    for (name, h) in [("201", h201), ("150", h150), ("100", h100)] {
+        assert!(
+            h.join().expect("holder") == pattern,
+            "{name} got other data"
+        );
+    }
 
     // Case C (Table VI): on node 1, 10 is a Backup (a local standby task)
     // of the primary on node 0: 200 still reaches the primary.

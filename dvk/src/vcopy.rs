@@ -5,7 +5,8 @@
 //! kernel copy (`process_vm_writev` or `process_vm_readv`), like the
 //! prototype's `copy_usr2usr`. A third-party copy (privileged requesters
 //! only) cannot be done in one step from user space; it moves the data
-//! through a requester buffer in `max_copybuf` chunks.
+//! through a requester buffer in `max_copybuf` chunks. A copy with a side
+//! on another node is carried out by the node daemons and their proxies.
 
 use crate::endpoint::Endpoint;
 use crate::error::{DvkError, Result};
@@ -20,11 +21,6 @@ impl Ipc {
     /// migrating and blocked in IPC.
     fn copy_party(&self, ep: Endpoint, died: DvkError) -> Result<i32> {
         let (s, flags) = self.lookup(ep, died)?;
-        if self.is_remote(s) {
-            // Only copies between the requester and a remote endpoint are
-            // carried between nodes.
-            return Err(DvkError::NoProxy);
-        }
         if flags & F_FROZEN != 0 {
             return Err(DvkError::Migrate);
         }
@@ -69,24 +65,20 @@ impl Ipc {
         if self.table.flags(self.slot).load(Ordering::Acquire) & F_FROZEN != 0 {
             return Err(DvkError::Migrate);
         }
-        // A copy between the caller and an endpoint of another node goes
-        // through the node daemon and the proxies.
-        let other = if src == me { dst } else { src };
-        if (src == me) != (dst == me) {
-            let (s, _) = self.lookup(
-                other,
-                if src == me {
-                    DvkError::DstDied
-                } else {
-                    DvkError::SrcDied
-                },
-            )?;
-            if self.is_remote(s) {
-                self.dvk()
-                    .remote_copy(self.dc().dcid, src, src_addr, dst, dst_addr, len)?;
-                self.mbx.rcopy().fetch_add(1, Ordering::Relaxed);
-                return Ok(());
+        // A copy with a side on another node goes through the node daemon
+        // and the proxies.
+        let remote = |ep: Endpoint, died: DvkError| -> Result<bool> {
+            if ep == me {
+                return Ok(false);
             }
+            let (s, _) = self.lookup(ep, died)?;
+            Ok(self.is_remote(s))
+        };
+        if remote(src, DvkError::SrcDied)? || remote(dst, DvkError::DstDied)? {
+            self.dvk()
+                .remote_copy(self.dc().dcid, src, src_addr, dst, dst_addr, len)?;
+            self.mbx.rcopy().fetch_add(1, Ordering::Relaxed);
+            return Ok(());
         }
         let own = std::process::id() as i32;
         let map_err = |died: DvkError| {

@@ -503,7 +503,9 @@ async fn receiver(
                 Command::CopyinData
                 | Command::CopyinAck
                 | Command::CopyoutRqst
-                | Command::CopyoutData => {
+                | Command::CopyoutData
+                | Command::CopylclRqst
+                | Command::CopylclAck => {
                     if let Some(a) = super::remote_copy::served(&shared, &links, from, f) {
                         links.send_frame(from, a);
                     }

@@ -12,9 +12,13 @@
 //!   node reads the source (blocked in IPC) and answers `CopyoutData`,
 //!   which the daemon writes into the requester.
 //!
+//! A privileged requester may copy between two other endpoints: both on
+//! one other node, that node copies (`CopylclRqst`/`CopylclAck`); on two
+//! other nodes, the data comes to the requester's node and goes on from
+//! there; one of them local, this daemon does that side.
+//!
 //! The requester waits in its control call; a node that goes down fails
-//! its pending copies. Copies between two other endpoints with one of them
-//! remote are not carried (`EDVSNOPROXY`).
+//! its pending copies.
 
 use super::proxy::Links;
 use super::state::{Caller, State};
@@ -31,18 +35,27 @@ use std::time::Duration;
 /// Longest wait for the far node's answer.
 pub const COPY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The requester's side of a copy, as checked under the state lock.
+/// Where one side of a copy is, as checked under the state lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// On this node: its host pid.
+    Local(i32),
+    /// On another node.
+    Remote(i32),
+}
+
+/// A copy as checked under the state lock.
 struct Plan {
-    /// Host pid of the requester.
-    pid: i32,
-    /// Node of the other side.
-    node: i32,
-    /// The requester is the source.
-    outbound: bool,
+    src: Side,
+    dst: Side,
     local: i32,
 }
 
-/// Serves `RemoteCopy` for caller `c`: the copy `desc` in DC `dcid`.
+/// Serves `RemoteCopy` for caller `c`: the copy `desc` in DC `dcid`, with
+/// at least one side on another node. Data from a remote source comes
+/// with `CopyoutRqst`, data for a remote destination goes with
+/// `CopyinData`; both sides on one other node copy there
+/// (`CopylclRqst`); sides on two other nodes are bridged here.
 pub(crate) fn requested(shared: &Shared, c: &Caller, dcid: i32, mut desc: CopyDesc) -> Result<()> {
     let links = shared.links.get().ok_or(DvkError::NoProxy)?;
     let len = desc.bytes as usize;
@@ -50,47 +63,60 @@ pub(crate) fn requested(shared: &Shared, c: &Caller, dcid: i32, mut desc: CopyDe
         return Err(DvkError::TooBig);
     }
     let plan = shared.state().copy_plan(c, dcid, &mut desc)?;
-    let mut h = Header::new(if plan.outbound {
-        Command::CopyinData
-    } else {
-        Command::CopyoutRqst
-    });
-    h.dcid = dcid;
-    h.snode = plan.local as u16;
-    h.dnode = plan.node as u16;
-    h.set_copy_desc(&desc);
-    let payload = if plan.outbound {
-        let mut buf = vec![0u8; len];
-        vm_copy(
-            CopyDir::Read,
-            plan.pid,
-            buf.as_mut_ptr() as u64,
-            desc.src_addr,
-            len,
-        )?;
-        buf
-    } else {
-        Vec::new()
+    let ask = |cmd: Command, node: i32, payload: Vec<u8>| -> Result<Vec<u8>> {
+        let mut h = Header::new(cmd);
+        h.dcid = dcid;
+        h.snode = plan.local as u16;
+        h.dnode = node as u16;
+        h.set_copy_desc(&desc);
+        let (id, answer) = links.expect_copy(node);
+        h.seq = id;
+        links.send_frame(node, Frame { header: h, payload });
+        let r = answer
+            .recv_timeout(COPY_TIMEOUT)
+            .unwrap_or(Err(DvkError::TimedOut));
+        links.forget_copy(id);
+        r
     };
-    let (id, answer) = links.expect_copy(plan.node);
-    h.seq = id;
-    links.send_frame(plan.node, Frame { header: h, payload });
-    let r = answer
-        .recv_timeout(COPY_TIMEOUT)
-        .unwrap_or(Err(DvkError::TimedOut));
-    links.forget_copy(id);
-    let data = r?;
-    if !plan.outbound {
-        if data.len() != len {
-            return Err(DvkError::Protocol);
+    let data = match (plan.src, plan.dst) {
+        (Side::Remote(s), Side::Remote(d)) if s == d => {
+            ask(Command::CopylclRqst, s, Vec::new())?;
+            return Ok(());
         }
-        vm_copy(
-            CopyDir::Write,
-            plan.pid,
-            data.as_ptr() as u64,
-            desc.dst_addr,
-            len,
-        )?;
+        (Side::Remote(s), _) => {
+            let data = ask(Command::CopyoutRqst, s, Vec::new())?;
+            if data.len() != len {
+                return Err(DvkError::Protocol);
+            }
+            data
+        }
+        (Side::Local(pid), _) => {
+            let mut buf = vec![0u8; len];
+            vm_copy(
+                CopyDir::Read,
+                pid,
+                buf.as_mut_ptr() as u64,
+                desc.src_addr,
+                len,
+            )
+            .map_err(|e| died(e, DvkError::SrcDied))?;
+            buf
+        }
+    };
+    match plan.dst {
+        Side::Remote(d) => {
+            ask(Command::CopyinData, d, data)?;
+        }
+        Side::Local(pid) => {
+            vm_copy(
+                CopyDir::Write,
+                pid,
+                data.as_ptr() as u64,
+                desc.dst_addr,
+                len,
+            )
+            .map_err(|e| died(e, DvkError::DstDied))?;
+        }
     }
     Ok(())
 }
@@ -155,7 +181,37 @@ pub(crate) fn served(shared: &Shared, links: &Links, from: i32, f: Frame) -> Opt
                 Err(e) => answer(Command::CopyoutData, e.code(), Vec::new()),
             }
         }
-        Command::CopyinAck | Command::CopyoutData => {
+        Command::CopylclRqst => {
+            let r = {
+                let st = shared.state();
+                st.copy_party(from, h.dcid, &desc, Endpoint(desc.src))
+                    .and_then(|s| Ok((s, st.copy_party(from, h.dcid, &desc, Endpoint(desc.dst))?)))
+            }
+            .and_then(|(spid, dpid)| {
+                if len > crate::proxy::frame::MAX_PAYLOAD {
+                    return Err(DvkError::TooBig);
+                }
+                let mut buf = vec![0u8; len];
+                vm_copy(
+                    CopyDir::Read,
+                    spid,
+                    buf.as_mut_ptr() as u64,
+                    desc.src_addr,
+                    len,
+                )
+                .map_err(|e| died(e, DvkError::SrcDied))?;
+                vm_copy(
+                    CopyDir::Write,
+                    dpid,
+                    buf.as_ptr() as u64,
+                    desc.dst_addr,
+                    len,
+                )
+                .map_err(|e| died(e, DvkError::DstDied))
+            });
+            answer(Command::CopylclAck, code(r), Vec::new())
+        }
+        Command::CopyinAck | Command::CopyoutData | Command::CopylclAck => {
             let (id, rcode) = (h.seq, h.rcode);
             let r = if rcode == 0 {
                 Ok(f.payload)
@@ -186,8 +242,10 @@ fn died(e: DvkError, as_: DvkError) -> DvkError {
 
 impl State {
     /// Checks a copy requested by `c` and fills in the requester: the
-    /// caller must be bound in `dcid` as one side, the other side must be
-    /// an endpoint of a node whose proxies are up.
+    /// caller must be bound in `dcid`, be one side or privileged, and at
+    /// least one side must be an endpoint of a node whose proxies are up.
+    /// A local side other than the caller must be blocked in IPC and not
+    /// migrating.
     fn copy_plan(&self, c: &Caller, dcid: i32, desc: &mut CopyDesc) -> Result<Plan> {
         let (local, _) = self.dvs.ok_or(DvkError::DvsNotRun)?;
         let (d, s) = self.binding_of(c).ok_or(DvkError::NotBind)?;
@@ -200,34 +258,46 @@ impl State {
             return Err(DvkError::Migrate);
         }
         let (src, dst) = (Endpoint(desc.src), Endpoint(desc.dst));
-        let (other, outbound, died) = if src == me.ep && dst != me.ep {
-            (dst, true, DvkError::DstDied)
-        } else if dst == me.ep && src != me.ep {
-            (src, false, DvkError::SrcDied)
-        } else {
-            return Err(DvkError::Inval);
+        if src != me.ep && dst != me.ep && !me.privilege.privileged() {
+            return Err(DvkError::Privileges);
+        }
+        let side = |ep: Endpoint, died: DvkError| -> Result<Side> {
+            if ep == me.ep {
+                return Ok(Side::Local(me.pid));
+            }
+            let o = (!ep.is_special())
+                .then(|| dc.params.slot_of(ep.p_nr()))
+                .flatten()
+                .ok_or(DvkError::BadEndpoint)?;
+            let b = dc.slots[o].as_ref().ok_or(DvkError::NotBind)?;
+            if b.ep != ep {
+                return Err(died);
+            }
+            if matches!(b.kind, ProcKind::Remote | ProcKind::Backup) {
+                if !self.remote.is_up(b.node) {
+                    return Err(DvkError::NoProxy);
+                }
+                return Ok(Side::Remote(b.node));
+            }
+            if dc.table.flags(o).load(Ordering::Acquire) & F_FROZEN != 0 {
+                return Err(DvkError::Migrate);
+            }
+            let (st, _) = unpack_status(b.mbx.status().load(Ordering::Acquire));
+            if st == IpcState::Running {
+                return Err(DvkError::NotReady);
+            }
+            Ok(Side::Local(b.pid))
         };
-        let o = (!other.is_special())
-            .then(|| dc.params.slot_of(other.p_nr()))
-            .flatten()
-            .ok_or(DvkError::BadEndpoint)?;
-        let b = dc.slots[o].as_ref().ok_or(DvkError::NotBind)?;
-        if b.ep != other {
-            return Err(died);
-        }
-        if !matches!(b.kind, ProcKind::Remote | ProcKind::Backup) {
+        let plan = Plan {
+            src: side(src, DvkError::SrcDied)?,
+            dst: side(dst, DvkError::DstDied)?,
+            local,
+        };
+        if matches!((plan.src, plan.dst), (Side::Local(_), Side::Local(_))) {
             return Err(DvkError::Inval);
-        }
-        if !self.remote.is_up(b.node) {
-            return Err(DvkError::NoProxy);
         }
         desc.requester = me.ep.0;
-        Ok(Plan {
-            pid: me.pid,
-            node: b.node,
-            outbound,
-            local,
-        })
+        Ok(plan)
     }
 
     /// Checks the local side `side` of a copy asked for by node `from`:
