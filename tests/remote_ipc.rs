@@ -483,4 +483,32 @@ fn remote_ipc_between_testbed_nodes() {
     let s200 = echo(&n1, 200, 1);
     assert_eq!(ask_on(&n0, 10, 200, 3).map(|r| r.1), Ok(3));
     s200.join().expect("200 after node 2 died");
+
+    // Node 2 comes back (the network heals): the proxies reconnect, the
+    // nodes see each other up again, and endpoints registered anew talk.
+    let heal = Command::new("ip")
+        .args(["link", "set", "dvs-n2h", "master", "dvs-br0", "up"])
+        .status()
+        .expect("ip");
+    assert!(heal.success());
+    let start = Instant::now();
+    while status_of(0)["nodes"][2]["up"] != true || status_of(2)["nodes"][0]["up"] != true {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "node 2 did not rejoin: {}",
+            status_of(0)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("node 2 rejoined after {:?}", start.elapsed());
+    // (Each side dropped the other's endpoints when it saw it down.)
+    n0.dvk()
+        .rmtbind(n0.dcid, ep(151), 2)
+        .expect("rmtbind 151 on node 0 after the rejoin");
+    n2.dvk()
+        .rmtbind(n2.dcid, ep(10), 0)
+        .expect("rmtbind 10 on node 2 after the rejoin");
+    let s151 = echo(&n2, 151, 1);
+    assert_eq!(ask_on(&n0, 10, 151, 8), Ok((8, 8, 10)));
+    s151.join().expect("151 after the rejoin");
 }
