@@ -86,6 +86,18 @@ pub struct Ipc {
     fork_epoch: u64,
 }
 
+/// Peers mapped by any binding of this process, by `(dcid, slot)`: another
+/// thread's binding (or a fork child's, whose inherited mappings stay
+/// valid) reuses them instead of asking the daemon again. An entry is used
+/// only while its endpoint and binding sequence still match the table.
+type PeerCache = std::collections::HashMap<(i32, usize), Arc<Peer>>;
+
+fn shared_peers<R>(f: impl FnOnce(&mut PeerCache) -> R) -> R {
+    static PEERS: std::sync::Mutex<Option<PeerCache>> = std::sync::Mutex::new(None);
+    let mut g = PEERS.lock().unwrap_or_else(|p| p.into_inner());
+    f(g.get_or_insert_with(PeerCache::new))
+}
+
 pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.map(|t| Instant::now() + t)
 }
@@ -242,6 +254,12 @@ impl Ipc {
                 return Ok(p.clone());
             }
         }
+        let key = (self.dc.dcid, s);
+        let shared = shared_peers(|m| m.get(&key).filter(|p| p.ep == ep && p.seq == seq).cloned());
+        if let Some(p) = shared {
+            self.peers.borrow_mut()[s] = Some(p.clone());
+            return Ok(p);
+        }
         let (mbx_fd, bell_fd) = self.dvk.map_peer(self.dc.dcid, ep)?;
         let p = Arc::new(Peer {
             ep,
@@ -253,6 +271,7 @@ impl Ipc {
             return Err(DvkError::DstDied);
         }
         self.peers.borrow_mut()[s] = Some(p.clone());
+        shared_peers(|m| m.insert(key, p.clone()));
         Ok(p)
     }
 
