@@ -167,6 +167,7 @@ fn c_examples_match_native() {
         "pgkill",
         "spawn",
         "unixsock",
+        "threadchurn",
     ] {
         let exe = example(name, p);
         same(p, &[exe.to_str().unwrap()], "");

@@ -160,6 +160,18 @@ impl Ipc {
         self.geo.node
     }
 
+    /// Whether this handle is dead for good while its DC runs: its
+    /// endpoint was unbound (the daemon does that when the bound task
+    /// ends), or this is a fork child's inherited copy. False while the DC
+    /// is ending, when every slot is unbound under running tasks.
+    pub fn was_unbound(&self) -> bool {
+        if crate::forkwatch::epoch() != self.fork_epoch {
+            return true;
+        }
+        self.table.state().load(Ordering::Acquire) == DC_RUNNING
+            && self.table.ep(self.slot).load(Ordering::Acquire) != self.me.0
+    }
+
     /// The control connection of this binding, for management calls made
     /// as this endpoint.
     pub fn dvk(&self) -> &Dvk {

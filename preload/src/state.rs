@@ -16,8 +16,9 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 thread_local! {
     /// This thread's shim, leaked on purpose: it must outlive every
     /// thread-local destructor and `atexit` handler (stdio flushes at
-    /// exit), and dropping it would unbind the endpoint, which would hide
-    /// the process's end from PM.
+    /// exit), and dropping it while bound would unbind the endpoint, which
+    /// would hide the end from PM. An additional thread's shim is freed
+    /// after the thread ended ([`sweep_ended_threads`]).
     static SHIM: Cell<*const Shim> = const { Cell::new(std::ptr::null()) };
     /// Set while the preload itself runs: libc calls made by the preload
     /// (and by the libraries it uses) go straight to libc.
@@ -107,14 +108,49 @@ pub fn attach_thread() {
         .ok_or(dvk::DvkError::NoDaemon)
         .and_then(|sock| dvk::Dvk::connect(&sock)?.into_ipc(Duration::from_secs(30)));
     match r {
-        Ok(ipc) => set_shim(Shim::new(ipc)),
+        Ok(ipc) => {
+            let p = set_shim(Shim::new(ipc));
+            THREAD_SHIMS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(p as usize);
+        }
         Err(e) => eprintln!("dvs: a new thread could not attach to its endpoint: {e}"),
     }
 }
 
-fn set_shim(s: Shim) {
+/// The shims of additional threads (as addresses), freed by
+/// [`sweep_ended_threads`] once their threads are gone.
+static THREAD_SHIMS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// Frees the shims of threads that ended: the node daemon unbound their
+/// endpoints (so dropping them unbinds nothing and PM still learns of the
+/// end), and their control connections, mappings and memory go. Without
+/// this a process that starts thread after thread (a server with a thread
+/// per request) would keep a descriptor and a daemon session per thread it
+/// ever had.
+pub fn sweep_ended_threads() {
+    let mut shims = THREAD_SHIMS.lock().unwrap_or_else(|e| e.into_inner());
+    shims.retain(|&p| {
+        // SAFETY: every address here came from `set_shim` (a leaked box)
+        // and is removed from this list before it is freed below.
+        let shim = unsafe { &*(p as *const Shim) };
+        if !shim.was_unbound() {
+            return true;
+        }
+        // SAFETY: the daemon unbound the endpoint of a thread endpoint
+        // (`PIDFD_THREAD`) because the thread ended, or the process forked
+        // and the handle is dead: no thread uses the shim any more, and
+        // this is its only release.
+        drop(unsafe { Box::from_raw(p as *mut Shim) });
+        false
+    });
+}
+
+fn set_shim(s: Shim) -> *const Shim {
     let p: &'static Shim = Box::leak(Box::new(s));
     SHIM.with(|c| c.set(p));
+    p
 }
 
 /// Runs `f` with this thread's shim.

@@ -70,6 +70,11 @@ pub struct Shim {
 }
 
 impl Shim {
+    /// Whether its endpoint was unbound for good (see [`Ipc::was_unbound`]).
+    pub fn was_unbound(&self) -> bool {
+        self.ipc.was_unbound()
+    }
+
     /// A shim calling as `ipc` itself (in-process).
     pub fn new(ipc: Ipc) -> Shim {
         Shim {

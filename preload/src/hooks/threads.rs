@@ -72,6 +72,7 @@ redhook::hook! {
             // SAFETY: the real libc function with the caller's arguments.
             return unsafe { redhook::real!(pthread_create)(thread, attr, start, arg) };
         };
+        state::sweep_ended_threads();
         let t = Box::into_raw(Box::new(Trampoline {
             start,
             arg,
