@@ -84,13 +84,17 @@ pub struct Ipc {
     peers: RefCell<Vec<Option<Arc<Peer>>>>,
     pending: RefCell<Vec<u64>>,
     fork_epoch: u64,
+    /// The DC table's identity (device, inode of its memfd): bindings to
+    /// different daemons, or to a DC created again with the same id, never
+    /// share peers.
+    table_id: (u64, u64),
 }
 
-/// Peers mapped by any binding of this process, by `(dcid, slot)`: another
+/// Peers mapped by any binding of this process, by DC table and slot: another
 /// thread's binding (or a fork child's, whose inherited mappings stay
 /// valid) reuses them instead of asking the daemon again. An entry is used
 /// only while its endpoint and binding sequence still match the table.
-type PeerCache = std::collections::HashMap<(i32, usize), Arc<Peer>>;
+type PeerCache = std::collections::HashMap<((u64, u64), usize), Arc<Peer>>;
 
 fn shared_peers<R>(f: impl FnOnce(&mut PeerCache) -> R) -> R {
     static PEERS: std::sync::Mutex<Option<PeerCache>> = std::sync::Mutex::new(None);
@@ -111,6 +115,8 @@ impl Ipc {
         let mbx_fd = fds.pop().ok_or(DvkError::Protocol)?;
         let table_fd = fds.pop().ok_or(DvkError::Protocol)?;
         let table = DcTable::open(&table_fd)?;
+        let st = nix::sys::stat::fstat(&table_fd)?;
+        let table_id = (st.st_dev, st.st_ino);
         let geo = table.geometry();
         let slot = grant
             .dc
@@ -137,6 +143,7 @@ impl Ipc {
             // image of this task (before `execve`) are not lost.
             pending: RefCell::new(vec![u64::MAX; words]),
             fork_epoch: crate::forkwatch::epoch(),
+            table_id,
         })
     }
 
@@ -266,7 +273,7 @@ impl Ipc {
                 return Ok(p.clone());
             }
         }
-        let key = (self.dc.dcid, s);
+        let key = (self.table_id, s);
         let shared = shared_peers(|m| m.get(&key).filter(|p| p.ep == ep && p.seq == seq).cloned());
         if let Some(p) = shared {
             self.peers.borrow_mut()[s] = Some(p.clone());

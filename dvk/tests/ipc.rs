@@ -48,6 +48,7 @@ fn main() {
         ("management_calls", management_calls),
         ("daemon_survives_garbage", daemon_survives_garbage),
     ];
+    support::watchdog(Duration::from_secs(300));
     let trials = tests.into_iter().map(|(n, f)| Trial::test(n, f)).collect();
     libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }

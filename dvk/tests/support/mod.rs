@@ -186,3 +186,31 @@ macro_rules! say {
         let _ = std::io::stdout().flush();
     }};
 }
+
+/// Ends the whole test binary, and the daemons and roles it started, if it
+/// is still running after `limit`: a deadlocked test must fail the run, not
+/// hang it.
+pub fn watchdog(limit: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("test binary still running after {limit:?}: a test hangs; giving up");
+        let me = std::process::id().to_string();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // Field 4 of /proc/PID/stat (after the parenthesised name) is the parent.
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1));
+            if ppid == Some(me.as_str()) {
+                if let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        std::process::exit(101);
+    });
+}
