@@ -165,6 +165,17 @@ fn bind(socket: &Path, node: i32, cluster: Option<&ClusterConfig>) -> anyhow::Re
             anyhow::bail!("cannot apply the cluster configuration: {e}");
         }
     }
+    // A DC of another node that this node joins (`dvs-exec --node`) gets
+    // this node's SYSTASK, a thread of this process, which starts programs
+    // here: this process is their host subreaper.
+    let sock = socket.to_path_buf();
+    daemon.on_dc_join(move |dcid| {
+        mol_servers::systask::start(&sock, dcid, node)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     Ok(daemon)
 }
 

@@ -163,6 +163,15 @@ impl Dvk {
         }
     }
 
+    /// Makes `node` take part in DC `dcid` of this node (a manager call):
+    /// the DC is created there, this node's endpoints of the DC become
+    /// remote endpoints there, the node starts its servers of the DC
+    /// (SYSTASK, in a `dvs node`), and their endpoints become remote
+    /// endpoints here. `node` must be in the DC's node set and up.
+    pub fn dc_join(&self, dcid: i32, node: i32) -> Result<()> {
+        self.call_ok(&Request::DcJoin { dcid, node })
+    }
+
     /// `dc_end`: unbinds every endpoint of the DC and removes it.
     pub fn dc_end(&self, dcid: i32) -> Result<()> {
         self.call_ok(&Request::DcEnd { dcid })

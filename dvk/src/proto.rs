@@ -203,6 +203,16 @@ pub enum Request {
         /// Bytes.
         len: u64,
     },
+    /// Makes node `node` take part in DC `dcid` (created here): it creates
+    /// the DC, registers this node's endpoints of the DC as remote ones,
+    /// starts its own servers of the DC, and its endpoints are registered
+    /// here.
+    DcJoin {
+        /// DC id.
+        dcid: i32,
+        /// The node that joins.
+        node: i32,
+    },
 }
 
 /// What a successful bind hands to the bound task (with fds: table,

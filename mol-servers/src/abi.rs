@@ -30,6 +30,20 @@ pub const FIRST_USER_SLOT: i32 = 64;
 /// The PID of the DC's init (PM itself answers for it).
 pub const INIT_PID: i32 = 1;
 
+/// A program to start on a node (`SysSpawn`). Its `DVS_SOCKET` is set to
+/// the node's daemon.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct SpawnSpec {
+    /// Host path of the program.
+    pub prog: Vec<u8>,
+    /// Its arguments, `argv[0]` first.
+    pub argv: Vec<Vec<u8>>,
+    /// Its environment (`NAME=value`).
+    pub envp: Vec<Vec<u8>>,
+    /// Its host working directory.
+    pub cwd: Vec<u8>,
+}
+
 /// The SYSTASK of node `n`.
 pub fn systask(node: i32) -> Endpoint {
     Endpoint::systask(node)
@@ -57,8 +71,10 @@ macro_rules! calls {
 
 calls! {
     // ------------------------------------------------------------ PM
-    /// `[host_pid, parent_pid]` from dvs-exec: registers the first process
-    /// of a run; returns its PID.
+    /// `[host_pid, parent_pid, node, name, len]` from dvs-exec: registers
+    /// the first process of a run, which runs on `node` (named `name` in
+    /// the process table when that is another node); returns its PID and
+    /// (word 1) its endpoint.
     PmSpawn = 0x100,
     /// `[child_host_pid, flags]`: the caller has forked; returns the
     /// child's PID. `flags` bit 0: the child is a thread sharing the fd
@@ -111,6 +127,12 @@ calls! {
     /// From PM: `[host_pid]` reaps a task whose host parent is this node's
     /// subreaper.
     SysReap = 0x303,
+    /// From a launcher: `[spec, len]` forks a program on this node, held
+    /// before its `execve` until `SysGo`; `spec` is a bincode
+    /// [`SpawnSpec`] in the caller. Returns the host pid.
+    SysSpawn = 0x304,
+    /// From a launcher: `[host_pid]` lets a program held by `SysSpawn` run.
+    SysGo = 0x305,
 
     // ------------------------------------------------------------ FS
     /// `[dirfd, path, len, flags, mode]`: returns the new descriptor.

@@ -7,7 +7,8 @@
 //! * [`fs`] (endpoint 1): every process's descriptor table, files,
 //!   directories, pipes, the console, readiness.
 //! * [`systask`] (endpoint `SYSTASK(node)`): acts on the host for the
-//!   others (binding new processes, host signals, exit statuses, reaping).
+//!   others (binding new processes, starting programs on its node, host
+//!   signals, exit statuses, reaping).
 //!
 //! Programs reach them through the shim with the protocol in [`abi`].
 
@@ -19,4 +20,5 @@ pub mod mol;
 pub mod pm;
 pub mod server;
 pub mod slots;
+pub mod spawn;
 pub mod systask;

@@ -150,7 +150,12 @@ impl Ctx<'_> {
     pub fn call(&self, to: Endpoint, call: Call, args: &[u64]) -> Result<Message, i32> {
         let mut m = abi::request(call, args);
         self.ipc.sendrec(to, &mut m).map_err(|e| {
-            tracing::warn!(%to, call = call.name(), %e, "server call failed");
+            if matches!(e, DvkError::NotBind | DvkError::DstDied | DvkError::NoProxy) {
+                // The server is gone (its node went down, its DC ends).
+                tracing::debug!(%to, call = call.name(), %e, "server call failed");
+            } else {
+                tracing::warn!(%to, call = call.name(), %e, "server call failed");
+            }
             libc::EIO
         })?;
         Ok(m)

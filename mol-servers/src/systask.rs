@@ -1,18 +1,59 @@
 //! SYSTASK: one per node; acts on the host for the other servers.
 //!
-//! It binds new processes' endpoints (`lclbind`), sends host signals,
-//! reads the exit status of a task that ended (from `/proc/<pid>/stat`,
-//! while the task is still a zombie), and reaps the tasks whose host
-//! parent is this node's subreaper (`dvs-exec`).
+//! It binds new processes' endpoints (`lclbind`), starts programs on its
+//! node for a launcher of another node (`SysSpawn`, `SysGo`), sends host
+//! signals, reads the exit status of a task that ended (from
+//! `/proc/<pid>/stat`, while the task is still a zombie), and reaps the
+//! tasks whose host parent is this node's subreaper (`dvs-exec`, or the
+//! `dvs node` process on a node that joined the DC).
 
-use crate::abi::{self, Call};
+use crate::abi::{self, Call, SpawnSpec};
 use crate::server::{self, Ctx, Handler, Outcome, Request, Service};
+use crate::spawn::{self, Held};
 use dvk::{Dvk, Endpoint};
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Largest `SpawnSpec` accepted.
+const SPEC_MAX: usize = 1 << 20;
 
 /// The SYSTASK server state.
 pub struct Systask {
     dcid: i32,
+    /// This node's daemon socket (the `DVS_SOCKET` of programs started here).
+    socket: PathBuf,
+    /// Programs started by `SysSpawn`, waiting for `SysGo`.
+    held: HashMap<i32, Held>,
+    /// Host tasks bound here and not reaped through `SysReap` yet.
+    bound: HashSet<i32>,
+}
+
+/// How long a SYSTASK whose DC ended waits for the DC's processes (killed
+/// by then) to end, so that it can reap those that are its children.
+const LAST_REAP: Duration = Duration::from_secs(2);
+
+impl Drop for Systask {
+    /// The DC ended. Programs never released exit without running; the
+    /// DC's processes whose host parent is this process are reaped.
+    fn drop(&mut self) {
+        let mut left: Vec<i32> = self.held.keys().copied().collect();
+        self.held.clear();
+        left.extend(self.bound.drain());
+        let deadline = Instant::now() + LAST_REAP;
+        while !left.is_empty() && Instant::now() < deadline {
+            left.retain(|&pid| {
+                let mut st = 0;
+                // SAFETY: waitpid with a valid status pointer; ECHILD for
+                // tasks that are not our children.
+                let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG | libc::__WALL) };
+                r == 0
+            });
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Service for Systask {
@@ -24,6 +65,8 @@ impl Service for Systask {
             (Call::SysKill, Systask::kill),
             (Call::SysExitStatus, Systask::exit_status),
             (Call::SysReap, Systask::reap),
+            (Call::SysSpawn, Systask::spawn),
+            (Call::SysGo, Systask::go),
         ]
     }
 }
@@ -41,7 +84,10 @@ impl Systask {
         let tid = req.i32(0);
         let ep = Endpoint(req.i32(1));
         match ctx.ipc.dvk().lclbind(self.dcid, tid, ep) {
-            Ok(e) => Outcome::ok(e.0 as i64),
+            Ok(e) => {
+                self.bound.insert(tid);
+                Outcome::ok(e.0 as i64)
+            }
             Err(e) => {
                 tracing::warn!(tid, %ep, %e, "lclbind failed");
                 Outcome::err(libc::ESRCH)
@@ -77,12 +123,78 @@ impl Systask {
             return Outcome::err(libc::EPERM);
         }
         let pid = req.i32(0);
+        self.bound.remove(&pid);
         // The task has ended (its pidfd fired), so this does not block
         // for long; ECHILD means another parent reaps it.
         let mut st = 0;
         // SAFETY: waitpid with a valid status pointer on our stack.
         let r = unsafe { libc::waitpid(pid, &mut st, libc::__WALL) };
         Outcome::ok(r as i64)
+    }
+}
+
+impl Systask {
+    fn spawn(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
+        if !trusted(ctx, req) {
+            return Outcome::err(libc::EPERM);
+        }
+        let len = req.args[1] as usize;
+        if len > SPEC_MAX {
+            return Outcome::err(libc::E2BIG);
+        }
+        let spec = match ctx.copy_in(req.sender, req.args[0], len) {
+            Ok(b) => b,
+            Err(e) => return Outcome::err(e),
+        };
+        let Ok(spec) = bincode::deserialize::<SpawnSpec>(&spec) else {
+            return Outcome::err(libc::EINVAL);
+        };
+        match self.fork(spec) {
+            Ok(h) => {
+                let pid = h.pid;
+                self.held.insert(pid, h);
+                Outcome::ok(pid as i64)
+            }
+            Err(e) => Outcome::err(e),
+        }
+    }
+
+    fn fork(&self, spec: SpawnSpec) -> Result<Held, i32> {
+        let c = |b: Vec<u8>| CString::new(b).map_err(|_| libc::EINVAL);
+        let prog = c(spec.prog)?;
+        let argv = spec
+            .argv
+            .into_iter()
+            .map(c)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut envp: Vec<CString> = spec
+            .envp
+            .into_iter()
+            .filter(|e| !e.starts_with(b"DVS_SOCKET="))
+            .map(c)
+            .collect::<Result<_, _>>()?;
+        envp.push(c([
+            b"DVS_SOCKET=".as_slice(),
+            self.socket.as_os_str().as_bytes(),
+        ]
+        .concat())?);
+        let cwd = c(spec.cwd)?;
+        spawn::fork_held(&prog, &argv, &envp, Some(&cwd), &spawn::execve)
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    }
+
+    fn go(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
+        if !trusted(ctx, req) {
+            return Outcome::err(libc::EPERM);
+        }
+        match self.held.remove(&req.i32(0)) {
+            Some(h) => Outcome::from(
+                h.release()
+                    .map(|_| 0)
+                    .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)),
+            ),
+            None => Outcome::err(libc::ESRCH),
+        }
     }
 }
 
@@ -110,7 +222,15 @@ pub fn start(socket: &Path, dcid: i32, node: i32) -> std::io::Result<std::thread
             match ipc {
                 Ok(ipc) => {
                     let _ = tx.send(Ok(()));
-                    server::run(ipc, Systask { dcid });
+                    server::run(
+                        ipc,
+                        Systask {
+                            dcid,
+                            socket,
+                            held: HashMap::new(),
+                            bound: HashSet::new(),
+                        },
+                    );
                 }
                 Err(e) => {
                     let _ = tx.send(Err(e));

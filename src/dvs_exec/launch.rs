@@ -8,9 +8,10 @@ use dvk::{DcParams, Dvk, Endpoint, Ipc};
 use mol_servers::abi::{self, Call};
 use mol_servers::fs::{ConsoleFds, Publish};
 use mol_servers::mol::{self, MolConfig};
+use mol_servers::spawn::Held;
 use nix::sys::signal::{SigSet, Signal};
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -41,8 +42,8 @@ fn value(ipc: &Ipc, to: Endpoint, c: Call, args: &[u64]) -> Result<i64> {
         .map_err(|e| anyhow::anyhow!("{}: {}", c.name(), std::io::Error::from_raw_os_error(e)))
 }
 
-/// Picks a free DC id and creates the DC.
-fn create_dc(dvk: &Dvk, name: &str) -> Result<i32> {
+/// Picks a free DC id and creates the DC, on this node and `remote`.
+fn create_dc(dvk: &Dvk, name: &str, remote: Option<i32>) -> Result<i32> {
     let info = dvk
         .getdvsinfo()
         .context("the node daemon is not initialised")?;
@@ -55,6 +56,15 @@ fn create_dc(dvk: &Dvk, name: &str) -> Result<i32> {
         }
         let mut p = DcParams::new(id, name, &info.params);
         p.nodes = 1 << info.node;
+        if let Some(n) = remote {
+            if !(0..64).contains(&n) || n >= info.params.nr_nodes {
+                bail!(
+                    "there is no node {n} (nodes are 0..{})",
+                    info.params.nr_nodes.min(64) - 1
+                );
+            }
+            p.nodes |= 1 << n;
+        }
         p.warn2proc = abi::PM;
         match dvk.dc_init(&p) {
             Ok(_) => return Ok(id),
@@ -90,58 +100,111 @@ fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
-/// Host fork of the program: the child waits on `go` until the DC knows
-/// it, then execs. Only async-signal-safe calls run in the child.
+/// Host fork of the program, held until the DC knows it (see
+/// [`mol_servers::spawn`]).
 ///
 /// A static program (`filter` set) installs the tracer's seccomp filter
-/// after `go`, when the tracer has seized it, right before its `execve`;
-/// a dynamic one installs the seccomp net (`net` set) and sends its
-/// listener back.
+/// after its release, when the tracer has seized it, right before its
+/// `execve`; a dynamic one installs the seccomp net (`net` set) and sends
+/// its listener back.
 fn spawn(
     prog: &CString,
     argv: &[CString],
     envp: &[CString],
-    go: &OwnedFd,
     filter: Option<&tracer::Filter>,
     net: Option<&NetChild>,
-) -> Result<i32> {
-    let mut av: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    av.push(std::ptr::null());
-    let mut ev: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
-    ev.push(std::ptr::null());
-    let go = go.as_raw_fd();
-    // SAFETY: the child only calls async-signal-safe functions (sigprocmask,
-    // setsid, read, prctl, seccomp, execve, _exit) on data prepared before
-    // the fork.
-    match unsafe { libc::fork() } {
-        -1 => bail!("fork: {}", std::io::Error::last_os_error()),
-        0 => unsafe {
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            libc::setsid();
-            let mut b = 0u8;
-            if libc::read(go, &mut b as *mut u8 as *mut libc::c_void, 1) != 1 {
-                libc::_exit(125);
+) -> Result<Held> {
+    let exec = |p: *const libc::c_char, av: *const *const libc::c_char, ev| -> i32 {
+        if let Some(f) = filter {
+            if f.install_raw() != 0 {
+                return 0;
             }
-            if let Some(f) = filter {
-                if f.install_raw() != 0 {
-                    libc::_exit(125);
-                }
-            }
-            let e = if let Some(n) = net {
+        }
+        match net {
+            Some(n) => {
                 if n.install() != 0 {
-                    libc::_exit(125);
+                    return 0;
                 }
-                NetChild::exec(prog.as_ptr(), av.as_ptr(), ev.as_ptr())
-            } else {
-                libc::execve(prog.as_ptr(), av.as_ptr(), ev.as_ptr());
-                *libc::__errno_location()
-            };
-            libc::_exit(if e == libc::ENOENT { 127 } else { 126 });
-        },
-        pid => Ok(pid),
+                // SAFETY: `fork_held` passes NUL-terminated arrays of
+                // NUL-terminated strings that outlive the call.
+                unsafe { NetChild::exec(p, av, ev) }
+            }
+            None => mol_servers::spawn::execve(p, av, ev),
+        }
+    };
+    mol_servers::spawn::fork_held(prog, argv, envp, None, &exec).context("fork")
+}
+
+/// The program, started and held before its `execve`: here, or by the
+/// SYSTASK of another node.
+enum Started {
+    Here(Held),
+    On { node: i32, pid: i32 },
+}
+
+impl Started {
+    fn host_pid(&self) -> i32 {
+        match self {
+            Started::Here(h) => h.pid,
+            Started::On { pid, .. } => *pid,
+        }
     }
+
+    /// Lets it run.
+    fn release(self, me: &Ipc) -> Result<()> {
+        match self {
+            Started::Here(h) => h.release().context("cannot start the program"),
+            Started::On { node, pid } => value(me, abi::systask(node), Call::SysGo, &[pid as u64])
+                .map(|_| ())
+                .with_context(|| format!("cannot start the program on node {node}")),
+        }
+    }
+
+    /// Kills it before it ran.
+    fn abandon(self, me: &Ipc) {
+        match self {
+            // Dropped, it exits without running.
+            Started::Here(_) => {}
+            Started::On { node, pid } => {
+                let _ = value(
+                    me,
+                    abi::systask(node),
+                    Call::SysKill,
+                    &[pid as u64, libc::SIGKILL as u64],
+                );
+                let _ = value(me, abi::systask(node), Call::SysReap, &[pid as u64]);
+            }
+        }
+    }
+}
+
+/// Has the SYSTASK of `node` start the program there.
+fn spawn_on(
+    me: &Ipc,
+    node: i32,
+    prog: &CString,
+    argv: &[CString],
+    envp: &[CString],
+) -> Result<Started> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let spec = abi::SpawnSpec {
+        prog: prog.as_bytes().to_vec(),
+        argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        envp: envp.iter().map(|e| e.as_bytes().to_vec()).collect(),
+        cwd: cwd.as_os_str().as_bytes().to_vec(),
+    };
+    let spec = bincode::serialize(&spec).context("cannot encode the program's start")?;
+    let pid = value(
+        me,
+        abi::systask(node),
+        Call::SysSpawn,
+        &[spec.as_ptr() as u64, spec.len() as u64],
+    )
+    .with_context(|| format!("node {node} cannot start the program"))?;
+    Ok(Started::On {
+        node,
+        pid: pid as i32,
+    })
 }
 
 /// How the DC of a run is made.
@@ -154,6 +217,8 @@ pub struct DcOptions {
     pub socket: Option<PathBuf>,
     /// Published ports.
     pub publish: Vec<Publish>,
+    /// The node the program runs on (default: this one).
+    pub node: Option<i32>,
 }
 
 /// Checks that every host port to publish is free now (and each named
@@ -176,6 +241,7 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
         root,
         socket,
         publish,
+        node: on_node,
     } = opts;
     check_publish(&publish)?;
     let root = match root {
@@ -189,6 +255,21 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     // A static program has no dynamic loader for the preload: it runs
     // under the tracer (see the tracer crate).
     let is_static = matches!(tracer::elf::kind(&prog), Ok(tracer::elf::Kind::Static));
+    let node = Node::get(socket)?;
+    let dvk = Dvk::connect(&node.socket).context("cannot reach the node daemon")?;
+    let local = dvk
+        .getdvsinfo()
+        .context("the node daemon is not initialised")?
+        .node;
+    let remote = on_node.filter(|&n| n != local);
+    if let Some(n) = remote {
+        if is_static {
+            bail!("static programs run only on the DC's own node for now (not on node {n})");
+        }
+        if !publish.is_empty() {
+            bail!("--publish works only for programs on the DC's own node for now");
+        }
+    }
     // Signals for the DC are handled by a forwarding thread: block them
     // before any thread starts, so every thread inherits the mask.
     let mut set = SigSet::empty();
@@ -198,7 +279,7 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     set.thread_block().context("cannot block signals")?;
     // A dynamic program runs under the seccomp net, whose supervisor is
     // the tracer process too.
-    let mut tracer = if is_static || crate::net::enabled() {
+    let mut tracer = if remote.is_none() && (is_static || crate::net::enabled()) {
         // SAFETY: no thread has been started yet (the node daemon and the
         // servers come later).
         Some(unsafe { tracer::Tracer::start() }.context("cannot start the tracer")?)
@@ -208,10 +289,8 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
 
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    let node = Node::get(socket)?;
-    let dvk = Dvk::connect(&node.socket).context("cannot reach the node daemon")?;
     let name = dc_name.unwrap_or_else(|| format!("exec-{}", std::process::id()));
-    let dcid = create_dc(&dvk, &name)?;
+    let dcid = create_dc(&dvk, &name, remote)?;
     let result = run_in_dc(
         &node,
         &dvk,
@@ -224,6 +303,7 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
         tracer.as_mut(),
         is_static,
         publish,
+        remote,
     );
     drop(tracer);
     let _ = dvk.dc_end(dcid);
@@ -244,6 +324,7 @@ fn run_in_dc(
     mut tracer: Option<&mut tracer::Tracer>,
     is_static: bool,
     publish: Vec<Publish>,
+    remote: Option<i32>,
 ) -> Result<i32> {
     let info = dvk.getdvsinfo()?;
     mol::start(
@@ -261,6 +342,10 @@ fn run_in_dc(
         .tbind(dcid, LAUNCHER)
         .context("cannot bind the launcher")?;
     start_signal_forwarder(&node.socket, dcid, signals)?;
+    if let Some(n) = remote {
+        dvk.dc_join(dcid, n)
+            .with_context(|| format!("node {n} cannot join the DC"))?;
+    }
     if let Some(t) = tracer.as_deref_mut() {
         t.configure(&node.socket, dcid)
             .context("cannot configure the tracer")?;
@@ -301,15 +386,25 @@ fn run_in_dc(
         .concat(),
     )?);
 
-    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let host_pid = spawn(&prog_c, &argv, &envp, &go_r, filter.as_ref(), net.as_ref())?;
-    drop(go_r);
+    let started = match remote {
+        Some(n) => spawn_on(&me, n, &prog_c, &argv, &envp)?,
+        None => Started::Here(spawn(&prog_c, &argv, &envp, filter.as_ref(), net.as_ref())?),
+    };
+    let host_pid = started.host_pid();
+    let here = info.node;
+    let name = prog.file_name().map_or(&[][..], |n| n.as_bytes());
     let start = (|| -> Result<i32> {
         let m = call(
             &me,
             abi::PM,
             Call::PmSpawn,
-            &[host_pid as u64, abi::INIT_PID as u64],
+            &[
+                host_pid as u64,
+                abi::INIT_PID as u64,
+                remote.unwrap_or(here) as u64,
+                name.as_ptr() as u64,
+                name.len() as u64,
+            ],
         )?;
         let pid = abi::result(&m).map_err(|e| {
             anyhow::anyhow!(
@@ -340,13 +435,11 @@ fn run_in_dc(
     let pid = match start {
         Ok(p) => p,
         Err(e) => {
-            // SAFETY: killing our own child that never ran the program.
-            unsafe { libc::kill(host_pid, libc::SIGKILL) };
+            started.abandon(&me);
             return Err(e);
         }
     };
-    nix::unistd::write(&go_w, &[1]).context("cannot start the program")?;
-    drop(go_w);
+    started.release(&me)?;
     if let (Some(n), Some(t)) = (net, tracer) {
         let handed = n
             .receive()

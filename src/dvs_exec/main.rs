@@ -1,7 +1,7 @@
 //! `dvs-exec`: runs an unmodified program inside a Distributed Container.
 //!
 //! ```text
-//! dvs-exec [--dc NAME] [--root DIR] [--socket PATH] [--publish HOST:DC]... [--] PROG ARGS...
+//! dvs-exec [--dc NAME] [--root DIR] [--socket PATH] [--node N] [--publish HOST:DC]... [--] PROG ARGS...
 //! ```
 //!
 //! If no node daemon is running, an embedded single-node DVS is started
@@ -53,6 +53,10 @@ struct Args {
     /// same port on the host.
     #[arg(long, value_name = "HOST:DC")]
     publish: Vec<mol_servers::fs::Publish>,
+    /// Run the program on node N of the cluster (the DC's servers stay on
+    /// this node; node N joins the DC and its SYSTASK starts the program).
+    #[arg(long, value_name = "N")]
+    node: Option<i32>,
     /// The program and its arguments.
     #[arg(required = true, value_name = "PROG ARGS")]
     command: Vec<std::ffi::OsString>,
@@ -75,6 +79,7 @@ fn main() {
         root: args.root,
         socket: args.socket,
         publish: args.publish,
+        node: args.node,
     };
     let code = match launch::run(&args.command, opts) {
         Ok(code) => code,

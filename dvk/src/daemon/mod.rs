@@ -11,6 +11,7 @@ mod proxy;
 mod reaper;
 mod remote;
 mod remote_copy;
+mod remote_dc;
 mod session;
 pub mod state;
 
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     socket: PathBuf,
     /// The proxies, once started (multi-node clusters only).
     links: std::sync::OnceLock<Arc<proxy::Links>>,
+    /// What runs when this node joins a DC of another node.
+    join_hook: std::sync::OnceLock<remote_dc::JoinHook>,
 }
 
 impl Shared {
@@ -139,6 +142,7 @@ impl Daemon {
             reaper: reaper::Reaper::new()?,
             socket: cfg.socket.clone(),
             links: std::sync::OnceLock::new(),
+            join_hook: std::sync::OnceLock::new(),
         });
         Ok(Daemon { listener, shared })
     }
@@ -193,6 +197,17 @@ impl Daemon {
             proxy::start(self.shared.clone(), cluster, node)?;
         }
         Ok(())
+    }
+
+    /// Sets what runs when another node makes this one join a DC
+    /// ([`crate::Dvk::dc_join`]): `hook(dcid)` starts this node's servers
+    /// of the DC (the join fails if it returns an error). Without a hook,
+    /// a joined DC has no local servers.
+    pub fn on_dc_join(
+        &self,
+        hook: impl Fn(i32) -> std::result::Result<(), String> + Send + Sync + 'static,
+    ) {
+        let _ = self.shared.join_hook.set(Box::new(hook));
     }
 
     /// Asks a running daemon to stop (used by signal handlers).

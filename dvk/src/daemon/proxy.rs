@@ -201,8 +201,9 @@ impl Links {
         }
     }
 
-    /// Registers a copy with `node`: its id and where its answer arrives.
-    pub fn expect_copy(&self, node: i32) -> (u64, std::sync::mpsc::Receiver<DvkResult<Vec<u8>>>) {
+    /// Registers a request to `node` (a copy, a join): its id and where its
+    /// answer arrives.
+    pub fn expect_answer(&self, node: i32) -> (u64, std::sync::mpsc::Receiver<DvkResult<Vec<u8>>>) {
         let id = self.next_copy.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = std::sync::mpsc::channel();
         if let Ok(mut c) = self.copies.lock() {
@@ -211,7 +212,7 @@ impl Links {
         (id, rx)
     }
 
-    /// Hands the answer of copy `id` to its requester.
+    /// Hands the answer of request `id` to its requester.
     pub fn complete(&self, id: u64, r: DvkResult<Vec<u8>>) {
         let waiter = self.copies.lock().ok().and_then(|mut c| c.remove(&id));
         if let Some((_, tx)) = waiter {
@@ -219,15 +220,15 @@ impl Links {
         }
     }
 
-    /// Drops copy `id` (answered or given up).
-    pub fn forget_copy(&self, id: u64) {
+    /// Drops request `id` (answered or given up).
+    pub fn forget_answer(&self, id: u64) {
         if let Ok(mut c) = self.copies.lock() {
             c.remove(&id);
         }
     }
 
-    /// Fails every copy in flight with `node`, which went down.
-    pub fn fail_copies(&self, node: i32) {
+    /// Fails every request in flight with `node`, which went down.
+    pub fn fail_answers(&self, node: i32) {
         if let Ok(mut c) = self.copies.lock() {
             c.retain(|_, (n, tx)| {
                 if *n == node {
@@ -359,7 +360,7 @@ fn membership(shared: &Shared, links: &Links, group: &str, local: i32) {
         match ev {
             MemberEvent::Left(id) if id as i32 - 1 != local => {
                 shared.with_state(|st| st.node_down(id as i32 - 1));
-                links.fail_copies(id as i32 - 1);
+                links.fail_answers(id as i32 - 1);
             }
             MemberEvent::Joined(id) => {
                 let node = id as i32 - 1;
@@ -510,6 +511,10 @@ async fn receiver(
                         links.send_frame(from, a);
                     }
                 }
+                Command::DcJoin => {
+                    super::remote_dc::join_asked(shared.clone(), links.clone(), from, f);
+                }
+                Command::DcJoinAck => super::remote_dc::join_answered(&links, f),
                 _ => {
                     let out = shared.state().remote_apply(from, &h);
                     links.send_all(out);
@@ -526,7 +531,7 @@ async fn receiver(
             .unwrap_or(false);
         if newest {
             shared.with_state(|st| st.node_down(id));
-            links.fail_copies(id);
+            links.fail_answers(id);
         }
     }
 }

@@ -90,9 +90,49 @@ pub(crate) struct Remote {
     up: BTreeSet<i32>,
     /// Frames queued outside a scan (the next scan sends them).
     outbox: Outgoing,
+    /// DCs shared with other nodes through `dc_join`: the nodes that
+    /// joined a DC of this node, or the node whose DC this node joined.
+    joined: HashMap<i32, BTreeSet<i32>>,
+    /// The DCs this node joined, and the node each belongs to.
+    origin: HashMap<i32, i32>,
 }
 
 impl Remote {
+    /// Queues a frame for node `n` and wakes the agent, which sends it.
+    pub fn queue(&mut self, n: i32, h: Header) {
+        self.outbox.push((n, h));
+        if let Some((_, bell)) = &self.bell {
+            bell.wake();
+        }
+    }
+
+    /// Records that DC `dcid` is shared with node `n` (through `dc_join`).
+    pub fn add_joined(&mut self, dcid: i32, n: i32) {
+        self.joined.entry(dcid).or_default().insert(n);
+    }
+
+    /// Records that this node joined DC `dcid` of node `n`.
+    pub fn add_origin(&mut self, dcid: i32, n: i32) {
+        self.add_joined(dcid, n);
+        self.origin.insert(dcid, n);
+    }
+
+    /// The node whose DC `dcid` this node joined.
+    pub fn origin_of(&self, dcid: i32) -> Option<i32> {
+        self.origin.get(&dcid).copied()
+    }
+
+    /// Node `n` left DC `dcid`; whether it had joined it.
+    pub fn leave(&mut self, dcid: i32, n: i32) -> bool {
+        self.joined.get_mut(&dcid).is_some_and(|s| s.remove(&n))
+    }
+
+    /// The nodes DC `dcid` is shared with; forgets them.
+    pub fn forget_joined(&mut self, dcid: i32) -> BTreeSet<i32> {
+        self.origin.remove(&dcid);
+        self.joined.remove(&dcid).unwrap_or_default()
+    }
+
     /// Whether the proxies to node `n` are connected.
     pub fn is_up(&self, n: i32) -> bool {
         self.up.contains(&n)
@@ -183,10 +223,42 @@ impl State {
                 })
             })
             .collect();
+        // The DCs joined from that node lost their servers: they end.
+        let orphans: Vec<i32> = (self.remote.origin.iter())
+            .filter(|&(_, &o)| o == n)
+            .map(|(&d, _)| d)
+            .collect();
+        for dcid in orphans {
+            tracing::warn!(dcid, "the DC's node {n} is down: the DC ends here");
+            self.kill_local_processes(dcid);
+            let _ = self.dc_end_here(dcid);
+        }
+        // Its endpoints ended as if killed: their warn endpoints (PM) are
+        // told, and see their processes end by SIGKILL.
         for (dcid, s) in gone {
-            self.unbind_slot(dcid, s, false);
+            self.unbind_slot(dcid, s, true);
         }
         self.remote.inbound.retain(|_, i| i.node != n);
+    }
+
+    /// Kills (`SIGKILL`) the host processes bound in DC `dcid` on this
+    /// node: without their DC nothing serves them.
+    pub(crate) fn kill_local_processes(&self, dcid: i32) {
+        let Some(dc) = self.dcs.get(&dcid) else {
+            return;
+        };
+        for b in dc.slots.iter().flatten() {
+            if b.kind == ProcKind::Local
+                && !b.thread
+                && b.pid > 0
+                && b.pid != std::process::id() as i32
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(b.pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
     }
 
     /// Looks at what local tasks posted to remote endpoints and what local
@@ -343,6 +415,17 @@ impl State {
         let Some(local) = self.dvs.map(|(n, _)| n) else {
             return out;
         };
+        match h.cmd {
+            Command::Kntf => {
+                self.kntf_arrived(from, h);
+                return out;
+            }
+            Command::DcLeave => {
+                self.dc_left(h.dcid, from);
+                return out;
+            }
+            _ => {}
+        }
         let (src, dst) = (Endpoint(h.src), Endpoint(h.dst));
         let seq = h.seq as u32;
         let Some(dc) = self.dcs.get(&h.dcid) else {

@@ -133,6 +133,10 @@ fn handle(shared: &Shared, c: &Caller, req: Request) -> Result<Reply> {
             super::remote_copy::requested(shared, c, dcid, desc)?;
             plain(Response::Ok)
         }
+        Request::DcJoin { dcid, node } => {
+            super::remote_dc::requested(shared, c, dcid, node)?;
+            plain(Response::Ok)
+        }
         other => shared.with_state(|st| immediate(st, c, other)),
     }
 }
@@ -234,7 +238,8 @@ fn immediate(st: &mut super::state::State, c: &Caller, req: Request) -> Result<R
         Request::Wait4Bind { .. }
         | Request::Wait4BindEp { .. }
         | Request::Wait4Unbind { .. }
-        | Request::RemoteCopy { .. } => Err(DvkError::Protocol),
+        | Request::RemoteCopy { .. }
+        | Request::DcJoin { .. } => Err(DvkError::Protocol),
     }
 }
 

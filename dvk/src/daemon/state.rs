@@ -63,10 +63,10 @@ pub(crate) struct Dc {
 }
 
 /// A DVK notification that did not fit in its target's ring yet.
-struct Deferred {
-    dcid: i32,
-    target: Endpoint,
-    entry: u64,
+pub(crate) struct Deferred {
+    pub dcid: i32,
+    pub target: Endpoint,
+    pub entry: u64,
 }
 
 /// What the caller of a bind gets back.
@@ -88,7 +88,7 @@ pub(crate) struct State {
     /// pidfd token -> (dcid, slot).
     pub tokens: HashMap<u64, (i32, usize)>,
     next_token: u64,
-    deferred: Vec<Deferred>,
+    pub(crate) deferred: Vec<Deferred>,
     /// pidfds to register with the reaper (taken by the caller after each op).
     pub new_pidfds: Vec<(u64, std::os::fd::RawFd)>,
     /// The proxies' side of the tables: surrogate mailboxes of remote
@@ -298,7 +298,15 @@ impl State {
         Ok(node)
     }
 
+    /// Ends a DC here and on the nodes that joined it (or that it joined).
     pub fn dc_end(&mut self, dcid: i32) -> Result<()> {
+        self.dc(dcid)?;
+        self.leave_frames(dcid);
+        self.dc_end_here(dcid)
+    }
+
+    /// Ends a DC on this node only.
+    pub fn dc_end_here(&mut self, dcid: i32) -> Result<()> {
         let dc = self.dc(dcid)?;
         // Ended first, so that the calls woken by the unbinds report it.
         dc.table.state().store(DC_ENDED, Ordering::Release);
@@ -310,7 +318,13 @@ impl State {
             tracing::info!(dcid, name = %dc.params.name, "DC ended");
         }
         self.deferred.retain(|d| d.dcid != dcid);
+        self.remote.forget_joined(dcid);
         Ok(())
+    }
+
+    /// The parameters of DC `dcid`.
+    pub fn dc_params(&self, dcid: i32) -> Result<DcParams> {
+        Ok(self.dc(dcid)?.params.clone())
     }
 
     pub fn dc_info(&self, dcid: i32) -> Result<DcInfo> {
@@ -640,6 +654,11 @@ impl State {
             let Some(b) = dc.slots[s].as_ref().filter(|b| b.ep == d.target) else {
                 continue; // target gone: nobody to warn
             };
+            if b.kind == ProcKind::Remote {
+                let node = b.node;
+                self.forward_kntf(d.dcid, node, d.target, d.entry);
+                continue;
+            }
             let head = dc.table.kntf_head(s).load(Ordering::Relaxed);
             let tail = b.mbx.kntf_tail().load(Ordering::Acquire);
             if head.wrapping_sub(tail) >= KNTF_RING {

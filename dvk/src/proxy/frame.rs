@@ -82,6 +82,18 @@ pub enum Command {
     Cancel = 15,
     /// The reply of a `sendrec`; never acknowledged.
     ReplyMsg = 16,
+    /// Asks the destination node to take part in a DC (payload: the DC's
+    /// parameters and the sender's endpoints in it); answered by
+    /// [`Command::DcJoinAck`] with the same sequence number.
+    DcJoin = 17,
+    /// The DC was joined (payload: the joining node's endpoints in it), or
+    /// not (`rcode`).
+    DcJoinAck = 18,
+    /// The DC ended on the sending node: end it here too.
+    DcLeave = 19,
+    /// A DVK notification (an `Exit` or `Signal` of endpoint `src`, kind in
+    /// `rcode`) for endpoint `dst`, which lives on the destination node.
+    Kntf = 20,
 }
 
 impl Command {
@@ -104,13 +116,20 @@ impl Command {
             14 => Ack,
             15 => Cancel,
             16 => ReplyMsg,
+            17 => DcJoin,
+            18 => DcJoinAck,
+            19 => DcLeave,
+            20 => Kntf,
             _ => return None,
         })
     }
 
     /// Whether frames with this command may carry a payload.
     pub fn carries_data(self) -> bool {
-        matches!(self, Command::CopyinData | Command::CopyoutData)
+        matches!(
+            self,
+            Command::CopyinData | Command::CopyoutData | Command::DcJoin | Command::DcJoinAck
+        )
     }
 }
 

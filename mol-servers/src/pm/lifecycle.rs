@@ -41,14 +41,7 @@ impl Pm {
         if let Err(e) = fs_call(ep) {
             return Err(undo(self, e));
         }
-        let m = ctx
-            .call(
-                abi::systask(self.node),
-                Call::SysBind,
-                &[host_pid as u64, ep.0 as u64],
-            )
-            .map_err(|e| undo(self, e))?;
-        if let Err(e) = abi::result(&m) {
+        if let Err(e) = self.bind_task(ctx, template.node, host_pid, ep) {
             let _ = ctx.call(abi::FS, Call::FsExitProc, &[ep.0 as u64]);
             return Err(undo(self, e));
         }
@@ -64,7 +57,36 @@ impl Pm {
         Ok(pid)
     }
 
-    /// `PmSpawn [host_pid, parent_pid]`: the first process of a run, a
+    /// Has the SYSTASK of `node` bind host task `tid` as `ep`. A task of
+    /// another node is registered here first, so that its first messages
+    /// to the servers are accepted; the registration goes when the task
+    /// ends (the DVK unbinds it).
+    fn bind_task(&self, ctx: &Ctx, node: i32, tid: i32, ep: Endpoint) -> Result<(), i32> {
+        let remote = node != self.node;
+        if remote {
+            ctx.ipc
+                .dvk()
+                .rmtbind(ctx.ipc.dcid(), ep, node)
+                .map_err(|e| {
+                    tracing::warn!(%ep, node, %e, "cannot register a remote process");
+                    libc::EAGAIN
+                })?;
+        }
+        let r = ctx
+            .call(
+                abi::systask(node),
+                Call::SysBind,
+                &[tid as u64, ep.0 as u64],
+            )
+            .and_then(|m| abi::result(&m));
+        if r.is_err() && remote {
+            let _ = ctx.ipc.dvk().unbind(ctx.ipc.dcid(), ep);
+        }
+        r.map(|_| ())
+    }
+
+    /// `PmSpawn [host_pid, parent_pid, node, name, len]`: the first process
+    /// of a run (named `name` if it runs on another node), a
     /// child of init in its own session. Privileged callers only; the
     /// caller sets up its descriptors with `FsNewProc` afterwards.
     fn spawn(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
@@ -72,6 +94,7 @@ impl Pm {
             return Outcome::err(libc::EPERM);
         }
         let host_pid = req.i32(0);
+        let node = req.i32(2);
         let template = Proc {
             pid: 0,
             ppid: INIT_PID,
@@ -79,8 +102,14 @@ impl Pm {
             sid: 0,
             ep: Endpoint::NONE,
             host_pid,
-            node: self.node,
-            cmd: host_comm(host_pid),
+            node,
+            // A program on another node is named by the spawner.
+            cmd: if node == self.node {
+                host_comm(host_pid)
+            } else {
+                let name = ctx.path(req.sender, req.args[3], req.args[4]);
+                String::from_utf8_lossy(&name.unwrap_or_default()).into_owned()
+            },
             life: Life::Alive,
             execed: false,
             started: Instant::now(),
@@ -146,6 +175,7 @@ impl Pm {
             return Outcome::err(libc::ESRCH);
         };
         let tid = req.i32(0);
+        let node = self.table.get(pid).map_or(self.node, |p| p.node);
         let r = (|| {
             let (_, ep) = self.table.allocate()?;
             let undo = |pm: &mut Pm, e: i32| {
@@ -160,15 +190,7 @@ impl Pm {
                 )
                 .map_err(|e| undo(self, e))?;
             abi::result(&m).map_err(|e| undo(self, e))?;
-            let node = self.node;
-            let m = ctx
-                .call(
-                    abi::systask(node),
-                    Call::SysBind,
-                    &[tid as u64, ep.0 as u64],
-                )
-                .map_err(|e| undo(self, e))?;
-            if let Err(e) = abi::result(&m) {
+            if let Err(e) = self.bind_task(ctx, node, tid, ep) {
                 let _ = ctx.call(abi::FS, Call::FsExitProc, &[ep.0 as u64]);
                 return Err(undo(self, e));
             }

@@ -1,0 +1,143 @@
+//! Host fork of a program that waits before its `execve`: the DC must know
+//! the new process (PM and FS entries, its endpoint) before it runs.
+//!
+//! The child unblocks every signal, starts a session of its own, enters
+//! its working directory and waits for one byte on a pipe. [`Held::release`]
+//! sends it; dropping the [`Held`] instead makes the child exit (125)
+//! without running the program. Only async-signal-safe calls run in the
+//! child, on data prepared before the fork, so the parent may have threads.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// `execve`, or a variant that prepares the process first (a seccomp
+/// filter): runs in the child and returns the errno of the failed exec, or
+/// 0 if it could not even try (the child then exits 125).
+pub type Exec<'a> =
+    &'a dyn Fn(*const libc::c_char, *const *const libc::c_char, *const *const libc::c_char) -> i32;
+
+/// A forked program waiting for [`Held::release`].
+#[derive(Debug)]
+pub struct Held {
+    /// Its host pid.
+    pub pid: i32,
+    go: OwnedFd,
+}
+
+impl Held {
+    /// Lets the program `execve`.
+    pub fn release(self) -> std::io::Result<()> {
+        nix::unistd::write(&self.go, &[1])?;
+        Ok(())
+    }
+}
+
+/// Plain `execve`.
+pub fn execve(
+    prog: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> i32 {
+    // SAFETY: the pointers come from `fork_held`, NUL-terminated arrays of
+    // NUL-terminated strings that outlive the call.
+    unsafe {
+        libc::execve(prog, argv, envp);
+        *libc::__errno_location()
+    }
+}
+
+/// Forks `prog` with `argv` and `envp`, held before its exec (see the
+/// module). A program that is missing exits 127, one that cannot be
+/// executed 126, as a shell reports them.
+pub fn fork_held(
+    prog: &CStr,
+    argv: &[CString],
+    envp: &[CString],
+    cwd: Option<&CStr>,
+    exec: Exec<'_>,
+) -> std::io::Result<Held> {
+    let mut av: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    av.push(std::ptr::null());
+    let mut ev: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    ev.push(std::ptr::null());
+    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let go = go_r.as_raw_fd();
+    // SAFETY: the child only calls async-signal-safe functions (sigprocmask,
+    // setsid, chdir, read, what `exec` does, _exit) on data prepared before
+    // the fork.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => unsafe {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            libc::setsid();
+            if let Some(d) = cwd {
+                libc::chdir(d.as_ptr());
+            }
+            let mut b = 0u8;
+            if libc::read(go, &mut b as *mut u8 as *mut libc::c_void, 1) != 1 {
+                libc::_exit(125);
+            }
+            match exec(prog.as_ptr(), av.as_ptr(), ev.as_ptr()) {
+                0 => libc::_exit(125),
+                libc::ENOENT => libc::_exit(127),
+                _ => libc::_exit(126),
+            }
+        },
+        pid => Ok(Held { pid, go: go_w }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(s: &str) -> CString {
+        CString::new(s).unwrap()
+    }
+
+    fn status(pid: i32) -> i32 {
+        let mut st = 0;
+        // SAFETY: waitpid on our own child with a valid status pointer.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        st
+    }
+
+    #[test]
+    fn runs_only_when_released_in_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let script = format!("pwd > {}", out.display());
+        let held = fork_held(
+            &c("/bin/sh"),
+            &[c("sh"), c("-c"), c(&script)],
+            &[c("PATH=/usr/bin:/bin")],
+            Some(&c(dir.path().to_str().unwrap())),
+            &execve,
+        )
+        .unwrap();
+        let pid = held.pid;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!out.exists(), "the program ran before it was released");
+        held.release().unwrap();
+        assert_eq!(status(pid), 0);
+        let pwd = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(
+            std::path::Path::new(pwd.trim()).canonicalize().unwrap(),
+            dir.path().canonicalize().unwrap()
+        );
+    }
+
+    #[test]
+    fn dropped_never_runs_and_missing_is_127() {
+        let held = fork_held(&c("/bin/true"), &[c("true")], &[], None, &execve).unwrap();
+        let pid = held.pid;
+        drop(held);
+        assert_eq!(libc::WEXITSTATUS(status(pid)), 125);
+        let held = fork_held(&c("/nonexistent/x"), &[c("x")], &[], None, &execve).unwrap();
+        let pid = held.pid;
+        held.release().unwrap();
+        assert_eq!(libc::WEXITSTATUS(status(pid)), 127);
+    }
+}
