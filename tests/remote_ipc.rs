@@ -12,64 +12,10 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const DVS: &str = env!("CARGO_BIN_EXE_dvs");
+mod cluster;
+use cluster::{dvs, lock, text, Down};
+
 const T: Duration = Duration::from_secs(10);
-
-fn dvs(args: &[&str]) -> Output {
-    Command::new(DVS)
-        .args(args)
-        .env_remove("DVS_SOCKET")
-        .output()
-        .expect("run dvs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Removes the testbed when the test ends, passed or failed; on failure
-/// it shows the node daemons' logs first.
-struct Down;
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for i in 0..3 {
-                let o = dvs(&[
-                    "testbed",
-                    "exec",
-                    &i.to_string(),
-                    "--",
-                    "cat",
-                    "/run/dvs/dvkd.log",
-                ]);
-                eprintln!(
-                    "--- node {i} dvkd.log\n{}",
-                    String::from_utf8_lossy(&o.stdout)
-                );
-            }
-        }
-        let _ = dvs(&["testbed", "down"]);
-    }
-}
-
-/// Tests that build testbeds must not overlap (there is one per machine).
-fn lock() -> nix::fcntl::Flock<std::fs::File> {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("dvs-testbed-tests.lock"))
-        .expect("lock file");
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .expect("lock")
-}
 
 fn status_of(node: usize) -> serde_json::Value {
     let o = dvs(&[
@@ -208,7 +154,7 @@ fn holder(node: &Node, e: i32, data: Vec<u8>) -> (JoinHandle<Vec<u8>>, u64) {
 fn remote_ipc_between_testbed_nodes() {
     let _lock = lock();
     let up = dvs(&["testbed", "up", "--nodes", "3"]);
-    let _down = Down;
+    let _down = Down(3);
     assert!(up.status.success(), "up failed: {}", text(&up));
     let n0 = node(0, 3);
     let n1 = node(1, 3);

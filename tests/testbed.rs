@@ -5,39 +5,8 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const DVS: &str = env!("CARGO_BIN_EXE_dvs");
-
-fn dvs(args: &[&str]) -> Output {
-    Command::new(DVS)
-        .args(args)
-        .env_remove("DVS_SOCKET")
-        .output()
-        .expect("run dvs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Removes the testbed when the test ends, passed or failed.
-struct Down;
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = dvs(&["testbed", "down"]);
-    }
-}
-
-fn in_node(node: &str, cmd: &[&str]) -> Output {
-    let mut args = vec!["testbed", "exec", node, "--"];
-    args.extend_from_slice(cmd);
-    dvs(&args)
-}
+mod cluster;
+use cluster::{dvs, in_node, lock, text, Down};
 
 fn members_seen_by(node: &str) -> String {
     let o = in_node(node, &["corosync-cmapctl", "-b", "runtime.members"]);
@@ -62,7 +31,7 @@ fn netns_list() -> String {
 fn three_node_testbed_up_use_and_down() {
     let _lock = lock();
     let up = dvs(&["testbed", "up", "--nodes", "3"]);
-    let _down = Down;
+    let _down = Down(3);
     assert!(up.status.success(), "up failed: {}", text(&up));
 
     // A second `up` refuses, and touches nothing.
@@ -173,23 +142,10 @@ fn down_cleans_up_a_half_built_testbed() {
     };
     ip(&["netns", "add", "dvs-n6"]);
     ip(&["link", "add", "dvs-br0", "type", "bridge"]);
-    let _down = Down;
+    let _down = Down(3);
     let up = dvs(&["testbed", "up", "--nodes", "2"]);
     assert_eq!(up.status.code(), Some(1), "{}", text(&up));
     let down = dvs(&["testbed", "down"]);
     assert!(down.status.success(), "{}", text(&down));
     assert!(!netns_list().contains("dvs-n"), "left: {}", netns_list());
-}
-
-/// Tests that build testbeds must not overlap (there is one per machine).
-fn lock() -> nix::fcntl::Flock<std::fs::File> {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("dvs-testbed-tests.lock"))
-        .expect("lock file");
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .expect("lock")
 }

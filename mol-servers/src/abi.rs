@@ -133,6 +133,9 @@ calls! {
     SysSpawn = 0x304,
     /// From a launcher: `[host_pid]` lets a program held by `SysSpawn` run.
     SysGo = 0x305,
+    /// From PM: `[host_pid]` the host state of a task: word 0 its CPU
+    /// ticks, word 1 its state letter.
+    SysStat = 0x306,
 
     // ------------------------------------------------------------ FS
     /// `[dirfd, path, len, flags, mode]`: returns the new descriptor.

@@ -67,6 +67,7 @@ impl Service for Systask {
             (Call::SysReap, Systask::reap),
             (Call::SysSpawn, Systask::spawn),
             (Call::SysGo, Systask::go),
+            (Call::SysStat, Systask::stat),
         ]
     }
 }
@@ -196,6 +197,37 @@ impl Systask {
             None => Outcome::err(libc::ESRCH),
         }
     }
+}
+
+impl Systask {
+    /// `[host_pid]`: word 0 the CPU ticks, word 1 the state letter.
+    fn stat(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
+        if !trusted(ctx, req) {
+            return Outcome::err(libc::EPERM);
+        }
+        let (state, ticks) = host_state(req.i32(0));
+        let mut m = abi::ok(0);
+        m.words_mut()[0] = ticks;
+        m.words_mut()[1] = state.bytes().next().unwrap_or(b'?') as u64;
+        Outcome::Reply(m)
+    }
+}
+
+/// State letter and CPU ticks (user + system) of a host task.
+pub fn host_state(pid: i32) -> (String, u64) {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return ("?".into(), 0);
+    };
+    let Some(i) = stat.rfind(')') else {
+        return ("?".into(), 0);
+    };
+    let f: Vec<&str> = stat[i + 1..].split_whitespace().collect();
+    let ticks = |n: usize| {
+        f.get(n - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (f.first().unwrap_or(&"?").to_string(), ticks(14) + ticks(15))
 }
 
 /// The wait status of an ended, not yet reaped task: field 52

@@ -2,31 +2,28 @@
 
 use super::table::{Life, PsRow};
 use super::Pm;
-use crate::abi::{Call, INIT_PID, PM};
+use crate::abi::{self, Call, INIT_PID, PM};
 use crate::server::{Ctx, Handler, Outcome, Request};
+use crate::systask::host_state;
 
 pub(super) const CALLS: &[(Call, Handler<Pm>)] = &[(Call::PmPs, Pm::ps)];
 
-/// State letter and CPU ticks of a host task.
-fn host_state(pid: i32) -> (String, u64) {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return ("?".into(), 0);
-    };
-    let Some(i) = stat.rfind(')') else {
-        return ("?".into(), 0);
-    };
-    let f: Vec<&str> = stat[i + 1..].split_whitespace().collect();
-    let ticks = |n: usize| {
-        f.get(n - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (f.first().unwrap_or(&"?").to_string(), ticks(14) + ticks(15))
-}
-
 impl Pm {
-    /// The rows of `dvs ps`, init first.
-    pub fn rows(&self) -> Vec<PsRow> {
+    /// The rows of `dvs ps`, init first. The host state of a process of
+    /// another node comes from that node's SYSTASK.
+    pub fn rows(&self, ctx: &Ctx) -> Vec<PsRow> {
+        let state_on = |node: i32, pid: i32| {
+            if node == self.node {
+                return host_state(pid);
+            }
+            ctx.call(abi::systask(node), Call::SysStat, &[pid as u64])
+                .ok()
+                .filter(|m| abi::result(m).is_ok())
+                .map_or(("?".into(), 0), |m| {
+                    let w = m.words();
+                    (char::from(w[1] as u8).to_string(), w[0])
+                })
+        };
         let mut rows = vec![PsRow {
             pid: INIT_PID,
             ppid: 0,
@@ -41,7 +38,7 @@ impl Pm {
         }];
         for p in self.table.iter() {
             let (stat, ticks) = match p.life {
-                Life::Alive => host_state(p.host_pid),
+                Life::Alive => state_on(p.node, p.host_pid),
                 Life::Zombie(_) => ("Z".into(), 0),
             };
             rows.push(PsRow {
@@ -62,7 +59,7 @@ impl Pm {
 
     /// `PmPs [buf, len]`: the rows as JSON; returns the full length.
     fn ps(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
-        let json = match serde_json::to_vec(&self.rows()) {
+        let json = match serde_json::to_vec(&self.rows(ctx)) {
             Ok(j) => j,
             Err(_) => return Outcome::err(libc::EIO),
         };

@@ -1,0 +1,213 @@
+//! MoL across nodes, on a real 3-node testbed: `dvs-exec --node 2` on node
+//! 0 runs the program on node 2 (its SYSTASK starts it there) while PM and
+//! FS stay on node 0. Output and exit status match a native run; the
+//! processes really are in node 2's namespace; `dvs ps` and `dvs kill` on
+//! node 0 reach them; a node that goes away ends them by `SIGKILL` and
+//! leaves nothing behind. Needs root and Corosync.
+
+mod cluster;
+mod common;
+
+use cluster::{in_node, lock, testbed_up, text};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `dvs-exec ARGS` started from node 0.
+fn exec_cmd(args: &[&str]) -> Command {
+    let preload = common::preload();
+    let mut c = Command::new(cluster::DVS);
+    c.args(["testbed", "exec", "0", "--", "env"])
+        .arg(format!("DVS_PRELOAD={}", preload.display()))
+        .arg(common::dvs_exec())
+        .args(args)
+        .env_remove("DVS_SOCKET");
+    c
+}
+
+fn exec(args: &[&str]) -> Output {
+    exec_cmd(args).output().expect("dvs-exec")
+}
+
+/// A run in the background whose first output line is `ready`.
+fn started(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut c = exec_cmd(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("dvs-exec");
+    let mut out = BufReader::new(c.stdout.take().expect("stdout"));
+    let mut l = String::new();
+    out.read_line(&mut l).expect("read");
+    assert_eq!(l.trim(), "ready", "the program did not start");
+    (c, out)
+}
+
+fn wait_exit(c: &mut Child, limit: Duration) -> Option<i32> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if let Some(st) = c.try_wait().expect("try_wait") {
+            return st.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+    None
+}
+
+/// Host pids of processes whose command line is `marker`.
+fn host_pids(marker: &str) -> Vec<String> {
+    let o = Command::new("pgrep")
+        .args(["-x", "-f", marker])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Processes, pipes, files, exit statuses and a Python child, without
+/// printing anything that differs between runs (host or DC PIDs).
+const SCRIPT: &str = r#"
+cd "$1" || exit 99
+for i in 1 2 3; do (echo child $i; exit $i); echo "status $?"; done
+echo abc | tr a-z A-Z | wc -c
+printf 'line1\nline2\n' > f.txt; cat f.txt | sort -r; rm f.txt
+sleep 0.1 & wait $!; echo "waited $?"
+ls /usr | head -3
+python3 -c 'import os,sys; print("py", os.getppid() > 0); sys.exit(5)'
+echo "py $?"
+exit 3
+"#;
+
+#[test]
+fn programs_run_on_another_node() {
+    let _lock = lock();
+    let _down = testbed_up(3);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8 path");
+
+    // The same script natively and on node 2 of a DC whose servers are on
+    // node 0.
+    let native = Command::new("sh")
+        .args(["-c", SCRIPT, "sh", d])
+        .output()
+        .expect("sh");
+    let dc = exec(&["--node", "2", "sh", "-c", SCRIPT, "sh", d]);
+    assert_eq!(native.status.code(), Some(3), "{}", text(&native));
+    assert_eq!(dc.status.code(), native.status.code(), "{}", text(&dc));
+    assert_eq!(
+        String::from_utf8_lossy(&dc.stdout),
+        String::from_utf8_lossy(&native.stdout),
+        "{}",
+        text(&dc)
+    );
+
+    // A running program: it is in node 2's network namespace, PM's table
+    // on node 0 shows it on node 2, and `dvs kill` on node 0 ends it.
+    let (mut far, _out) = started(&[
+        "--dc",
+        "far",
+        "--node",
+        "2",
+        "sh",
+        "-c",
+        "echo ready; exec sleep 61.25",
+    ]);
+    // (`sh` execs `sleep` right after saying ready.)
+    assert!(until(Duration::from_secs(5), || host_pids("sleep 61.25")
+        .len()
+        == 1));
+    let pids = host_pids("sleep 61.25");
+    let ns = Command::new("ip")
+        .args(["netns", "identify", &pids[0]])
+        .output()
+        .expect("ip");
+    assert_eq!(String::from_utf8_lossy(&ns.stdout).trim(), "dvs-n2");
+    let ps = in_node("0", &[cluster::DVS, "ps", "--dc", "far", "--json"]);
+    assert!(ps.status.success(), "{}", text(&ps));
+    let dcs: Vec<serde_json::Value> = serde_json::from_slice(&ps.stdout).expect("ps --json");
+    let rows = dcs[0]["processes"].as_array().expect("processes");
+    let sleep = rows
+        .iter()
+        .find(|r| r["cmd"] == "sleep")
+        .unwrap_or_else(|| panic!("no sleep in {rows:?}"));
+    assert_eq!(sleep["node"], 2, "{sleep}");
+    assert_eq!(sleep["host_pid"].to_string(), pids[0], "{sleep}");
+    assert_eq!(sleep["stat"], "S", "{sleep}");
+    let pid = sleep["pid"].to_string();
+    let kill = in_node("0", &[cluster::DVS, "kill", "-s", "TERM", &pid]);
+    assert!(kill.status.success(), "{}", text(&kill));
+    assert_eq!(wait_exit(&mut far, Duration::from_secs(10)), Some(143));
+    assert!(host_pids("sleep 61.25").is_empty());
+
+    // Node 2 goes away mid-run: the program ends as killed, node 2 kills
+    // what it ran for the DC and drops the DC when it sees node 0 go.
+    let (mut cut, mut out) = started(&[
+        "--dc",
+        "cut",
+        "--node",
+        "2",
+        "sh",
+        "-c",
+        "echo ready; sleep 62.25; echo never",
+    ]);
+    let down = Command::new("ip")
+        .args(["link", "set", "dvs-n2h", "down"])
+        .status()
+        .expect("ip");
+    assert!(down.success());
+    let code = wait_exit(&mut cut, Duration::from_secs(15));
+    let heal = Command::new("ip")
+        .args(["link", "set", "dvs-n2h", "master", "dvs-br0", "up"])
+        .status()
+        .expect("ip");
+    assert!(heal.success());
+    assert_eq!(code, Some(137), "dvs-exec did not report SIGKILL");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+    assert!(!rest.contains("never"), "{rest}");
+    assert!(
+        until(Duration::from_secs(10), || host_pids("sleep 62.25")
+            .is_empty()),
+        "left on node 2: {:?}",
+        host_pids("sleep 62.25")
+    );
+    assert!(
+        until(Duration::from_secs(10), || {
+            let l = in_node("2", &[cluster::DVS, "dc", "list"]);
+            !String::from_utf8_lossy(&l.stdout).contains("cut")
+        }),
+        "node 2 kept the DC"
+    );
+
+    // Clear errors: a node that is not in the cluster, a static program.
+    let bad = exec(&["--node", "9", "true"]);
+    assert_eq!(bad.status.code(), Some(125), "{}", text(&bad));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("node 9"),
+        "{}",
+        text(&bad)
+    );
+    if std::path::Path::new("/bin/busybox").exists() {
+        let st = exec(&["--node", "1", "/bin/busybox", "true"]);
+        assert_eq!(st.status.code(), Some(125), "{}", text(&st));
+        assert!(
+            String::from_utf8_lossy(&st.stderr).contains("static"),
+            "{}",
+            text(&st)
+        );
+    }
+}
