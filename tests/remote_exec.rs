@@ -115,6 +115,75 @@ fn programs_run_on_another_node() {
         text(&dc)
     );
 
+    // A pipeline whose stages run on nodes 2, 1 and 0 (`DVS_NODE` makes an
+    // exec move its process): the same bytes as natively.
+    let pipeline =
+        "seq 1 3000 | DVS_NODE=1 tr 0-9 a-j | DVS_NODE=0 sort | md5sum; echo \"status $?\"";
+    let native = Command::new("sh")
+        .args(["-c", pipeline])
+        .output()
+        .expect("sh");
+    let dc = exec(&["--node", "2", "sh", "-c", pipeline]);
+    assert_eq!(dc.status.code(), Some(0), "{}", text(&dc));
+    assert_eq!(
+        String::from_utf8_lossy(&dc.stdout),
+        String::from_utf8_lossy(&native.stdout)
+    );
+    // While it runs, each stage is a host process of its node, and PM's
+    // table says so.
+    let (mut stages, mut out) = started(&[
+        "--dc",
+        "stages",
+        "--node",
+        "2",
+        "sh",
+        "-c",
+        "echo ready; sleep 40.5 | DVS_NODE=1 sleep 40.75 | DVS_NODE=0 sleep 40.875; echo \"done $?\"",
+    ]);
+    for (marker, ns) in [
+        ("sleep 40.5", "dvs-n2"),
+        ("sleep 40.75", "dvs-n1"),
+        ("sleep 40.875", "dvs-n0"),
+    ] {
+        assert!(
+            until(Duration::from_secs(5), || host_pids(marker).len() == 1),
+            "{marker} is not running"
+        );
+        let pid = &host_pids(marker)[0];
+        let o = Command::new("ip")
+            .args(["netns", "identify", pid])
+            .output()
+            .expect("ip");
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), ns, "{marker}");
+    }
+    let ps = in_node("0", &[cluster::DVS, "ps", "--dc", "stages", "--json"]);
+    let dcs: Vec<serde_json::Value> = serde_json::from_slice(&ps.stdout).expect("ps --json");
+    let mut nodes: Vec<i64> = dcs[0]["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .filter(|r| r["cmd"] == "sleep")
+        .map(|r| r["node"].as_i64().unwrap_or(-1))
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, [0, 1, 2], "{dcs:?}");
+    // Ending the last stage ends the pipeline; the others end by SIGPIPE
+    // or when the shell is done, and nothing is left.
+    let kill = in_node(
+        "0",
+        &[cluster::DVS, "kill", "--dc", "stages", "-s", "KILL", "-2"],
+    );
+    assert!(kill.status.success(), "{}", text(&kill));
+    assert!(wait_exit(&mut stages, Duration::from_secs(10)).is_some());
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+    for marker in ["sleep 40.5", "sleep 40.75", "sleep 40.875"] {
+        assert!(
+            until(Duration::from_secs(5), || host_pids(marker).is_empty()),
+            "{marker} left behind"
+        );
+    }
+
     // A running program: it is in node 2's network namespace, PM's table
     // on node 0 shows it on node 2, and `dvs kill` on node 0 ends it.
     let (mut far, _out) = started(&[
@@ -205,7 +274,7 @@ fn programs_run_on_another_node() {
         let st = exec(&["--node", "1", "/bin/busybox", "true"]);
         assert_eq!(st.status.code(), Some(125), "{}", text(&st));
         assert!(
-            String::from_utf8_lossy(&st.stderr).contains("static"),
+            String::from_utf8_lossy(&st.stderr).contains("static programs"),
             "{}",
             text(&st)
         );

@@ -7,13 +7,13 @@
 
 use dvk::{Dvk, DvkError, Endpoint, Ipc, Message};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod cluster;
-use cluster::{dvs, lock, text, Down};
+use cluster::{dvs, lock, text, Down, DVS};
 
 const T: Duration = Duration::from_secs(10);
 

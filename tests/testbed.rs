@@ -2,11 +2,11 @@
 //! namespaces, veths, one Corosync and one dvkd per node), checked from the
 //! outside, then removed. Needs root and Debian's `corosync`.
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod cluster;
-use cluster::{dvs, in_node, lock, text, Down};
+use cluster::{dvs, in_node, lock, text, Down, DVS};
 
 fn members_seen_by(node: &str) -> String {
     let o = in_node(node, &["corosync-cmapctl", "-b", "runtime.members"]);

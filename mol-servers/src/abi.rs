@@ -114,12 +114,18 @@ calls! {
     /// `[host_tid]`: a new thread of the caller's process needs its own
     /// endpoint (it shares the process's PID and descriptor table).
     PmThread = 0x110,
+    /// `[node, spec, len]`: the caller execs a program on `node` (a bincode
+    /// [`SpawnSpec`] in the caller). The process moves there, keeping its
+    /// PID and descriptors: once PM answers, the caller exits at once
+    /// (`_exit(0)`), and the move completes when its task is gone.
+    PmRexec = 0x111,
 
     // ------------------------------------------------------- SYSTASK
     /// From PM: `[host_tid, ep]` binds a local task to `ep` (a thread id
     /// binds that thread only).
     SysBind = 0x300,
-    /// From PM: `[host_pid, sig]` sends a host signal.
+    /// From PM: `[host_pid, sig]` sends a host signal; word 1 of the reply
+    /// is 1 if the task has a handler for it.
     SysKill = 0x301,
     /// From PM: `[host_pid]` the wait status of a task that ended (read
     /// before it is reaped); error `ESRCH` if it is gone.

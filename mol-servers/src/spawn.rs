@@ -10,11 +10,33 @@
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd};
 
+/// What `execve` takes, as `fork_held` prepared it: NUL-terminated arrays
+/// of NUL-terminated strings that stay valid in the child.
+pub struct ExecArgs {
+    prog: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+}
+
+impl ExecArgs {
+    /// The program path.
+    pub fn prog(&self) -> *const libc::c_char {
+        self.prog
+    }
+    /// The argument vector.
+    pub fn argv(&self) -> *const *const libc::c_char {
+        self.argv
+    }
+    /// The environment.
+    pub fn envp(&self) -> *const *const libc::c_char {
+        self.envp
+    }
+}
+
 /// `execve`, or a variant that prepares the process first (a seccomp
 /// filter): runs in the child and returns the errno of the failed exec, or
 /// 0 if it could not even try (the child then exits 125).
-pub type Exec<'a> =
-    &'a dyn Fn(*const libc::c_char, *const *const libc::c_char, *const *const libc::c_char) -> i32;
+pub type Exec<'a> = &'a dyn Fn(&ExecArgs) -> i32;
 
 /// A forked program waiting for [`Held::release`].
 #[derive(Debug)]
@@ -33,15 +55,11 @@ impl Held {
 }
 
 /// Plain `execve`.
-pub fn execve(
-    prog: *const libc::c_char,
-    argv: *const *const libc::c_char,
-    envp: *const *const libc::c_char,
-) -> i32 {
-    // SAFETY: the pointers come from `fork_held`, NUL-terminated arrays of
-    // NUL-terminated strings that outlive the call.
+pub fn execve(a: &ExecArgs) -> i32 {
+    // SAFETY: `ExecArgs` only comes from `fork_held`, whose arrays outlive
+    // the call.
     unsafe {
-        libc::execve(prog, argv, envp);
+        libc::execve(a.prog, a.argv, a.envp);
         *libc::__errno_location()
     }
 }
@@ -79,7 +97,12 @@ pub fn fork_held(
             if libc::read(go, &mut b as *mut u8 as *mut libc::c_void, 1) != 1 {
                 libc::_exit(125);
             }
-            match exec(prog.as_ptr(), av.as_ptr(), ev.as_ptr()) {
+            let args = ExecArgs {
+                prog: prog.as_ptr(),
+                argv: av.as_ptr(),
+                envp: ev.as_ptr(),
+            };
+            match exec(&args) {
                 0 => libc::_exit(125),
                 libc::ENOENT => libc::_exit(127),
                 _ => libc::_exit(126),

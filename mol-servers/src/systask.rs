@@ -100,10 +100,13 @@ impl Systask {
         if !trusted(ctx, req) {
             return Outcome::err(libc::EPERM);
         }
+        let (pid, sig) = (req.i32(0), req.i32(1));
         // SAFETY: kill(2) with integer arguments has no memory effects.
-        let r = unsafe { libc::kill(req.i32(0), req.i32(1)) };
+        let r = unsafe { libc::kill(pid, sig) };
         if r == 0 {
-            Outcome::ok(0)
+            let mut m = abi::ok(0);
+            m.words_mut()[1] = catches(pid, sig) as u64;
+            Outcome::Reply(m)
         } else {
             Outcome::err(nix::errno::Errno::last_raw())
         }
@@ -211,6 +214,21 @@ impl Systask {
         m.words_mut()[1] = state.bytes().next().unwrap_or(b'?') as u64;
         Outcome::Reply(m)
     }
+}
+
+/// Whether host task `pid` has a handler for `sig` (`SigCgt` in
+/// `/proc/<pid>/status`).
+fn catches(pid: i32, sig: i32) -> bool {
+    if !(1..=64).contains(&sig) {
+        return false;
+    }
+    let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    st.lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1u64 << (sig - 1)) != 0)
 }
 
 /// State letter and CPU ticks (user + system) of a host task.

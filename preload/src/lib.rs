@@ -19,6 +19,7 @@ mod gatepage;
 mod handler_writes;
 pub mod hooks;
 mod interrupts;
+mod rexec;
 pub mod setxid;
 mod state;
 

@@ -158,6 +158,18 @@ impl Shim {
         ))
     }
 
+    /// Execs the program that `spec` (a bincode [`abi::SpawnSpec`]) names
+    /// on `node` instead of here: PM moves this process there. On success
+    /// the caller must exit at once, without running anything else.
+    pub fn rexec(&self, node: i32, spec: &[u8]) -> Result<(), i32> {
+        self.value(
+            abi::PM,
+            Call::PmRexec,
+            &[node as u64, spec.as_ptr() as u64, spec.len() as u64],
+        )
+        .map(|_| ())
+    }
+
     /// The host path of DC path `path` relative to descriptor `dirfd` (for
     /// `execve`): resolved by FS inside the DC root.
     pub fn host_path_at(&self, dirfd: i32, path: &[u8], flags: i32) -> Result<Vec<u8>, i32> {

@@ -8,7 +8,7 @@ use dvk::{DcParams, Dvk, Endpoint, Ipc};
 use mol_servers::abi::{self, Call};
 use mol_servers::fs::{ConsoleFds, Publish};
 use mol_servers::mol::{self, MolConfig};
-use mol_servers::spawn::Held;
+use mol_servers::spawn::{ExecArgs, Held};
 use nix::sys::signal::{SigSet, Signal};
 use std::ffi::{CString, OsString};
 use std::os::fd::OwnedFd;
@@ -55,7 +55,14 @@ fn create_dc(dvk: &Dvk, name: &str, remote: Option<i32>) -> Result<i32> {
             continue;
         }
         let mut p = DcParams::new(id, name, &info.params);
+        // The DC may span every node of the cluster: a program of the DC
+        // may exec on another node (`DVS_NODE`).
         p.nodes = 1 << info.node;
+        if let Ok(st) = dvk.status() {
+            for n in st.nodes.iter().filter(|n| (0..64).contains(&n.id)) {
+                p.nodes |= 1 << n.id;
+            }
+        }
         if let Some(n) = remote {
             if !(0..64).contains(&n) || n >= info.params.nr_nodes {
                 bail!(
@@ -114,7 +121,7 @@ fn spawn(
     filter: Option<&tracer::Filter>,
     net: Option<&NetChild>,
 ) -> Result<Held> {
-    let exec = |p: *const libc::c_char, av: *const *const libc::c_char, ev| -> i32 {
+    let exec = |a: &ExecArgs| -> i32 {
         if let Some(f) = filter {
             if f.install_raw() != 0 {
                 return 0;
@@ -127,9 +134,9 @@ fn spawn(
                 }
                 // SAFETY: `fork_held` passes NUL-terminated arrays of
                 // NUL-terminated strings that outlive the call.
-                unsafe { NetChild::exec(p, av, ev) }
+                unsafe { NetChild::exec(a.prog(), a.argv(), a.envp()) }
             }
-            None => mol_servers::spawn::execve(p, av, ev),
+            None => mol_servers::spawn::execve(a),
         }
     };
     mol_servers::spawn::fork_held(prog, argv, envp, None, &exec).context("fork")
@@ -255,23 +262,19 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     // A static program has no dynamic loader for the preload: it runs
     // under the tracer (see the tracer crate).
     let is_static = matches!(tracer::elf::kind(&prog), Ok(tracer::elf::Kind::Static));
-    let node = Node::get(socket)?;
-    let dvk = Dvk::connect(&node.socket).context("cannot reach the node daemon")?;
-    let local = dvk
-        .getdvsinfo()
-        .context("the node daemon is not initialised")?
-        .node;
-    let remote = on_node.filter(|&n| n != local);
-    if let Some(n) = remote {
+    // A program placed with --node runs where neither the tracer nor the
+    // seccomp net can follow it.
+    if on_node.is_some() {
         if is_static {
-            bail!("static programs run only on the DC's own node for now (not on node {n})");
+            bail!("static programs cannot run with --node yet (they need the tracer)");
         }
         if !publish.is_empty() {
-            bail!("--publish works only for programs on the DC's own node for now");
+            bail!("--publish cannot be combined with --node yet");
         }
     }
     // Signals for the DC are handled by a forwarding thread: block them
-    // before any thread starts, so every thread inherits the mask.
+    // before any thread starts (an embedded node daemon's too), so every
+    // thread inherits the mask.
     let mut set = SigSet::empty();
     for s in FORWARDED {
         set.add(s);
@@ -279,13 +282,20 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     set.thread_block().context("cannot block signals")?;
     // A dynamic program runs under the seccomp net, whose supervisor is
     // the tracer process too.
-    let mut tracer = if remote.is_none() && (is_static || crate::net::enabled()) {
+    let mut tracer = if on_node.is_none() && (is_static || crate::net::enabled()) {
         // SAFETY: no thread has been started yet (the node daemon and the
         // servers come later).
         Some(unsafe { tracer::Tracer::start() }.context("cannot start the tracer")?)
     } else {
         None
     };
+    let node = Node::get(socket)?;
+    let dvk = Dvk::connect(&node.socket).context("cannot reach the node daemon")?;
+    let local = dvk
+        .getdvsinfo()
+        .context("the node daemon is not initialised")?
+        .node;
+    let remote = on_node.filter(|&n| n != local);
 
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };

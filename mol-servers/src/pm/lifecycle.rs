@@ -61,7 +61,13 @@ impl Pm {
     /// another node is registered here first, so that its first messages
     /// to the servers are accepted; the registration goes when the task
     /// ends (the DVK unbinds it).
-    fn bind_task(&self, ctx: &Ctx, node: i32, tid: i32, ep: Endpoint) -> Result<(), i32> {
+    pub(super) fn bind_task(
+        &self,
+        ctx: &Ctx,
+        node: i32,
+        tid: i32,
+        ep: Endpoint,
+    ) -> Result<(), i32> {
         let remote = node != self.node;
         if remote {
             ctx.ipc
@@ -95,6 +101,8 @@ impl Pm {
         }
         let host_pid = req.i32(0);
         let node = req.i32(2);
+        // The spawner made that node join the DC.
+        self.joined.insert(node);
         let template = Proc {
             pid: 0,
             ppid: INIT_PID,
@@ -103,6 +111,7 @@ impl Pm {
             ep: Endpoint::NONE,
             host_pid,
             node,
+            first: None,
             // A program on another node is named by the spawner.
             cmd: if node == self.node {
                 host_comm(host_pid)
@@ -237,7 +246,12 @@ impl Pm {
         let Some(pid) = self.table.pid_of(ep) else {
             return;
         };
-        let Some(p) = self.table.get(pid).cloned() else {
+        if let Some((node, task)) = self.moving.remove(&ep) {
+            // The task that asked to move is gone: the move goes on.
+            self.complete_move(ctx, pid, node, task);
+            return;
+        }
+        let Some(p) = self.table.get(pid) else {
             return;
         };
         let status = ctx
@@ -250,6 +264,21 @@ impl Pm {
             .and_then(|m| abi::result(&m).ok())
             // Gone before we could look: it was killed outright.
             .map_or(libc::SIGKILL, |s| s as i32);
+        if p.first.is_some() {
+            // A task started by a move is the child of its node's SYSTASK
+            // process; the parent reaps the task it forked.
+            let _ = ctx.call(abi::systask(p.node), Call::SysReap, &[p.host_pid as u64]);
+        }
+        self.finish(ctx, pid, status);
+    }
+
+    /// Process `pid` ended with wait status `status`: FS closes its
+    /// descriptors, its children go to init, its parent is told.
+    pub(crate) fn finish(&mut self, ctx: &Ctx, pid: i32, status: i32) {
+        let Some(p) = self.table.get(pid).cloned() else {
+            return;
+        };
+        let ep = p.ep;
         let _ = ctx.call(abi::FS, Call::FsExitProc, &[ep.0 as u64]);
         self.table.unmap_ep(ep);
         self.table.release_slot(ep);
@@ -292,7 +321,8 @@ impl Pm {
             self.table.insert(p);
             return;
         };
-        let _ = ctx.call(abi::systask(p.node), Call::SysReap, &[p.host_pid as u64]);
+        let (node, task) = p.first.unwrap_or((p.node, p.host_pid));
+        let _ = ctx.call(abi::systask(node), Call::SysReap, &[task as u64]);
         self.init_reaped.insert(pid, status);
         self.answer_exit_waiters(ctx);
     }

@@ -12,6 +12,7 @@
 mod ids;
 mod lifecycle;
 mod ps;
+mod rexec;
 mod signal;
 pub mod table;
 mod wait;
@@ -47,6 +48,11 @@ pub struct Pm {
     pub(crate) fg_pgrp: i32,
     /// Endpoints of the additional threads of processes.
     pub(crate) threads: std::collections::HashSet<Endpoint>,
+    /// Processes moving to another node (`PmRexec`): the node and the
+    /// task started there, which runs once the process's old task is gone.
+    pub(crate) moving: HashMap<Endpoint, (i32, i32)>,
+    /// Nodes that take part in the DC (this one, and those joined).
+    pub(crate) joined: std::collections::HashSet<i32>,
 }
 
 impl Service for Pm {
@@ -59,6 +65,7 @@ impl Service for Pm {
         t.extend_from_slice(ids::CALLS);
         t.extend_from_slice(signal::CALLS);
         t.extend_from_slice(ps::CALLS);
+        t.extend_from_slice(rexec::CALLS);
         t
     }
 
@@ -106,6 +113,8 @@ pub fn start(socket: &Path, dcid: i32, node: i32) -> std::io::Result<std::thread
                             init_reaped: HashMap::new(),
                             fg_pgrp: 0,
                             threads: Default::default(),
+                            moving: HashMap::new(),
+                            joined: [node].into_iter().collect(),
                         },
                     );
                 }

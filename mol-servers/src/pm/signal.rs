@@ -9,21 +9,6 @@ use crate::server::{Ctx, Handler, Outcome, Request};
 pub(super) const CALLS: &[(Call, Handler<Pm>)] =
     &[(Call::PmKill, Pm::kill), (Call::PmSignalFg, Pm::signal_fg)];
 
-/// Whether host task `pid` has a handler for `sig` (`SigCgt` in
-/// `/proc/<pid>/status`).
-fn catches(pid: i32, sig: i32) -> bool {
-    if !(1..=64).contains(&sig) {
-        return false;
-    }
-    let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return false;
-    };
-    st.lines()
-        .find_map(|l| l.strip_prefix("SigCgt:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1u64 << (sig - 1)) != 0)
-}
-
 impl Pm {
     /// Ends the deferred `wait` calls of process `pid` with `EINTR`.
     pub(crate) fn interrupt(&mut self, ctx: &Ctx, pid: i32) {
@@ -66,16 +51,18 @@ impl Pm {
                 delivered = true; // like Linux: succeeds, no effect
                 continue;
             }
-            let r = ctx
-                .call(
-                    abi::systask(p.node),
-                    Call::SysKill,
-                    &[p.host_pid as u64, sig as u64],
-                )
-                .and_then(|m| abi::result(&m));
-            delivered |= r.is_ok();
-            if r.is_ok() && catches(p.host_pid, sig) {
-                interrupted.push((p.pid, p.ep));
+            let r = ctx.call(
+                abi::systask(p.node),
+                Call::SysKill,
+                &[p.host_pid as u64, sig as u64],
+            );
+            let Ok(m) = r else { continue };
+            if abi::result(&m).is_ok() {
+                delivered = true;
+                // SYSTASK says whether the process has a handler for it.
+                if m.words()[1] != 0 {
+                    interrupted.push((p.pid, p.ep));
+                }
             }
         }
         // A caught signal interrupts the blocking call the process is in,

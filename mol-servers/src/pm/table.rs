@@ -35,6 +35,10 @@ pub struct Proc {
     pub host_pid: i32,
     /// Node it runs on.
     pub node: i32,
+    /// After a move to another node (`PmRexec`): the node and host pid of
+    /// the task its parent forked, which ended at the move and which the
+    /// parent (or init) reaps.
+    pub first: Option<(i32, i32)>,
     /// Command name.
     pub cmd: String,
     /// Alive or zombie.
@@ -196,6 +200,7 @@ mod tests {
             ep,
             host_pid: 1000 + pid,
             node: 0,
+            first: None,
             cmd: "x".into(),
             life: Life::Alive,
             execed: false,

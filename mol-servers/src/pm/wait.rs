@@ -39,7 +39,11 @@ impl Pm {
         }
         for c in kids {
             if let Some(Life::Zombie(status)) = self.table.get(c).map(|p| p.life) {
-                let host_pid = self.table.get(c).map_or(0, |p| p.host_pid);
+                // The host task the parent forked (before any move).
+                let host_pid = self
+                    .table
+                    .get(c)
+                    .map_or(0, |p| p.first.map_or(p.host_pid, |(_, t)| t));
                 self.table.remove(c);
                 let mut r = abi::ok(c as i64);
                 r.words_mut()[1] = status as u32 as u64;

@@ -190,6 +190,9 @@ fn exec_host(
     envp: *const *const c_char,
 ) -> c_int {
     let env = dc_env(envp, p);
+    if let Some(node) = crate::rexec::target_node(&env) {
+        return crate::rexec::exec_on(node, host, argv, &env);
+    }
     let mut envv: Vec<*const c_char> = env.iter().map(|c| c.as_ptr()).collect();
     envv.push(std::ptr::null());
     // A static program has no preload: the net's supervisor traces it.
