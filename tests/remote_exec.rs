@@ -78,6 +78,40 @@ fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// An AF_UNIX server that takes a descriptor from its client.
+const UNIX_SERVER: &str = r#"
+import os, socket, sys, array
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+s.listen(1)
+open(path + ".ready", "w").close()
+c, _ = s.accept()
+msg, anc, flags, addr = c.recvmsg(64, socket.CMSG_LEN(4))
+fds = array.array("i")
+for level, typ, data in anc:
+    if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+        fds.frombytes(data[:4])
+print("server got", msg.decode(), "and", len(fds), "descriptor")
+print("through it:", os.fdopen(fds[0]).read().strip())
+c.sendall(b"bye")
+"#;
+
+/// Its client: sends an open file with `SCM_RIGHTS`.
+const UNIX_CLIENT: &str = r#"
+import os, socket, sys, array, time
+path = sys.argv[1]
+while not os.path.exists(path + ".ready"):
+    time.sleep(0.05)
+with open(path + ".data", "w") as f:
+    f.write("secret from the client\n")
+fd = os.open(path + ".data", os.O_RDONLY)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(path)
+s.sendmsg([b"hello"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]).tobytes())])
+print("client got", s.recv(16).decode())
+"#;
+
 /// Processes, pipes, files, exit statuses and a Python child, without
 /// printing anything that differs between runs (host or DC PIDs).
 const SCRIPT: &str = r#"
@@ -222,44 +256,63 @@ fn programs_run_on_another_node() {
     assert_eq!(wait_exit(&mut far, Duration::from_secs(10)), Some(143));
     assert!(host_pids("sleep 61.25").is_empty());
 
-    // Node 2 goes away mid-run: the program ends as killed, node 2 kills
-    // what it ran for the DC and drops the DC when it sees node 0 go.
-    let (mut cut, mut out) = started(&[
-        "--dc",
-        "cut",
-        "--node",
-        "2",
-        "sh",
-        "-c",
-        "echo ready; sleep 62.25; echo never",
-    ]);
-    let down = Command::new("ip")
-        .args(["link", "set", "dvs-n2h", "down"])
-        .status()
-        .expect("ip");
-    assert!(down.success());
-    let code = wait_exit(&mut cut, Duration::from_secs(15));
-    let heal = Command::new("ip")
-        .args(["link", "set", "dvs-n2h", "master", "dvs-br0", "up"])
-        .status()
-        .expect("ip");
-    assert!(heal.success());
-    assert_eq!(code, Some(137), "dvs-exec did not report SIGKILL");
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
-    assert!(!rest.contains("never"), "{rest}");
+    // The C examples of the single-node tests, natively and on node 2.
+    for name in [
+        "forktree",
+        "waitstatus",
+        "pipeline",
+        "pgkill",
+        "spawn",
+        "unixsock",
+        "threadchurn",
+    ] {
+        let exe = common::example(name, dir.path());
+        let exe = exe.to_str().expect("utf-8 path");
+        let run = "cd \"$1\" && exec \"$2\"";
+        let native = Command::new("sh")
+            .args(["-c", run, "sh", d, exe])
+            .output()
+            .expect("sh");
+        let dc = exec(&["--node", "2", "sh", "-c", run, "sh", d, exe]);
+        assert_eq!(
+            dc.status.code(),
+            native.status.code(),
+            "{name}: {}",
+            text(&dc)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&dc.stdout),
+            String::from_utf8_lossy(&native.stdout),
+            "{name}: {}",
+            text(&dc)
+        );
+    }
+
+    // AF_UNIX between nodes: a server on node 1, a client on node 2
+    // passing it an open file with SCM_RIGHTS.
+    std::fs::write(dir.path().join("server.py"), UNIX_SERVER).expect("write");
+    std::fs::write(dir.path().join("client.py"), UNIX_CLIENT).expect("write");
+    let pair = "cd \"$1\" && { DVS_NODE=1 python3 server.py sock > server.out & \
+                DVS_NODE=2 python3 client.py sock; wait; cat server.out; }";
+    let native = Command::new("sh")
+        .args(["-c", pair, "sh", d])
+        .output()
+        .expect("sh");
+    for f in ["sock", "sock.ready", "sock.data", "server.out"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    let dc = exec(&["sh", "-c", pair, "sh", d]);
     assert!(
-        until(Duration::from_secs(10), || host_pids("sleep 62.25")
-            .is_empty()),
-        "left on node 2: {:?}",
-        host_pids("sleep 62.25")
+        String::from_utf8_lossy(&native.stdout).contains("through it: secret"),
+        "{}",
+        text(&native)
     );
-    assert!(
-        until(Duration::from_secs(10), || {
-            let l = in_node("2", &[cluster::DVS, "dc", "list"]);
-            !String::from_utf8_lossy(&l.stdout).contains("cut")
-        }),
-        "node 2 kept the DC"
+    assert_eq!(dc.status.code(), native.status.code(), "{}", text(&dc));
+    assert_eq!(
+        String::from_utf8_lossy(&dc.stdout),
+        String::from_utf8_lossy(&native.stdout),
+        "{}",
+        text(&dc)
     );
 
     // Clear errors: a node that is not in the cluster, a static program.
@@ -279,4 +332,65 @@ fn programs_run_on_another_node() {
             text(&st)
         );
     }
+
+    // Node 2 goes away mid-run. The shell on node 0 sees its child on node
+    // 2 end by SIGKILL, its child on node 1 survives (and `dvs ps` stops
+    // listing node 2's process within the detector's timeout); node 2
+    // kills what it ran for the DC and drops the DC when it sees node 0
+    // go.
+    let (mut cut, mut out) = started(&[
+        "--dc",
+        "cut",
+        "sh",
+        "-c",
+        "DVS_NODE=2 sleep 62.25 & a=$!; DVS_NODE=1 sleep 62.5 & b=$!; echo ready; \
+         wait $a; echo \"on node 2: $?\"; wait $b; echo \"on node 1: $?\"",
+    ]);
+    assert!(until(Duration::from_secs(5), || {
+        host_pids("sleep 62.25").len() == 1 && host_pids("sleep 62.5").len() == 1
+    }));
+    let down = Command::new("ip")
+        .args(["link", "set", "dvs-n2h", "down"])
+        .status()
+        .expect("ip");
+    assert!(down.success());
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    let heal = Command::new("ip")
+        .args(["link", "set", "dvs-n2h", "master", "dvs-br0", "up"])
+        .status()
+        .expect("ip");
+    assert!(heal.success());
+    assert_eq!(line.trim(), "on node 2: 137");
+    let ps = in_node("0", &[cluster::DVS, "ps", "--dc", "cut", "--json"]);
+    let dcs: Vec<serde_json::Value> = serde_json::from_slice(&ps.stdout).expect("ps --json");
+    let sleeps: Vec<&serde_json::Value> = dcs[0]["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .filter(|r| r["cmd"] == "sleep")
+        .collect();
+    assert_eq!(sleeps.len(), 1, "{sleeps:?}");
+    assert_eq!(sleeps[0]["node"], 1, "{sleeps:?}");
+    assert_eq!(sleeps[0]["stat"], "S", "{sleeps:?}");
+    let pid = sleeps[0]["pid"].to_string();
+    let kill = in_node("0", &[cluster::DVS, "kill", "--dc", "cut", &pid]);
+    assert!(kill.status.success(), "{}", text(&kill));
+    line.clear();
+    out.read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "on node 1: 143");
+    assert_eq!(wait_exit(&mut cut, Duration::from_secs(10)), Some(0));
+    assert!(
+        until(Duration::from_secs(10), || host_pids("sleep 62.25")
+            .is_empty()),
+        "left on node 2: {:?}",
+        host_pids("sleep 62.25")
+    );
+    assert!(
+        until(Duration::from_secs(10), || {
+            let l = in_node("2", &[cluster::DVS, "dc", "list"]);
+            !String::from_utf8_lossy(&l.stdout).contains("cut")
+        }),
+        "node 2 kept the DC"
+    );
 }

@@ -79,10 +79,10 @@ pub fn fork_held(
     let mut ev: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
     ev.push(std::ptr::null());
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let go = go_r.as_raw_fd();
+    let (go, release) = (go_r.as_raw_fd(), go_w.as_raw_fd());
     // SAFETY: the child only calls async-signal-safe functions (sigprocmask,
-    // setsid, chdir, read, what `exec` does, _exit) on data prepared before
-    // the fork.
+    // setsid, chdir, close, read, what `exec` does, _exit) on data prepared
+    // before the fork.
     match unsafe { libc::fork() } {
         -1 => Err(std::io::Error::last_os_error()),
         0 => unsafe {
@@ -93,6 +93,8 @@ pub fn fork_held(
             if let Some(d) = cwd {
                 libc::chdir(d.as_ptr());
             }
+            // Only the parent may release it (or, by closing, abandon it).
+            libc::close(release);
             let mut b = 0u8;
             if libc::read(go, &mut b as *mut u8 as *mut libc::c_void, 1) != 1 {
                 libc::_exit(125);

@@ -32,7 +32,9 @@ use std::path::PathBuf;
                   Output goes to this terminal; Ctrl-C interrupts the DC's foreground \
                   process group.\n\n\
                   If no node daemon is running, an embedded single-node DVS is started for \
-                  the duration of the run.\n\n\
+                  the duration of the run. With a cluster's node daemon, --node N runs the \
+                  program on node N, and inside the DC an exec with DVS_NODE=N in its \
+                  environment moves its process to node N.\n\n\
                   Exit status: the program's exit code; 128+N if it was killed by signal N; \
                   127 if PROG is not found; 126 if it is not executable; 125 if dvs itself failed.",
     trailing_var_arg = true

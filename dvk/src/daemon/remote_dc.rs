@@ -2,7 +2,8 @@
 //! DVK notifications for endpoints of other nodes.
 //!
 //! * **Join** (`dc_join`, a manager call). The DC's node daemon sends
-//!   `DcJoin` with the DC's parameters and its local endpoints of the DC.
+//!   `DcJoin` with the DC's parameters and its local system endpoints of
+//!   the DC (the servers).
 //!   The joining daemon creates the DC, registers those endpoints as
 //!   remote ones ([`crate::proto::BindTarget::Remote`]), runs its join
 //!   hook (`dvs node` starts the node's SYSTASK of the DC there) and
@@ -51,12 +52,16 @@ fn daemon_caller() -> Caller {
 }
 
 impl State {
-    /// Endpoints of DC `dcid` bound on this node (not surrogates).
+    /// System endpoints (tasks and system processes: the servers) of DC
+    /// `dcid` bound on this node, not surrogates. User processes are
+    /// registered on other nodes one by one, where they need to be (PM does
+    /// it for processes of other nodes).
     fn local_endpoints(&self, dcid: i32) -> Vec<i32> {
         self.dcs.get(&dcid).map_or_else(Vec::new, |dc| {
             dc.slots
                 .iter()
                 .flatten()
+                .filter(|b| dc.params.privileged_by_default(b.ep.p_nr()))
                 .filter(|b| matches!(b.kind, ProcKind::Local | ProcKind::Replica))
                 .map(|b| b.ep.0)
                 .collect()
