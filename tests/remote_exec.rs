@@ -333,6 +333,51 @@ fn programs_run_on_another_node() {
         );
     }
 
+    // `python3 -m http.server` running on node 1 of a DC whose servers
+    // (INET included) are on node 0: the host fetches a file of the DC's
+    // file system at node 0's address, and so does curl in the DC on node 2.
+    std::fs::write(dir.path().join("page.txt"), "served across nodes\n").expect("write");
+    let web = "cd \"$1\" && { DVS_NODE=1 python3 -m http.server --bind 0.0.0.0 8731 \
+               > /dev/null 2>&1 & s=$!; echo ready; \
+               i=0; until DVS_NODE=2 curl -sf http://127.0.0.1:8731/page.txt; do \
+               i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.1; done; \
+               read line; kill $s; wait $s; }";
+    let (mut srv, mut out) = {
+        let mut c = exec_cmd(&["--dc", "web", "sh", "-c", web, "sh", d])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("dvs-exec");
+        let mut out = BufReader::new(c.stdout.take().expect("stdout"));
+        let mut l = String::new();
+        out.read_line(&mut l).expect("read");
+        assert_eq!(l.trim(), "ready");
+        (c, out)
+    };
+    let mut from_dc = String::new();
+    out.read_line(&mut from_dc).expect("read");
+    assert_eq!(from_dc.trim(), "served across nodes");
+    let host = Command::new("curl")
+        .args(["-sf", "--max-time", "10", "http://10.213.0.1:8731/page.txt"])
+        .output()
+        .expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&host.stdout),
+        "served across nodes\n"
+    );
+    let ps = in_node("0", &[cluster::DVS, "ps", "--dc", "web", "--json"]);
+    let dcs: Vec<serde_json::Value> = serde_json::from_slice(&ps.stdout).expect("ps --json");
+    assert!(
+        dcs[0]["processes"]
+            .as_array()
+            .expect("processes")
+            .iter()
+            .any(|r| r["cmd"] == "python3" && r["node"] == 1),
+        "{dcs:?}"
+    );
+    drop(srv.stdin.take());
+    assert!(wait_exit(&mut srv, Duration::from_secs(10)).is_some());
+
     // Node 2 goes away mid-run. The shell on node 0 sees its child on node
     // 2 end by SIGKILL, its child on node 1 survives (and `dvs ps` stops
     // listing node 2's process within the detector's timeout); node 2
