@@ -251,7 +251,14 @@ fn programs_run_on_another_node() {
     assert_eq!(sleep["host_pid"].to_string(), pids[0], "{sleep}");
     assert_eq!(sleep["stat"], "S", "{sleep}");
     let pid = sleep["pid"].to_string();
-    let kill = in_node("0", &[cluster::DVS, "kill", "-s", "TERM", &pid]);
+    // The same table from node 2, which joined the DC: the tool's probe
+    // endpoint there is announced to node 0, where PM answers it.
+    let ps2 = in_node("2", &[cluster::DVS, "ps", "--dc", "far", "--json"]);
+    assert!(ps2.status.success(), "{}", text(&ps2));
+    let dcs2: Vec<serde_json::Value> = serde_json::from_slice(&ps2.stdout).expect("ps --json");
+    assert_eq!(dcs2[0]["processes"], dcs[0]["processes"]);
+    // `dvs kill` from node 2.
+    let kill = in_node("2", &[cluster::DVS, "kill", "-s", "TERM", &pid]);
     assert!(kill.status.success(), "{}", text(&kill));
     assert_eq!(wait_exit(&mut far, Duration::from_secs(10)), Some(143));
     assert!(host_pids("sleep 61.25").is_empty());

@@ -117,6 +117,13 @@ impl Remote {
         self.origin.insert(dcid, n);
     }
 
+    /// The nodes DC `dcid` is shared with (through `dc_join`).
+    pub fn joined_nodes(&self, dcid: i32) -> Vec<i32> {
+        self.joined
+            .get(&dcid)
+            .map_or_else(Vec::new, |s| s.iter().copied().collect())
+    }
+
     /// The node whose DC `dcid` this node joined.
     pub fn origin_of(&self, dcid: i32) -> Option<i32> {
         self.origin.get(&dcid).copied()
@@ -422,6 +429,10 @@ impl State {
             }
             Command::DcLeave => {
                 self.dc_left(h.dcid, from);
+                return out;
+            }
+            Command::Register | Command::Unregister => {
+                self.announced(from, h);
                 return out;
             }
             _ => {}

@@ -128,6 +128,57 @@ impl State {
         }
     }
 
+    /// A system endpoint (a server, a tool's probe) of a DC shared with
+    /// other nodes was bound here (`bound`) or unbound: those nodes learn
+    /// it, so that it can talk to their endpoints. (Its first message
+    /// follows the announcement on the same connection.)
+    pub(crate) fn announce(&mut self, dcid: i32, ep: Endpoint, bound: bool) {
+        let Some(local) = self.dvs.map(|(n, _)| n) else {
+            return;
+        };
+        let Some(dc) = self.dcs.get(&dcid) else {
+            return;
+        };
+        if !dc.params.privileged_by_default(ep.p_nr()) {
+            return;
+        }
+        let nodes: Vec<i32> = self.remote.joined_nodes(dcid);
+        for n in nodes {
+            let mut h = Header::new(if bound {
+                Command::Register
+            } else {
+                Command::Unregister
+            });
+            h.dcid = dcid;
+            h.src = ep.0;
+            h.snode = local as u16;
+            h.dnode = n as u16;
+            self.remote.queue(n, h);
+        }
+    }
+
+    /// `Register`/`Unregister` from node `from`.
+    pub(crate) fn announced(&mut self, from: i32, h: &Header) {
+        if !self.remote.joined_nodes(h.dcid).contains(&from) {
+            return;
+        }
+        let ep = Endpoint(h.src);
+        if h.cmd == Command::Register {
+            match self.bind(&daemon_caller(), h.dcid, ep, BindTarget::Remote(from)) {
+                Ok(_) | Err(DvkError::SlotUsed) => {}
+                Err(e) => tracing::debug!(%ep, from, %e, "cannot register a remote endpoint"),
+            }
+        } else if let Some(dc) = self.dcs.get(&h.dcid) {
+            let s = dc.params.slot_of(ep.p_nr()).filter(|_| !ep.is_special());
+            let theirs = s
+                .and_then(|s| dc.slots[s].as_ref().map(|b| (s, b)))
+                .filter(|(_, b)| b.ep == ep && b.kind == ProcKind::Remote && b.node == from);
+            if let Some((s, _)) = theirs {
+                self.unbind_slot(h.dcid, s, false);
+            }
+        }
+    }
+
     /// A DVK notification for `target`, an endpoint of `node`: sent there.
     pub(crate) fn forward_kntf(&mut self, dcid: i32, node: i32, target: Endpoint, entry: u64) {
         let Some(local) = self.dvs.map(|(n, _)| n) else {

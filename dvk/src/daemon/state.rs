@@ -467,6 +467,9 @@ impl State {
         };
         self.publish(dcid, s, b)?;
         tracing::debug!(dcid, %ep, pid, tid, ?kind, node, "bound");
+        if matches!(kind, ProcKind::Local | ProcKind::Replica) {
+            self.announce(dcid, ep, true);
+        }
         Ok(match target {
             BindTarget::Process | BindTarget::Thread => BindOutcome::Granted(s),
             _ => BindOutcome::Other(ep),
@@ -637,6 +640,9 @@ impl State {
                     entry: pack_pair(b.ep, NotifyKind::Exit as u32),
                 });
             }
+        }
+        if matches!(b.kind, ProcKind::Local | ProcKind::Replica) {
+            self.announce(dcid, b.ep, false);
         }
         self.flush_deferred();
     }

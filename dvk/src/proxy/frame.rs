@@ -94,6 +94,11 @@ pub enum Command {
     /// A DVK notification (an `Exit` or `Signal` of endpoint `src`, kind in
     /// `rcode`) for endpoint `dst`, which lives on the destination node.
     Kntf = 20,
+    /// System endpoint `src` was bound on the sending node (a DC shared
+    /// through `dc_join`): register it there as a remote endpoint.
+    Register = 21,
+    /// System endpoint `src` was unbound on the sending node.
+    Unregister = 22,
 }
 
 impl Command {
@@ -120,6 +125,8 @@ impl Command {
             18 => DcJoinAck,
             19 => DcLeave,
             20 => Kntf,
+            21 => Register,
+            22 => Unregister,
             _ => return None,
         })
     }
