@@ -353,8 +353,13 @@ fn run_in_dc(
         .context("cannot bind the launcher")?;
     start_signal_forwarder(&node.socket, dcid, signals)?;
     if let Some(n) = remote {
-        dvk.dc_join(dcid, n)
-            .with_context(|| format!("node {n} cannot join the DC"))?;
+        match dvk.dc_join(dcid, n) {
+            Ok(()) => {}
+            Err(dvk::DvkError::NoProxy) => bail!(
+                "node {n} is not connected to this node (is it in this node's cluster, and running?)"
+            ),
+            Err(e) => return Err(e).with_context(|| format!("node {n} cannot join the DC")),
+        }
     }
     if let Some(t) = tracer.as_deref_mut() {
         t.configure(&node.socket, dcid)
