@@ -218,6 +218,22 @@ fn programs_run_on_another_node() {
         );
     }
 
+    // A signal sent while its target moves to another node is not lost.
+    let moving = "DVS_NODE=1 sleep 33.5 & kill -TERM $!; wait $!; echo \"status $?\"";
+    let native = Command::new("sh")
+        .args(["-c", moving])
+        .output()
+        .expect("sh");
+    let t0 = Instant::now();
+    let dc = exec(&["--node", "2", "sh", "-c", moving]);
+    assert_eq!(
+        String::from_utf8_lossy(&dc.stdout),
+        String::from_utf8_lossy(&native.stdout),
+        "{}",
+        text(&dc)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(20));
+
     // A running program: it is in node 2's network namespace, PM's table
     // on node 0 shows it on node 2, and `dvs kill` on node 0 ends it.
     let (mut far, _out) = started(&[

@@ -51,6 +51,8 @@ pub struct Pm {
     /// Processes moving to another node (`PmRexec`): the node and the
     /// task started there, which runs once the process's old task is gone.
     pub(crate) moving: HashMap<Endpoint, (i32, i32)>,
+    /// Signals sent to processes while they moved, by PID.
+    pub(crate) held_signals: HashMap<i32, Vec<i32>>,
     /// Nodes that take part in the DC (this one, and those joined).
     pub(crate) joined: std::collections::HashSet<i32>,
 }
@@ -114,6 +116,7 @@ pub fn start(socket: &Path, dcid: i32, node: i32) -> std::io::Result<std::thread
                             fg_pgrp: 0,
                             threads: Default::default(),
                             moving: HashMap::new(),
+                            held_signals: HashMap::new(),
                             joined: [node].into_iter().collect(),
                         },
                     );

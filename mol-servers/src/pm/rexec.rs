@@ -11,6 +11,8 @@
 //!    when the node is another), records where the process runs, and lets
 //!    the new task exec (`SysGo`). Its preload attaches to the endpoint and
 //!    sends `PmExec`, which closes the `O_CLOEXEC` descriptors as any exec.
+//!    Signals sent to the process in between are held and sent to the
+//!    new task then, as if sent right after the exec.
 //! 3. The task the parent forked is a zombie of the parent from then on;
 //!    the parent's `wait` reaps that one (`Proc::first`), and a task
 //!    started by a move is reaped by its node's SYSTASK when it ends.
@@ -88,6 +90,7 @@ impl Pm {
                 &[task as u64, libc::SIGKILL as u64],
             );
             let _ = ctx.call(abi::systask(node), Call::SysReap, &[task as u64]);
+            self.held_signals.remove(&pid);
             self.finish(ctx, pid, libc::SIGKILL);
             return;
         }
@@ -106,5 +109,6 @@ impl Pm {
             q.first = Some(first);
         }
         tracing::debug!(pid, node, task, "process moved");
+        self.release_signals(ctx, pid);
     }
 }

@@ -51,6 +51,13 @@ impl Pm {
                 delivered = true; // like Linux: succeeds, no effect
                 continue;
             }
+            if self.moving.contains_key(&p.ep) {
+                // Between its old image and its new one: the signal goes to
+                // the new one once it runs, as if sent right after the exec.
+                self.held_signals.entry(pid).or_default().push(sig);
+                delivered = true;
+                continue;
+            }
             let r = ctx.call(
                 abi::systask(p.node),
                 Call::SysKill,
@@ -76,6 +83,15 @@ impl Pm {
             Ok(0)
         } else {
             Err(libc::ESRCH)
+        }
+    }
+
+    /// Sends the signals held for process `pid` while it moved.
+    pub(crate) fn release_signals(&mut self, ctx: &Ctx, pid: i32) {
+        if let Some(sigs) = self.held_signals.remove(&pid) {
+            for sig in sigs {
+                let _ = self.deliver(ctx, &[pid], sig);
+            }
         }
     }
 
