@@ -129,6 +129,7 @@ exit 3
 #[test]
 fn programs_run_on_another_node() {
     let _lock = lock();
+    cluster::watchdog(Duration::from_secs(240));
     let _down = testbed_up(3);
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().to_str().expect("utf-8 path");

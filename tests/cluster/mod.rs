@@ -67,6 +67,18 @@ pub fn lock() -> nix::fcntl::Flock<std::fs::File> {
         .expect("lock")
 }
 
+/// Ends the test binary if it is still running after `limit` (a test
+/// blocked on a program that never answers must fail, not hang CI): the
+/// testbed is removed first, which ends every process on it.
+pub fn watchdog(limit: std::time::Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("test still running after {limit:?}: giving up");
+        let _ = dvs(&["testbed", "down"]);
+        std::process::exit(101);
+    });
+}
+
 /// Brings up an `n`-node testbed (after removing any left by a crash);
 /// the returned guard removes it.
 pub fn testbed_up(n: usize) -> Down {
