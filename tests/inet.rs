@@ -2,7 +2,8 @@
 //! program natively and in a DC, `python3 -m http.server` in the DC
 //! fetched by the host's curl and by a DC curl, curl and wget in the DC
 //! against a host server, an asyncio echo server under a connection storm
-//! and a reset peer. A DC process never holds a host INET socket: FS does.
+//! and a reset peer; interface and address lists (`AF_NETLINK` route
+//! sockets). A DC process never holds a host INET socket: FS does.
 
 mod common;
 use common::{dvs_exec_cmd, run_cmd, Guard, Run};
@@ -526,4 +527,46 @@ asyncio.run(main())
         "epoll woken True True\nwakeup byte True\nasyncio saw SIGALRM True\n"
     );
     assert_eq!(r.stdout, n.stdout, "DC stderr:\n{}", r.stderr);
+}
+
+/// Interface, address and route lists come from route netlink sockets,
+/// which FS holds like INET sockets: `if_nameindex`, `ip` and glibc's
+/// address checks give what they give natively. Other netlink families
+/// are refused with a clear report.
+#[test]
+fn netlink_route_lists_same_as_native() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let names = [PY, "-c", "import socket; print(socket.if_nameindex())"];
+    let n = native(d.path(), &names);
+    let c = in_dc(d.path(), &names);
+    assert_eq!(n.code, 0, "{}", n.stderr);
+    assert_eq!(
+        (c.code, &c.stdout),
+        (n.code, &n.stdout),
+        "DC stderr:\n{}",
+        c.stderr
+    );
+    for ip in ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip"] {
+        if Path::new(ip).exists() {
+            for args in [[ip, "-o", "addr", "show"], [ip, "-4", "route", "show"]] {
+                let n = native(d.path(), &args);
+                let c = in_dc(d.path(), &args);
+                assert_eq!(
+                    (c.code, &c.stdout),
+                    (n.code, &n.stdout),
+                    "DC stderr:\n{}",
+                    c.stderr
+                );
+            }
+            break;
+        }
+    }
+    let generic = [
+        PY,
+        "-c",
+        "import socket\ntry:\n    socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)\n    print('opened')\nexcept OSError as e:\n    print(e.errno)",
+    ];
+    let c = in_dc(d.path(), &generic);
+    assert_eq!(c.stdout.trim(), libc::ENOSYS.to_string(), "{}", c.stderr);
+    assert!(c.stderr.contains("dvs: unsupported"), "{}", c.stderr);
 }

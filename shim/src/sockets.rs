@@ -1,4 +1,5 @@
-//! The socket family: `AF_UNIX`, `AF_INET` and `AF_INET6` sockets,
+//! The socket family: `AF_UNIX`, `AF_INET` and `AF_INET6` sockets, and
+//! `AF_NETLINK` route sockets,
 //! served by FS.
 //!
 //! Addresses, option values and data buffers are handed to FS as they
@@ -444,7 +445,8 @@ impl Shim {
         let r = |x: Result<i64, i32>| Some(Action::Ret(ret(x)));
         match nr {
             SYS_socket | SYS_socketpair => {
-                if ![AF_UNIX, AF_INET, AF_INET6].contains(&(a[0] as i32)) {
+                let route = a[0] as i32 == AF_NETLINK && a[2] as i32 == NETLINK_ROUTE;
+                if ![AF_UNIX, AF_INET, AF_INET6].contains(&(a[0] as i32)) && !route {
                     return Some(Action::Unsupported(nr));
                 }
                 let args = [a[0], a[1], a[2], self.pid_word()];

@@ -1,6 +1,6 @@
 //! The socket calls, routed by family: `AF_UNIX` sockets are FS objects
-//! (`unix`), `AF_INET`/`AF_INET6` sockets are host sockets FS owns
-//! (`inet`). `socket` and `socketpair` go by their domain argument, every
+//! (`unix`), `AF_INET`/`AF_INET6` sockets and `AF_NETLINK` route sockets
+//! (interface and address lists) are host sockets FS owns (`inet`). `socket` and `socketpair` go by their domain argument, every
 //! other call by the kind of its descriptor.
 
 use super::{inet, unix, Fs};
@@ -20,7 +20,7 @@ fn find(t: &Table, call: Call) -> Option<Handler<Fs>> {
 }
 
 fn is_inet_domain(d: i32) -> bool {
-    d == libc::AF_INET || d == libc::AF_INET6
+    d == libc::AF_INET || d == libc::AF_INET6 || d == libc::AF_NETLINK
 }
 
 fn route(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {

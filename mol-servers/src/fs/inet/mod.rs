@@ -179,6 +179,11 @@ pub fn socket(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
         if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
             return Err(libc::EINVAL);
         }
+        // Netlink: only the route family (interfaces, addresses, routes
+        // of the servers' node), read-mostly and harmless.
+        if req.i32(0) == libc::AF_NETLINK && req.i32(2) != libc::NETLINK_ROUTE {
+            return Err(libc::EPROTONOSUPPORT);
+        }
         let s = host::socket(req.i32(0), ty & 0xf, req.i32(2))?;
         let ofd = ofd_for(s, flags & libc::SOCK_NONBLOCK != 0);
         install(fs, req.caller, ofd, flags & libc::SOCK_CLOEXEC != 0).map(i64::from)
