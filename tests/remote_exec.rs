@@ -235,6 +235,38 @@ fn programs_run_on_another_node() {
     );
     assert!(t0.elapsed() < Duration::from_secs(20));
 
+    // Ctrl-C at dvs-exec's terminal reaches the program on node 2, whose
+    // handler runs.
+    let (mut cc, mut out) = started(&[
+        "--dc",
+        "ctrlc",
+        "--node",
+        "2",
+        "sh",
+        "-c",
+        "trap 'echo got INT; exit 5' INT; echo ready; while :; do sleep 0.05; done",
+    ]);
+    let launcher = Command::new("pgrep")
+        .args(["-f", "dvs-exec --dc ctrlc"])
+        .output()
+        .expect("pgrep");
+    let launcher = String::from_utf8_lossy(&launcher.stdout);
+    let launcher = launcher
+        .lines()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "dvs-exec")
+        })
+        .expect("the dvs-exec process");
+    let int = Command::new("kill")
+        .args(["-INT", launcher])
+        .status()
+        .expect("kill");
+    assert!(int.success());
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "got INT");
+    assert_eq!(wait_exit(&mut cc, Duration::from_secs(10)), Some(5));
+
     // A running program: it is in node 2's network namespace, PM's table
     // on node 0 shows it on node 2, and `dvs kill` on node 0 ends it.
     let (mut far, _out) = started(&[
