@@ -262,11 +262,32 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     // A static program has no dynamic loader for the preload: it runs
     // under the tracer (see the tracer crate).
     let is_static = matches!(tracer::elf::kind(&prog), Ok(tracer::elf::Kind::Static));
-    // A program placed with --node runs where neither the tracer nor the
+    // With --node, the node daemon of a cluster must be running: which
+    // node this is decides whether the program runs here (learning it
+    // starts no thread, unlike an embedded daemon).
+    let early = match on_node {
+        Some(n) => {
+            let node = Node::running(socket.clone())?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--node {n} needs the running node daemon of a cluster (`dvs node start --config FILE --node ID`)"
+                )
+            })?;
+            let local = Dvk::connect(&node.socket)
+                .and_then(|d| d.getdvsinfo())
+                .context("the node daemon is not initialised")?
+                .node;
+            Some((node, local))
+        }
+        None => None,
+    };
+    let remote = early
+        .as_ref()
+        .and_then(|&(_, local)| on_node.filter(|&n| n != local));
+    // A program on another node runs where neither the tracer nor the
     // seccomp net can follow it.
-    if on_node.is_some() {
+    if remote.is_some() {
         if is_static {
-            bail!("static programs cannot run with --node yet (they need the tracer)");
+            bail!("static programs cannot run on another node yet (they need the tracer)");
         }
         if !publish.is_empty() {
             bail!("--publish cannot be combined with --node yet");
@@ -282,20 +303,18 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     set.thread_block().context("cannot block signals")?;
     // A dynamic program runs under the seccomp net, whose supervisor is
     // the tracer process too.
-    let mut tracer = if on_node.is_none() && (is_static || crate::net::enabled()) {
+    let mut tracer = if remote.is_none() && (is_static || crate::net::enabled()) {
         // SAFETY: no thread has been started yet (the node daemon and the
         // servers come later).
         Some(unsafe { tracer::Tracer::start() }.context("cannot start the tracer")?)
     } else {
         None
     };
-    let node = Node::get(socket)?;
+    let node = match early {
+        Some((node, _)) => node,
+        None => Node::get(socket)?,
+    };
     let dvk = Dvk::connect(&node.socket).context("cannot reach the node daemon")?;
-    let local = dvk
-        .getdvsinfo()
-        .context("the node daemon is not initialised")?
-        .node;
-    let remote = on_node.filter(|&n| n != local);
 
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };

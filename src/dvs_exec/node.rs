@@ -22,6 +22,16 @@ impl Node {
     /// running; with neither, the default daemon if one runs, else an
     /// embedded one.
     pub fn get(socket: Option<PathBuf>) -> Result<Node> {
+        match Self::running(socket)? {
+            Some(n) => Ok(n),
+            None => Self::embedded(),
+        }
+    }
+
+    /// The daemon at `socket` (or `$DVS_SOCKET`), which must be running,
+    /// else the default daemon if one runs; `None` if there is none.
+    /// Starts no thread.
+    pub fn running(socket: Option<PathBuf>) -> Result<Option<Node>> {
         let explicit = socket.or_else(|| {
             std::env::var_os("DVS_SOCKET")
                 .filter(|s| !s.is_empty())
@@ -34,21 +44,21 @@ impl Node {
                     s.display()
                 );
             }
-            return Ok(Node {
+            return Ok(Some(Node {
                 socket: s,
                 embedded: None,
                 _dir: None,
-            });
+            }));
         }
         let default = PathBuf::from(dvk::DEFAULT_SOCKET);
         if Dvk::connect(&default).is_ok() {
-            return Ok(Node {
+            return Ok(Some(Node {
                 socket: default,
                 embedded: None,
                 _dir: None,
-            });
+            }));
         }
-        Self::embedded()
+        Ok(None)
     }
 
     fn embedded() -> Result<Node> {
