@@ -15,6 +15,7 @@ mod probe;
 mod ps;
 mod signals;
 mod status;
+mod supervise;
 mod table;
 mod testbed;
 
@@ -286,6 +287,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // A tracer started by a node's SYSTASK (see `supervise`).
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, arg, fd, parent] = args.as_slice() {
+        if arg == supervise::TRACER_ARG {
+            if let (Ok(fd), Ok(parent)) = (fd.parse(), parent.parse()) {
+                tracer::spawn::serve_inherited(fd, parent);
+            }
+        }
+    }
     // No thread may be created before `run`: `dvs node start` forks.
     let cli = Cli::parse();
     match run(cli) {

@@ -170,7 +170,8 @@ fn bind(socket: &Path, node: i32, cluster: Option<&ClusterConfig>) -> anyhow::Re
     // here: this process is their host subreaper.
     let sock = socket.to_path_buf();
     daemon.on_dc_join(move |dcid| {
-        mol_servers::systask::start(&sock, dcid, node)
+        let supervisor = Box::new(crate::supervise::NodeTracer::new(&sock, dcid));
+        mol_servers::systask::start_with(&sock, dcid, node, Some(supervisor))
             .map(|_| ())
             .map_err(|e| e.to_string())
     });

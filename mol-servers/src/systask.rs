@@ -20,6 +20,20 @@ use std::time::{Duration, Instant};
 /// Largest `SpawnSpec` accepted.
 const SPEC_MAX: usize = 1 << 20;
 
+/// An exec prepared by a [`Supervisor`] (it runs in the forked child).
+pub type PreparedExec = Box<dyn Fn(&spawn::ExecArgs) -> i32 + Send>;
+
+/// What a SYSTASK asks of the process it runs in about the programs it
+/// starts (`SysSpawn`): a static program needs the tracer, which lives
+/// outside the MoL servers (`dvs node` provides one per DC).
+pub trait Supervisor: Send {
+    /// Called before `prog` (a host path) is forked: an exec that prepares
+    /// the process first (installs the tracer's filter), if it needs one.
+    fn exec_for(&mut self, prog: &std::ffi::CStr) -> Result<Option<PreparedExec>, i32>;
+    /// A program prepared by `exec_for`, still held, is bound as `ep`.
+    fn bound(&mut self, pid: i32, ep: Endpoint) -> Result<(), i32>;
+}
+
 /// The SYSTASK server state.
 pub struct Systask {
     dcid: i32,
@@ -29,6 +43,10 @@ pub struct Systask {
     held: HashMap<i32, Held>,
     /// Host tasks bound here and not reaped through `SysReap` yet.
     bound: HashSet<i32>,
+    /// Supervises the programs that need it.
+    supervisor: Option<Box<dyn Supervisor>>,
+    /// Held programs the supervisor prepared.
+    supervised: HashSet<i32>,
 }
 
 /// How long a SYSTASK whose DC ended waits for the DC's processes (killed
@@ -87,6 +105,15 @@ impl Systask {
         match ctx.ipc.dvk().lclbind(self.dcid, tid, ep) {
             Ok(e) => {
                 self.bound.insert(tid);
+                if self.supervised.remove(&tid) {
+                    if let Some(s) = self.supervisor.as_mut() {
+                        if let Err(errno) = s.bound(tid, e) {
+                            tracing::warn!(tid, %ep, errno, "the program cannot be supervised");
+                            let _ = ctx.ipc.dvk().unbind(self.dcid, e);
+                            return Outcome::err(errno);
+                        }
+                    }
+                }
                 Outcome::ok(e.0 as i64)
             }
             Err(e) => {
@@ -154,16 +181,20 @@ impl Systask {
             return Outcome::err(libc::EINVAL);
         };
         match self.fork(spec) {
-            Ok(h) => {
+            Ok((h, supervised)) => {
                 let pid = h.pid;
                 self.held.insert(pid, h);
+                if supervised {
+                    self.supervised.insert(pid);
+                }
                 Outcome::ok(pid as i64)
             }
             Err(e) => Outcome::err(e),
         }
     }
 
-    fn fork(&self, spec: SpawnSpec) -> Result<Held, i32> {
+    /// Forks the program held; whether the supervisor prepared it.
+    fn fork(&mut self, spec: SpawnSpec) -> Result<(Held, bool), i32> {
         let c = |b: Vec<u8>| CString::new(b).map_err(|_| libc::EINVAL);
         let prog = c(spec.prog)?;
         let argv = spec
@@ -183,8 +214,17 @@ impl Systask {
         ]
         .concat())?);
         let cwd = c(spec.cwd)?;
-        spawn::fork_held(&prog, &argv, &envp, Some(&cwd), &spawn::execve)
-            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+        let prepared = match self.supervisor.as_mut() {
+            Some(s) => s.exec_for(&prog)?,
+            None => None,
+        };
+        let exec: spawn::Exec<'_> = match &prepared {
+            Some(p) => p.as_ref(),
+            None => &spawn::execve,
+        };
+        let held = spawn::fork_held(&prog, &argv, &envp, Some(&cwd), exec)
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        Ok((held, prepared.is_some()))
     }
 
     fn go(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
@@ -263,6 +303,16 @@ pub fn exit_status_of(pid: i32) -> Option<i32> {
 
 /// Binds a new thread as `SYSTASK(node)` in DC `dcid` and serves.
 pub fn start(socket: &Path, dcid: i32, node: i32) -> std::io::Result<std::thread::JoinHandle<()>> {
+    start_with(socket, dcid, node, None)
+}
+
+/// [`start`], with a supervisor for the programs it starts.
+pub fn start_with(
+    socket: &Path,
+    dcid: i32,
+    node: i32,
+    supervisor: Option<Box<dyn Supervisor>>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     let socket = socket.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
     let h = std::thread::Builder::new()
@@ -279,6 +329,8 @@ pub fn start(socket: &Path, dcid: i32, node: i32) -> std::io::Result<std::thread
                             socket,
                             held: HashMap::new(),
                             bound: HashSet::new(),
+                            supervisor,
+                            supervised: HashSet::new(),
                         },
                     );
                 }

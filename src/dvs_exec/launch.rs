@@ -283,15 +283,10 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     let remote = early
         .as_ref()
         .and_then(|&(_, local)| on_node.filter(|&n| n != local));
-    // A program on another node runs where neither the tracer nor the
-    // seccomp net can follow it.
-    if remote.is_some() {
-        if is_static {
-            bail!("static programs cannot run on another node yet (they need the tracer)");
-        }
-        if !publish.is_empty() {
-            bail!("--publish cannot be combined with --node yet");
-        }
+    // A program on another node is not this run's: the tracer there is its
+    // node's (for static programs), and it runs without the seccomp net.
+    if remote.is_some() && !publish.is_empty() {
+        bail!("--publish cannot be combined with --node yet");
     }
     // Signals for the DC are handled by a forwarding thread: block them
     // before any thread starts (an embedded node daemon's too), so every

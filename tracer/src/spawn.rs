@@ -99,6 +99,20 @@ impl Command {
     }
 }
 
+/// The descriptor number of the control channel of a tracer started by
+/// [`Tracer::start_exec`].
+const INHERITED_FD: i32 = 3;
+
+/// The body of a tracer started by [`Tracer::start_exec`]: serves the
+/// control channel inherited as descriptor `fd` for process `parent`.
+/// Never returns.
+pub fn serve_inherited(fd: i32, parent: i32) -> ! {
+    // SAFETY: `fd` is the control socket that `start_exec` left open for
+    // this program; nothing else owns it.
+    let ctl = unsafe { UnixStream::from_raw_fd(fd) };
+    crate::run::tracer_main(ctl, parent)
+}
+
 /// The tracer process, seen from dvs-exec.
 pub struct Tracer {
     ctl: Option<BufReader<UnixStream>>,
@@ -127,6 +141,52 @@ impl Tracer {
                 ctl: Some(BufReader::new(ours)),
                 pid,
             }),
+        }
+    }
+
+    /// Starts the tracer as a new program: `exe ARG FD PARENT`, where the
+    /// program calls [`serve_inherited`] with `FD` and `PARENT`. Unlike
+    /// [`Tracer::start`], the calling process may have threads (a node
+    /// daemon's SYSTASK starts one per DC); the tracer dies with the
+    /// calling thread.
+    pub fn start_exec(exe: &Path, arg: &str) -> Result<Tracer, Error> {
+        let (ours, theirs) = UnixStream::pair()?;
+        // SAFETY: plain getpid.
+        let parent = unsafe { libc::getpid() };
+        let c = |b: &[u8]| {
+            std::ffi::CString::new(b)
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+        };
+        let prog = c(exe.as_os_str().as_bytes())?;
+        let argv = [
+            prog.clone(),
+            c(arg.as_bytes())?,
+            c(INHERITED_FD.to_string().as_bytes())?,
+            c(parent.to_string().as_bytes())?,
+        ];
+        let mut av: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        av.push(std::ptr::null());
+        let fd = theirs.as_raw_fd();
+        // SAFETY: the child only calls async-signal-safe functions (dup2,
+        // fcntl, execv, _exit) on data prepared before the fork.
+        match unsafe { libc::fork() } {
+            -1 => Err(Error::sys("fork", nix::Error::last())),
+            0 => unsafe {
+                if fd == INHERITED_FD {
+                    libc::fcntl(fd, libc::F_SETFD, 0);
+                } else {
+                    libc::dup2(fd, INHERITED_FD);
+                }
+                libc::execv(prog.as_ptr(), av.as_ptr());
+                libc::_exit(127)
+            },
+            pid => {
+                drop(theirs);
+                Ok(Tracer {
+                    ctl: Some(BufReader::new(ours)),
+                    pid,
+                })
+            }
         }
     }
 
