@@ -1,11 +1,19 @@
 //! Static programs that a node's SYSTASK starts for a DC of another node
 //! (`dvs-exec --node`, an exec with `DVS_NODE`): they have no dynamic
 //! loader for the preload, so they run under a tracer, as `dvs-exec` runs
-//! them on its own node. The tracer of a DC is started on the first static
-//! program, as a new `dvs __tracer` process (the node process has
+//! them on its own node. The tracer of a DC is started for the first
+//! static program, as a new `dvs __tracer` process (the node process has
 //! threads, so it cannot fork a tracer that goes on running its code).
+//! Its workers take their endpoints from the top of the range down, away
+//! from those of a tracer of dvs-exec on the DC's own node.
+//!
+//! Dynamic programs there run without the seccomp net: every thread that
+//! the net serves holds a worker endpoint for its life, and worker
+//! endpoints are fixed numbers that the tracers of several nodes would
+//! share.
 
 use mol_servers::systask::{PreparedExec, Supervisor};
+use std::collections::HashSet;
 use std::ffi::CStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -18,6 +26,10 @@ pub struct NodeTracer {
     socket: PathBuf,
     dcid: i32,
     tracer: Option<tracer::Tracer>,
+    /// Held static programs, by host pid.
+    held: HashSet<i32>,
+    /// `exec_for` prepared a program whose pid `spawned` gives next.
+    prepared: bool,
 }
 
 impl NodeTracer {
@@ -27,6 +39,8 @@ impl NodeTracer {
             socket: socket.to_path_buf(),
             dcid,
             tracer: None,
+            held: HashSet::new(),
+            prepared: false,
         }
     }
 
@@ -37,7 +51,7 @@ impl NodeTracer {
                 tracing::warn!(%e, "cannot start a tracer");
                 libc::EAGAIN
             })?;
-            t.configure(&self.socket, self.dcid).map_err(|e| {
+            t.configure_as(&self.socket, self.dcid, true).map_err(|e| {
                 tracing::warn!(%e, "cannot configure the tracer");
                 libc::EAGAIN
             })?;
@@ -58,6 +72,7 @@ impl Supervisor for NodeTracer {
             tracing::warn!(%e, "cannot build the tracer's filter");
             libc::EINVAL
         })?;
+        self.prepared = true;
         // After its release the tracer has seized the program: its filter
         // goes in right before the exec.
         Ok(Some(Box::new(move |a| {
@@ -68,7 +83,16 @@ impl Supervisor for NodeTracer {
         })))
     }
 
+    fn spawned(&mut self, pid: i32) {
+        if std::mem::take(&mut self.prepared) {
+            self.held.insert(pid);
+        }
+    }
+
     fn bound(&mut self, pid: i32, ep: dvk::Endpoint) -> Result<(), i32> {
+        if !self.held.remove(&pid) {
+            return Ok(());
+        }
         self.tracer()?.adopt(pid, ep, true).map_err(|e| {
             tracing::warn!(pid, %e, "the tracer cannot adopt the program");
             libc::EPERM

@@ -30,7 +30,9 @@ pub trait Supervisor: Send {
     /// Called before `prog` (a host path) is forked: an exec that prepares
     /// the process first (installs the tracer's filter), if it needs one.
     fn exec_for(&mut self, prog: &std::ffi::CStr) -> Result<Option<PreparedExec>, i32>;
-    /// A program prepared by `exec_for`, still held, is bound as `ep`.
+    /// The program `exec_for` just prepared was forked as `pid` (held).
+    fn spawned(&mut self, pid: i32);
+    /// A program that `exec_for` prepared, still held, is bound as `ep`.
     fn bound(&mut self, pid: i32, ep: Endpoint) -> Result<(), i32>;
 }
 
@@ -224,6 +226,11 @@ impl Systask {
         };
         let held = spawn::fork_held(&prog, &argv, &envp, Some(&cwd), exec)
             .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        if prepared.is_some() {
+            if let Some(s) = self.supervisor.as_mut() {
+                s.spawned(held.pid);
+            }
+        }
         Ok((held, prepared.is_some()))
     }
 
@@ -231,14 +238,16 @@ impl Systask {
         if !trusted(ctx, req) {
             return Outcome::err(libc::EPERM);
         }
-        match self.held.remove(&req.i32(0)) {
-            Some(h) => Outcome::from(
-                h.release()
-                    .map(|_| 0)
-                    .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)),
-            ),
-            None => Outcome::err(libc::ESRCH),
-        }
+        let pid = req.i32(0);
+        let Some(h) = self.held.remove(&pid) else {
+            return Outcome::err(libc::ESRCH);
+        };
+        self.supervised.remove(&pid);
+        Outcome::from(
+            h.release()
+                .map(|_| 0)
+                .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)),
+        )
     }
 }
 

@@ -1,6 +1,5 @@
 //! One run: a DC with its servers, the program in it, the wait, teardown.
 
-use crate::net::NetChild;
 use crate::node::Node;
 use crate::resolve;
 use anyhow::{bail, Context, Result};
@@ -15,6 +14,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use tracer::net::{self, NetChild};
 
 /// The launcher's endpoint (a system process: privileged).
 const LAUNCHER: Endpoint = Endpoint(5);
@@ -298,7 +298,7 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     set.thread_block().context("cannot block signals")?;
     // A dynamic program runs under the seccomp net, whose supervisor is
     // the tracer process too.
-    let mut tracer = if remote.is_none() && (is_static || crate::net::enabled()) {
+    let mut tracer = if remote.is_none() && (is_static || net::enabled()) {
         // SAFETY: no thread has been started yet (the node daemon and the
         // servers come later).
         Some(unsafe { tracer::Tracer::start() }.context("cannot start the tracer")?)
@@ -472,7 +472,8 @@ fn run_in_dc(
     if let (Some(n), Some(t)) = (net, tracer) {
         let handed = n
             .receive()
-            .and_then(|l| t.listen(l).context("cannot start the seccomp net"));
+            .and_then(|l| t.listen(l))
+            .context("cannot start the seccomp net");
         if let Err(e) = handed {
             // SAFETY: killing our own child, which must not run unserved.
             unsafe { libc::kill(host_pid, libc::SIGKILL) };

@@ -12,7 +12,6 @@
 //! by signal N; 127 if it is not found, 126 if it cannot be executed.
 
 mod launch;
-mod net;
 mod node;
 mod resolve;
 

@@ -35,6 +35,7 @@
 pub mod elf;
 mod error;
 pub mod filter;
+pub mod net;
 mod notify;
 mod procs;
 mod run;

@@ -267,8 +267,13 @@ impl Engine {
             return Ok(false);
         }
         let reply = match crate::spawn::Command::parse(&line) {
-            Some(crate::spawn::Command::Config { dcid, socket }) => {
-                self.pool = Some(Pool::new(PathBuf::from(socket), dcid, self.wake.clone()));
+            Some(crate::spawn::Command::Config { dcid, socket, down }) => {
+                self.pool = Some(Pool::new(
+                    PathBuf::from(socket),
+                    dcid,
+                    down,
+                    self.wake.clone(),
+                ));
                 Ok(())
             }
             Some(crate::spawn::Command::Adopt {

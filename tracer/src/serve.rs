@@ -115,6 +115,8 @@ struct Slot {
 pub(crate) struct Pool {
     socket: PathBuf,
     dcid: i32,
+    /// Endpoints from the top of the range down.
+    down: bool,
     slots: Vec<Slot>,
     done_tx: Sender<Done>,
     /// Finished jobs.
@@ -123,13 +125,15 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// A pool for DC `dcid` of the daemon at `socket`; workers write to
+    /// A pool for DC `dcid` of the daemon at `socket` (workers' endpoints
+    /// from the top of the range down with `down`); workers write to
     /// `wake` (an eventfd) when they finish a job.
-    pub fn new(socket: PathBuf, dcid: i32, wake: Arc<OwnedFd>) -> Pool {
+    pub fn new(socket: PathBuf, dcid: i32, down: bool, wake: Arc<OwnedFd>) -> Pool {
         let (done_tx, done_rx) = channel();
         Pool {
             socket,
             dcid,
+            down,
             slots: Vec::new(),
             done_tx,
             done_rx,
@@ -191,7 +195,11 @@ impl Pool {
         let dcid = self.dcid;
         let done = self.done_tx.clone();
         let wake = self.wake.clone();
-        let ep = Endpoint(WORKER_FIRST + w as i32);
+        let ep = Endpoint(if self.down {
+            WORKER_FIRST + (WORKERS - 1 - w) as i32
+        } else {
+            WORKER_FIRST + w as i32
+        });
         let r = std::thread::Builder::new()
             .name(format!("tracer-w{w}"))
             .spawn(move || worker(socket, dcid, ep, w, rx, done, wake));

@@ -11,7 +11,10 @@
 //! by `ok` or `err ERRNO`:
 //!
 //! ```text
-//! config DCID SOCKET-PATH(hex)     the DC and the node daemon to bind in
+//! config DCID SOCKET-PATH(hex) [down]
+//!                                  the DC and the node daemon to bind in
+//!                                  (down: workers take endpoints from the
+//!                                  top of their range)
 //! adopt HOST-PID ENDPOINT INITIAL  seize a process (INITIAL = 1: its first
 //!                                  execve is the start of the program)
 //! listen                           answered `ok`; then one byte carrying the
@@ -37,6 +40,8 @@ pub(crate) enum Command {
         dcid: i32,
         /// Control socket of the node daemon.
         socket: std::ffi::OsString,
+        /// Workers take endpoints from the top of the range down.
+        down: bool,
     },
     /// Seize a process.
     Adopt {
@@ -70,9 +75,10 @@ impl Command {
     pub(crate) fn parse(line: &str) -> Option<Command> {
         let w: Vec<&str> = line.split_whitespace().collect();
         match w.as_slice() {
-            ["config", dcid, sock] => Some(Command::Config {
+            ["config", dcid, sock, rest @ ..] => Some(Command::Config {
                 dcid: dcid.parse().ok()?,
                 socket: std::ffi::OsStr::from_bytes(&unhex(sock)?).to_owned(),
+                down: rest == ["down"],
             }),
             ["adopt", pid, ep, initial] => Some(Command::Adopt {
                 host_pid: pid.parse().ok()?,
@@ -86,9 +92,11 @@ impl Command {
 
     fn line(&self) -> String {
         match self {
-            Command::Config { dcid, socket } => {
-                format!("config {dcid} {}\n", hex(socket.as_bytes()))
-            }
+            Command::Config { dcid, socket, down } => format!(
+                "config {dcid} {}{}\n",
+                hex(socket.as_bytes()),
+                if *down { " down" } else { "" }
+            ),
             Command::Adopt {
                 host_pid,
                 ep,
@@ -222,11 +230,20 @@ impl Tracer {
     /// Tells the tracer which DC it serves: its workers bind endpoints of
     /// DC `dcid` through the node daemon at `socket`.
     pub fn configure(&mut self, socket: &Path, dcid: i32) -> Result<(), Error> {
+        self.configure_as(socket, dcid, false)
+    }
+
+    /// [`Tracer::configure`]; with `down`, workers take their endpoints
+    /// from the top of their range, so that a second tracer of the DC on
+    /// another node (whose endpoints are registered on the first's) does
+    /// not meet the first one's.
+    pub fn configure_as(&mut self, socket: &Path, dcid: i32, down: bool) -> Result<(), Error> {
         self.command(
             "configure",
             &Command::Config {
                 dcid,
                 socket: socket.as_os_str().to_owned(),
+                down,
             },
         )
     }
@@ -322,6 +339,12 @@ mod tests {
             Command::Config {
                 dcid: 3,
                 socket: "/run/dvs/exec 1.sock".into(),
+                down: false,
+            },
+            Command::Config {
+                dcid: 4,
+                socket: "/run/dvs/dvkd.sock".into(),
+                down: true,
             },
             Command::Adopt {
                 host_pid: 42,

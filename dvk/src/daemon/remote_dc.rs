@@ -128,10 +128,12 @@ impl State {
         }
     }
 
-    /// A system endpoint (a server, a tool's probe) of a DC shared with
-    /// other nodes was bound here (`bound`) or unbound: those nodes learn
-    /// it, so that it can talk to their endpoints. (Its first message
-    /// follows the announcement on the same connection.)
+    /// A system endpoint (a tool's probe, a tracer's worker) of a DC this
+    /// node joined was bound here (`bound`) or unbound: the DC's node,
+    /// where the servers are, learns it, so that it can talk to them. (Its
+    /// first message follows the announcement on the same connection.)
+    /// The DC's node announces nothing: its later system endpoints talk to
+    /// its own servers only.
     pub(crate) fn announce(&mut self, dcid: i32, ep: Endpoint, bound: bool) {
         let Some(local) = self.dvs.map(|(n, _)| n) else {
             return;
@@ -142,8 +144,7 @@ impl State {
         if !dc.params.privileged_by_default(ep.p_nr()) {
             return;
         }
-        let nodes: Vec<i32> = self.remote.joined_nodes(dcid);
-        for n in nodes {
+        if let Some(n) = self.remote.origin_of(dcid) {
             let mut h = Header::new(if bound {
                 Command::Register
             } else {

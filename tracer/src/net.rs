@@ -1,15 +1,15 @@
-//! The seccomp net of a dynamic program (see `tracer::notify`): the
-//! program's process installs the net's filter right before its first
-//! `execve` and sends the listener descriptor back to dvs-exec, which
-//! hands it to the tracer process (the supervisor).
+//! The seccomp net of a dynamic program (see `notify`): the program's
+//! process installs the net's filter right before its first `execve` and
+//! sends the listener descriptor back to its starter (dvs-exec, or a
+//! node's SYSTASK), which hands it to the tracer process (the supervisor).
 //!
 //! After the filter is installed, the child's own redirected calls (the
 //! `sendmsg` of the descriptor, the `execve`) would wait for a supervisor
 //! that does not have the listener yet: they go through the gate page,
-//! which dvs-exec maps before forking (the child inherits it; `execve`
+//! which the starter maps before forking (the child inherits it; `execve`
 //! drops it, and the new image's preload maps its own).
 
-use anyhow::{bail, Context, Result};
+use crate::Error;
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -19,16 +19,18 @@ use std::time::Duration;
 /// `no`), which lets raw system calls of dynamic programs reach the host
 /// (for comparisons and debugging).
 pub fn enabled() -> bool {
-    !matches!(
-        std::env::var("DVS_NET").as_deref(),
-        Ok("off") | Ok("0") | Ok("no")
-    )
+    !std::env::var("DVS_NET").is_ok_and(|v| is_off(&v))
+}
+
+/// Whether a `DVS_NET` value turns the net off.
+pub fn is_off(v: &str) -> bool {
+    matches!(v, "off" | "0" | "no")
 }
 
 /// Everything the child needs, prepared before the fork (the child must
 /// not allocate).
 pub struct NetChild {
-    filter: tracer::Filter,
+    filter: crate::Filter,
     ours: UnixStream,
     theirs: UnixStream,
     /// `SCM_RIGHTS` control buffer (header filled in, descriptor slot at
@@ -38,12 +40,13 @@ pub struct NetChild {
 }
 
 impl NetChild {
-    /// Builds the filter, maps the gate in dvs-exec (inherited by the
+    /// Builds the filter, maps the gate in the starter (inherited by the
     /// child) and makes the socket pair the listener comes back on.
-    pub fn new() -> Result<NetChild> {
-        tracer::gatepage::map().context("cannot map the gate page")?;
-        let filter = tracer::Filter::notify()?;
-        let (ours, theirs) = UnixStream::pair().context("socketpair")?;
+    pub fn new() -> Result<NetChild, Error> {
+        crate::gatepage::map()
+            .map_err(|e| Error::Filter(format!("cannot map the gate page: {e}")))?;
+        let filter = crate::Filter::notify().map_err(|e| Error::Filter(e.to_string()))?;
+        let (ours, theirs) = UnixStream::pair()?;
         // SAFETY: CMSG_SPACE/CMSG_LEN are arithmetic on sizes.
         let (space, len) = unsafe {
             (
@@ -96,7 +99,7 @@ impl NetChild {
         // SAFETY: sendmsg through the gate (mapped in this process) with
         // a msghdr whose buffers live on this stack frame.
         let r = unsafe {
-            tracer::gatepage::syscall6(
+            crate::gatepage::syscall6(
                 libc::SYS_sendmsg,
                 [
                     self.theirs.as_raw_fd() as u64,
@@ -112,7 +115,7 @@ impl NetChild {
             return (-r) as i32;
         }
         // SAFETY: closing our copy of the listener through the gate.
-        unsafe { tracer::gatepage::syscall6(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]) };
+        unsafe { crate::gatepage::syscall6(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]) };
         0
     }
 
@@ -128,7 +131,7 @@ impl NetChild {
     ) -> i32 {
         // SAFETY: the caller's contract.
         let r = unsafe {
-            tracer::gatepage::syscall6(
+            crate::gatepage::syscall6(
                 libc::SYS_execve,
                 [prog as u64, argv as u64, envp as u64, 0, 0, 0],
             )
@@ -136,13 +139,10 @@ impl NetChild {
         (-r) as i32
     }
 
-    /// In dvs-exec, after the fork: receives the listener (the child
+    /// In the starter, after the fork: receives the listener (the child
     /// sends it once it is let go).
-    pub fn receive(self) -> Result<OwnedFd> {
-        drop(self.theirs);
-        self.ours
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .context("socket timeout")?;
+    pub fn receive(&self) -> Result<OwnedFd, Error> {
+        self.ours.set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut byte = [0u8; 1];
         let mut iov = [std::io::IoSliceMut::new(&mut byte)];
         let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
@@ -152,8 +152,11 @@ impl NetChild {
             Some(&mut space),
             MsgFlags::MSG_CMSG_CLOEXEC,
         )
-        .context("cannot receive the seccomp listener")?;
-        for c in msg.cmsgs().context("control message")? {
+        .map_err(|e| Error::sys("cannot receive the seccomp listener", e))?;
+        for c in msg
+            .cmsgs()
+            .map_err(|e| Error::sys("cannot read the control message", e))?
+        {
             if let ControlMessageOwned::ScmRights(fds) = c {
                 if let Some(&fd) = fds.first() {
                     // SAFETY: a descriptor the kernel just installed for us.
@@ -161,6 +164,9 @@ impl NetChild {
                 }
             }
         }
-        bail!("the program's process could not install the seccomp net")
+        Err(Error::Refused {
+            what: "install the seccomp net",
+            errno: nix::Error::EPERM,
+        })
     }
 }
