@@ -3,7 +3,7 @@
 //! Each run starts its own embedded single-node DVS.
 
 mod common;
-use common::{dvs_exec, dvs_exec_cmd, example, preload};
+use common::{dvs_exec, dvs_exec_cmd, example, preload, C_EXAMPLES};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -160,15 +160,7 @@ fn shell_scripts_match_native() {
 fn c_examples_match_native() {
     let d = scratch();
     let p = d.path();
-    for name in [
-        "forktree",
-        "waitstatus",
-        "pipeline",
-        "pgkill",
-        "spawn",
-        "unixsock",
-        "threadchurn",
-    ] {
+    for name in C_EXAMPLES {
         let exe = example(name, p);
         same(p, &[exe.to_str().unwrap()], "");
     }

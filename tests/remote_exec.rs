@@ -30,6 +30,22 @@ fn exec(args: &[&str]) -> Output {
     exec_cmd(args).output().expect("dvs-exec")
 }
 
+/// The DC run of `what` gave the native run's exit status and output.
+fn same(what: &str, native: &Output, dc: &Output) {
+    assert_eq!(
+        dc.status.code(),
+        native.status.code(),
+        "{what}: {}",
+        text(dc)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&dc.stdout),
+        String::from_utf8_lossy(&native.stdout),
+        "{what}: {}",
+        text(dc)
+    );
+}
+
 /// A run in the background whose first output line is `ready`.
 fn started(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>) {
     let mut c = exec_cmd(args)
@@ -143,13 +159,7 @@ fn programs_run_on_another_node() {
         .expect("sh");
     let dc = exec(&["--node", "2", "sh", "-c", SCRIPT, "sh", d]);
     assert_eq!(native.status.code(), Some(3), "{}", text(&native));
-    assert_eq!(dc.status.code(), native.status.code(), "{}", text(&dc));
-    assert_eq!(
-        String::from_utf8_lossy(&dc.stdout),
-        String::from_utf8_lossy(&native.stdout),
-        "{}",
-        text(&dc)
-    );
+    same("the script on node 2", &native, &dc);
 
     // A pipeline whose stages run on nodes 2, 1 and 0 (`DVS_NODE` makes an
     // exec move its process): the same bytes as natively.
@@ -314,15 +324,7 @@ fn programs_run_on_another_node() {
     assert!(host_pids("sleep 61.25").is_empty());
 
     // The C examples of the single-node tests, natively and on node 2.
-    for name in [
-        "forktree",
-        "waitstatus",
-        "pipeline",
-        "pgkill",
-        "spawn",
-        "unixsock",
-        "threadchurn",
-    ] {
+    for name in common::C_EXAMPLES {
         let exe = common::example(name, dir.path());
         let exe = exe.to_str().expect("utf-8 path");
         let run = "cd \"$1\" && exec \"$2\"";
@@ -331,18 +333,7 @@ fn programs_run_on_another_node() {
             .output()
             .expect("sh");
         let dc = exec(&["--node", "2", "sh", "-c", run, "sh", d, exe]);
-        assert_eq!(
-            dc.status.code(),
-            native.status.code(),
-            "{name}: {}",
-            text(&dc)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&dc.stdout),
-            String::from_utf8_lossy(&native.stdout),
-            "{name}: {}",
-            text(&dc)
-        );
+        same(name, &native, &dc);
     }
 
     // AF_UNIX between nodes: a server on node 1, a client on node 2
@@ -364,13 +355,7 @@ fn programs_run_on_another_node() {
         "{}",
         text(&native)
     );
-    assert_eq!(dc.status.code(), native.status.code(), "{}", text(&dc));
-    assert_eq!(
-        String::from_utf8_lossy(&dc.stdout),
-        String::from_utf8_lossy(&native.stdout),
-        "{}",
-        text(&dc)
-    );
+    same("AF_UNIX between nodes 1 and 2", &native, &dc);
 
     // A clear error for a node that is not in the cluster.
     let bad = exec(&["--node", "9", "true"]);
@@ -390,13 +375,7 @@ fn programs_run_on_another_node() {
             .expect("busybox");
         let dc = exec(&["--node", "2", "/bin/busybox", "sh", "-c", SCRIPT, "sh", d]);
         assert_eq!(native.status.code(), Some(3), "{}", text(&native));
-        assert_eq!(dc.status.code(), native.status.code(), "{}", text(&dc));
-        assert_eq!(
-            String::from_utf8_lossy(&dc.stdout),
-            String::from_utf8_lossy(&native.stdout),
-            "{}",
-            text(&dc)
-        );
+        same("busybox-static on node 2", &native, &dc);
     }
 
     // `python3 -m http.server` running on node 1 of a DC whose servers

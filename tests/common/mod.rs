@@ -96,6 +96,18 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
     }
 }
 
+/// The C examples that run the same natively and in a DC (and print
+/// nothing that differs between runs).
+pub const C_EXAMPLES: [&str; 7] = [
+    "forktree",
+    "waitstatus",
+    "pipeline",
+    "pgkill",
+    "spawn",
+    "unixsock",
+    "threadchurn",
+];
+
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.
 pub fn example(name: &str, dir: &Path) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -201,9 +201,23 @@ impl Links {
         }
     }
 
+    /// Sends `f` to `node` as a request (a copy, a join; its sequence
+    /// number is set to the request's id) and waits up to `timeout` for
+    /// the answer, which [`Links::complete`] hands over.
+    pub fn ask(&self, node: i32, mut f: Frame, timeout: Duration) -> DvkResult<Vec<u8>> {
+        let (id, answer) = self.expect_answer(node);
+        f.header.seq = id;
+        self.send_frame(node, f);
+        let r = answer
+            .recv_timeout(timeout)
+            .unwrap_or(Err(DvkError::TimedOut));
+        self.forget_answer(id);
+        r
+    }
+
     /// Registers a request to `node` (a copy, a join): its id and where its
     /// answer arrives.
-    pub fn expect_answer(&self, node: i32) -> (u64, std::sync::mpsc::Receiver<DvkResult<Vec<u8>>>) {
+    fn expect_answer(&self, node: i32) -> (u64, std::sync::mpsc::Receiver<DvkResult<Vec<u8>>>) {
         let id = self.next_copy.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = std::sync::mpsc::channel();
         if let Ok(mut c) = self.copies.lock() {
@@ -221,7 +235,7 @@ impl Links {
     }
 
     /// Drops request `id` (answered or given up).
-    pub fn forget_answer(&self, id: u64) {
+    fn forget_answer(&self, id: u64) {
         if let Ok(mut c) = self.copies.lock() {
             c.remove(&id);
         }

@@ -69,14 +69,7 @@ pub(crate) fn requested(shared: &Shared, c: &Caller, dcid: i32, mut desc: CopyDe
         h.snode = plan.local as u16;
         h.dnode = node as u16;
         h.set_copy_desc(&desc);
-        let (id, answer) = links.expect_answer(node);
-        h.seq = id;
-        links.send_frame(node, Frame { header: h, payload });
-        let r = answer
-            .recv_timeout(COPY_TIMEOUT)
-            .unwrap_or(Err(DvkError::TimedOut));
-        links.forget_answer(id);
-        r
+        links.ask(node, Frame { header: h, payload }, COPY_TIMEOUT)
     };
     let data = match (plan.src, plan.dst) {
         (Side::Remote(s), Side::Remote(d)) if s == d => {

@@ -254,14 +254,8 @@ pub(crate) fn requested(shared: &Shared, c: &Caller, dcid: i32, node: i32) -> Re
     h.dcid = dcid;
     h.snode = local as u16;
     h.dnode = node as u16;
-    let (id, answer) = links.expect_answer(node);
-    h.seq = id;
-    links.send_frame(node, Frame { header: h, payload });
-    let r = answer
-        .recv_timeout(JOIN_TIMEOUT)
-        .unwrap_or(Err(DvkError::TimedOut));
-    links.forget_answer(id);
-    let eps: Vec<i32> = bincode::deserialize(&r?).map_err(|_| DvkError::Protocol)?;
+    let answer = links.ask(node, Frame { header: h, payload }, JOIN_TIMEOUT)?;
+    let eps: Vec<i32> = bincode::deserialize(&answer).map_err(|_| DvkError::Protocol)?;
     shared.with_state(|st| {
         st.register_remote(dcid, node, &eps)?;
         st.remote.add_joined(dcid, node);
