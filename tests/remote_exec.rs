@@ -48,10 +48,12 @@ fn same(what: &str, native: &Output, dc: &Output) {
 
 /// A run in the background whose first output line is `ready`.
 fn started(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>) {
-    let mut c = exec_cmd(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("dvs-exec");
+    started_cmd(exec_cmd(args))
+}
+
+/// [`started`] for a prepared command.
+fn started_cmd(mut cmd: Command) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut c = cmd.stdout(Stdio::piped()).spawn().expect("dvs-exec");
     let mut out = BufReader::new(c.stdout.take().expect("stdout"));
     let mut l = String::new();
     out.read_line(&mut l).expect("read");
@@ -388,16 +390,9 @@ fn programs_run_on_another_node() {
                i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.1; done; \
                read line; kill $s; wait $s; }";
     let (mut srv, mut out) = {
-        let mut c = exec_cmd(&["--dc", "web", "sh", "-c", web, "sh", d])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("dvs-exec");
-        let mut out = BufReader::new(c.stdout.take().expect("stdout"));
-        let mut l = String::new();
-        out.read_line(&mut l).expect("read");
-        assert_eq!(l.trim(), "ready");
-        (c, out)
+        let mut c = exec_cmd(&["--dc", "web", "sh", "-c", web, "sh", d]);
+        c.stdin(Stdio::piped());
+        started_cmd(c)
     };
     let mut from_dc = String::new();
     out.read_line(&mut from_dc).expect("read");
