@@ -23,6 +23,10 @@ thread_local! {
     /// Set while the preload itself runs: libc calls made by the preload
     /// (and by the libraries it uses) go straight to libc.
     static BUSY: Cell<bool> = const { Cell::new(false) };
+    /// Set while the shim serves a call of this thread (a `write` or
+    /// `sendto` made meanwhile comes from a signal handler: the shim and
+    /// the DVK client never make those).
+    static SERVING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Proof that the calling thread entered the preload (clears the busy flag
@@ -163,7 +167,13 @@ pub fn with_shim<R>(f: impl FnOnce(&Shim) -> R) -> Option<R> {
 
 /// Serves a system call through the shim of the calling thread.
 pub fn syscall(nr: i64, a: [u64; 6]) -> Action {
-    with_shim(|s| s.syscall(&Local, nr, a)).unwrap_or_else(|| {
+    with_shim(|s| {
+        SERVING.with(|c| c.set(true));
+        let act = s.syscall(&Local, nr, a);
+        SERVING.with(|c| c.set(false));
+        act
+    })
+    .unwrap_or_else(|| {
         report_once(
             "threads",
             "dvs: system calls from additional threads are not supported yet",
@@ -258,6 +268,15 @@ pub fn hooked(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
     }
 }
 
+/// A handler's small write, kept for after the served call, or `EAGAIN`.
+fn kept_or_eagain(nr: i64, a: [u64; 6]) -> i64 {
+    if let Some(n) = crate::handler_writes::keep(nr, a) {
+        return n;
+    }
+    set_errno(libc::EAGAIN);
+    -1
+}
+
 /// A hooked call made while this thread is already inside the preload:
 /// by the preload itself (its own host descriptors), or by a signal
 /// handler that interrupted a call in progress. The thread's endpoint is
@@ -275,12 +294,13 @@ fn reentered(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
         // fails as on a full or empty non-blocking descriptor (`EINTR`
         // would make callers such as CPython's signal wake-up write retry
         // for ever).
-        _ if dvk::in_ipc_wait() => {
-            if let Some(n) = crate::handler_writes::keep(nr, a) {
-                return n;
-            }
-            set_errno(libc::EAGAIN);
-            return -1;
+        _ if dvk::in_ipc_wait() => return kept_or_eagain(nr, a),
+        // A handler that ran while the call was being served but not
+        // waited for (the request being posted, the reply being read):
+        // the same, for the writes; the shim's and the DVK's own calls
+        // there (daemon requests) are never `write` or `sendto`.
+        libc::SYS_write | libc::SYS_sendto if SERVING.with(|c| c.get()) => {
+            return kept_or_eagain(nr, a)
         }
         _ => return host(nr, a, native),
     };

@@ -98,7 +98,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 7] = [
+pub const C_EXAMPLES: [&str; 8] = [
     "forktree",
     "waitstatus",
     "pipeline",
@@ -106,6 +106,7 @@ pub const C_EXAMPLES: [&str; 7] = [
     "spawn",
     "unixsock",
     "threadchurn",
+    "sigwrites",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.
