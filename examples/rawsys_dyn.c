@@ -53,5 +53,13 @@ int main(int argc, char **argv) {
     long raw_fork = syscall(SYS_fork);
     if (raw_fork == 0) _exit(0);
     printf("raw fork: %ld errno %d\n", raw_fork, raw_fork < 0 ? errno : 0);
+    long raw_clone = syscall(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L);
+    if (raw_clone == 0) _exit(0);
+    printf("raw clone: %ld errno %d\n", raw_clone, raw_clone < 0 ? errno : 0);
+    long args[11] = {0};
+    args[4] = SIGCHLD; /* exit_signal */
+    long raw_clone3 = syscall(SYS_clone3, args, sizeof args);
+    if (raw_clone3 == 0) _exit(0);
+    printf("raw clone3: %ld errno %d\n", raw_clone3, raw_clone3 < 0 ? errno : 0);
     return 0;
 }

@@ -51,7 +51,7 @@ int main(void)
     sa.sa_handler = on_alarm;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGALRM, &sa, NULL);
-    struct itimerval it = {{0, 200}, {0, 200}};
+    struct itimerval it = {{0, 500}, {0, 500}};
     setitimer(ITIMER_REAL, &it, NULL);
 
     long got = 0;

@@ -59,7 +59,9 @@ fn syscall2_gets_dc_semantics() {
                 kill host pid: -1 errno 3\n\
                 child getpid=3 getppid=2\n\
                 fork=3 kill=0 wait4=3 signaled=1 sig=15\n\
-                raw fork: -1 errno 38\n";
+                raw fork: -1 errno 38\n\
+                raw clone: -1 errno 38\n\
+                raw clone3: -1 errno 38\n";
     assert_eq!(r.stdout, want, "stderr:\n{}", r.stderr);
     assert!(
         alive(&mut victim),

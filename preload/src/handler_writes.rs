@@ -16,7 +16,7 @@ use std::cell::UnsafeCell;
 /// Largest write kept.
 pub const BYTES: usize = 32;
 /// Writes kept at most.
-const SLOTS: usize = 8;
+const SLOTS: usize = 32;
 
 #[derive(Clone, Copy)]
 struct Write {

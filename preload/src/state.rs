@@ -23,9 +23,9 @@ thread_local! {
     /// Set while the preload itself runs: libc calls made by the preload
     /// (and by the libraries it uses) go straight to libc.
     static BUSY: Cell<bool> = const { Cell::new(false) };
-    /// Set while the shim serves a call of this thread (a `write` or
-    /// `sendto` made meanwhile comes from a signal handler: the shim and
-    /// the DVK client never make those).
+    /// Set from the start of a served call of this thread until its result
+    /// is returned (a `write` or `sendto` made meanwhile comes from a signal
+    /// handler: the shim and the DVK client never make those).
     static SERVING: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -35,7 +35,10 @@ pub struct Guard(());
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        // Busy first: a handler that runs between the two stores is
+        // served as a call of its own.
         BUSY.with(|b| b.set(false));
+        serving(false);
         // Writes a signal handler made while this call waited for a server.
         if crate::handler_writes::pending() {
             // SAFETY: __errno_location returns this thread's errno slot;
@@ -167,19 +170,22 @@ pub fn with_shim<R>(f: impl FnOnce(&Shim) -> R) -> Option<R> {
 
 /// Serves a system call through the shim of the calling thread.
 pub fn syscall(nr: i64, a: [u64; 6]) -> Action {
-    with_shim(|s| {
-        SERVING.with(|c| c.set(true));
-        let act = s.syscall(&Local, nr, a);
-        SERVING.with(|c| c.set(false));
-        act
-    })
-    .unwrap_or_else(|| {
+    serving(true);
+    with_shim(|s| s.syscall(&Local, nr, a)).unwrap_or_else(|| {
+        serving(false);
         report_once(
             "threads",
             "dvs: system calls from additional threads are not supported yet",
         );
         Action::Ret(-(libc::ENOSYS as i64))
     })
+}
+
+/// Marks the calling thread as serving a call (or not), in the order a
+/// signal handler on this thread sees.
+fn serving(on: bool) {
+    SERVING.with(|c| c.set(on));
+    std::sync::atomic::compiler_fence(Ordering::SeqCst);
 }
 
 /// This thread's `errno`.
@@ -230,6 +236,10 @@ pub fn host(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
 /// Finishes a hooked call: applies the shim's action and returns the libc
 /// result. `native` runs the real libc function.
 pub fn finish(act: Action, native: impl FnOnce() -> i64) -> i64 {
+    if !matches!(act, Action::Ret(_)) {
+        // What follows may write for itself (reports).
+        serving(false);
+    }
     match act {
         Action::Ret(v) => libc_ret(v),
         Action::Native => native(),
@@ -261,10 +271,19 @@ pub fn finish(act: Action, native: impl FnOnce() -> i64) -> i64 {
 
 /// A hooked call: serve `nr` through the shim, or run the real function.
 pub fn hooked(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
+    // Serving before busy (see `Guard::drop`).
+    let was = SERVING.with(|c| c.get());
+    serving(true);
     match enter() {
         Some(_g) => finish(syscall(nr, a), || host(nr, a, native)),
-        None if ACTIVE.load(Ordering::Relaxed) => reentered(nr, a, native),
-        None => host(nr, a, native),
+        None if ACTIVE.load(Ordering::Relaxed) => {
+            serving(was);
+            reentered(nr, a, native)
+        }
+        None => {
+            serving(was);
+            host(nr, a, native)
+        }
     }
 }
 

@@ -29,6 +29,8 @@ pub const X32_BIT: i64 = 0x4000_0000;
 const OFF_NR: u32 = 0;
 const OFF_IP_LO: u32 = 8;
 const OFF_IP_HI: u32 = 12;
+/// The low half of the first argument (`clone`'s flags).
+const OFF_ARG0_LO: u32 = 16;
 
 /// Building a filter failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,7 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
 const LD_W_ABS: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
 const JEQ_K: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
 const JGE_K: u32 = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
+const JSET_K: u32 = libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K;
 const RET_K: u32 = libc::BPF_RET | libc::BPF_K;
 
 /// seccompiler's program: `ret` `action` for every caught call, allow
@@ -103,7 +106,11 @@ impl Filter {
     }
 
     /// The net: `SECCOMP_RET_USER_NOTIF` for the caught calls that do not
-    /// come from the gate; x32 calls fail with `ENOSYS`.
+    /// come from the gate; x32 calls fail with `ENOSYS`. Two answers the
+    /// supervisor would give anyway are given by the filter, so that
+    /// `pthread_create` costs no round trip to it: `clone3` fails with
+    /// `ENOSYS` (glibc falls back to `clone`, whose flags a filter can
+    /// read), and a `clone` of a thread runs.
     pub fn notify() -> Result<Filter, FilterError> {
         let lo = GATE_RET as u32;
         let hi = (GATE_RET >> 32) as u32;
@@ -118,6 +125,15 @@ impl Filter {
             stmt(LD_W_ABS, OFF_NR),
             jump(JGE_K, X32_BIT as u32, 0, 1),
             stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+            // 8-9: clone3 fails.
+            jump(JEQ_K, libc::SYS_clone3 as u32, 0, 1),
+            stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+            // 10-13: a clone of a thread runs (seccompiler's program, which
+            // follows, loads what it tests itself).
+            jump(JEQ_K, libc::SYS_clone as u32, 0, 3),
+            stmt(LD_W_ABS, OFF_ARG0_LO),
+            jump(JSET_K, libc::CLONE_THREAD as u32, 0, 1),
+            stmt(RET_K, libc::SECCOMP_RET_ALLOW),
         ];
         // seccompiler has no USER_NOTIF action: its `Trace(0)` returns
         // become USER_NOTIF ones.
@@ -204,7 +220,12 @@ mod tests {
         assert!(caught().contains(&libc::SYS_openat));
         assert!(!caught().contains(&libc::SYS_mmap));
         let n = Filter::notify().unwrap();
-        assert_eq!(n.len(), f.len() + 5);
+        assert_eq!(n.len(), f.len() + 11);
+        // The net's prologue leaves the accumulator with `clone`'s flags:
+        // seccompiler's program must load what it tests (first the
+        // architecture).
+        let b = body().unwrap();
+        assert_eq!((b[0].code, b[0].k), (LD_W_ABS as u16, 4));
         assert!(n
             .prog
             .iter()

@@ -17,12 +17,12 @@
 //!   libraries. Read-only file calls ([`loader_native`]) run natively
 //!   (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`): **the loader's own library
 //!   opens are the one remaining escape**. Any other call is served.
-//! * `clone` of a thread, or of a thread that is inside the preload's
-//!   `fork` (its fork slot), runs natively: the preload registers the
-//!   child. Any other fork (a raw `fork`/`vfork`/`clone` syscall) fails
-//!   with `ENOSYS`, so that no unregistered child runs and no host PID
-//!   is returned. `clone3` fails with `ENOSYS` (glibc falls back to
-//!   `clone`).
+//! * `clone` of a thread that is inside the preload's `fork` (its fork
+//!   slot) runs natively: the preload registers the child. Any other fork
+//!   (a raw `fork`/`vfork`/`clone` syscall) fails with `ENOSYS`, so that
+//!   no unregistered child runs and no host PID is returned. (Clones of
+//!   threads run and `clone3` fails with `ENOSYS` without a notification:
+//!   the filter decides those.)
 //! * `tkill`/`tgkill` are allowed within the caller's own process only
 //!   (glibc's `raise` names the process by the DC PID its internal
 //!   `getpid` now returns): the tracer sends the signal itself.

@@ -557,8 +557,13 @@ impl Engine {
         let Some(parent) = self.tracees.get_mut(&tid) else {
             return;
         };
-        let flags = parent.clone_flags.take().unwrap_or(0);
-        let thread = flags & libc::CLONE_THREAD as u64 != 0;
+        // The flags seen at the call; the net's filter lets clones of
+        // threads run without a notification, and then the child's
+        // process tells.
+        let thread = match parent.clone_flags.take() {
+            Some(flags) => flags & libc::CLONE_THREAD as u64 != 0,
+            None => notify::tgid_of(child).is_some_and(|g| g != child),
+        };
         let dynamic = parent.dynamic;
         let tgid = if thread { parent.tgid } else { child };
         let c = self
