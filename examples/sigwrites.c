@@ -1,11 +1,14 @@
 /* Signal handlers that write: a fast interval timer's SIGALRM handler
  * writes one byte to a pipe (what an event loop's wake-up descriptor
  * gets) while the main thread makes system calls in a loop. Every byte a
- * handler wrote must arrive, wherever the signal lands in a call.
+ * handler wrote must arrive, wherever the signal lands in a call. Then
+ * one alarm while the thread waits in poll() for that pipe: the handler's
+ * byte must end the wait (the handler restarts calls, SA_RESTART).
  * Prints the same natively and in a DC. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,5 +70,14 @@ int main(void)
     printf("handler writes: %s\n", written > 0 ? "some" : "none");
     printf("failed writes: %d\n", (int)failed);
     printf("lost bytes: %ld\n", (long)written - got);
+
+    struct itimerval once = {{0, 0}, {0, 100000}};
+    setitimer(ITIMER_REAL, &once, NULL);
+    struct pollfd pfd = {p[0], POLLIN, 0};
+    int n;
+    do
+        n = poll(&pfd, 1, 10000);
+    while (n < 0 && errno == EINTR);
+    printf("poll woken by the handler's byte: %d %d\n", n, n == 1 && (pfd.revents & POLLIN));
     return 0;
 }

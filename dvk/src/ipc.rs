@@ -473,8 +473,8 @@ impl Ipc {
         // A signal handler that ran while we waited may end the call: the
         // server hears of it from the DVK (once per call).
         let mut told = false;
-        let r = self.receive_mode_with(Mode::Reply(dst), dl, || {
-            if !told && crate::wait::signal_ends_calls() {
+        let r = self.receive_mode_with(Mode::Reply(dst), dl, |forced| {
+            if !told && (forced || crate::wait::signal_ends_calls()) {
                 told = true;
                 let _ = self.dvk.interrupt(self.dc.dcid, self.me);
             }
@@ -577,14 +577,14 @@ impl Ipc {
     }
 
     fn receive_mode(&self, mode: Mode, deadline: Option<Instant>) -> Result<Message> {
-        self.receive_mode_with(mode, deadline, || {})
+        self.receive_mode_with(mode, deadline, |_| {})
     }
 
     fn receive_mode_with(
         &self,
         mode: Mode,
         deadline: Option<Instant>,
-        on_signal: impl FnMut(),
+        on_signal: impl FnMut(bool),
     ) -> Result<Message> {
         let r = wait_until_intr(
             &self.bell,

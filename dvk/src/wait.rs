@@ -58,6 +58,26 @@ pub(crate) fn signal_ends_calls() -> bool {
     SIGNAL_POLICY.get().is_some_and(|p| p())
 }
 
+/// Whether a signal handler left work that only the end of the current
+/// call lets happen (see [`set_handler_pending`]).
+static HANDLER_PENDING: OnceLock<fn() -> bool> = OnceLock::new();
+
+/// Tells the DVK how to learn that a signal handler, which ran on the
+/// waiting task, left work to do after the call (a write it could not
+/// make while the endpoint waited). Such a call is ended as a signal ends
+/// it, whatever [`set_signal_policy`] says, and whenever the handler ran
+/// (spinning, asleep, or between the two): waiting on would keep the
+/// write from the reader that may be what the call waits for (an event
+/// loop's wake-up descriptor). Set once per process, by the interception
+/// layer; `pending` must be async-signal-safe and cheap.
+pub fn set_handler_pending(pending: fn() -> bool) {
+    let _ = HANDLER_PENDING.set(pending);
+}
+
+fn handler_pending() -> bool {
+    HANDLER_PENDING.get().is_some_and(|p| p())
+}
+
 /// How long a sleeping waiter goes between calls of its `idle` check (the
 /// checks that cost a system call, such as "is the node daemon still
 /// there?"). Not a whole second: a signal handler that runs while the
@@ -110,26 +130,33 @@ pub fn wait_until<R>(
     check: impl FnMut() -> Option<R>,
     idle: impl FnMut() -> Option<R>,
 ) -> Result<R, Expired> {
-    wait_until_intr(bell, deadline, check, idle, || {})
+    wait_until_intr(bell, deadline, check, idle, |_| {})
 }
 
-/// [`wait_until`], calling `on_signal` each time a signal handler ran
-/// while the waiter slept.
+/// [`wait_until`], calling `on_signal(false)` each time a signal handler
+/// ran while the waiter slept, and `on_signal(true)` while a handler's
+/// work waits for the end of the call (see [`set_handler_pending`]).
 pub fn wait_until_intr<R>(
     bell: &Doorbell,
     deadline: Option<Instant>,
     mut check: impl FnMut() -> Option<R>,
     mut idle: impl FnMut() -> Option<R>,
-    mut on_signal: impl FnMut(),
+    mut on_signal: impl FnMut(bool),
 ) -> Result<R, Expired> {
     let futex = bell.futex();
     let b = budget();
     let start = Instant::now();
     let mut spins: u32 = 0;
+    let mut ended_for_handler = false;
     loop {
         let seen = futex.load(Ordering::Acquire);
         if let Some(r) = check() {
             return Ok(r);
+        }
+        // Once per wait: the call is being ended.
+        if !ended_for_handler && handler_pending() {
+            ended_for_handler = true;
+            on_signal(true);
         }
         // Spin phase: wait for the futex word to change.
         let mut changed = false;
@@ -143,6 +170,9 @@ pub fn wait_until_intr<R>(
             if !spins.is_multiple_of(64) {
                 std::hint::spin_loop();
                 continue;
+            }
+            if !ended_for_handler && handler_pending() {
+                break;
             }
             let now = Instant::now();
             if let Some(d) = deadline {
@@ -159,7 +189,7 @@ pub fn wait_until_intr<R>(
             }
         }
         drop(spinning);
-        if changed {
+        if changed || (!ended_for_handler && handler_pending()) {
             continue;
         }
         // Sleep phase.
@@ -179,7 +209,7 @@ pub fn wait_until_intr<R>(
             futex.load(Ordering::SeqCst) == seen && futex_wait(futex, seen, Some(timeout));
         drop(sleeping);
         if interrupted {
-            on_signal();
+            on_signal(false);
         }
         bell.sleepers().fetch_sub(1, Ordering::SeqCst);
         if futex.load(Ordering::Acquire) == seen && now.elapsed() >= IDLE_CHECK {

@@ -56,6 +56,7 @@ extern "C" fn init() {
     }
     hooks::stdio::install();
     dvk::set_signal_policy(interrupts::policy);
+    dvk::set_handler_pending(handler_writes::pending);
 }
 
 #[used]
