@@ -325,8 +325,10 @@ fn programs_run_on_another_node() {
     assert_eq!(wait_exit(&mut far, Duration::from_secs(10)), Some(143));
     assert!(host_pids("sleep 61.25").is_empty());
 
-    // The C examples of the single-node tests, natively and on node 2.
-    for name in common::C_EXAMPLES {
+    // The C examples of the single-node tests, natively and on node 2
+    // (not sigwrites: its 500 µs timer outpaces a remote call, see
+    // ARCHITECTURE "Not supported yet").
+    for name in common::C_EXAMPLES.iter().filter(|n| **n != "sigwrites") {
         let exe = common::example(name, dir.path());
         let exe = exe.to_str().expect("utf-8 path");
         let run = "cd \"$1\" && exec \"$2\"";

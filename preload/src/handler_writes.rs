@@ -87,8 +87,20 @@ pub fn keep(nr: i64, a: [u64; 6]) -> Option<i64> {
     })
 }
 
+thread_local! {
+    /// Set while [`flush`] makes its writes: a write a handler keeps
+    /// meanwhile waits for the next call's end rather than being made
+    /// from inside this flush's own write (on a remote node, where a
+    /// served write can outlast a fast timer's period, flushes nested
+    /// without end and overflowed the stack).
+    static FLUSHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Makes the kept writes (through the hooks, so they are served).
 pub fn flush() {
+    if FLUSHING.with(|f| f.replace(true)) {
+        return;
+    }
     let taken = QUEUE.with(|q| {
         // SAFETY: see `keep`; the thread is not waiting in IPC here.
         let q = unsafe { &mut *q.get() };
@@ -107,6 +119,7 @@ pub fn flush() {
             }
         }
     }
+    FLUSHING.with(|f| f.set(false));
 }
 
 /// Whether writes are waiting (cheap: checked after every served call).
