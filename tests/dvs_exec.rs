@@ -154,6 +154,27 @@ fn shell_scripts_match_native() {
         "",
     );
     same(p, &["sh", "-c", "echo err >&2; echo out; exit 4"], "");
+    // A writer whose reader is gone dies of SIGPIPE (the launcher's own
+    // runtime ignores SIGPIPE; its programs must not inherit that), and a
+    // signal ignored before an exec stays ignored after it.
+    same(
+        p,
+        &[
+            "sh",
+            "-c",
+            "{ yes; echo \"yes $?\" > st; } | head -1; cat st; rm st",
+        ],
+        "",
+    );
+    same(
+        p,
+        &[
+            "sh",
+            "-c",
+            "trap '' INT; sh -c 'kill -INT $$; echo survived'",
+        ],
+        "",
+    );
 }
 
 #[test]
@@ -294,21 +315,8 @@ impl Background {
     }
 
     fn start_with(dc: &str, args: &[&str], stdin: Stdio) -> Background {
-        use std::os::unix::process::CommandExt;
         let mut cmd = dvs_exec_cmd();
-        // As a terminal's foreground job has them, whatever this test
-        // process inherited (a background job of a non-interactive shell
-        // starts with SIGINT and SIGQUIT ignored, and a program cannot
-        // catch a signal ignored at its start).
-        // SAFETY: signal(2) is async-signal-safe; nothing else runs
-        // between fork and exec here.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::signal(libc::SIGINT, libc::SIG_DFL);
-                libc::signal(libc::SIGQUIT, libc::SIG_DFL);
-                Ok(())
-            });
-        }
+        common::as_foreground_job(&mut cmd);
         let mut child = cmd
             .args(["--dc", dc, "--"])
             .args(args)

@@ -142,6 +142,8 @@ sleep 0.1 & wait $!; echo "waited $?"
 ls /usr | head -3
 python3 -c 'import os,sys; print("py", os.getppid() > 0); sys.exit(5)'
 echo "py $?"
+{ yes; echo "yes $?" > st; } | head -1; cat st; rm st
+(trap '' INT; DVS_NODE=1 sh -c 'kill -INT $$; echo survived on node 1')
 exit 3
 "#;
 
@@ -249,8 +251,9 @@ fn programs_run_on_another_node() {
     assert!(t0.elapsed() < Duration::from_secs(20));
 
     // Ctrl-C at dvs-exec's terminal reaches the program on node 2, whose
-    // handler runs.
-    let (mut cc, mut out) = started(&[
+    // handler runs. The program starts with dvs-exec's signal state, not
+    // with the node daemon's (which may ignore SIGINT).
+    let mut cmd = exec_cmd(&[
         "--dc",
         "ctrlc",
         "--node",
@@ -259,6 +262,8 @@ fn programs_run_on_another_node() {
         "-c",
         "trap 'echo got INT; exit 5' INT; echo ready; while :; do sleep 0.05; done",
     ]);
+    common::as_foreground_job(&mut cmd);
+    let (mut cc, mut out) = started_cmd(cmd);
     let launcher = Command::new("pgrep")
         .args(["-f", "dvs-exec --dc ctrlc"])
         .output()

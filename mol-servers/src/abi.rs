@@ -42,6 +42,9 @@ pub struct SpawnSpec {
     pub envp: Vec<Vec<u8>>,
     /// Its host working directory.
     pub cwd: Vec<u8>,
+    /// The signals it starts with ignored and blocked, as the `execve`
+    /// that starts it keeps them.
+    pub signals: crate::spawn::SignalState,
 }
 
 /// The SYSTASK of node `n`.

@@ -224,7 +224,7 @@ impl Systask {
             Some(p) => p.as_ref(),
             None => &spawn::execve,
         };
-        let held = spawn::fork_held(&prog, &argv, &envp, Some(&cwd), exec)
+        let held = spawn::fork_held(&prog, &argv, &envp, Some(&cwd), spec.signals, exec)
             .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
         if prepared.is_some() {
             if let Some(s) = self.supervisor.as_mut() {

@@ -8,6 +8,7 @@
 use crate::state::{set_errno, with_shim};
 use libc::{c_char, c_int};
 use mol_servers::abi::SpawnSpec;
+use mol_servers::spawn::SignalState;
 use std::ffi::{CStr, CString};
 
 /// The node named by `DVS_NODE` in `env`, if it is not this one.
@@ -38,6 +39,46 @@ fn host_cwd() -> Vec<u8> {
     buf
 }
 
+/// The signals this image ignores and blocks, which the new image keeps
+/// (an exec resets only the handled ones).
+fn signal_state() -> SignalState {
+    let mut st = SignalState::default();
+    for sig in 1..=64u64 {
+        // The kernel's `struct sigaction`: handler, flags, restorer, mask.
+        let mut old = [0u64; 4];
+        // SAFETY: a query (no new action) into our buffer of the kernel's
+        // size, with the kernel's 8-byte sigset.
+        let r = unsafe {
+            crate::gate::syscall6(
+                libc::SYS_rt_sigaction,
+                [sig, 0, old.as_mut_ptr() as u64, 8, 0, 0],
+            )
+        };
+        if r == 0 && old[0] == libc::SIG_IGN as u64 {
+            st.ignored |= 1 << (sig - 1);
+        }
+    }
+    let mut mask = 0u64;
+    // SAFETY: a query (no new mask) into our 8-byte set.
+    let r = unsafe {
+        crate::gate::syscall6(
+            libc::SYS_rt_sigprocmask,
+            [
+                libc::SIG_BLOCK as u64,
+                0,
+                &mut mask as *mut u64 as u64,
+                8,
+                0,
+                0,
+            ],
+        )
+    };
+    if r == 0 {
+        st.blocked = mask;
+    }
+    st
+}
+
 /// Runs host file `host` with `argv` and `env` on `node`. Returns only on
 /// failure (-1, errno set).
 pub fn exec_on(node: i32, host: &CStr, argv: *const *const c_char, env: &[CString]) -> c_int {
@@ -59,6 +100,7 @@ pub fn exec_on(node: i32, host: &CStr, argv: *const *const c_char, env: &[CStrin
         argv: args,
         envp: env.iter().map(|e| e.to_bytes().to_vec()).collect(),
         cwd: host_cwd(),
+        signals: signal_state(),
     };
     let Ok(spec) = bincode::serialize(&spec) else {
         set_errno(libc::E2BIG);

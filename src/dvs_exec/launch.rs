@@ -7,7 +7,7 @@ use dvk::{DcParams, Dvk, Endpoint, Ipc};
 use mol_servers::abi::{self, Call};
 use mol_servers::fs::{ConsoleFds, Publish};
 use mol_servers::mol::{self, MolConfig};
-use mol_servers::spawn::{ExecArgs, Held};
+use mol_servers::spawn::{ExecArgs, Held, SignalState};
 use nix::sys::signal::{SigSet, Signal};
 use std::ffi::{CString, OsString};
 use std::os::fd::OwnedFd;
@@ -118,6 +118,7 @@ fn spawn(
     prog: &CString,
     argv: &[CString],
     envp: &[CString],
+    signals: SignalState,
     filter: Option<&tracer::Filter>,
     net: Option<&NetChild>,
 ) -> Result<Held> {
@@ -139,7 +140,7 @@ fn spawn(
             None => mol_servers::spawn::execve(a),
         }
     };
-    mol_servers::spawn::fork_held(prog, argv, envp, None, &exec).context("fork")
+    mol_servers::spawn::fork_held(prog, argv, envp, None, signals, &exec).context("fork")
 }
 
 /// The program, started and held before its `execve`: here, or by the
@@ -192,6 +193,7 @@ fn spawn_on(
     prog: &CString,
     argv: &[CString],
     envp: &[CString],
+    signals: SignalState,
 ) -> Result<Started> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let spec = abi::SpawnSpec {
@@ -199,6 +201,7 @@ fn spawn_on(
         argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
         envp: envp.iter().map(|e| e.as_bytes().to_vec()).collect(),
         cwd: cwd.as_os_str().as_bytes().to_vec(),
+        signals,
     };
     let spec = bincode::serialize(&spec).context("cannot encode the program's start")?;
     let pid = value(
@@ -288,6 +291,9 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     if remote.is_some() && !publish.is_empty() {
         bail!("--publish cannot be combined with --node yet");
     }
+    // The program starts with the signals ignored and blocked here, as
+    // an exec would keep them (taken before the forwarded ones are blocked).
+    let signals = SignalState::current();
     // Signals for the DC are handled by a forwarding thread: block them
     // before any thread starts (an embedded node daemon's too), so every
     // thread inherits the mask.
@@ -324,6 +330,7 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
         command,
         &preload,
         set,
+        signals,
         tracer.as_mut(),
         is_static,
         publish,
@@ -344,7 +351,8 @@ fn run_in_dc(
     prog: &std::path::Path,
     command: &[OsString],
     preload: &std::path::Path,
-    signals: SigSet,
+    forwarded: SigSet,
+    signals: SignalState,
     mut tracer: Option<&mut tracer::Tracer>,
     is_static: bool,
     publish: Vec<Publish>,
@@ -365,7 +373,7 @@ fn run_in_dc(
     let me = Dvk::connect(&node.socket)?
         .tbind(dcid, LAUNCHER)
         .context("cannot bind the launcher")?;
-    start_signal_forwarder(&node.socket, dcid, signals)?;
+    start_signal_forwarder(&node.socket, dcid, forwarded)?;
     if let Some(n) = remote {
         match dvk.dc_join(dcid, n) {
             Ok(()) => {}
@@ -416,8 +424,15 @@ fn run_in_dc(
     )?);
 
     let started = match remote {
-        Some(n) => spawn_on(&me, n, &prog_c, &argv, &envp)?,
-        None => Started::Here(spawn(&prog_c, &argv, &envp, filter.as_ref(), net.as_ref())?),
+        Some(n) => spawn_on(&me, n, &prog_c, &argv, &envp, signals)?,
+        None => Started::Here(spawn(
+            &prog_c,
+            &argv,
+            &envp,
+            signals,
+            filter.as_ref(),
+            net.as_ref(),
+        )?),
     };
     let host_pid = started.host_pid();
     let here = info.node;

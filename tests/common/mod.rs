@@ -37,6 +37,23 @@ pub fn dvs_exec_cmd() -> Command {
     c
 }
 
+/// Starts `cmd` with SIGINT and SIGQUIT at their defaults, as a terminal's
+/// foreground job has them, whatever this test process inherited (a
+/// background job of a non-interactive shell starts with them ignored, and
+/// a program cannot catch a signal ignored at its start).
+pub fn as_foreground_job(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between
+    // fork and exec here.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        })
+    }
+}
+
 /// A child process killed (and reaped) when dropped.
 pub struct Guard(pub Child);
 
