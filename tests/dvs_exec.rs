@@ -175,6 +175,18 @@ fn shell_scripts_match_native() {
         ],
         "",
     );
+    // /proc/self and /proc/thread-self name the program, not the server
+    // that opens the path for it.
+    same(
+        p,
+        &[
+            "sh",
+            "-c",
+            "readlink /proc/self/exe; tr '\\0' ' ' < /proc/self/cmdline; echo; \
+             head -1 /proc/self/status; grep -c . /proc/thread-self/stat",
+        ],
+        "",
+    );
 }
 
 #[test]

@@ -900,6 +900,17 @@ impl Ipc {
         }
     }
 
+    /// Host thread id of the task bound as `ep` in this DC (0 if unbound
+    /// or remote).
+    pub fn host_tid(&self, ep: Endpoint) -> i32 {
+        match self.slot_of(ep) {
+            Ok(s) if self.table.ep(s).load(Ordering::Acquire) == ep.0 => {
+                self.table.tid(s).load(Ordering::Acquire)
+            }
+            _ => 0,
+        }
+    }
+
     /// Host pid of the task bound as `ep` in this DC (0 if unbound or remote).
     pub fn host_pid(&self, ep: Endpoint) -> i32 {
         match self.slot_of(ep) {

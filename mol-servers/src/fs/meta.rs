@@ -89,7 +89,7 @@ impl Fs {
 }
 
 fn path_arg(ctx: &Ctx, req: &Request, addr: usize) -> Result<Vec<u8>, i32> {
-    ctx.path(req.sender, req.args[addr], req.args[addr + 1])
+    super::path::dc_path(ctx, req, addr)
 }
 
 /// `[dirfd, path, len, statbuf, flags]`.

@@ -47,7 +47,8 @@ impl Fs {
 }
 
 fn path_at(ctx: &Ctx, req: &Request, addr: u64, len: u64) -> Result<Vec<u8>, i32> {
-    ctx.path(req.sender, addr, len)
+    let path = ctx.path(req.sender, addr, len)?;
+    Ok(super::path::for_caller(ctx, req, path))
 }
 
 /// `[dirfd, path, len, mode]`.
@@ -163,7 +164,8 @@ fn linkat(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
 fn symlinkat(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     let r = (|| {
         let (tl, pl) = abi::unpack_lens(req.args[1]);
-        let target = path_at(ctx, req, req.args[0], tl as u64)?;
+        // The link's text, not a path to resolve.
+        let target = ctx.path(req.sender, req.args[0], tl as u64)?;
         let path = path_at(ctx, req, req.args[3], pl as u64)?;
         if target.is_empty() {
             return Err(libc::ENOENT);

@@ -68,7 +68,7 @@ pub(super) fn status_flags(flags: i32) -> i32 {
 
 /// `[dirfd, path, len, flags, mode]`.
 fn openat(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
-    let path = match ctx.path(req.sender, req.args[1], req.args[2]) {
+    let path = match super::path::dc_path(ctx, req, 1) {
         Ok(p) => p,
         Err(e) => return Outcome::err(e),
     };
@@ -173,7 +173,7 @@ fn host_path(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
 
 /// `[dirfd, path, len, buf, bufsize, flags]`: the host path of a DC path.
 fn host_path_at(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
-    let path = match ctx.path(req.sender, req.args[1], req.args[2]) {
+    let path = match super::path::dc_path(ctx, req, 1) {
         Ok(p) => p,
         Err(e) => return Outcome::err(e),
     };

@@ -18,10 +18,58 @@
 
 use super::table::Ofd;
 use super::{sys, Fs};
+use crate::server::{Ctx, Request};
 use dvk::Endpoint;
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
+
+/// A DC path argument of `req` (address and length at `args[at]`,
+/// `args[at + 1]`), with `/proc/self` and `/proc/thread-self` naming the
+/// caller rather than FS (whose process would answer them otherwise):
+/// `/proc/<host pid>` and `/proc/<host pid>/task/<host tid>`. A caller on
+/// another node has no such directory here (`/proc/0`: ENOENT).
+/// `/proc/self/fd` stays FS's business (see `open`'s descriptor aliases).
+pub fn dc_path(ctx: &Ctx, req: &Request, at: usize) -> Result<Vec<u8>, i32> {
+    let path = ctx.path(req.sender, req.args[at], req.args[at + 1])?;
+    Ok(for_caller(ctx, req, path))
+}
+
+/// [`dc_path`] for a path already read.
+pub fn for_caller(ctx: &Ctx, req: &Request, path: Vec<u8>) -> Vec<u8> {
+    caller_proc(&path, || {
+        (ctx.ipc.host_pid(req.caller), ctx.ipc.host_tid(req.sender))
+    })
+    .unwrap_or(path)
+}
+
+/// `path` with its `/proc/self` or `/proc/thread-self` prefix replaced
+/// (see [`dc_path`]); `None` when it has none. `ids` gives the caller's
+/// host pid and tid.
+fn caller_proc(path: &[u8], ids: impl FnOnce() -> (i32, i32)) -> Option<Vec<u8>> {
+    let after = |prefix: &[u8]| -> Option<usize> {
+        let rest = path.strip_prefix(prefix)?;
+        (rest.is_empty() || rest[0] == b'/').then_some(prefix.len())
+    };
+    let (cut, thread) = match after(b"/proc/self") {
+        Some(n) => {
+            let rest = &path[n..];
+            if rest == b"/fd" || rest.starts_with(b"/fd/") {
+                return None;
+            }
+            (n, false)
+        }
+        None => (after(b"/proc/thread-self")?, true),
+    };
+    let (pid, tid) = ids();
+    let mut out = if thread {
+        format!("/proc/{pid}/task/{tid}").into_bytes()
+    } else {
+        format!("/proc/{pid}").into_bytes()
+    };
+    out.extend_from_slice(&path[cut..]);
+    Some(out)
+}
 
 /// `AT_FDCWD` as it arrives in a request.
 pub const AT_FDCWD: i32 = libc::AT_FDCWD;
@@ -286,6 +334,27 @@ impl Fs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_self_names_the_caller() {
+        let ids = || (41, 43);
+        let m = |p: &[u8]| caller_proc(p, ids).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(m(b"/proc/self").as_deref(), Some("/proc/41"));
+        assert_eq!(m(b"/proc/self/exe").as_deref(), Some("/proc/41/exe"));
+        assert_eq!(
+            m(b"/proc/thread-self/comm").as_deref(),
+            Some("/proc/41/task/43/comm")
+        );
+        assert_eq!(m(b"/proc/selfish"), None);
+        assert_eq!(m(b"/proc/self/fd"), None);
+        assert_eq!(m(b"/proc/self/fd/3"), None);
+        assert_eq!(
+            m(b"/proc/self/fdinfo/3").as_deref(),
+            Some("/proc/41/fdinfo/3")
+        );
+        assert_eq!(m(b"proc/self/exe"), None);
+        assert_eq!(m(b"/proc/1/exe"), None);
+    }
 
     #[test]
     fn splits() {
