@@ -499,6 +499,10 @@ impl Engine {
                     self.resume(tid, 0);
                 }
             }
+            // Its flags are in a struct in the task's memory: it fails
+            // quietly, and the C library falls back to `clone`, whose
+            // flags the stop shows.
+            libc::SYS_clone3 => self.skip(tid, -(libc::ENOSYS as i64)),
             libc::SYS_execve | libc::SYS_execveat => {
                 let at = nr == libc::SYS_execveat;
                 let req = procs::ExecRequest {
