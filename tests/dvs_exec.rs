@@ -187,6 +187,17 @@ fn shell_scripts_match_native() {
         ],
         "",
     );
+    // /proc/self/fd and /dev/fd list the program's DC descriptors.
+    same(
+        p,
+        &[
+            "python3",
+            "-c",
+            "import os; fd = os.open('.', os.O_RDONLY); \
+             print([str(fd) in os.listdir(d) for d in ('/proc/self/fd', '/dev/fd')])",
+        ],
+        "",
+    );
 }
 
 #[test]

@@ -148,7 +148,7 @@ fn ctl(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
         }
         match &target.ofd.kind {
             // Like Linux: regular files and directories cannot be watched.
-            Kind::File { .. } | Kind::Path { .. } => return Err(libc::EPERM),
+            Kind::File { .. } | Kind::Path { .. } | Kind::Listing(_) => return Err(libc::EPERM),
             Kind::Epoll(_) => return Err(libc::EINVAL),
             _ => {}
         }

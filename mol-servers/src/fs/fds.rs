@@ -254,6 +254,7 @@ pub(super) fn setfl(ofd: &Ofd, arg: i32) -> Result<i64, i32> {
         | Kind::PipeRead(_)
         | Kind::PipeWrite(_)
         | Kind::Epoll(_)
+        | Kind::Listing(_)
         | Kind::Socket(_) => {}
     }
     ofd.flags.set(new);
@@ -266,9 +267,11 @@ fn lock(fs: &mut Fs, ctx: &Ctx, req: &Request, ofd: std::rc::Rc<Ofd>, cmd: i32) 
         Kind::File { fd, .. } => fd.as_fd(),
         Kind::Stream { fd, .. } => fd.as_fd(),
         Kind::Path { .. } => return Outcome::err(libc::EBADF),
-        Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) | Kind::Socket(_) => {
-            return Outcome::err(libc::EINVAL)
-        }
+        Kind::PipeRead(_)
+        | Kind::PipeWrite(_)
+        | Kind::Epoll(_)
+        | Kind::Socket(_)
+        | Kind::Listing(_) => return Outcome::err(libc::EINVAL),
     };
     let raw = match ctx.copy_in(req.sender, req.args[2], FLOCK_SIZE) {
         Ok(r) => r,

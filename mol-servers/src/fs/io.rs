@@ -384,6 +384,7 @@ pub fn try_read(ctx: &Ctx, to: Endpoint, ofd: &Ofd, iov: &Iov) -> Attempt {
         }
         Kind::PipeWrite(_) | Kind::Path { .. } => Attempt::Done(Err(libc::EBADF)),
         Kind::Epoll(_) => Attempt::Done(Err(libc::EINVAL)),
+        Kind::Listing(_) => Attempt::Done(Err(libc::EISDIR)),
     }
 }
 
@@ -405,7 +406,7 @@ pub fn try_write(ctx: &Ctx, from: Endpoint, ofd: &Ofd, iov: &Iov, done: &mut usi
             let mut none = Vec::new();
             unix::send(ctx, from, s, ofd.nonblock(), iov, None, &mut none, done)
         }
-        Kind::PipeRead(_) | Kind::Path { .. } => Attempt::Done(Err(libc::EBADF)),
+        Kind::PipeRead(_) | Kind::Path { .. } | Kind::Listing(_) => Attempt::Done(Err(libc::EBADF)),
         Kind::Epoll(_) => Attempt::Done(Err(libc::EINVAL)),
     }
 }
@@ -416,6 +417,7 @@ fn positional(ofd: &Ofd) -> Result<BorrowedFd<'_>, i32> {
     match &ofd.kind {
         Kind::File { fd, .. } => Ok(fd.as_fd()),
         Kind::Path { .. } => Err(libc::EBADF),
+        Kind::Listing(_) => Err(libc::EISDIR),
         Kind::PipeRead(_)
         | Kind::PipeWrite(_)
         | Kind::Epoll(_)
@@ -598,6 +600,7 @@ fn lseek(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
     Outcome::from(match &ofd.kind {
         Kind::File { fd, .. } => sys::lseek(fd.as_fd(), req.int(1), req.i32(2)),
         Kind::Stream { fd, .. } => sys::lseek(fd.as_fd(), req.int(1), req.i32(2)),
+        Kind::Listing(l) => l.seek(req.int(1), req.i32(2)),
         Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) | Kind::Socket(_) => {
             Err(libc::ESPIPE)
         }

@@ -211,6 +211,7 @@ fn ftruncate(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
             Kind::File { fd, .. } => sys::ftruncate(fd.as_fd(), req.int(1))?,
             Kind::Stream { fd, .. } => sys::ftruncate(fd.as_fd(), req.int(1))?,
             Kind::Path { .. } => return Err(libc::EBADF),
+            Kind::Listing(_) => return Err(libc::EISDIR),
             Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) | Kind::Socket(_) => {
                 return Err(libc::EINVAL)
             }
@@ -234,7 +235,7 @@ fn fallocate(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
             Kind::File { .. } => return Err(libc::ENODEV),
             Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Socket(_) => return Err(libc::ESPIPE),
             Kind::Path { .. } => return Err(libc::EBADF),
-            Kind::Stream { .. } | Kind::Epoll(_) => return Err(libc::ENODEV),
+            Kind::Stream { .. } | Kind::Epoll(_) | Kind::Listing(_) => return Err(libc::ENODEV),
         }
         Ok(0)
     })();
@@ -249,9 +250,11 @@ fn fsync(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
             Kind::File { fd, .. } => sys::fsync(fd.as_fd(), req.args[1] != 0)?,
             Kind::Stream { fd, .. } => sys::fsync(fd.as_fd(), req.args[1] != 0)?,
             Kind::Path { .. } => return Err(libc::EBADF),
-            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) | Kind::Socket(_) => {
-                return Err(libc::EINVAL)
-            }
+            Kind::PipeRead(_)
+            | Kind::PipeWrite(_)
+            | Kind::Epoll(_)
+            | Kind::Socket(_)
+            | Kind::Listing(_) => return Err(libc::EINVAL),
         }
         Ok(0)
     })();

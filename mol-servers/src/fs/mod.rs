@@ -34,6 +34,7 @@ mod epoll;
 mod fds;
 mod inet;
 mod io;
+mod listing;
 mod meta;
 mod names;
 mod open;

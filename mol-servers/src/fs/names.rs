@@ -217,6 +217,12 @@ fn getdents64(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
         let ofd = fs.ofd(req.caller, req.i32(0))?;
         let fd = match &ofd.kind {
             Kind::File { fd, .. } => fd.as_fd(),
+            Kind::Listing(l) => {
+                let out = l.read(usize::try_from(req.args[2]).unwrap_or(usize::MAX))?;
+                ctx.copy_out(req.sender, req.args[1], out)?;
+                l.advance(out.len());
+                return Ok(out.len() as i64);
+            }
             Kind::Path { .. } => return Err(libc::EBADF),
             _ => return Err(libc::ENOTDIR),
         };

@@ -91,6 +91,19 @@ impl Fs {
             let ofd = t.get(n).map_err(|_| libc::ENOENT)?.ofd.clone();
             return t.alloc(0, FdEntry::new(ofd, cloexec)).map(i64::from);
         }
+        if super::listing::names_fd_dir(path) {
+            if flags & (libc::O_ACCMODE | libc::O_CREAT) != libc::O_RDONLY {
+                return Err(libc::EISDIR);
+            }
+            let mut t = proc.files.borrow_mut();
+            let (mut fds, next) = t.numbers();
+            // Like Linux, the listing shows its own descriptor.
+            fds.extend(next);
+            fds.sort_unstable();
+            let l = super::listing::Listing::of_descriptors(&fds)?;
+            let ofd = Ofd::new(Kind::Listing(l), status_flags(flags));
+            return t.alloc(0, FdEntry::new(ofd, cloexec)).map(i64::from);
+        }
         if path == b"/dev/tty" {
             if let Some(c) = &self.console {
                 let mut t = [0u8; 64];

@@ -50,6 +50,7 @@ pub(super) fn evaluate(table: Option<&FdTable>, fds: &[(i32, i16)]) -> (Vec<i16>
             Kind::File { .. } => FILE_MASK,
             Kind::Path { .. } => libc::POLLNVAL,
             Kind::Epoll(_) => 0,
+            Kind::Listing(_) => FILE_MASK,
             Kind::Socket(s) => super::unix::poll_mask(s),
             Kind::PipeRead(p) => {
                 let p = p.borrow();

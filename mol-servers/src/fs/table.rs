@@ -54,6 +54,9 @@ pub enum Kind {
     Epoll(Rc<RefCell<super::epoll::Interest>>),
     /// An `AF_UNIX` socket.
     Socket(Rc<RefCell<super::unix::Sock>>),
+    /// A directory FS makes up: `/proc/self/fd` lists the caller's DC
+    /// descriptors, as they were when it was opened.
+    Listing(super::listing::Listing),
 }
 
 /// An open file description.
@@ -83,6 +86,7 @@ impl Ofd {
         match &self.kind {
             Kind::File { fd, .. } | Kind::Path { fd, .. } => Some(fd.as_fd()),
             Kind::Stream { fd, .. } => Some(fd.as_fd()),
+            Kind::Listing(l) => Some(l.dir()),
             Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Epoll(_) | Kind::Socket(_) => None,
         }
     }
@@ -178,6 +182,17 @@ impl FdTable {
         }
         self.slots[i] = Some(e);
         Ok(i as i32)
+    }
+
+    /// The open descriptors, in order, and the lowest free one (what
+    /// [`FdTable::alloc`] from 0 would give).
+    pub fn numbers(&self) -> (Vec<i32>, Option<i32>) {
+        let open = (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_some())
+            .map(|i| i as i32)
+            .collect();
+        let free = (0..MAX_FDS).find(|&i| self.slots.get(i).is_none_or(|s| s.is_none()));
+        (open, free.map(|i| i as i32))
     }
 
     /// Installs `e` at `fd`, returning what was there (`EBADF` if `fd` is
