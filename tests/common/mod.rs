@@ -115,8 +115,9 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 8] = [
+pub const C_EXAMPLES: [&str; 9] = [
     "forktree",
+    "execforms",
     "waitstatus",
     "pipeline",
     "pgkill",

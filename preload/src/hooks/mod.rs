@@ -1,6 +1,7 @@
 //! The libc entry points interposed by the preload, one file per family.
 
 pub mod dirs;
+pub mod execl;
 pub mod files;
 pub mod procs;
 pub mod sockets;

@@ -270,7 +270,7 @@ extern "C" {
     static environ: *const *const c_char;
 }
 
-fn current_env() -> *const *const c_char {
+pub(crate) fn current_env() -> *const *const c_char {
     // SAFETY: reading the process's environment pointer.
     unsafe { environ }
 }
