@@ -59,6 +59,33 @@ impl Dvk {
 
     /// Connects to the daemon listening at `path`.
     pub fn connect(path: &Path) -> Result<Dvk> {
+        let dvk = Self::say_hello(path)?;
+        dvk.hello_answered()?;
+        Ok(dvk)
+    }
+
+    /// Connects to the daemon at `path` and waits until the calling
+    /// process is bound (`wait4bind_T`), handing this connection to the
+    /// returned handle: what a process attaching at start-up does. The
+    /// hello and the wait go out together (one round trip fewer).
+    pub fn attach(path: &Path, timeout: Duration) -> Result<Ipc> {
+        let dvk = Self::say_hello(path)?;
+        dvk.conn.send(
+            &Request::Wait4Bind {
+                timeout_ms: ms(Some(timeout)),
+            },
+            &[],
+        )?;
+        dvk.hello_answered()?;
+        match dvk.conn.recv::<Response>()? {
+            (Response::Granted(g), fds) => Ipc::from_grant(dvk, g, fds),
+            (Response::Err(code), _) => Err(DvkError::from_code(code)),
+            _ => Err(DvkError::Protocol),
+        }
+    }
+
+    /// Connects and sends `Hello`, without waiting for the answer.
+    fn say_hello(path: &Path) -> Result<Dvk> {
         crate::forkwatch::install();
         let sock = UnixStream::connect(path).map_err(|_| DvkError::NoDaemon)?;
         // A daemon that accepts but does not answer must not hang us; later
@@ -71,17 +98,25 @@ impl Dvk {
             fork_epoch: crate::forkwatch::epoch(),
             _not_sync: PhantomData,
         };
-        match dvk.call(&Request::Hello {
-            tid: crate::sys::gettid(),
-            version: PROTOCOL_VERSION,
-        })? {
-            (Response::Ok, _) => {
-                dvk.conn
-                    .socket()
-                    .set_read_timeout(None)
-                    .map_err(|_| DvkError::NoDaemon)?;
-                Ok(dvk)
-            }
+        dvk.conn.send(
+            &Request::Hello {
+                tid: crate::sys::gettid(),
+                version: PROTOCOL_VERSION,
+            },
+            &[],
+        )?;
+        Ok(dvk)
+    }
+
+    /// Reads the answer to `Hello`; then lifts the read timeout.
+    fn hello_answered(&self) -> Result<()> {
+        match self.conn.recv::<Response>()?.0 {
+            Response::Ok => self
+                .conn
+                .socket()
+                .set_read_timeout(None)
+                .map_err(|_| DvkError::NoDaemon),
+            Response::Err(code) => Err(DvkError::from_code(code)),
             _ => Err(DvkError::Protocol),
         }
     }
@@ -320,18 +355,6 @@ impl Dvk {
         self.grant(&Request::Wait4Bind { timeout_ms: None })
     }
 
-    /// `wait4bind_T` that hands this connection to the returned handle
-    /// (one connection fewer than [`Dvk::wait4bind_t`]: what a process
-    /// attaching at start-up wants).
-    pub fn into_ipc(self, timeout: Duration) -> Result<Ipc> {
-        match self.call(&Request::Wait4Bind {
-            timeout_ms: ms(Some(timeout)),
-        })? {
-            (Response::Granted(g), fds) => Ipc::from_grant(self, g, fds),
-            _ => Err(DvkError::Protocol),
-        }
-    }
-
     /// `wait4bind_T`.
     pub fn wait4bind_t(&self, timeout: Duration) -> Result<Ipc> {
         self.grant(&Request::Wait4Bind {
@@ -413,13 +436,21 @@ impl Dvk {
         self.call_ok(&Request::Shutdown)
     }
 
-    /// Maps a peer of a DC the caller is bound in: (read-only mailbox, doorbell).
-    pub(crate) fn map_peer(&self, dcid: i32, ep: Endpoint) -> Result<(OwnedFd, OwnedFd)> {
-        match self.call(&Request::MapPeer { dcid, ep })? {
-            (Response::Peer { .. }, mut fds) if fds.len() == 2 => {
-                let bell = fds.pop().ok_or(DvkError::Protocol)?;
-                let mbx = fds.pop().ok_or(DvkError::Protocol)?;
-                Ok((mbx, bell))
+    /// Maps peers of a DC the caller is bound in: (read-only mailbox,
+    /// doorbell) of each of `eps` (at most
+    /// [`crate::proto::MAX_PEERS_PER_MAP`]), in order.
+    pub(crate) fn map_peers(&self, dcid: i32, eps: &[Endpoint]) -> Result<Vec<(OwnedFd, OwnedFd)>> {
+        match self.call(&Request::MapPeers {
+            dcid,
+            eps: eps.to_vec(),
+        })? {
+            (Response::Peers { .. }, fds) if fds.len() == 2 * eps.len() => {
+                let mut it = fds.into_iter();
+                let mut out = Vec::with_capacity(eps.len());
+                while let (Some(mbx), Some(bell)) = (it.next(), it.next()) {
+                    out.push((mbx, bell));
+                }
+                Ok(out)
             }
             _ => Err(DvkError::Protocol),
         }

@@ -268,30 +268,75 @@ impl Ipc {
     /// the daemon the first time.
     pub(crate) fn peer(&self, s: usize, ep: Endpoint) -> Result<Arc<Peer>> {
         let seq = self.table.seq(s).load(Ordering::Acquire);
-        if let Some(p) = &self.peers.borrow()[s] {
-            if p.ep == ep && p.seq == seq {
-                return Ok(p.clone());
-            }
-        }
-        let key = (self.table_id, s);
-        let shared = shared_peers(|m| m.get(&key).filter(|p| p.ep == ep && p.seq == seq).cloned());
-        if let Some(p) = shared {
-            self.peers.borrow_mut()[s] = Some(p.clone());
+        if let Some(p) = self.cached_peer(s, ep, seq) {
             return Ok(p);
         }
-        let (mbx_fd, bell_fd) = self.dvk.map_peer(self.dc.dcid, ep)?;
+        let mut fds = self.dvk.map_peers(self.dc.dcid, &[ep])?;
+        let (mbx_fd, bell_fd) = fds.pop().ok_or(DvkError::Protocol)?;
+        self.add_peer(s, ep, seq, &mbx_fd, &bell_fd)
+    }
+
+    /// The mapping of peer `ep` (slot `s`, binding sequence `seq`) if this
+    /// handle or another of the process has it.
+    fn cached_peer(&self, s: usize, ep: Endpoint, seq: u32) -> Option<Arc<Peer>> {
+        let fresh = |p: &&Arc<Peer>| p.ep == ep && p.seq == seq;
+        if let Some(p) = self.peers.borrow()[s].as_ref().filter(fresh) {
+            return Some(p.clone());
+        }
+        let p = shared_peers(|m| m.get(&(self.table_id, s)).filter(fresh).cloned())?;
+        self.peers.borrow_mut()[s] = Some(p.clone());
+        Some(p)
+    }
+
+    /// Caches the mapping of peer `ep` (slot `s`, binding sequence `seq`)
+    /// from its descriptors.
+    fn add_peer(
+        &self,
+        s: usize,
+        ep: Endpoint,
+        seq: u32,
+        mbx_fd: &OwnedFd,
+        bell_fd: &OwnedFd,
+    ) -> Result<Arc<Peer>> {
         let p = Arc::new(Peer {
             ep,
             seq,
-            mbx: Mailbox::open(&mbx_fd, self.geo.nslots, false)?,
-            bell: Doorbell::open(&bell_fd, self.geo.nslots)?,
+            mbx: Mailbox::open(mbx_fd, self.geo.nslots, false)?,
+            bell: Doorbell::open(bell_fd, self.geo.nslots)?,
         });
         if p.mbx.ep() != ep {
             return Err(DvkError::DstDied);
         }
         self.peers.borrow_mut()[s] = Some(p.clone());
-        shared_peers(|m| m.insert(key, p.clone()));
+        shared_peers(|m| m.insert((self.table_id, s), p.clone()));
         Ok(p)
+    }
+
+    /// Maps the peers of `eps` not mapped yet, in one request to the
+    /// daemon (a process about to call several servers: one round trip
+    /// instead of one per server). Best effort: a peer that cannot be
+    /// mapped now is mapped at its first use, as usual.
+    pub fn prefetch_peers(&self, eps: &[Endpoint]) {
+        let mut want = Vec::new();
+        for &ep in eps.iter().take(crate::proto::MAX_PEERS_PER_MAP) {
+            let Ok((s, _)) = self.lookup(ep, DvkError::DstDied) else {
+                continue;
+            };
+            let seq = self.table.seq(s).load(Ordering::Acquire);
+            if self.cached_peer(s, ep, seq).is_none() {
+                want.push((s, ep, seq));
+            }
+        }
+        if want.is_empty() {
+            return;
+        }
+        let eps: Vec<Endpoint> = want.iter().map(|w| w.1).collect();
+        let Ok(fds) = self.dvk.map_peers(self.dc.dcid, &eps) else {
+            return;
+        };
+        for ((s, ep, seq), (mbx, bell)) in want.into_iter().zip(fds) {
+            let _ = self.add_peer(s, ep, seq, &mbx, &bell);
+        }
     }
 
     fn set_status(&self, st: IpcState, peer: Endpoint) {

@@ -11,7 +11,10 @@ use crate::params::{DcInfo, DcParams, DvsInfo, DvsParams, PrivRecord, ProcInfo};
 use serde::{Deserialize, Serialize};
 
 /// Protocol version; the daemon refuses other versions.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// Peers one `MapPeers` request may ask for (two descriptors each).
+pub const MAX_PEERS_PER_MAP: usize = 4;
 
 /// Largest frame accepted, in bytes.
 pub const MAX_FRAME: usize = 16 << 20;
@@ -167,12 +170,13 @@ pub enum Request {
         /// New node.
         node: i32,
     },
-    /// Maps a DC peer: returns its read-only mailbox and its doorbell.
-    MapPeer {
+    /// Maps DC peers: returns the read-only mailbox and the doorbell of
+    /// each (at most [`MAX_PEERS_PER_MAP`]).
+    MapPeers {
         /// DC id (the caller must be bound in it).
         dcid: i32,
-        /// Peer endpoint.
-        ep: Endpoint,
+        /// Peer endpoints.
+        eps: Vec<Endpoint>,
     },
     /// Everything `dvs status` shows.
     Status,
@@ -315,8 +319,9 @@ pub enum Response {
     Priv(PrivRecord),
     /// `wait4bind` (fds: table, mailbox, doorbell).
     Granted(Grant),
-    /// `MapPeer` (fds: mailbox read-only, doorbell).
-    Peer {
+    /// `MapPeers` (fds: mailbox read-only and doorbell of each peer, in
+    /// the order asked).
+    Peers {
         /// DC geometry so the client can check sizes.
         nslots: usize,
     },

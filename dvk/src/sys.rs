@@ -268,6 +268,16 @@ pub fn vm_copy(dir: CopyDir, pid: i32, local: u64, remote: u64, len: usize) -> R
     Ok(())
 }
 
+/// Reads a `/proc` file whole. `std::fs::read_to_string` starts with a
+/// tiny buffer for files that report size 0 (all of `/proc`), so a
+/// `status` file took seven `read`s; this takes two.
+pub fn read_proc(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut s = String::with_capacity(4096);
+    std::fs::File::open(path)?.read_to_string(&mut s)?;
+    Ok(s)
+}
+
 /// The comm name of a task, for status displays (empty if unknown).
 pub fn task_name(pid: i32, tid: i32) -> String {
     let path = if tid > 0 && tid != pid {
@@ -275,7 +285,7 @@ pub fn task_name(pid: i32, tid: i32) -> String {
     } else {
         format!("/proc/{pid}/comm")
     };
-    std::fs::read_to_string(path)
+    read_proc(&path)
         .map(|s| s.trim_end().to_string())
         .unwrap_or_default()
 }

@@ -271,7 +271,7 @@ fn catches(pid: i32, sig: i32) -> bool {
     if !(1..=64).contains(&sig) {
         return false;
     }
-    let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+    let Ok(st) = dvk::sys::read_proc(&format!("/proc/{pid}/status")) else {
         return false;
     };
     st.lines()
@@ -282,7 +282,7 @@ fn catches(pid: i32, sig: i32) -> bool {
 
 /// State letter and CPU ticks (user + system) of a host task.
 pub fn host_state(pid: i32) -> (String, u64) {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(stat) = dvk::sys::read_proc(&format!("/proc/{pid}/stat")) else {
         return ("?".into(), 0);
     };
     let Some(i) = stat.rfind(')') else {
@@ -300,7 +300,7 @@ pub fn host_state(pid: i32) -> (String, u64) {
 /// The wait status of an ended, not yet reaped task: field 52
 /// (`exit_code`) of `/proc/<pid>/stat`, in the form `waitpid` reports.
 pub fn exit_status_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = dvk::sys::read_proc(&format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
     // `after` starts at field 3 (state); exit_code is field 52.

@@ -46,6 +46,11 @@ extern "C" fn init() {
             unsafe { libc::_exit(127) };
         }
     }
+    // Nearly every program calls PM and FS: map both in one request.
+    state::with_shim(|s| {
+        s.ipc()
+            .prefetch_peers(&[mol_servers::abi::PM, mol_servers::abi::FS])
+    });
     if let Some(p) = std::env::var_os("DVS_EXEC_PATH") {
         let p = std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec();
         let r = state::with_shim(|s| s.execed(&p)).unwrap_or(0);

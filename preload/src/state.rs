@@ -86,7 +86,7 @@ pub fn attach(timeout: Duration) -> Result<bool, dvk::DvkError> {
     let Some(sock) = socket() else {
         return Ok(false);
     };
-    let ipc = dvk::Dvk::connect(&sock)?.into_ipc(timeout)?;
+    let ipc = dvk::Dvk::attach(&sock, timeout)?;
     set_shim(Shim::new(ipc));
     ACTIVE.store(true, Ordering::Release);
     // From now on the seccomp net's supervisor serves the calls that
@@ -113,7 +113,7 @@ pub fn reattach_child() {
 pub fn attach_thread() {
     let r = socket()
         .ok_or(dvk::DvkError::NoDaemon)
-        .and_then(|sock| dvk::Dvk::connect(&sock)?.into_ipc(Duration::from_secs(30)));
+        .and_then(|sock| dvk::Dvk::attach(&sock, Duration::from_secs(30)));
     match r {
         Ok(ipc) => {
             let p = set_shim(Shim::new(ipc));

@@ -236,7 +236,7 @@ fn forking(page: &Option<PageData>, tid: i32) -> bool {
 
 /// Host process id of task `tid`.
 pub(crate) fn tgid_of(tid: i32) -> Option<i32> {
-    let s = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    let s = dvk::sys::read_proc(&format!("/proc/{tid}/status")).ok()?;
     s.lines()
         .find_map(|l| l.strip_prefix("Tgid:"))
         .and_then(|v| v.trim().parse().ok())

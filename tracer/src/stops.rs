@@ -123,7 +123,7 @@ const NOT_FATAL: u64 = 1 << (libc::SIGCHLD - 1)
 /// caught host signal (`SIGCHLD`, a timer) runs its handler when the call
 /// returns.
 pub fn fatal_signal_pending(tid: i32) -> bool {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
+    let Ok(s) = dvk::sys::read_proc(&format!("/proc/{tid}/status")) else {
         return false;
     };
     let field = |name: &str| -> u64 {

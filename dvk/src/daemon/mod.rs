@@ -13,6 +13,7 @@ mod remote;
 mod remote_copy;
 mod remote_dc;
 mod session;
+mod session_pool;
 pub mod state;
 
 use crate::error::{DvkError, Result};
@@ -157,20 +158,13 @@ impl Daemon {
                 .spawn(move || reaper::run(&shared))?
         };
         tracing::info!(socket = %self.shared.socket.display(), "dvkd listening");
+        let sessions = session_pool::SessionPool::new();
         for conn in self.listener.incoming() {
             if self.shared.stopping() {
                 break;
             }
             match conn {
-                Ok(sock) => {
-                    let shared = self.shared.clone();
-                    let spawned = std::thread::Builder::new()
-                        .name("dvkd-session".into())
-                        .spawn(move || session::serve(shared, sock));
-                    if let Err(e) = spawned {
-                        tracing::error!(%e, "cannot start a session thread");
-                    }
-                }
+                Ok(sock) => sessions.serve(&self.shared, sock),
                 Err(e) => tracing::warn!(%e, "accept failed"),
             }
         }

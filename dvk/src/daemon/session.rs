@@ -224,9 +224,18 @@ fn immediate(st: &mut super::state::State, c: &Caller, req: Request) -> Result<R
             st.migr_commit(pid, dcid, ep, node)?;
             plain(Response::Ok)
         }
-        Request::MapPeer { dcid, ep } => {
-            let (nslots, fds) = st.peer_fds(c, dcid, ep)?;
-            Ok((Response::Peer { nslots }, fds))
+        Request::MapPeers { dcid, eps } => {
+            if eps.len() > crate::proto::MAX_PEERS_PER_MAP {
+                return Err(DvkError::TooBig);
+            }
+            let mut all = Vec::with_capacity(2 * eps.len());
+            let mut nslots = 0;
+            for ep in eps {
+                let (n, fds) = st.peer_fds(c, dcid, ep)?;
+                nslots = n;
+                all.extend(fds);
+            }
+            Ok((Response::Peers { nslots }, all))
         }
         Request::Status => {
             let mut snap = st.status()?;

@@ -101,7 +101,7 @@ fn thread_group(tid: i32) -> Option<i32> {
     if tid <= 0 {
         return None;
     }
-    let st = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    let st = crate::sys::read_proc(&format!("/proc/{tid}/status")).ok()?;
     st.lines()
         .find_map(|l| l.strip_prefix("Tgid:"))
         .and_then(|v| v.trim().parse().ok())

@@ -17,20 +17,22 @@ pub(super) const CALLS: &[(Call, Handler<Pm>)] = &[
 
 /// Command name of a host task, for the process table.
 fn host_comm(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+    dvk::sys::read_proc(&format!("/proc/{pid}/comm"))
         .map(|s| s.trim_end().to_string())
         .unwrap_or_default()
 }
 
 impl Pm {
     /// Allocates a PID and endpoint for host task `host_pid`, has FS set up
-    /// its descriptors (`fs_call`), then has SYSTASK bind it. FS goes
-    /// first so that the process finds its descriptors as soon as it runs.
+    /// its descriptors (`fs_call`), then binds it (a `forked` task through
+    /// [`Pm::bind_forked`], others through SYSTASK). FS goes first so that
+    /// the process finds its descriptors as soon as it runs.
     fn create(
         &mut self,
         ctx: &Ctx,
         host_pid: i32,
         template: Proc,
+        forked: bool,
         fs_call: impl FnOnce(Endpoint) -> Result<(), i32>,
     ) -> Result<i32, i32> {
         let (pid, ep) = self.table.allocate()?;
@@ -41,7 +43,12 @@ impl Pm {
         if let Err(e) = fs_call(ep) {
             return Err(undo(self, e));
         }
-        if let Err(e) = self.bind_task(ctx, template.node, host_pid, ep) {
+        let bound = if forked {
+            self.bind_forked(ctx, template.node, host_pid, ep)
+        } else {
+            self.bind_task(ctx, template.node, host_pid, ep)
+        };
+        if let Err(e) = bound {
             let _ = ctx.call(abi::FS, Call::FsExitProc, &[ep.0 as u64]);
             return Err(undo(self, e));
         }
@@ -91,6 +98,30 @@ impl Pm {
         r.map(|_| ())
     }
 
+    /// Binds host task `tid`, forked (or started as a thread) by a DC
+    /// process, as `ep`. On this node PM asks the node daemon itself: such
+    /// a task is nobody SYSTASK prepared or must reap, and every fork and
+    /// thread saves two messages. Elsewhere that node's SYSTASK binds it.
+    pub(super) fn bind_forked(
+        &self,
+        ctx: &Ctx,
+        node: i32,
+        tid: i32,
+        ep: Endpoint,
+    ) -> Result<(), i32> {
+        if node != self.node {
+            return self.bind_task(ctx, node, tid, ep);
+        }
+        ctx.ipc
+            .dvk()
+            .lclbind(ctx.ipc.dcid(), tid, ep)
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::warn!(tid, %ep, %e, "lclbind failed");
+                libc::ESRCH
+            })
+    }
+
     /// `PmSpawn [host_pid, parent_pid, node, name, len]`: the first process
     /// of a run (named `name` if it runs on another node), a
     /// child of init in its own session. Privileged callers only; the
@@ -124,7 +155,7 @@ impl Pm {
             started: Instant::now(),
         };
         // FsNewProc comes from the spawner, which knows the console and cwd.
-        match self.create(ctx, host_pid, template, |_| Ok(())) {
+        match self.create(ctx, host_pid, template, false, |_| Ok(())) {
             Ok(pid) => {
                 if let Some(p) = self.table.get_mut(pid) {
                     p.pgid = pid;
@@ -156,7 +187,7 @@ impl Pm {
             execed: false,
             ..parent.clone()
         };
-        let r = self.create(ctx, host_pid, template, |child| {
+        let r = self.create(ctx, host_pid, template, true, |child| {
             let m = ctx.call(
                 abi::FS,
                 Call::FsForkProc,
@@ -199,7 +230,7 @@ impl Pm {
                 )
                 .map_err(|e| undo(self, e))?;
             abi::result(&m).map_err(|e| undo(self, e))?;
-            if let Err(e) = self.bind_task(ctx, node, tid, ep) {
+            if let Err(e) = self.bind_forked(ctx, node, tid, ep) {
                 let _ = ctx.call(abi::FS, Call::FsExitProc, &[ep.0 as u64]);
                 return Err(undo(self, e));
             }
@@ -254,16 +285,22 @@ impl Pm {
         let Some(p) = self.table.get(pid) else {
             return;
         };
-        let status = ctx
-            .call(
+        // A task of this node is looked at here (as `dvs ps` does), one
+        // round trip to SYSTASK fewer on every exit.
+        let status = if p.node == self.node {
+            crate::systask::exit_status_of(p.host_pid)
+        } else {
+            ctx.call(
                 abi::systask(p.node),
                 Call::SysExitStatus,
                 &[p.host_pid as u64],
             )
             .ok()
             .and_then(|m| abi::result(&m).ok())
-            // Gone before we could look: it was killed outright.
-            .map_or(libc::SIGKILL, |s| s as i32);
+            .map(|s| s as i32)
+        }
+        // Gone before we could look: it was killed outright.
+        .unwrap_or(libc::SIGKILL);
         if p.first.is_some() {
             // A task started by a move is the child of its node's SYSTASK
             // process; the parent reaps the task it forked.
@@ -303,11 +340,16 @@ impl Pm {
             // knew; a parent that waits with WNOHANG after SIGCHLD (shells)
             // must get one more now that the status can be collected.
             if let Some(parent) = self.table.get(p.ppid).filter(|q| q.life == Life::Alive) {
-                let _ = ctx.call(
-                    abi::systask(parent.node),
-                    Call::SysKill,
-                    &[parent.host_pid as u64, libc::SIGCHLD as u64],
-                );
+                if parent.node == self.node {
+                    // SAFETY: kill(2) with integer arguments.
+                    unsafe { libc::kill(parent.host_pid, libc::SIGCHLD) };
+                } else {
+                    let _ = ctx.call(
+                        abi::systask(parent.node),
+                        Call::SysKill,
+                        &[parent.host_pid as u64, libc::SIGCHLD as u64],
+                    );
+                }
             }
         }
     }
