@@ -45,6 +45,31 @@ pub struct Dvk {
     _not_sync: PhantomData<Cell<()>>,
 }
 
+/// A connection that said hello on behalf of a task about to be bound
+/// ([`Dvk::begin_attach`]).
+#[derive(Debug)]
+pub struct PendingAttach(Dvk);
+
+impl PendingAttach {
+    /// Waits until the task is bound (at most `timeout`) and returns its
+    /// handle, which keeps this connection.
+    pub fn finish(self, timeout: Duration) -> Result<Ipc> {
+        let dvk = self.0;
+        dvk.conn.send(
+            &Request::Wait4Bind {
+                timeout_ms: ms(Some(timeout)),
+            },
+            &[],
+        )?;
+        dvk.hello_answered()?;
+        match dvk.conn.recv::<Response>()? {
+            (Response::Granted(g), fds) => Ipc::from_grant(dvk, g, fds),
+            (Response::Err(code), _) => Err(DvkError::from_code(code)),
+            _ => Err(DvkError::Protocol),
+        }
+    }
+}
+
 impl std::fmt::Debug for Dvk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dvk").field("socket", &self.path).finish()
@@ -69,19 +94,14 @@ impl Dvk {
     /// returned handle: what a process attaching at start-up does. The
     /// hello and the wait go out together (one round trip fewer).
     pub fn attach(path: &Path, timeout: Duration) -> Result<Ipc> {
-        let dvk = Self::say_hello(path)?;
-        dvk.conn.send(
-            &Request::Wait4Bind {
-                timeout_ms: ms(Some(timeout)),
-            },
-            &[],
-        )?;
-        dvk.hello_answered()?;
-        match dvk.conn.recv::<Response>()? {
-            (Response::Granted(g), fds) => Ipc::from_grant(dvk, g, fds),
-            (Response::Err(code), _) => Err(DvkError::from_code(code)),
-            _ => Err(DvkError::Protocol),
-        }
+        Self::begin_attach(path)?.finish(timeout)
+    }
+
+    /// The first half of [`Dvk::attach`]: connects and says hello, so that
+    /// a task can do it while its binding is still being made (a new
+    /// thread, while its creator asks PM for its endpoint).
+    pub fn begin_attach(path: &Path) -> Result<PendingAttach> {
+        Ok(PendingAttach(Self::say_hello(path)?))
     }
 
     /// Connects and sends `Hello`, without waiting for the answer.

@@ -34,7 +34,7 @@ mod vcopy;
 mod wait;
 pub use wait::{in_ipc_wait, set_handler_pending, set_signal_policy};
 
-pub use client::{socket_path, Dvk, DEFAULT_SOCKET};
+pub use client::{socket_path, Dvk, PendingAttach, DEFAULT_SOCKET};
 pub use endpoint::Endpoint;
 pub use error::{DvkError, Result};
 pub use ipc::Ipc;

@@ -110,10 +110,11 @@ pub fn reattach_child() {
 }
 
 /// In a new thread that PM gave an endpoint: attach to it.
-pub fn attach_thread() {
-    let r = socket()
-        .ok_or(dvk::DvkError::NoDaemon)
-        .and_then(|sock| dvk::Dvk::attach(&sock, Duration::from_secs(30)));
+///
+/// `pending` is the connection the thread opened (with
+/// [`begin_thread_attach`]) while its creator asked PM for the endpoint.
+pub fn attach_thread(pending: dvk::Result<dvk::PendingAttach>) {
+    let r = pending.and_then(|p| p.finish(Duration::from_secs(30)));
     match r {
         Ok(ipc) => {
             let p = set_shim(Shim::new(ipc));
@@ -124,6 +125,14 @@ pub fn attach_thread() {
         }
         Err(e) => eprintln!("dvs: a new thread could not attach to its endpoint: {e}"),
     }
+}
+
+/// In a new thread: connects to the node daemon and says hello, the first
+/// half of [`attach_thread`].
+pub fn begin_thread_attach() -> dvk::Result<dvk::PendingAttach> {
+    socket()
+        .ok_or(dvk::DvkError::NoDaemon)
+        .and_then(|sock| dvk::Dvk::begin_attach(&sock))
 }
 
 /// The shims of additional threads (as addresses), freed by

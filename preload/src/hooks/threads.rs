@@ -2,7 +2,8 @@
 //! threads never share an IPC handle or take a lock on the system-call
 //! path. `pthread_create` starts the thread on a trampoline that reports
 //! its host tid; the creating thread asks PM for an endpoint for it (PM
-//! has SYSTASK bind that tid), then lets it attach and run.
+//! binds that tid) while the thread connects to the node daemon, then
+//! lets it attach and run.
 
 use crate::state::{self, enter, with_shim};
 use libc::{c_int, c_void, pthread_attr_t, pthread_t};
@@ -55,14 +56,18 @@ extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
     let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
     t.tid.store(tid as u32, Ordering::Release);
     futex_wake(&t.tid);
+    // Connect to the node daemon while the creator asks PM for our
+    // endpoint; then wait for the answer and attach.
+    let g = state::enter_init();
+    let pending = state::begin_thread_attach();
     futex_wait_while(&t.go, 0);
     let bound = t.go.load(Ordering::Acquire) == 1;
     // SAFETY: reclaiming the box; the creator no longer uses it.
     drop(unsafe { Box::from_raw(p as *mut Trampoline) });
     if bound {
-        let _g = state::enter_init();
-        state::attach_thread();
+        state::attach_thread(pending);
     }
+    drop(g);
     start(arg)
 }
 
