@@ -62,11 +62,7 @@ impl PendingAttach {
             &[],
         )?;
         dvk.hello_answered()?;
-        match dvk.conn.recv::<Response>()? {
-            (Response::Granted(g), fds) => Ipc::from_grant(dvk, g, fds),
-            (Response::Err(code), _) => Err(DvkError::from_code(code)),
-            _ => Err(DvkError::Protocol),
-        }
+        dvk.granted()
     }
 }
 
@@ -95,6 +91,24 @@ impl Dvk {
     /// hello and the wait go out together (one round trip fewer).
     pub fn attach(path: &Path, timeout: Duration) -> Result<Ipc> {
         Self::begin_attach(path)?.finish(timeout)
+    }
+
+    /// Connects to the daemon at `path` and binds the calling thread to
+    /// `ep` in DC `dcid` (`tbind`) on that one connection, which the
+    /// returned handle keeps: the hello and the bind go out together. What
+    /// a server thread does when it starts.
+    pub fn tbind_at(path: &Path, dcid: i32, ep: Endpoint) -> Result<Ipc> {
+        let dvk = Self::say_hello(path)?;
+        dvk.conn.send(
+            &Request::Bind {
+                dcid,
+                ep,
+                target: BindTarget::Thread,
+            },
+            &[],
+        )?;
+        dvk.hello_answered()?;
+        dvk.granted()
     }
 
     /// The first half of [`Dvk::attach`]: connects and says hello, so that
@@ -126,6 +140,16 @@ impl Dvk {
             &[],
         )?;
         Ok(dvk)
+    }
+
+    /// Reads a `Granted` answer and makes the handle, which keeps this
+    /// connection.
+    fn granted(self) -> Result<Ipc> {
+        match self.conn.recv::<Response>()? {
+            (Response::Granted(g), fds) => Ipc::from_grant(self, g, fds),
+            (Response::Err(code), _) => Err(DvkError::from_code(code)),
+            _ => Err(DvkError::Protocol),
+        }
     }
 
     /// Reads the answer to `Hello`; then lifts the read timeout.

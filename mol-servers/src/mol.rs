@@ -1,6 +1,7 @@
 //! Starting the MoL servers of a DC on this node.
 
-use crate::fs::{self, ConsoleFds, FsConfig, Publish};
+use crate::fs::{self, ConsoleFds, FsConfig, FsStarting, Publish};
+use crate::server::Starting;
 use crate::{pm, systask};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
@@ -17,11 +18,29 @@ pub struct MolConfig {
     pub publish: Vec<Publish>,
 }
 
-/// Starts SYSTASK, PM and FS for DC `dcid` of the node daemon at `socket`.
-/// They run until the DC ends.
-pub fn start(socket: &Path, dcid: i32, cfg: MolConfig) -> std::io::Result<Vec<JoinHandle<()>>> {
-    let mut threads = vec![systask::start(socket, dcid, cfg.node)?];
-    threads.extend(fs::start(
+/// SYSTASK, PM and FS of a DC, binding ([`spawn`]).
+pub struct MolStarting {
+    systask: Starting,
+    pm: Starting,
+    fs: FsStarting,
+}
+
+impl MolStarting {
+    /// Waits until every server is bound; returns their threads.
+    pub fn ready(self) -> std::io::Result<Vec<JoinHandle<()>>> {
+        let mut threads = self.fs.ready()?;
+        threads.push(self.systask.ready()?);
+        threads.push(self.pm.ready()?);
+        Ok(threads)
+    }
+}
+
+/// Starts SYSTASK, PM and FS for DC `dcid` of the node daemon at `socket`,
+/// binding all at once. They run until the DC ends.
+pub fn spawn(socket: &Path, dcid: i32, cfg: MolConfig) -> std::io::Result<MolStarting> {
+    let systask = systask::spawn(socket, dcid, cfg.node, None)?;
+    let pm = pm::spawn(socket, dcid, cfg.node)?;
+    let fs = fs::spawn(
         socket,
         dcid,
         FsConfig {
@@ -29,7 +48,6 @@ pub fn start(socket: &Path, dcid: i32, cfg: MolConfig) -> std::io::Result<Vec<Jo
             console: cfg.console,
             publish: cfg.publish,
         },
-    )?);
-    threads.push(pm::start(socket, dcid, cfg.node)?);
-    Ok(threads)
+    )?;
+    Ok(MolStarting { systask, pm, fs })
 }

@@ -211,3 +211,59 @@ pub fn run<S: Service>(ipc: Ipc, mut svc: S) {
     }
     tracing::debug!(server = S::NAME, "stopped");
 }
+
+/// A server thread binding its endpoint ([`Starting::spawn`]); several can
+/// bind at once, each a round trip to the node daemon.
+pub struct Starting {
+    name: &'static str,
+    handle: std::thread::JoinHandle<()>,
+    bound: std::sync::mpsc::Receiver<std::io::Result<()>>,
+}
+
+impl Starting {
+    /// Starts thread `name`, which binds with `bind` and then serves with
+    /// `serve`.
+    pub fn spawn<F, G>(name: &'static str, bind: F, serve: G) -> std::io::Result<Starting>
+    where
+        F: FnOnce() -> std::io::Result<Ipc> + Send + 'static,
+        G: FnOnce(Ipc) + Send + 'static,
+    {
+        let (tx, bound) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || match bind() {
+                Ok(ipc) => {
+                    let _ = tx.send(Ok(()));
+                    serve(ipc);
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            })?;
+        Ok(Starting {
+            name,
+            handle,
+            bound,
+        })
+    }
+
+    /// Waits until the thread has bound its endpoint.
+    pub fn ready(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        match self.bound.recv() {
+            Ok(Ok(())) => Ok(self.handle),
+            Ok(Err(e)) => Err(std::io::Error::other(format!(
+                "{} cannot bind: {e}",
+                self.name
+            ))),
+            Err(_) => Err(std::io::Error::other(format!(
+                "the {} thread died",
+                self.name
+            ))),
+        }
+    }
+}
+
+/// A node daemon error as an I/O error (what starting a server reports).
+pub fn dvk_io(e: DvkError) -> std::io::Error {
+    std::io::Error::other(e)
+}

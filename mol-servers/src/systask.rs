@@ -8,7 +8,7 @@
 //! `dvs node` process on a node that joined the DC).
 
 use crate::abi::{self, Call, SpawnSpec};
-use crate::server::{self, Ctx, Handler, Outcome, Request, Service};
+use crate::server::{self, Ctx, Handler, Outcome, Request, Service, Starting};
 use crate::spawn::{self, Held};
 use dvk::{Dvk, Endpoint};
 use std::collections::{HashMap, HashSet};
@@ -310,49 +310,43 @@ pub fn exit_status_of(pid: i32) -> Option<i32> {
     fields.get(52 - 3)?.parse().ok()
 }
 
-/// Binds a new thread as `SYSTASK(node)` in DC `dcid` and serves.
-pub fn start(socket: &Path, dcid: i32, node: i32) -> std::io::Result<std::thread::JoinHandle<()>> {
-    start_with(socket, dcid, node, None)
-}
-
-/// [`start`], with a supervisor for the programs it starts.
+/// Binds a new thread as `SYSTASK(node)` in DC `dcid`, with a supervisor
+/// for the programs it starts, and serves.
 pub fn start_with(
     socket: &Path,
     dcid: i32,
     node: i32,
     supervisor: Option<Box<dyn Supervisor>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    spawn(socket, dcid, node, supervisor)?.ready()
+}
+
+/// Starts `SYSTASK(node)` of DC `dcid` on a new thread, binding it.
+pub fn spawn(
+    socket: &Path,
+    dcid: i32,
+    node: i32,
+    supervisor: Option<Box<dyn Supervisor>>,
+) -> std::io::Result<Starting> {
     let socket = socket.to_path_buf();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let h = std::thread::Builder::new()
-        .name("systask".into())
-        .spawn(move || {
-            let ipc = Dvk::connect(&socket).and_then(|k| k.tbind(dcid, abi::systask(node)));
-            match ipc {
-                Ok(ipc) => {
-                    let _ = tx.send(Ok(()));
-                    server::run(
-                        ipc,
-                        Systask {
-                            dcid,
-                            socket,
-                            held: HashMap::new(),
-                            bound: HashSet::new(),
-                            supervisor,
-                            supervised: HashSet::new(),
-                        },
-                    );
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                }
-            }
-        })?;
-    match rx.recv() {
-        Ok(Ok(())) => Ok(h),
-        Ok(Err(e)) => Err(std::io::Error::other(format!("SYSTASK cannot bind: {e}"))),
-        Err(_) => Err(std::io::Error::other("SYSTASK thread died")),
-    }
+    let sock = socket.clone();
+    Starting::spawn(
+        "systask",
+        move || Dvk::tbind_at(&sock, dcid, abi::systask(node)).map_err(server::dvk_io),
+        move |ipc| {
+            server::run(
+                ipc,
+                Systask {
+                    dcid,
+                    socket,
+                    held: HashMap::new(),
+                    bound: HashSet::new(),
+                    supervisor,
+                    supervised: HashSet::new(),
+                },
+            )
+        },
+    )
 }
 
 #[cfg(test)]

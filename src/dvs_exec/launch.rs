@@ -7,6 +7,7 @@ use dvk::{DcParams, Dvk, Endpoint, Ipc};
 use mol_servers::abi::{self, Call};
 use mol_servers::fs::{ConsoleFds, Publish};
 use mol_servers::mol::{self, MolConfig};
+use mol_servers::server::Starting;
 use mol_servers::spawn::{ExecArgs, Held, SignalState};
 use nix::sys::signal::{SigSet, Signal};
 use std::ffi::{CString, OsString};
@@ -359,7 +360,8 @@ fn run_in_dc(
     remote: Option<i32>,
 ) -> Result<i32> {
     let info = dvk.getdvsinfo()?;
-    mol::start(
+    // The servers, the signal forwarder and the launcher bind at once.
+    let servers = mol::spawn(
         &node.socket,
         dcid,
         MolConfig {
@@ -370,10 +372,13 @@ fn run_in_dc(
         },
     )
     .context("cannot start the MoL servers")?;
-    let me = Dvk::connect(&node.socket)?
-        .tbind(dcid, LAUNCHER)
-        .context("cannot bind the launcher")?;
-    start_signal_forwarder(&node.socket, dcid, forwarded)?;
+    let forwarder = spawn_signal_forwarder(&node.socket, dcid, forwarded)
+        .context("cannot start the signal forwarder")?;
+    let me = Dvk::tbind_at(&node.socket, dcid, LAUNCHER).context("cannot bind the launcher")?;
+    servers.ready().context("cannot start the MoL servers")?;
+    forwarder
+        .ready()
+        .context("cannot start the signal forwarder")?;
     if let Some(n) = remote {
         match dvk.dc_join(dcid, n) {
             Ok(()) => {}
@@ -537,30 +542,19 @@ fn teardown(me: &Ipc) {
 
 /// A thread that turns the signals dvs-exec receives into signals to the
 /// DC's foreground process group.
-fn start_signal_forwarder(socket: &std::path::Path, dcid: i32, set: SigSet) -> Result<()> {
-    let ipc = Dvk::connect(socket)?;
-    let (tx, rx) = std::sync::mpsc::channel();
+fn spawn_signal_forwarder(
+    socket: &std::path::Path,
+    dcid: i32,
+    set: SigSet,
+) -> std::io::Result<Starting> {
     let socket = socket.to_path_buf();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let ipc = match Dvk::connect(&socket).and_then(|k| k.tbind(dcid, SIGNALS)) {
-                Ok(i) => {
-                    let _ = tx.send(Ok(()));
-                    i
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            };
+    Starting::spawn(
+        "signals",
+        move || Dvk::tbind_at(&socket, dcid, SIGNALS).map_err(std::io::Error::other),
+        move |ipc| {
             while let Ok(sig) = set.wait() {
                 let _ = value(&ipc, abi::PM, Call::PmSignalFg, &[sig as i32 as u64]);
             }
-        })?;
-    drop(ipc);
-    rx.recv()
-        .context("signal thread died")?
-        .context("cannot bind the signal forwarder")?;
-    Ok(())
+        },
+    )
 }

@@ -245,7 +245,7 @@ fn worker(
     done: Sender<Done>,
     wake: Arc<OwnedFd>,
 ) {
-    let mut shim = match Dvk::connect(&socket).and_then(|k| k.tbind(dcid, me)) {
+    let mut shim = match Dvk::tbind_at(&socket, dcid, me) {
         Ok(ipc) => Some(Shim::on_behalf(ipc, Endpoint::NONE)),
         Err(e) => {
             tracing::error!(endpoint = %me, %e, "tracer worker cannot bind");

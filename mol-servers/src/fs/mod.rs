@@ -49,7 +49,7 @@ mod unix;
 mod watch;
 
 use crate::abi::{self, Call};
-use crate::server::{self, Ctx, Handler, Service};
+use crate::server::{self, Ctx, Handler, Service, Starting};
 use dvk::{Dvk, Endpoint, Message, NotifyKind};
 use io::{Attempt, Iov};
 use path::Root;
@@ -58,7 +58,7 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 use table::{Kind, Ofd};
@@ -407,14 +407,32 @@ impl Service for Fs {
     }
 }
 
-fn dvk_io(e: dvk::DvkError) -> std::io::Error {
-    std::io::Error::other(e)
+/// FS and its watcher, binding ([`spawn`]).
+pub struct FsStarting {
+    server: Starting,
+    watcher: Starting,
+    watch: Arc<WatchShared>,
 }
 
-/// Binds a new thread as FS ([`abi::FS`]) in DC `dcid` of the daemon at
-/// `socket`, plus the watcher thread as [`abi::FS_WATCH`], and serves
-/// until the DC ends. Returns once both are bound, with their handles.
-pub fn start(socket: &Path, dcid: i32, cfg: FsConfig) -> std::io::Result<Vec<JoinHandle<()>>> {
+impl FsStarting {
+    /// Waits until both are bound; returns their handles.
+    pub fn ready(self) -> std::io::Result<Vec<JoinHandle<()>>> {
+        let r = self
+            .server
+            .ready()
+            .and_then(|s| Ok(vec![s, self.watcher.ready()?]));
+        if r.is_err() {
+            // The one that did bind must not serve alone.
+            self.watch.stop();
+        }
+        r
+    }
+}
+
+/// Starts FS ([`abi::FS`]) in DC `dcid` of the daemon at `socket`, plus
+/// the watcher thread ([`abi::FS_WATCH`]), binding both at once; they
+/// serve until the DC ends.
+pub fn spawn(socket: &Path, dcid: i32, cfg: FsConfig) -> std::io::Result<FsStarting> {
     let root = Root::open(&cfg.root)?;
     sys::raise_nofile();
     let console = cfg.console.map(|c| Console {
@@ -425,74 +443,41 @@ pub fn start(socket: &Path, dcid: i32, cfg: FsConfig) -> std::io::Result<Vec<Joi
     let watch = WatchShared::new()?;
     let publish = cfg.publish;
 
-    // The watcher first: if FS cannot bind, it is easy to stop.
-    let (tx, rx) = mpsc::channel::<std::io::Result<()>>();
     let sock = socket.to_path_buf();
     let shared = watch.clone();
-    let watcher = std::thread::Builder::new()
-        .name("mol-fs-watch".into())
-        .spawn(move || {
-            let ipc = match Dvk::connect(&sock).and_then(|d| d.tbind(dcid, abi::FS_WATCH)) {
-                Ok(ipc) => {
-                    let _ = tx.send(Ok(()));
-                    ipc
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(dvk_io(e)));
-                    return;
-                }
-            };
-            watch::run(ipc, shared);
-        })?;
-    let bound = rx
-        .recv()
-        .unwrap_or_else(|_| Err(std::io::Error::other("FS watcher thread ended")));
-    if let Err(e) = bound {
-        let _ = watcher.join();
-        return Err(e);
-    }
-
-    let (tx, rx) = mpsc::channel::<std::io::Result<()>>();
+    let watcher = Starting::spawn(
+        "mol-fs-watch",
+        move || Dvk::tbind_at(&sock, dcid, abi::FS_WATCH).map_err(server::dvk_io),
+        move |ipc| watch::run(ipc, shared),
+    )?;
     let sock = socket.to_path_buf();
     let shared = watch.clone();
-    let server = std::thread::Builder::new()
-        .name("mol-fs".into())
-        .spawn(move || {
+    let server = Starting::spawn(
+        "mol-fs",
+        move || {
             sys::block_sigpipe();
-            if let Err(e) = sys::private_fs_umask0() {
-                let _ = tx.send(Err(std::io::Error::from_raw_os_error(e)));
-                shared.stop();
-                return;
-            }
-            let ipc = match Dvk::connect(&sock).and_then(|d| d.tbind(dcid, abi::FS)) {
-                Ok(ipc) => {
-                    let _ = tx.send(Ok(()));
-                    ipc
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(dvk_io(e)));
-                    shared.stop();
-                    return;
-                }
-            };
+            sys::private_fs_umask0().map_err(std::io::Error::from_raw_os_error)?;
+            Dvk::tbind_at(&sock, dcid, abi::FS).map_err(server::dvk_io)
+        },
+        move |ipc| {
             server::run(ipc, Fs::new(root, console, shared.clone(), publish));
             shared.stop();
-        });
-    let server = match server {
-        Ok(h) => h,
+        },
+    );
+    match server {
+        Ok(server) => Ok(FsStarting {
+            server,
+            watcher,
+            watch,
+        }),
         Err(e) => {
             watch.stop();
-            let _ = watcher.join();
-            return Err(e);
+            Err(e)
         }
-    };
-    let bound = rx
-        .recv()
-        .unwrap_or_else(|_| Err(std::io::Error::other("FS thread ended")));
-    if let Err(e) = bound {
-        let _ = server.join();
-        let _ = watcher.join();
-        return Err(e);
     }
-    Ok(vec![server, watcher])
+}
+
+/// [`spawn`], then waits until FS and its watcher are bound.
+pub fn start(socket: &Path, dcid: i32, cfg: FsConfig) -> std::io::Result<Vec<JoinHandle<()>>> {
+    spawn(socket, dcid, cfg)?.ready()
 }

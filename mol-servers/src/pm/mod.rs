@@ -18,7 +18,7 @@ pub mod table;
 mod wait;
 
 use crate::abi::{self, Call};
-use crate::server::{self, Ctx, Handler, Service};
+use crate::server::{self, Ctx, Handler, Service, Starting};
 use dvk::{Dvk, Endpoint, NotifyKind};
 use std::collections::HashMap;
 use std::path::Path;
@@ -93,42 +93,29 @@ impl Pm {
     }
 }
 
-/// Binds a new thread as PM in DC `dcid` on `node` and serves.
-pub fn start(socket: &Path, dcid: i32, node: i32) -> std::io::Result<std::thread::JoinHandle<()>> {
+/// Starts PM for DC `dcid` (node `node`) on a new thread, binding it.
+pub fn spawn(socket: &Path, dcid: i32, node: i32) -> std::io::Result<Starting> {
     let socket = socket.to_path_buf();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let h = std::thread::Builder::new()
-        .name("pm".into())
-        .spawn(move || {
-            let ipc = Dvk::connect(&socket).and_then(|k| k.tbind(dcid, abi::PM));
-            match ipc {
-                Ok(ipc) => {
-                    let nr_procs = ipc.dc().nr_procs;
-                    let _ = tx.send(Ok(()));
-                    server::run(
-                        ipc,
-                        Pm {
-                            table: Table::new(nr_procs),
-                            node,
-                            waiters: Vec::new(),
-                            exit_waiters: Vec::new(),
-                            init_reaped: HashMap::new(),
-                            fg_pgrp: 0,
-                            threads: Default::default(),
-                            moving: HashMap::new(),
-                            held_signals: HashMap::new(),
-                            joined: [node].into_iter().collect(),
-                        },
-                    );
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                }
-            }
-        })?;
-    match rx.recv() {
-        Ok(Ok(())) => Ok(h),
-        Ok(Err(e)) => Err(std::io::Error::other(format!("PM cannot bind: {e}"))),
-        Err(_) => Err(std::io::Error::other("PM thread died")),
-    }
+    Starting::spawn(
+        "pm",
+        move || Dvk::tbind_at(&socket, dcid, abi::PM).map_err(server::dvk_io),
+        move |ipc| {
+            let nr_procs = ipc.dc().nr_procs;
+            server::run(
+                ipc,
+                Pm {
+                    table: Table::new(nr_procs),
+                    node,
+                    waiters: Vec::new(),
+                    exit_waiters: Vec::new(),
+                    init_reaped: HashMap::new(),
+                    fg_pgrp: 0,
+                    threads: Default::default(),
+                    moving: HashMap::new(),
+                    held_signals: HashMap::new(),
+                    joined: [node].into_iter().collect(),
+                },
+            )
+        },
+    )
 }
