@@ -456,6 +456,16 @@ impl Dvk {
         self.call_ok(&Request::MigrRollback { dcid, ep })
     }
 
+    /// The thread binding this connection acts as passes to thread `tid`
+    /// of the caller's process (which must be alive and unbound); with
+    /// `tid == 0` it is parked: it stays bound to the process, not to any
+    /// thread, until a thread of the process takes it again with this
+    /// call. A process keeps the endpoints of its ended threads this way,
+    /// and a new thread costs one daemon round trip.
+    pub fn retask(&self, tid: i32) -> Result<()> {
+        self.call_ok(&Request::Retask { tid })
+    }
+
     /// `migr_commit`: `ep` now runs as host process `pid` on `node`;
     /// resumes its traffic. Callers blocked during the freeze continue.
     pub fn migr_commit(&self, pid: i32, dcid: i32, ep: Endpoint, node: i32) -> Result<()> {

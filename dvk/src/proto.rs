@@ -11,7 +11,7 @@ use crate::params::{DcInfo, DcParams, DvsInfo, DvsParams, PrivRecord, ProcInfo};
 use serde::{Deserialize, Serialize};
 
 /// Protocol version; the daemon refuses other versions.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Peers one `MapPeers` request may ask for (two descriptors each).
 pub const MAX_PEERS_PER_MAP: usize = 4;
@@ -158,6 +158,14 @@ pub enum Request {
         dcid: i32,
         /// Endpoint.
         ep: Endpoint,
+    },
+    /// The thread binding the caller's connection acts as passes to thread
+    /// `tid` of the same process; `tid == 0` parks it: it stays bound,
+    /// to the process rather than to a thread, until a thread takes it
+    /// again. A process reuses the endpoints of its ended threads this way.
+    Retask {
+        /// Host thread id of the caller's process, or 0.
+        tid: i32,
     },
     /// `migr_commit`.
     MigrCommit {

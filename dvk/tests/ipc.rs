@@ -36,6 +36,10 @@ fn main() {
         ("bad_endpoints_and_deadlock", bad_endpoints_and_deadlock),
         ("fork_then_lclbind_wait4bind", fork_then_lclbind_wait4bind),
         ("threads_have_own_endpoints", threads_have_own_endpoints),
+        (
+            "parked_thread_endpoint_is_reused",
+            parked_thread_endpoint_is_reused,
+        ),
         ("confinement_matrix", confinement_matrix),
         ("privilege_checks", privilege_checks),
         ("peer_death_while_blocked", peer_death_while_blocked),
@@ -354,6 +358,28 @@ fn threads_have_own_endpoints() -> Result<(), Failed> {
         check!(t.expect("UNBOUND").parse::<i32>()? == 21 + i);
     }
     check!(t.expect("SUM") == "21");
+    check!(t.wait() == 0);
+    Ok(())
+}
+
+fn parked_thread_endpoint_is_reused() -> Result<(), Failed> {
+    let d = TestDaemon::start();
+    d.dc(DC0, "dc0");
+    let mut t = d.role("retask", &["0", "30"]);
+    // A parked endpoint outlives the thread that parked it.
+    check!(t.expect("PARKED") == "0");
+    check!(t.expect("TID_PARKED").parse::<i32>()? < 0);
+    check!(t.expect("STILL_BOUND") == DvkError::TimedOut.code().to_string());
+    // Another thread takes it over and talks as that endpoint.
+    check!(t.expect("TAKEN") == "0");
+    check!(t.expect("TID_IS_TAKER") == "1");
+    check!(t.expect("GOT") == "31 7");
+    // Only threads of the same process, alive and without an endpoint.
+    check!(t.expect("FOREIGN_TID") == DvkError::BadPid.code().to_string());
+    check!(t.expect("BOUND_TID") == DvkError::SlotUsed.code().to_string());
+    check!(t.expect("PROCESS_BINDING") == DvkError::NotBind.code().to_string());
+    // It ends with the thread that took it.
+    check!(t.expect("UNBOUND") == "0");
     check!(t.wait() == 0);
     Ok(())
 }
@@ -990,6 +1016,7 @@ mod roles {
             "forker" => forker(&a),
             // threads DC BASE N
             "threads" => threads(&a),
+            "retask" => retask(&a),
             // prober DC EP VICTIM VICTIM_PRIV: every IPC call towards endpoints of another DC
             "prober" => {
                 let me = bind(a[0], a[1]);
@@ -1088,6 +1115,78 @@ mod roles {
             }
             Err(_) => 1,
         }
+    }
+
+    /// A thread endpoint parked by one thread and taken over by another.
+    fn retask(a: &[&str]) -> i32 {
+        let dc: i32 = a[0].parse().unwrap_or(0);
+        let base: i32 = a[1].parse().unwrap_or(30);
+        let main = bind(a[0], a[1]);
+        let k = main.dvk();
+        let mine = Endpoint(base + 1);
+        let slot = |ipc: &Ipc| ipc.host_tid(mine);
+        // Thread A binds `mine` and parks it; its handle outlives it.
+        let parked = std::thread::spawn(move || -> dvk::Result<Ipc> {
+            let t = Dvk::open()?.tbind(dc, mine)?;
+            t.dvk().retask(0)?;
+            Ok(t)
+        })
+        .join();
+        let Ok(Ok(t)) = parked else {
+            say!("PARKED -1");
+            return 1;
+        };
+        say!("PARKED 0");
+        say!("TID_PARKED {}", slot(&main));
+        say!(
+            "STILL_BOUND {}",
+            code(k.wait4unbind(dc, mine, Some(Duration::from_millis(300))))
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let taker = std::thread::spawn(move || {
+            let tid = dvk::sys::gettid();
+            let r = t.dvk().retask(tid);
+            let _ = tx.send((code(r), tid));
+            let mut m = msg(1, 7);
+            let r = t.sendrec(Endpoint(base), &mut m);
+            // Not dropped (that would unbind it): the daemon unbinds it
+            // when this thread ends.
+            std::mem::forget(t);
+            r.map(|_| m.m1().i1)
+        });
+        let (r, tid) = rx.recv().unwrap_or((-1, 0));
+        say!("TAKEN {r}");
+        say!("TID_IS_TAKER {}", i32::from(slot(&main) == tid));
+        match main.receive(Endpoint::ANY) {
+            Ok(m) => {
+                say!("GOT {} {}", m.source().0, m.m1().i1);
+                let _ = main.reply(m.source(), &msg(2, m.m1().i1));
+            }
+            Err(e) => say!("GOT ERR {}", e.code()),
+        }
+        if !matches!(taker.join(), Ok(Ok(7))) {
+            return 1;
+        }
+        // Misuse, from a second thread endpoint: another process's task,
+        // a thread that has an endpoint (itself), a process binding.
+        let other = std::thread::spawn(move || -> (i32, i32) {
+            let Ok(t) = Dvk::open().and_then(|d| d.tbind(dc, Endpoint(base + 2))) else {
+                return (-1, -1);
+            };
+            let foreign = code(t.dvk().retask(1));
+            let bound = code(t.dvk().retask(dvk::sys::gettid()));
+            (foreign, bound)
+        })
+        .join()
+        .unwrap_or((-1, -1));
+        say!("FOREIGN_TID {}", other.0);
+        say!("BOUND_TID {}", other.1);
+        say!("PROCESS_BINDING {}", code(k.retask(dvk::sys::gettid())));
+        say!(
+            "UNBOUND {}",
+            code(k.wait4unbind(dc, mine, Some(Duration::from_secs(5))))
+        );
+        0
     }
 
     fn threads(a: &[&str]) -> i32 {

@@ -163,6 +163,119 @@ pub fn sweep_ended_threads() {
     });
 }
 
+/// Endpoints of this process's ended threads, parked with the node daemon
+/// (`Dvk::retask`) for its next threads (as addresses of their shims):
+/// a thread that takes one costs one daemon round trip instead of asking
+/// PM for an endpoint and connecting. A server that starts a thread per
+/// request reuses a few endpoints over and over.
+static PARKED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// Most endpoints kept parked; the ends of further threads unbind theirs.
+const PARKED_MAX: usize = 16;
+
+/// Parks the endpoint of the thread it belongs to when that thread ends
+/// (a thread-local destructor: it runs whether the start routine returns
+/// or the thread calls `pthread_exit`).
+struct ParkAtEnd;
+
+impl Drop for ParkAtEnd {
+    fn drop(&mut self) {
+        park_thread();
+    }
+}
+
+thread_local! {
+    static PARK_AT_END: ParkAtEnd = const { ParkAtEnd };
+}
+
+/// In a new thread, before its start routine: its endpoint is parked for
+/// the next thread when it ends. Registered first, the destructor runs
+/// after those the thread's own code registers (which may still make
+/// calls); a call made later still (a `pthread_key` destructor) fails with
+/// `ENOSYS`.
+pub fn park_at_thread_end() {
+    PARK_AT_END.with(|_| ());
+}
+
+fn park_thread() {
+    let p = SHIM.with(|c| c.get());
+    if p.is_null() {
+        return;
+    }
+    let _g = enter_init();
+    // SAFETY: a non-null SHIM is a leaked box that only this thread uses.
+    let shim = unsafe { &*p };
+    let full = PARKED.lock().unwrap_or_else(|e| e.into_inner()).len() >= PARKED_MAX;
+    // Otherwise the thread ends with its endpoint and the daemon unbinds it.
+    if full || shim.was_unbound() || shim.ipc().dvk().retask(0).is_err() {
+        return;
+    }
+    SHIM.with(|c| c.set(std::ptr::null()));
+    THREAD_SHIMS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|&q| q != p as usize);
+    PARKED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(p as usize);
+}
+
+/// A parked endpoint for a new thread, if there is one (see
+/// [`adopt_parked`]). Those inherited from a parent process are dropped.
+pub fn take_parked() -> Option<usize> {
+    let mut parked = PARKED.lock().unwrap_or_else(|e| e.into_inner());
+    while let Some(p) = parked.pop() {
+        // SAFETY: addresses in PARKED are leaked shims no thread uses.
+        if unsafe { &*(p as *const Shim) }.was_unbound() {
+            // SAFETY: a fork child's copy: nothing else refers to it, and
+            // dropping it only closes this process's descriptors.
+            drop(unsafe { Box::from_raw(p as *mut Shim) });
+            continue;
+        }
+        return Some(p);
+    }
+    None
+}
+
+/// Gives back an endpoint [`take_parked`] returned and nobody used.
+pub fn return_parked(p: usize) {
+    PARKED.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+}
+
+/// In a new thread (host tid `tid`): takes parked endpoint `p` (from
+/// [`take_parked`]) as its own.
+pub fn adopt_parked(p: usize, tid: i32) {
+    // SAFETY: `p` came from take_parked: a leaked shim that no other
+    // thread uses.
+    let shim = unsafe { &*(p as *const Shim) };
+    match shim.ipc().dvk().retask(tid) {
+        Ok(()) => {
+            SHIM.with(|c| c.set(p as *const Shim));
+            THREAD_SHIMS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(p);
+        }
+        Err(e) => {
+            eprintln!("dvs: a new thread could not take a parked endpoint: {e}");
+            // SAFETY: unused by anyone else; dropping it unbinds it.
+            drop(unsafe { Box::from_raw(p as *mut Shim) });
+        }
+    }
+}
+
+/// Unbinds the parked endpoints (before an `execve`: the new image would
+/// not know them).
+pub fn drop_parked() {
+    let parked = std::mem::take(&mut *PARKED.lock().unwrap_or_else(|e| e.into_inner()));
+    for p in parked {
+        // SAFETY: leaked shims that no thread uses; dropping one unbinds
+        // its endpoint (or, in a fork child, only closes descriptors).
+        drop(unsafe { Box::from_raw(p as *mut Shim) });
+    }
+}
+
 fn set_shim(s: Shim) -> *const Shim {
     let p: &'static Shim = Box::leak(Box::new(s));
     SHIM.with(|c| c.set(p));

@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 9] = [
+pub const C_EXAMPLES: [&str; 10] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -124,6 +124,7 @@ pub const C_EXAMPLES: [&str; 9] = [
     "spawn",
     "unixsock",
     "threadchurn",
+    "threadself",
     "sigwrites",
 ];
 

@@ -1,6 +1,6 @@
 //! One client connection: identifies the caller, then serves its requests.
 
-use super::state::{BindOutcome, Caller};
+use super::state::{task_exists, BindOutcome, Caller};
 use super::Shared;
 use crate::conn::Conn;
 use crate::error::{DvkError, Result};
@@ -19,14 +19,10 @@ fn peer_caller(sock: &UnixStream) -> Result<(i32, u32)> {
     Ok((cred.pid(), cred.uid()))
 }
 
-fn task_exists(pid: i32, tid: i32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists()
-}
-
 /// Serves one connection until the client closes it.
 pub(crate) fn serve(shared: Arc<Shared>, sock: UnixStream) {
     let conn = Conn::new(sock);
-    let caller = match hello(&conn) {
+    let mut caller = match hello(&conn) {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(%e, "rejected connection");
@@ -48,7 +44,15 @@ pub(crate) fn serve(shared: Arc<Shared>, sock: UnixStream) {
             }
         };
         let shutdown = matches!(req, Request::Shutdown);
-        let (resp, fds) = match handle(&shared, &caller, req) {
+        let result = match req {
+            // The connection acts as another task from now on.
+            Request::Retask { tid } => shared.with_state(|st| st.retask(&caller, tid)).map(|t| {
+                caller.tid = t;
+                (Response::Ok, Vec::new())
+            }),
+            req => handle(&shared, &caller, req),
+        };
+        let (resp, fds) = match result {
             Ok(x) => x,
             Err(e) => (Response::Err(e.code()), Vec::new()),
         };
@@ -248,7 +252,8 @@ fn immediate(st: &mut super::state::State, c: &Caller, req: Request) -> Result<R
         | Request::Wait4BindEp { .. }
         | Request::Wait4Unbind { .. }
         | Request::RemoteCopy { .. }
-        | Request::DcJoin { .. } => Err(DvkError::Protocol),
+        | Request::DcJoin { .. }
+        | Request::Retask { .. } => Err(DvkError::Protocol),
     }
 }
 

@@ -111,6 +111,11 @@ fn proc_exists(pid: i32) -> bool {
     pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Whether `tid` is a live thread of process `pid`.
+pub(crate) fn task_exists(pid: i32, tid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists()
+}
+
 impl State {
     pub fn new(socket: String) -> State {
         State {
@@ -712,6 +717,48 @@ impl State {
             .as_ref()
             .ok_or(DvkError::NotBind)?
             .privilege)
+    }
+
+    /// `Retask`: the thread binding that `c` acts as passes to thread
+    /// `tid` of its process, or is parked (`tid == 0`): bound to the
+    /// process, watched through the process's pidfd, under a task id no
+    /// thread has (a negative number unique to the binding). Returns the
+    /// task id the caller's connection acts as from now on.
+    pub fn retask(&mut self, c: &Caller, tid: i32) -> Result<i32> {
+        let (dcid, s) = self
+            .find_binding(|b| b.thread && b.pid == c.pid && b.tid == c.tid)
+            .ok_or(DvkError::NotBind)?;
+        if tid != 0 {
+            if tid < 0 || !task_exists(c.pid, tid) {
+                return Err(DvkError::BadPid);
+            }
+            if self.find_binding(|b| b.tid == tid).is_some() {
+                return Err(DvkError::SlotUsed);
+            }
+        }
+        let pidfd = crate::sys::pidfd_open(c.pid, if tid == 0 { c.pid } else { tid })
+            .map_err(|_| DvkError::BadPid)?;
+        let token = self.next_token;
+        self.next_token += 1;
+        let new_tid = if tid == 0 {
+            -1 - (token % i32::MAX as u64) as i32
+        } else {
+            tid
+        };
+        let dc = self.dcs.get_mut(&dcid).ok_or(DvkError::DcNotRun)?;
+        let b = dc.slots[s].as_mut().ok_or(DvkError::NotBind)?;
+        self.tokens.remove(&b.token);
+        b.token = token;
+        b.tid = new_tid;
+        if tid != 0 {
+            b.name = crate::sys::task_name(c.pid, tid);
+        }
+        use std::os::fd::AsRawFd;
+        self.new_pidfds.push((token, pidfd.as_raw_fd()));
+        b.pidfd = Some(pidfd);
+        self.tokens.insert(token, (dcid, s));
+        dc.table.tid(s).store(new_tid, Ordering::Release);
+        Ok(new_tid)
     }
 
     // --------------------------------------------------------- migration

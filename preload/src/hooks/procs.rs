@@ -195,6 +195,7 @@ fn exec_host(
     }
     let mut envv: Vec<*const c_char> = env.iter().map(|c| c.as_ptr()).collect();
     envv.push(std::ptr::null());
+    crate::state::drop_parked();
     // A static program has no preload: the net's supervisor traces it.
     // Without a supervisor it runs as before, served by nothing.
     if crate::adopt::is_static(host) && !crate::adopt::request() {

@@ -1,9 +1,12 @@
 //! Threads: each thread of a DC program gets its own endpoint, so that
 //! threads never share an IPC handle or take a lock on the system-call
-//! path. `pthread_create` starts the thread on a trampoline that reports
-//! its host tid; the creating thread asks PM for an endpoint for it (PM
-//! binds that tid) while the thread connects to the node daemon, then
-//! lets it attach and run.
+//! path. An ended thread's endpoint is parked for the process's next
+//! thread, which takes it over with one call to the node daemon
+//! ([`state::adopt_parked`]). Without a parked endpoint, `pthread_create`
+//! starts the thread on a trampoline that reports its host tid; the
+//! creating thread asks PM for an endpoint for it (PM binds that tid)
+//! while the thread connects to the node daemon, then lets it attach and
+//! run.
 
 use crate::state::{self, enter, with_shim};
 use libc::{c_int, c_void, pthread_attr_t, pthread_t};
@@ -14,6 +17,8 @@ type Start = extern "C" fn(*mut c_void) -> *mut c_void;
 struct Trampoline {
     start: Start,
     arg: *mut c_void,
+    /// A parked endpoint the thread takes (0: none; the creator asks PM).
+    parked: usize,
     /// The new thread's host tid (0 until it is known).
     tid: AtomicU32,
     /// Set by the creator: 1 = attach to the new endpoint, 2 = run without.
@@ -54,6 +59,16 @@ extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
     let (start, arg) = (t.start, t.arg);
     // SAFETY: gettid has no arguments.
     let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    if t.parked != 0 {
+        let parked = t.parked;
+        // SAFETY: reclaiming the box; the creator did not wait for us.
+        drop(unsafe { Box::from_raw(p as *mut Trampoline) });
+        let g = state::enter_init();
+        state::adopt_parked(parked, tid);
+        state::park_at_thread_end();
+        drop(g);
+        return start(arg);
+    }
     t.tid.store(tid as u32, Ordering::Release);
     futex_wake(&t.tid);
     // Connect to the node daemon while the creator asks PM for our
@@ -66,6 +81,7 @@ extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
     drop(unsafe { Box::from_raw(p as *mut Trampoline) });
     if bound {
         state::attach_thread(pending);
+        state::park_at_thread_end();
     }
     drop(g);
     start(arg)
@@ -78,9 +94,11 @@ redhook::hook! {
             return unsafe { redhook::real!(pthread_create)(thread, attr, start, arg) };
         };
         state::sweep_ended_threads();
+        let parked = state::take_parked();
         let t = Box::into_raw(Box::new(Trampoline {
             start,
             arg,
+            parked: parked.unwrap_or(0),
             tid: AtomicU32::new(0),
             go: AtomicU32::new(0),
         }));
@@ -89,10 +107,18 @@ redhook::hook! {
         if r != 0 {
             // SAFETY: the thread was not created: the box is still ours.
             drop(unsafe { Box::from_raw(t) });
+            if let Some(p) = parked {
+                state::return_parked(p);
+            }
             return r;
         }
         // glibc installed its set*id handler at its first thread.
         crate::setxid::install();
+        if parked.is_some() {
+            // The thread takes its endpoint itself (and frees the box).
+            drop(g);
+            return 0;
+        }
         // SAFETY: the box lives until the new thread sees `go`.
         let tr = unsafe { &*t };
         futex_wait_while(&tr.tid, 0);
