@@ -151,7 +151,9 @@ calls! {
     FsOpenat = 0x200,
     /// `[fd]`.
     FsClose = 0x201,
-    /// `[fd, buf, count]`: returns the bytes read.
+    /// `[fd, buf, count, channel]`: returns the bytes read. With `channel`
+    /// = 1 FS may put them in the caller's data channel ([`Call::FsChannel`])
+    /// instead of its buffer: the result then has [`VIA_CHANNEL`] set.
     FsRead = 0x202,
     /// `[fd, buf, count]`: returns the bytes written.
     FsWrite = 0x203,
@@ -291,6 +293,12 @@ calls! {
     /// empty path with `AT_EMPTY_PATH`): the host file system's `struct
     /// statfs`.
     FsStatfs = 0x239,
+    /// `[fd]`: host descriptor `fd` of the caller (a thread's endpoint of
+    /// a process on FS's node) is the write end of a pipe, its data
+    /// channel: FS takes a copy (`pidfd_getfd`) and may splice the data
+    /// of a stream read into it, for the caller to read on its own, one
+    /// copy fewer than `vcopy` from a buffer of FS.
+    FsChannel = 0x23a,
     /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
     /// the parent's descriptors, cwd and umask (`share` = 1: the same
     /// table, cwd and umask, as threads share them).
@@ -325,6 +333,10 @@ pub fn ok(v: i64) -> Message {
     m.words_mut()[0] = v as u64;
     m
 }
+
+/// Set in the result of an `FsRead` whose bytes wait in the caller's data
+/// channel (a count never reaches it).
+pub const VIA_CHANNEL: i64 = 1 << 48;
 
 /// Builds an error reply (`errno` positive, e.g. `libc::ENOENT`).
 pub fn err(errno: i32) -> Message {

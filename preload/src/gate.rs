@@ -6,6 +6,8 @@
 //! whose redirected calls the seccomp net lets through; elsewhere a
 //! `syscall` instruction in this library.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
 /// Issues system call `nr` on the host. Returns the raw result (`-errno`
 /// on failure).
 ///
@@ -68,5 +70,95 @@ pub fn raise_in_thread(sig: i32) {
             libc::SYS_tgkill,
             [pid as u64, tid as u64, sig as u64, 0, 0, 0],
         );
+    }
+}
+
+/// Capacity asked for a data channel: the most FS moves per read.
+const CHANNEL_BYTES: u64 = 256 * 1024;
+
+/// A new pipe for the calling thread's data channel, `(read, write)`,
+/// both close-on-exec; `None` if the host refuses one.
+pub fn channel_pipe() -> Option<(OwnedFd, OwnedFd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two ints into `fds`.
+    let r = unsafe {
+        syscall6(
+            libc::SYS_pipe2,
+            [fds.as_mut_ptr() as u64, libc::O_CLOEXEC as u64, 0, 0, 0, 0],
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    // SAFETY: the kernel returned two new descriptors that we now own.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // A smaller pipe (over the user's pipe-buffer limits) still works,
+    // with reads split into smaller parts.
+    // SAFETY: F_SETPIPE_SZ with an integer argument on our descriptor.
+    unsafe {
+        syscall6(
+            libc::SYS_fcntl,
+            [
+                wr.as_raw_fd() as u64,
+                libc::F_SETPIPE_SZ as u64,
+                CHANNEL_BYTES,
+                0,
+                0,
+                0,
+            ],
+        );
+    }
+    Some((rd, wr))
+}
+
+/// Reads the `n` bytes waiting in data channel `fd` into `addr`: `n`, or
+/// `-errno` (the bytes are then dropped, as a failed copy into the
+/// program's buffer loses them in FS).
+pub fn from_channel(fd: i32, addr: u64, n: usize) -> i64 {
+    let mut got = 0usize;
+    while got < n {
+        // SAFETY: reading into the program's buffer of `n` bytes (the
+        // kernel checks the address); `fd` is this thread's channel.
+        let r = unsafe {
+            syscall6(
+                libc::SYS_read,
+                [fd as u64, addr + got as u64, (n - got) as u64, 0, 0, 0],
+            )
+        };
+        match r {
+            r if r > 0 => got += r as usize,
+            r if r == -(libc::EINTR as i64) => {}
+            0 => return -(libc::EIO as i64),
+            e => {
+                drain(fd, n - got);
+                return e;
+            }
+        }
+    }
+    n as i64
+}
+
+/// Discards `left` bytes of channel `fd`.
+fn drain(fd: i32, mut left: usize) {
+    let mut buf = [0u8; 4096];
+    while left > 0 {
+        // SAFETY: reading into a local buffer.
+        let r = unsafe {
+            syscall6(
+                libc::SYS_read,
+                [
+                    fd as u64,
+                    buf.as_mut_ptr() as u64,
+                    buf.len().min(left) as u64,
+                    0,
+                    0,
+                    0,
+                ],
+            )
+        };
+        if r <= 0 {
+            return;
+        }
+        left -= r as usize;
     }
 }

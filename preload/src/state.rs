@@ -293,7 +293,13 @@ pub fn with_shim<R>(f: impl FnOnce(&Shim) -> R) -> Option<R> {
 /// Serves a system call through the shim of the calling thread.
 pub fn syscall(nr: i64, a: [u64; 6]) -> Action {
     serving(true);
-    with_shim(|s| s.syscall(&Local, nr, a)).unwrap_or_else(|| {
+    with_shim(|s| {
+        if s.wants_channel(nr, &a) {
+            s.open_channel(gate::channel_pipe());
+        }
+        s.syscall(&Local, nr, a)
+    })
+    .unwrap_or_else(|| {
         serving(false);
         report_once(
             "threads",
@@ -384,6 +390,7 @@ pub fn finish(act: Action, native: impl FnOnce() -> i64) -> i64 {
             set_errno(libc::ENOSYS);
             -1
         }
+        Action::FromChannel { fd, addr, n } => libc_ret(gate::from_channel(fd, addr, n)),
         Action::Fork { .. } | Action::Exec => {
             set_errno(libc::ENOSYS);
             -1

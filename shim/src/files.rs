@@ -51,7 +51,21 @@ impl Shim {
         let buf = Buf::output(mem, addr, len as usize);
         let mut args = vec![fd, buf.addr(), len];
         args.extend(off);
+        // The channel serves the program's own memory only.
+        let chan = match self.channel_fd() {
+            Some(c) if call == Call::FsRead && mem.direct() && len >= crate::CHANNEL_MIN => {
+                args.push(1);
+                Some(c)
+            }
+            _ => None,
+        };
         let r = self.value(FS, call, &args);
+        if let (Ok(v), Some(fd)) = (r, chan) {
+            if v & abi::VIA_CHANNEL != 0 {
+                let n = (v & !abi::VIA_CHANNEL) as usize;
+                return Action::FromChannel { fd, addr, n };
+            }
+        }
         if let Ok(n) = r {
             if let Err(e) = buf.finish(mem, n as usize) {
                 return Action::Ret(-(e as i64));

@@ -27,6 +27,7 @@ pub mod sysnames;
 use dvk::{Endpoint, Ipc, Message};
 use mem::Mem;
 use mol_servers::abi::{self, Call};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// What the embedding must do with a system call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +59,22 @@ pub enum Action {
     /// A redirected call that dvs does not implement yet: report it once
     /// and fail with `ENOSYS`.
     Unsupported(i64),
+    /// A `read` whose `n` bytes FS put in the thread's data channel:
+    /// read them from host descriptor `fd` (the channel's read end) into
+    /// `addr`, then return `n`.
+    FromChannel {
+        /// The channel's read end.
+        fd: i32,
+        /// The program's buffer.
+        addr: u64,
+        /// Bytes waiting in the channel.
+        n: usize,
+    },
 }
+
+/// Smallest `read` that asks FS for the data channel: below it the
+/// pipe's extra system call costs about what the copy it saves does.
+pub const CHANNEL_MIN: u64 = 16 * 1024;
 
 /// The shim of one thread of a DC process.
 pub struct Shim {
@@ -67,6 +83,9 @@ pub struct Shim {
     /// `NONE` when the caller is the process itself.
     behalf: Endpoint,
     pid_cache: std::cell::Cell<i32>,
+    /// The read end of this thread's data channel (see FS's `channel`):
+    /// unset until the first large `read`, then the pipe or none.
+    channel: std::cell::OnceCell<Option<OwnedFd>>,
 }
 
 impl Shim {
@@ -81,6 +100,7 @@ impl Shim {
             ipc,
             behalf: Endpoint::NONE,
             pid_cache: std::cell::Cell::new(0),
+            channel: std::cell::OnceCell::new(),
         }
     }
 
@@ -90,7 +110,32 @@ impl Shim {
             ipc,
             behalf: ep,
             pid_cache: std::cell::Cell::new(0),
+            // A supervisor cannot read into the program's memory itself.
+            channel: std::cell::OnceCell::from(None),
         }
+    }
+
+    /// Whether system call `nr` with arguments `a` is a `read` large
+    /// enough for the data channel, which this thread has not tried to
+    /// open yet (the embedding then calls [`Shim::open_channel`]).
+    pub fn wants_channel(&self, nr: i64, a: &[u64; 6]) -> bool {
+        nr == libc::SYS_read && a[2] >= CHANNEL_MIN && self.channel.get().is_none()
+    }
+
+    /// Opens the data channel with a new pipe (`None`: the embedding could
+    /// not make one): FS takes a copy of the write end, this thread keeps
+    /// the read end. Without FS's consent reads go on without a channel.
+    pub fn open_channel(&self, pipe: Option<(OwnedFd, OwnedFd)>) {
+        let chan = pipe.and_then(|(r, w)| {
+            let ok = self.value(abi::FS, Call::FsChannel, &[w.as_raw_fd() as u64]);
+            ok.is_ok().then_some(r)
+        });
+        let _ = self.channel.set(chan);
+    }
+
+    /// The read end of the data channel, if it is open.
+    pub(crate) fn channel_fd(&self) -> Option<i32> {
+        self.channel.get()?.as_ref().map(|f| f.as_raw_fd())
     }
 
     /// The IPC handle the shim calls through.

@@ -395,7 +395,10 @@ fn serve_call(slot: &mut Option<Shim>, behalf: &mut Endpoint, job: &Job) -> Answ
             });
             Answer::Ret(-(libc::ENOSYS as i64))
         }
-        Action::Fork { .. } | Action::Exec => Answer::Ret(-(libc::ENOSYS as i64)),
+        // FromChannel: a shim acting on behalf of a process has no channel.
+        Action::Fork { .. } | Action::Exec | Action::FromChannel { .. } => {
+            Answer::Ret(-(libc::ENOSYS as i64))
+        }
     }
 }
 

@@ -822,7 +822,10 @@ impl Engine {
                 self.report_once(nr, tid);
                 self.skip(tid, -(libc::ENOSYS as i64));
             }
-            Action::Fork { .. } | Action::Exec => self.skip(tid, -(libc::ENOSYS as i64)),
+            // FromChannel: a shim on behalf of a tracee has no channel.
+            Action::Fork { .. } | Action::Exec | Action::FromChannel { .. } => {
+                self.skip(tid, -(libc::ENOSYS as i64))
+            }
         }
     }
 

@@ -5,8 +5,11 @@
 //! the caller waits in `sendrec`. Pipes and host streams (the console,
 //! FIFOs) are tried once; when they would block, the operation becomes a
 //! deferred [`Op`](super::Op) that the server retries when the pipe
-//! changes or the watcher reports readiness.
+//! changes or the watcher reports readiness. A `read` of a host stream
+//! may hand its bytes over through the caller's data channel instead
+//! (see `channel`).
 
+use super::channel::{self, Spliced};
 use super::table::{Kind, Ofd};
 use super::{pipe, sys, unix, Fs, Op, Waiter};
 use crate::abi::Call;
@@ -54,6 +57,9 @@ pub struct Iov {
     pub segs: Vec<(u64, usize)>,
     /// Their total length.
     pub total: usize,
+    /// The caller's data channel, when a stream read may use it instead
+    /// of the segments.
+    pub chan: Option<super::channel::Channel>,
 }
 
 impl Iov {
@@ -63,6 +69,7 @@ impl Iov {
         Iov {
             segs: vec![(addr, len)],
             total: len,
+            chan: None,
         }
     }
 
@@ -77,6 +84,7 @@ impl Iov {
             return Ok(Iov {
                 segs: Vec::new(),
                 total: 0,
+                chan: None,
             });
         }
         let raw = ctx.copy_in(from, addr, cnt * 16)?;
@@ -107,7 +115,11 @@ impl Iov {
             }
             total = MAX_RW;
         }
-        Ok(Iov { segs, total })
+        Ok(Iov {
+            segs,
+            total,
+            chan: None,
+        })
     }
 
     /// Visits the client ranges covering bytes `[start, start + len)`:
@@ -296,6 +308,13 @@ pub fn stream_read(
     // when poll says a read will not block.
     if poll_first && sys::poll_now(fd, libc::POLLIN) == 0 {
         return blocked();
+    }
+    if let (Some(chan), false) = (&iov.chan, poll_first) {
+        match channel::splice_into(fd, chan, iov.total.min(STREAM_CHUNK)) {
+            Spliced::Bytes(n) => return Attempt::Done(Ok(channel::via_channel(n))),
+            Spliced::Again => return blocked(),
+            Spliced::Unusable => {}
+        }
     }
     with_scratch(iov.total.min(STREAM_CHUNK), |buf| {
         match sys::read(fd, buf) {
@@ -529,13 +548,11 @@ impl Fs {
 }
 
 fn read(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
-    fs.do_read(
-        ctx,
-        req,
-        req.i32(0),
-        Iov::single(req.args[1], req.args[2]),
-        None,
-    )
+    let mut iov = Iov::single(req.args[1], req.args[2]);
+    if req.args[3] == 1 {
+        iov.chan = fs.channels.get(&req.sender).cloned();
+    }
+    fs.do_read(ctx, req, req.i32(0), iov, None)
 }
 
 fn write(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {

@@ -20,7 +20,8 @@
 //! `table` (descriptor tables), `path` (confined resolution), `open`,
 //! `io`, `meta`, `names`, `fds`, `pipe`, `sockets` (routing by family),
 //! `unix` (`AF_UNIX` sockets), `inet` (`AF_INET`/`AF_INET6` sockets),
-//! `poll`, `console` (and ioctl),
+//! `poll`, `console` (and ioctl), `channel` (stream reads handed over
+//! through a pipe),
 //! `watch` (the watcher) and `sys` (the host system calls).
 //!
 //! Known limits: host FIFOs are opened non-blocking (an `O_WRONLY` open
@@ -29,6 +30,7 @@
 //! FS sees it, and its magic links are not followed (`/dev/stdin`,
 //! `/dev/fd/N` and `/proc/self/fd/N` duplicate the caller's descriptor).
 
+mod channel;
 mod console;
 mod epoll;
 mod fds;
@@ -170,6 +172,8 @@ pub struct Fs {
     next_ino: u64,
     unix: unix::Registry,
     publish: Vec<Publish>,
+    /// The data channels of client threads (see `channel`).
+    channels: HashMap<Endpoint, channel::Channel>,
 }
 
 impl Fs {
@@ -189,6 +193,7 @@ impl Fs {
             next_ino: 0,
             unix: unix::Registry::default(),
             publish,
+            channels: HashMap::new(),
         }
     }
 
@@ -377,6 +382,7 @@ impl Service for Fs {
         t.extend(proc::table());
         t.extend(open::table());
         t.extend(io::table());
+        t.extend(channel::table());
         t.extend(meta::table());
         t.extend(names::table());
         t.extend(fds::table());

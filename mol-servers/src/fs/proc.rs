@@ -71,6 +71,7 @@ impl Fs {
     /// bytes already written) and its descriptors closed.
     pub(super) fn forget(&mut self, ctx: &Ctx, ep: Endpoint) -> bool {
         self.cancel(ctx, ep);
+        self.channels.remove(&ep);
         let gone = self.procs.remove(&ep);
         let found = gone.is_some();
         if let Some(p) = gone {
