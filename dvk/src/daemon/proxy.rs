@@ -53,6 +53,9 @@ type PendingCopy = (i32, std::sync::mpsc::Sender<DvkResult<Vec<u8>>>);
 
 /// Bytes a writer keeps for a node it is not connected to yet.
 const BACKLOG_MAX: usize = 16 << 20;
+
+/// Payloads this large are read from the stream straight into their frame.
+const LARGE_FRAME: usize = 64 * 1024;
 /// A write that blocks longer than this fails the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -487,7 +490,34 @@ async fn receiver(
         };
         dec.feed(&buf[..n]);
         loop {
-            let f = match dec.next_frame() {
+            let f = match dec.begin_large(LARGE_FRAME) {
+                // The rest of a large payload goes straight into it.
+                Ok(Some((header, mut payload, want))) => {
+                    let rest = async {
+                        while payload.len() < want {
+                            let left = (want - payload.len()) as u64;
+                            if (&mut sock).take(left).read_buf(&mut payload).await? == 0 {
+                                return Err(std::io::ErrorKind::UnexpectedEof.into());
+                            }
+                        }
+                        Ok::<(), std::io::Error>(())
+                    };
+                    match tokio::time::timeout(SILENCE, rest).await {
+                        Ok(Ok(())) => Ok(Some(Frame { header, payload })),
+                        Ok(Err(e)) => {
+                            tracing::warn!(%peer, %e, "proxy receiver read failed");
+                            break 'conn;
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, "proxy receiver: peer silent");
+                            break 'conn;
+                        }
+                    }
+                }
+                Ok(None) => dec.next_frame(),
+                Err(e) => Err(e),
+            };
+            let f = match f {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) => {

@@ -452,6 +452,44 @@ impl Decoder {
         Ok(Some(Frame { header, payload }))
     }
 
+    /// The next frame, when its header is here, its payload is at least
+    /// `min` bytes long and not all here yet: its header, the part of its
+    /// payload received so far (with room for the rest) and the payload's
+    /// length. The caller reads the rest of the payload from the stream
+    /// straight into the vector; the decoder is empty afterwards. A large
+    /// payload is copied once, not gathered here and copied out again.
+    pub fn begin_large(
+        &mut self,
+        min: usize,
+    ) -> Result<Option<(Header, Vec<u8>, usize)>, FrameError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let avail = &self.buf[self.start..];
+        let Some(head) = avail.first_chunk::<HEADER_SIZE>() else {
+            return Ok(None);
+        };
+        let (header, len) = match decode_header(head) {
+            Ok(x) => x,
+            Err(e) => {
+                self.rejected += 1;
+                self.failed = Some(e.clone());
+                self.buf = Vec::new();
+                self.start = 0;
+                return Err(e);
+            }
+        };
+        if len < min || avail.len() >= HEADER_SIZE + len {
+            return Ok(None);
+        }
+        let mut payload = Vec::with_capacity(len);
+        payload.extend_from_slice(&avail[HEADER_SIZE..]);
+        self.buf.clear();
+        self.start = 0;
+        self.frames += 1;
+        Ok(Some((header, payload, len)))
+    }
+
     /// Bytes received but not yet decoded.
     pub fn pending(&self) -> usize {
         self.buf.len() - self.start
@@ -474,6 +512,54 @@ mod tests {
         h.ack = 41;
         h.timestamp = 123_456_789;
         h
+    }
+
+    #[test]
+    fn a_large_payload_is_handed_over_unfinished() {
+        let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let mut copy = sample(Command::CopyinData);
+        copy.set_copy_desc(&CopyDesc {
+            src: 1,
+            dst: 2,
+            requester: 3,
+            src_addr: 0,
+            dst_addr: 0,
+            bytes: big.len() as u64,
+        });
+        let mut wire = Vec::new();
+        encode(&copy, &big, &mut wire).unwrap();
+        let mut small = copy;
+        small.set_copy_desc(&CopyDesc {
+            src: 1,
+            dst: 2,
+            requester: 3,
+            src_addr: 0,
+            dst_addr: 0,
+            bytes: 5,
+        });
+        encode(&small, b"after", &mut wire).unwrap();
+        let mut d = Decoder::new();
+        // Not even a header yet, then a header and part of the payload.
+        d.feed(&wire[..10]);
+        assert!(d.begin_large(64 * 1024).unwrap().is_none());
+        let cut = HEADER_SIZE + 70_000;
+        d.feed(&wire[10..cut]);
+        // Small frames are not taken this way.
+        assert!(d.begin_large(300_000).unwrap().is_none());
+        let (h, mut payload, len) = d.begin_large(64 * 1024).unwrap().expect("large frame");
+        assert_eq!((h, len, payload.len()), (copy, big.len(), 70_000));
+        assert_eq!(d.pending(), 0);
+        // The caller reads the rest of the payload; the next frame follows.
+        payload.extend_from_slice(&wire[cut..HEADER_SIZE + big.len()]);
+        assert!(payload == big);
+        d.feed(&wire[HEADER_SIZE + big.len()..]);
+        let next = d.next_frame().unwrap().expect("next frame");
+        assert_eq!(next.payload, b"after");
+        // A large frame that is all here is an ordinary frame.
+        let mut d = Decoder::new();
+        d.feed(&wire);
+        assert!(d.begin_large(64 * 1024).unwrap().is_none());
+        assert!(d.next_frame().unwrap().unwrap().payload == big);
     }
 
     #[test]
