@@ -956,6 +956,16 @@ impl Ipc {
         }
     }
 
+    /// The node `ep` is bound on in this DC, if it is bound.
+    pub fn node_of(&self, ep: Endpoint) -> Option<i32> {
+        match self.slot_of(ep) {
+            Ok(s) if self.table.ep(s).load(Ordering::Acquire) == ep.0 => {
+                Some(self.table.node(s).load(Ordering::Acquire))
+            }
+            _ => None,
+        }
+    }
+
     /// Host pid of the task bound as `ep` in this DC (0 if unbound or remote).
     pub fn host_pid(&self, ep: Endpoint) -> i32 {
         match self.slot_of(ep) {

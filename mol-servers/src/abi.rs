@@ -122,6 +122,9 @@ calls! {
     /// PID and descriptors: once PM answers, the caller exits at once
     /// (`_exit(0)`), and the move completes when its task is gone.
     PmRexec = 0x111,
+    /// `[pid]`: the endpoint of DC process `pid`, for `pidfd_open`;
+    /// `words[1]` is 1 if the process is a zombie.
+    PmEndpointOf = 0x112,
 
     // ------------------------------------------------------- SYSTASK
     /// From PM: `[host_tid, ep]` binds a local task to `ep` (a thread id
@@ -299,6 +302,14 @@ calls! {
     /// of a stream read into it, for the caller to read on its own, one
     /// copy fewer than `vcopy` from a buffer of FS.
     FsChannel = 0x23a,
+    /// `[pid, ep, flags, zombie]` (`pidfd_open`): a descriptor for DC
+    /// process `pid`, bound as `ep` on FS's node, or ended (`zombie` = 1;
+    /// both from PM's [`Call::PmEndpointOf`]), readable once the process
+    /// ends. `EREMOTE` for a process of another node.
+    FsPidfdOpen = 0x23b,
+    /// `[fd]`: the DC pid of the process pidfd `fd` refers to
+    /// (`pidfd_send_signal`, `waitid(P_PIDFD)`).
+    FsPidfdPid = 0x23c,
     /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
     /// the parent's descriptors, cwd and umask (`share` = 1: the same
     /// table, cwd and umask, as threads share them).

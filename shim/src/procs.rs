@@ -2,7 +2,7 @@
 
 use crate::mem::Mem;
 use crate::{ret, Action, Shim};
-use mol_servers::abi::{self, Call, PM};
+use mol_servers::abi::{self, Call, FS, PM};
 
 impl Shim {
     /// The caller's DC PID (asked once, then cached: it never changes).
@@ -40,6 +40,33 @@ impl Shim {
         Ok(Action::Reap { ret: pid, host_pid })
     }
 
+    /// `pidfd_open`: PM names the process's endpoint (or says it ended),
+    /// FS opens it. A process that ends in between is asked about again.
+    fn pidfd_open(&self, pid: i32, flags: u64) -> Result<i64, i32> {
+        if pid <= 0 {
+            return Err(libc::EINVAL);
+        }
+        let mut tries = 0;
+        loop {
+            let m = self.call(PM, Call::PmEndpointOf, &[pid as u64])?;
+            let ep = abi::result(&m)?;
+            let zombie = m.words()[1];
+            match self.value(
+                FS,
+                Call::FsPidfdOpen,
+                &[pid as u64, ep as u64, flags, zombie],
+            ) {
+                Err(libc::ESRCH) if tries == 0 => tries += 1,
+                r => return r,
+            }
+        }
+    }
+
+    /// The DC pid of process descriptor `fd`.
+    fn pidfd_pid(&self, fd: u64) -> Result<i64, i32> {
+        self.value(FS, Call::FsPidfdPid, &[fd])
+    }
+
     fn waitid(&self, mem: &dyn Mem, a: [u64; 6]) -> Result<Action, i32> {
         let options = a[3] as i32;
         if options & libc::WEXITED == 0 || options & libc::WNOWAIT != 0 {
@@ -48,6 +75,7 @@ impl Shim {
         }
         let spec = match a[0] as u32 {
             libc::P_PID => a[1] as i32 as i64,
+            libc::P_PIDFD => self.pidfd_pid(a[1])?,
             libc::P_PGID => -(a[1] as i32 as i64),
             libc::P_ALL => -1,
             _ => return Err(libc::EINVAL),
@@ -109,6 +137,23 @@ impl Shim {
             SYS_wait4 => act(self.wait4(mem, a)),
             SYS_waitid => act(self.waitid(mem, a)),
             SYS_kill => r(self.value(PM, Call::PmKill, &[a[0] as i32 as i64 as u64, a[1]])),
+            SYS_pidfd_open => match self.pidfd_open(a[0] as i32, a[1]) {
+                // A process of another node has no pidfd here.
+                Err(libc::EREMOTE) => Some(Action::Unsupported(nr)),
+                x => r(x),
+            },
+            SYS_pidfd_send_signal => {
+                if a[2] != 0 {
+                    // A siginfo to queue: not served (kill semantics only).
+                    return Some(Action::Unsupported(nr));
+                }
+                if a[3] != 0 {
+                    return Some(Action::Ret(-(libc::EINVAL as i64)));
+                }
+                r(self
+                    .pidfd_pid(a[0])
+                    .and_then(|pid| self.value(PM, Call::PmKill, &[pid as u64, a[1]])))
+            }
             SYS_setpgid => r(self.value(PM, Call::PmSetpgid, &[a[0], a[1]])),
             SYS_getpgid => r(self.value(PM, Call::PmGetpgid, &[a[0]])),
             SYS_getpgrp => r(self.value(PM, Call::PmGetpgid, &[0])),

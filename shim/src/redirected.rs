@@ -121,6 +121,8 @@ const SERVED: &[i64] = &[
     SYS_wait4,
     SYS_waitid,
     SYS_kill,
+    SYS_pidfd_open,
+    SYS_pidfd_send_signal,
     SYS_setpgid,
     SYS_getpgid,
     SYS_getpgrp,

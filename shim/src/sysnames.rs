@@ -24,6 +24,7 @@ const UNSUPPORTED: &[(i64, &str)] = &[
     (SYS_memfd_create, "memfd_create"),
     (SYS_clone3, "clone3"),
     (SYS_chroot, "chroot"),
+    (SYS_pidfd_getfd, "pidfd_getfd"),
     (SYS_getxattr, "getxattr"),
     (SYS_lgetxattr, "lgetxattr"),
     (SYS_fgetxattr, "fgetxattr"),
@@ -33,8 +34,14 @@ const UNSUPPORTED: &[(i64, &str)] = &[
 ];
 
 /// Served calls that are unsupported for some arguments (sockets of
-/// families other than `AF_UNIX`): named in the one-line report.
-const PARTIAL: &[(i64, &str)] = &[(SYS_socket, "socket"), (SYS_socketpair, "socketpair")];
+/// families other than `AF_UNIX`, pidfds of processes on other nodes,
+/// signals with a `siginfo`): named in the one-line report.
+const PARTIAL: &[(i64, &str)] = &[
+    (SYS_socket, "socket"),
+    (SYS_socketpair, "socketpair"),
+    (SYS_pidfd_open, "pidfd_open"),
+    (SYS_pidfd_send_signal, "pidfd_send_signal"),
+];
 
 /// Whether `nr` is redirected but not served.
 pub fn redirected_unsupported(nr: i64) -> bool {

@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 10] = [
+pub const C_EXAMPLES: [&str; 11] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -125,6 +125,7 @@ pub const C_EXAMPLES: [&str; 10] = [
     "unixsock",
     "threadchurn",
     "threadself",
+    "pidfd",
     "sigwrites",
 ];
 

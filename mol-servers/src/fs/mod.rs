@@ -21,7 +21,7 @@
 //! `io`, `meta`, `names`, `fds`, `pipe`, `sockets` (routing by family),
 //! `unix` (`AF_UNIX` sockets), `inet` (`AF_INET`/`AF_INET6` sockets),
 //! `poll`, `console` (and ioctl), `channel` (stream reads handed over
-//! through a pipe),
+//! through a pipe), `pidfd` (process descriptors),
 //! `watch` (the watcher) and `sys` (the host system calls).
 //!
 //! Known limits: host FIFOs are opened non-blocking (an `O_WRONLY` open
@@ -41,6 +41,7 @@ mod meta;
 mod names;
 mod open;
 mod path;
+mod pidfd;
 mod pipe;
 mod poll;
 mod proc;
@@ -174,6 +175,8 @@ pub struct Fs {
     publish: Vec<Publish>,
     /// The data channels of client threads (see `channel`).
     channels: HashMap<Endpoint, channel::Channel>,
+    /// The pidfd of an ended task, copied for zombies' pidfds (`pidfd`).
+    dead_pidfd: Option<std::os::fd::OwnedFd>,
 }
 
 impl Fs {
@@ -194,6 +197,7 @@ impl Fs {
             unix: unix::Registry::default(),
             publish,
             channels: HashMap::new(),
+            dead_pidfd: None,
         }
     }
 
@@ -383,6 +387,7 @@ impl Service for Fs {
         t.extend(open::table());
         t.extend(io::table());
         t.extend(channel::table());
+        t.extend(pidfd::table());
         t.extend(meta::table());
         t.extend(names::table());
         t.extend(fds::table());

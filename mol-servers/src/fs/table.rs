@@ -65,6 +65,9 @@ pub struct Ofd {
     pub kind: Kind,
     /// Access mode and status flags as `F_GETFL` shows them.
     pub flags: Cell<i32>,
+    /// For a process pidfd (a host pidfd in a `Stream`): the DC pid of
+    /// its process; 0 otherwise.
+    pub pidfd_of: i32,
 }
 
 impl Ofd {
@@ -78,6 +81,20 @@ impl Ofd {
         Rc::new(Ofd {
             kind,
             flags: Cell::new(flags),
+            pidfd_of: 0,
+        })
+    }
+
+    /// A description for host pidfd `fd` of DC process `pid`.
+    pub fn pidfd(fd: OwnedFd, pid: i32, flags: i32) -> Rc<Ofd> {
+        Rc::new(Ofd {
+            kind: Kind::Stream {
+                fd: Arc::new(fd),
+                console: false,
+                plain: false,
+            },
+            flags: Cell::new(flags),
+            pidfd_of: pid,
         })
     }
 

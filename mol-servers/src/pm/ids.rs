@@ -14,9 +14,23 @@ pub(super) const CALLS: &[(Call, Handler<Pm>)] = &[
     (Call::PmGetsid, Pm::getsid),
     (Call::PmSetFg, Pm::set_fg),
     (Call::PmGetFg, Pm::get_fg),
+    (Call::PmEndpointOf, Pm::endpoint_of),
 ];
 
 impl Pm {
+    /// `[pid]`: the endpoint of a process (for `pidfd_open`); `words[1]`
+    /// is 1 if it is a zombie.
+    fn endpoint_of(&mut self, _ctx: &Ctx, req: &Request) -> Outcome {
+        match self.table.get(req.i32(0)) {
+            Some(p) => {
+                let mut m = crate::abi::ok(p.ep.0 as i64);
+                m.words_mut()[1] = u64::from(matches!(p.life, super::table::Life::Zombie(_)));
+                Outcome::Reply(m)
+            }
+            None => Outcome::err(libc::ESRCH),
+        }
+    }
+
     fn getpid(&mut self, _ctx: &Ctx, req: &Request) -> Outcome {
         Outcome::from(self.caller_pid(req.caller).map(i64::from))
     }
