@@ -187,6 +187,18 @@ fn shell_scripts_match_native() {
         ],
         "",
     );
+    // /proc/$pid names the DC process with that PID (a script that waits
+    // for a job by watching its /proc directory), never the host process
+    // that has the same number; a PID of no DC process has none.
+    same(
+        p,
+        &[
+            "sh",
+            "-c",
+            "sleep 1 & j=$!; sleep 0.3; [ -d /proc/$j ] && echo running;              read -r a name c < /proc/$j/stat; echo $name;              read -r a name c < /proc/$$/stat; echo $name;              wait $j; [ -d /proc/$j ] || echo reaped;              [ -e /proc/3999999 ] || echo none",
+        ],
+        "",
+    );
     // /proc/self/fd and /dev/fd list the program's DC descriptors.
     same(
         p,

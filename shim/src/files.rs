@@ -27,8 +27,44 @@ fn ioctl_arg(req: u64) -> Option<(usize, bool)> {
 }
 
 impl Shim {
+    /// A path argument, with `/proc/<DC pid>` turned into the host
+    /// directory of that process (see [`Shim::dc_proc_path`]).
     fn path(&self, mem: &dyn Mem, addr: u64) -> Result<Vec<u8>, i32> {
-        mem.read_cstr(addr, PATH_MAX)
+        Ok(self.dc_proc_path(mem.read_cstr(addr, PATH_MAX)?))
+    }
+
+    /// `/proc/<N>...` with `N` a DC pid names that process: its host
+    /// task's directory when it runs on this node (for PID 1, the process
+    /// that runs PM), else `/proc/0...`, which does not exist (nor does
+    /// `/proc/<N>` for a pid that is no DC process: host processes are
+    /// not the DC's). Other paths, and `/proc/self` (FS's business), are
+    /// returned as they are.
+    pub(crate) fn dc_proc_path(&self, path: Vec<u8>) -> Vec<u8> {
+        let Some(rest) = path.strip_prefix(b"/proc/") else {
+            return path;
+        };
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || (digits < rest.len() && rest[digits] != b'/') {
+            return path;
+        }
+        let Some(pid) = std::str::from_utf8(&rest[..digits])
+            .ok()
+            .and_then(|d| d.parse::<i32>().ok())
+        else {
+            return path;
+        };
+        let host = if pid == abi::INIT_PID {
+            // The DC's init is PM's: the process that runs PM stands for it.
+            self.ipc.host_pid(abi::PM)
+        } else {
+            match self.value(abi::PM, Call::PmEndpointOf, &[pid as u64]) {
+                Ok(ep) if pid > 0 => self.ipc.host_pid(dvk::Endpoint(ep as i32)),
+                _ => 0,
+            }
+        };
+        let mut out = format!("/proc/{host}").into_bytes();
+        out.extend_from_slice(&rest[digits..]);
+        out
     }
 
     /// A call whose first argument is a path: `[dirfd, path, len, rest...]`.
@@ -584,7 +620,8 @@ impl Shim {
                 } else {
                     (a[0], a[1], a[2])
                 };
-                let t = self.path(mem, target)?;
+                // The target is stored as it is, never resolved here.
+                let t = mem.read_cstr(target, abi::PATH_MAX)?;
                 let q = self.path(mem, p)?;
                 self.value(
                     FS,
