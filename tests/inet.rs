@@ -349,8 +349,9 @@ fn curl_and_wget_in_the_dc() {
 
 /// Large reads of a socket (handed over through the reader's data
 /// channel, see ARCHITECTURE "Data channels") deliver every byte in
-/// order: `cat` and `dd` in a DC read a host server's stream, in 128 KiB
-/// and in odd-sized reads, into files compared with what was sent.
+/// order: `cat` and `dd` (`read`, 128 KiB and odd sizes) and Python
+/// (`recv`) in a DC read a host server's stream into files compared with
+/// what was sent.
 #[test]
 fn large_socket_reads_keep_every_byte() {
     let d = tempfile::tempdir().expect("tempdir");
@@ -362,7 +363,7 @@ fn large_socket_reads_keep_every_byte() {
     let port = listener.local_addr().expect("addr").port();
     let sent = payload.clone();
     std::thread::spawn(move || {
-        for conn in listener.incoming().take(2) {
+        for conn in listener.incoming().take(3) {
             let Ok(mut c) = conn else { return };
             // Writes of varying sizes, so reads see partial chunks.
             let mut at = 0;
@@ -378,9 +379,21 @@ fn large_socket_reads_keep_every_byte() {
             }
         }
     });
-    for (name, reader) in [("cat.out", "cat"), ("dd.out", "dd bs=50000 status=none")] {
+    let py = format!(
+        "import socket; s = socket.create_connection(('127.0.0.1', {port})); \
+         f = open('py.out', 'wb'); [f.write(b) for b in iter(lambda: s.recv(65536), b'')]"
+    );
+    for (name, reader) in [
+        ("cat.out", "cat"),
+        ("dd.out", "dd bs=50000 status=none"),
+        ("py.out", "python3"),
+    ] {
         let script = format!("exec 3<>/dev/tcp/127.0.0.1/{port} && {reader} <&3 >{name}");
-        let r = in_dc(d.path(), &["bash", "-c", &script]);
+        let r = if name == "py.out" {
+            in_dc(d.path(), &[PY, "-c", &py])
+        } else {
+            in_dc(d.path(), &["bash", "-c", &script])
+        };
         assert_eq!(r.code, 0, "{reader}: {}", r.stderr);
         let got = std::fs::read(d.path().join(name)).expect("output");
         assert_eq!(got.len(), payload.len(), "{reader}: length");

@@ -155,8 +155,9 @@ calls! {
     /// `[fd]`.
     FsClose = 0x201,
     /// `[fd, buf, count, channel]`: returns the bytes read. With `channel`
-    /// = 1 FS may put them in the caller's data channel ([`Call::FsChannel`])
-    /// instead of its buffer: the result then has [`VIA_CHANNEL`] set.
+    /// [`READ_CHANNEL`] or [`RECV_CHANNEL`] FS may put them in the caller's
+    /// data channel ([`Call::FsChannel`]) instead of its buffer: the
+    /// result then has [`VIA_CHANNEL`] set.
     FsRead = 0x202,
     /// `[fd, buf, count]`: returns the bytes written.
     FsWrite = 0x203,
@@ -348,6 +349,11 @@ pub fn ok(v: i64) -> Message {
 /// Set in the result of an `FsRead` whose bytes wait in the caller's data
 /// channel (a count never reaches it).
 pub const VIA_CHANNEL: i64 = 1 << 48;
+/// `FsRead`'s `channel` word: a `read` that may use the data channel.
+pub const READ_CHANNEL: u64 = 1;
+/// `FsRead`'s `channel` word: a `recv` without flags or address (a `read`
+/// of a socket, `ENOTSOCK` on anything else) that may use the channel.
+pub const RECV_CHANNEL: u64 = 2;
 
 /// Builds an error reply (`errno` positive, e.g. `libc::ENOENT`).
 pub fn err(errno: i32) -> Message {

@@ -75,6 +75,31 @@ impl Shim {
         self.value(FS, call, &args)
     }
 
+    /// A `read` (or, with `mode` [`abi::RECV_CHANNEL`], a `recv` without
+    /// flags or address) that offers FS the data channel: `None` when
+    /// the channel cannot serve it (not open, a small read, memory of
+    /// another process).
+    pub(crate) fn read_via_channel(
+        &self,
+        mem: &dyn Mem,
+        fd: u64,
+        addr: u64,
+        len: u64,
+        mode: u64,
+    ) -> Option<Action> {
+        let chan = self.channel_fd()?;
+        if !mem.direct() || len < crate::CHANNEL_MIN {
+            return None;
+        }
+        Some(match self.value(FS, Call::FsRead, &[fd, addr, len, mode]) {
+            Ok(v) if v & abi::VIA_CHANNEL != 0 => {
+                let n = (v & !abi::VIA_CHANNEL) as usize;
+                Action::FromChannel { fd: chan, addr, n }
+            }
+            r => Action::Ret(ret(r)),
+        })
+    }
+
     fn read_like(
         &self,
         mem: &dyn Mem,
@@ -84,24 +109,15 @@ impl Shim {
         len: u64,
         off: Option<u64>,
     ) -> Action {
+        if call == Call::FsRead {
+            if let Some(a) = self.read_via_channel(mem, fd, addr, len, abi::READ_CHANNEL) {
+                return a;
+            }
+        }
         let buf = Buf::output(mem, addr, len as usize);
         let mut args = vec![fd, buf.addr(), len];
         args.extend(off);
-        // The channel serves the program's own memory only.
-        let chan = match self.channel_fd() {
-            Some(c) if call == Call::FsRead && mem.direct() && len >= crate::CHANNEL_MIN => {
-                args.push(1);
-                Some(c)
-            }
-            _ => None,
-        };
         let r = self.value(FS, call, &args);
-        if let (Ok(v), Some(fd)) = (r, chan) {
-            if v & abi::VIA_CHANNEL != 0 {
-                let n = (v & !abi::VIA_CHANNEL) as usize;
-                return Action::FromChannel { fd, addr, n };
-            }
-        }
         if let Ok(n) = r {
             if let Err(e) = buf.finish(mem, n as usize) {
                 return Action::Ret(-(e as i64));

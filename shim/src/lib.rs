@@ -115,11 +115,12 @@ impl Shim {
         }
     }
 
-    /// Whether system call `nr` with arguments `a` is a `read` large
-    /// enough for the data channel, which this thread has not tried to
+    /// Whether system call `nr` with arguments `a` is a `read` (or a
+    /// `recv` without flags or address) large enough for the data channel, which this thread has not tried to
     /// open yet (the embedding then calls [`Shim::open_channel`]).
     pub fn wants_channel(&self, nr: i64, a: &[u64; 6]) -> bool {
-        nr == libc::SYS_read && a[2] >= CHANNEL_MIN && self.channel.get().is_none()
+        let plain_recv = nr == libc::SYS_recvfrom && a[3] == 0 && a[4] == 0;
+        (nr == libc::SYS_read || plain_recv) && a[2] >= CHANNEL_MIN && self.channel.get().is_none()
     }
 
     /// Opens the data channel with a new pipe (`None`: the embedding could

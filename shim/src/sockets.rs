@@ -436,6 +436,21 @@ impl Shim {
         }
         Ok(if call == Call::FsAccept { v } else { 0 })
     }
+    /// `recvfrom` through FS's `recvmsg`.
+    fn recvfrom(&self, mem: &dyn Mem, a: [u64; 6]) -> Result<i64, i32> {
+        let io = Io::single(mem, a[1], a[2], false)?;
+        let cap = if a[4] == 0 || a[5] == 0 {
+            0
+        } else {
+            read_len(mem, a[5])?
+        };
+        let name = (a[4] != 0).then(|| Buf::output(mem, a[4], cap as usize));
+        let (n, aux) = self.recv_parts(mem, a[0], &io, a[3], name.as_ref(), cap, &mut [], None)?;
+        if a[4] != 0 && a[5] != 0 {
+            mem.write_val(a[5], &(aux.namelen as u32))?;
+        }
+        Ok(n)
+    }
 
     /// Serves the call if it belongs to the socket family.
     #[allow(non_upper_case_globals)]
@@ -503,21 +518,12 @@ impl Shim {
                 Ok(io) => self.send_parts(mem, a[0], &io, a[3], a[4], a[5], &[], None),
                 Err(e) => Action::Ret(-(e as i64)),
             }),
-            SYS_recvfrom => r((|| {
-                let io = Io::single(mem, a[1], a[2], false)?;
-                let cap = if a[4] == 0 || a[5] == 0 {
-                    0
-                } else {
-                    read_len(mem, a[5])?
-                };
-                let name = (a[4] != 0).then(|| Buf::output(mem, a[4], cap as usize));
-                let (n, aux) =
-                    self.recv_parts(mem, a[0], &io, a[3], name.as_ref(), cap, &mut [], None)?;
-                if a[4] != 0 && a[5] != 0 {
-                    mem.write_val(a[5], &(aux.namelen as u32))?;
-                }
-                Ok(n)
-            })()),
+            // recv(fd, buf, n, 0) without an address is read(fd, buf, n)
+            // on a socket: large ones may use the data channel.
+            SYS_recvfrom if a[3] == 0 && a[4] == 0 => self
+                .read_via_channel(mem, a[0], a[1], a[2], abi::RECV_CHANNEL)
+                .or_else(|| r(self.recvfrom(mem, a))),
+            SYS_recvfrom => r(self.recvfrom(mem, a)),
             SYS_sendmsg => Some(self.sendmsg(mem, a[0], a[1], a[2])),
             SYS_recvmsg => r(self.recvmsg(mem, a[0], a[1], a[2])),
             SYS_sendmmsg => Some(self.sendmmsg(mem, a[0], a[1], a[2], a[3])),

@@ -12,7 +12,7 @@
 use super::channel::{self, Spliced};
 use super::table::{Kind, Ofd};
 use super::{pipe, sys, unix, Fs, Op, Waiter};
-use crate::abi::Call;
+use crate::abi::{self, Call};
 use crate::server::{Ctx, Handler, Outcome, Request};
 use dvk::Endpoint;
 use std::os::fd::AsRawFd;
@@ -549,9 +549,20 @@ impl Fs {
 
 fn read(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     let mut iov = Iov::single(req.args[1], req.args[2]);
-    if req.args[3] == 1 {
-        iov.chan = fs.channels.get(&req.sender).cloned();
+    match req.args[3] {
+        abi::READ_CHANNEL => {}
+        abi::RECV_CHANNEL => {
+            let fd = req.i32(0);
+            match fs.ofd(req.caller, fd) {
+                Ok(o) if matches!(o.kind, Kind::Socket(_)) => {}
+                Ok(_) if super::inet::is_inet(fs, req.caller, fd) => {}
+                Ok(_) => return Outcome::err(libc::ENOTSOCK),
+                Err(e) => return Outcome::err(e),
+            }
+        }
+        _ => return fs.do_read(ctx, req, req.i32(0), iov, None),
     }
+    iov.chan = fs.channels.get(&req.sender).cloned();
     fs.do_read(ctx, req, req.i32(0), iov, None)
 }
 
