@@ -199,6 +199,20 @@ fn shell_scripts_match_native() {
         ],
         "",
     );
+    // A select timeout below a millisecond, or between two, is not cut
+    // short (asyncio's select loop spun on such early returns).
+    same(
+        p,
+        &[
+            "python3",
+            "-c",
+            "import os, select, time; r, w = os.pipe()\n\
+             for t in (0.0005, 0.0099):\n\
+             \x20   t0 = time.monotonic(); select.select([r], [], [], t)\n\
+             \x20   print(t, 'early' if time.monotonic() - t0 < t else 'ok')",
+        ],
+        "",
+    );
     // /proc/self/fd and /dev/fd list the program's DC descriptors.
     same(
         p,

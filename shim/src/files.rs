@@ -709,8 +709,13 @@ impl Shim {
                 let t = if a[4] == 0 {
                     -1
                 } else {
+                    // Rounded up, as the kernel does: a wait never ends
+                    // before its time (a 0.5 ms timeout is not 0).
                     let tv: [i64; 2] = mem.read_val(a[4])?;
-                    tv[0].saturating_mul(1000) + tv[1] / 1000
+                    if tv[0] < 0 || !(0..1_000_000).contains(&tv[1]) {
+                        return Err(libc::EINVAL);
+                    }
+                    tv[0].saturating_mul(1000) + (tv[1] + 999) / 1000
                 };
                 self.select(mem, a[0], a[1], a[2], a[3], t)
             })()),
