@@ -550,6 +550,39 @@ fn root_confines_file_access() {
     assert_eq!(run(&["ls"]).code, 127);
 }
 
+/// Pseudo-terminals: `openpty` (its `TIOCGPTPEER` gives a new DC
+/// descriptor), a read that waits for the other side, and `pty.fork`
+/// (a child whose stdio is the terminal), natively and in a DC.
+#[test]
+fn python_pseudo_terminals() {
+    let d = scratch();
+    let script = "import os, pty, threading, time\n\
+        m, s = os.openpty()\n\
+        print(os.isatty(s), os.ttyname(s).startswith('/dev/pts/'))\n\
+        threading.Thread(target=lambda: (time.sleep(0.3), os.write(m, b'late\\n'))).start()\n\
+        print(os.read(s, 100))\n\
+        os.write(s, b'back\\n')\n\
+        time.sleep(0.3)\n\
+        print(os.read(m, 100))\n\
+        pid, fd = pty.fork()\n\
+        if pid == 0:\n\
+        \x20   print('child on a tty:', os.isatty(0), flush=True)\n\
+        \x20   os._exit(5)\n\
+        out = b''\n\
+        while True:\n\
+        \x20   try:\n\
+        \x20       b = os.read(fd, 100)\n\
+        \x20   except OSError:\n\
+        \x20       break\n\
+        \x20   if not b:\n\
+        \x20       break\n\
+        \x20   out += b\n\
+        print(out.replace(b'\\r', b''), os.waitpid(pid, 0)[1] >> 8)\n";
+    std::fs::write(d.path().join("ptys.py"), script).unwrap();
+    let r = same(d.path(), &["python3", "ptys.py"], "");
+    assert!(r.stdout.contains("child on a tty: True"), "{}", r.stdout);
+}
+
 #[test]
 fn python_unix_sockets() {
     let d = scratch();

@@ -19,7 +19,9 @@ fn ioctl_arg(req: u64) -> Option<(usize, bool)> {
         libc::TIOCSWINSZ => (8, false),
         libc::TIOCGPGRP => (4, true),
         libc::TIOCSPGRP => (4, false),
-        libc::FIONREAD => (4, true),
+        libc::FIONREAD | libc::TIOCGPTN => (4, true),
+        libc::TIOCSPTLCK => (4, false),
+        libc::TIOCGPTPEER => (0, false),
         libc::FIONBIO => (4, false),
         libc::FIOCLEX | libc::FIONCLEX => (0, false),
         _ => return None,
@@ -444,7 +446,8 @@ impl Shim {
             return self.value(abi::PM, Call::PmSetFg, &[g as u64]);
         }
         if size == 0 {
-            return self.value(FS, Call::FsIoctl, &[fd, req, 0]);
+            // The argument, if any, is an integer.
+            return self.value(FS, Call::FsIoctl, &[fd, req, arg]);
         }
         let buf = if out {
             Buf::output(mem, arg, size)

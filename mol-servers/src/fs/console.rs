@@ -12,11 +12,12 @@
 //! drain, which could block FS.
 
 use super::fds::setfl;
-use super::table::Kind;
+use super::table::{FdEntry, Kind, Ofd};
 use super::{sys, Fs};
 use crate::abi::Call;
 use crate::server::{Ctx, Handler, Outcome, Request};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
 
 /// Size of the kernel's `struct termios` (what `TCGETS` copies).
 const TERMIOS_SIZE: usize = 36;
@@ -116,10 +117,43 @@ fn ioctl(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
                 sys::ioctl_buf(host, request, &mut w)?;
             }
             libc::TIOCGPGRP | libc::TIOCSPGRP => is_tty(host)?,
-            libc::FIONREAD => {
+            libc::FIONREAD | libc::TIOCGPTN => {
                 let mut n = [0u8; 8];
                 sys::ioctl_buf(host, request, &mut n)?;
                 ctx.copy_out(req.sender, arg, &n[..4])?;
+            }
+            libc::TIOCSPTLCK => {
+                let mut n = [0u8; 8];
+                ctx.copy_in_to(req.sender, arg, &mut n[..4])?;
+                sys::ioctl_buf(host, request, &mut n)?;
+            }
+            // The terminal of a pseudo-terminal master (`openpty`): a new
+            // descriptor, like an open of its /dev/pts path.
+            libc::TIOCGPTPEER => {
+                let flags = arg as i32 & (libc::O_ACCMODE | libc::O_NOCTTY | libc::O_CLOEXEC);
+                // SAFETY: TIOCGPTPEER takes its flags as an integer and
+                // returns a new descriptor, owned at once.
+                let peer = unsafe { libc::ioctl(host.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+                if peer < 0 {
+                    return Err(sys::errno());
+                }
+                // SAFETY: a new descriptor the kernel gave us.
+                let peer = unsafe { OwnedFd::from_raw_fd(peer) };
+                // FS never blocks on a host stream (reads wait for poll).
+                let fl = sys::fcntl_int(peer.as_fd(), libc::F_GETFL, 0)?;
+                sys::fcntl_int(peer.as_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK)?;
+                let ofd = Ofd::new(
+                    Kind::Stream {
+                        fd: Arc::new(peer),
+                        console: false,
+                        plain: false,
+                    },
+                    flags & libc::O_ACCMODE,
+                );
+                let p = fs.procs.get(&req.caller).ok_or(libc::EBADF)?;
+                let cloexec = flags & libc::O_CLOEXEC != 0;
+                let n = p.files.borrow_mut().alloc(0, FdEntry::new(ofd, cloexec))?;
+                return Ok(n as i64);
             }
             _ => return Err(libc::ENOTTY),
         }
