@@ -583,6 +583,38 @@ fn python_pseudo_terminals() {
     assert!(r.stdout.contains("child on a tty: True"), "{}", r.stdout);
 }
 
+/// `eventfd` (a host eventfd FS holds): counters, a read that waits for
+/// a writer thread, readiness, `EFD_SEMAPHORE` and `EFD_NONBLOCK`,
+/// natively and in a DC.
+#[test]
+fn python_eventfd() {
+    let d = scratch();
+    let script = "import os, select, threading, time\n\
+        fd = os.eventfd(3, os.EFD_CLOEXEC)\n\
+        print(os.eventfd_read(fd))\n\
+        def later():\n\
+        \x20\x20\x20\x20time.sleep(0.2); os.eventfd_write(fd, 5)\n\
+        threading.Thread(target=later).start()\n\
+        print(os.eventfd_read(fd))           # waits for the writer\n\
+        print(select.select([fd], [], [], 0)[0] == [])\n\
+        os.eventfd_write(fd, 2)\n\
+        print(select.select([fd], [], [], 0)[0] == [fd])\n\
+        s = os.eventfd(2, os.EFD_SEMAPHORE | os.EFD_NONBLOCK)\n\
+        print(os.eventfd_read(s), os.eventfd_read(s))\n\
+        try:\n\
+        \x20\x20\x20\x20os.eventfd_read(s)\n\
+        except BlockingIOError:\n\
+        \x20\x20\x20\x20print(\"would block\")\n\
+        try:\n\
+        \x20\x20\x20\x20os.read(s, 4)\n\
+        except OSError as e:\n\
+        \x20\x20\x20\x20print(\"short read:\", e.errno)\n\
+        ";
+    std::fs::write(d.path().join("efd.py"), script).unwrap();
+    let r = same(d.path(), &["python3", "efd.py"], "");
+    assert!(r.stdout.contains("would block"), "{}", r.stdout);
+}
+
 #[test]
 fn python_unix_sockets() {
     let d = scratch();

@@ -311,6 +311,8 @@ calls! {
     /// `[fd]`: the DC pid of the process pidfd `fd` refers to
     /// (`pidfd_send_signal`, `waitid(P_PIDFD)`).
     FsPidfdPid = 0x23c,
+    /// `[initval, flags]` (`eventfd2`): returns the new descriptor.
+    FsEventfd = 0x23d,
     /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
     /// the parent's descriptors, cwd and umask (`share` = 1: the same
     /// table, cwd and umask, as threads share them).

@@ -735,6 +735,8 @@ impl Shim {
                 }
             }
             SYS_epoll_create1 => r(self.value(FS, Call::FsEpollCreate, &[a[0]])),
+            SYS_eventfd => r(self.value(FS, Call::FsEventfd, &[a[0], 0])),
+            SYS_eventfd2 => r(self.value(FS, Call::FsEventfd, &[a[0], a[1]])),
             SYS_epoll_ctl => r((|| {
                 // struct epoll_event is packed on x86-64: u32 events, u64 data.
                 let (events, data) = if a[1] as i32 == EPOLL_CTL_DEL || a[3] == 0 {

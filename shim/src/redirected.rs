@@ -28,6 +28,8 @@ const SERVED: &[i64] = &[
     SYS_openat,
     SYS_close,
     SYS_close_range,
+    SYS_eventfd,
+    SYS_eventfd2,
     SYS_stat,
     SYS_lstat,
     SYS_fstat,

@@ -21,7 +21,7 @@
 //! `io`, `meta`, `names`, `fds`, `pipe`, `sockets` (routing by family),
 //! `unix` (`AF_UNIX` sockets), `inet` (`AF_INET`/`AF_INET6` sockets),
 //! `poll`, `console` (and ioctl), `channel` (stream reads handed over
-//! through a pipe), `pidfd` (process descriptors),
+//! through a pipe), `pidfd` (process descriptors), `eventfd`,
 //! `watch` (the watcher) and `sys` (the host system calls).
 //!
 //! Known limits: host FIFOs are opened non-blocking (an `O_WRONLY` open
@@ -33,6 +33,7 @@
 mod channel;
 mod console;
 mod epoll;
+mod eventfd;
 mod fds;
 mod inet;
 mod io;
@@ -388,6 +389,7 @@ impl Service for Fs {
         t.extend(io::table());
         t.extend(channel::table());
         t.extend(pidfd::table());
+        t.extend(eventfd::table());
         t.extend(meta::table());
         t.extend(names::table());
         t.extend(fds::table());

@@ -94,6 +94,7 @@ sys!(readlink => hk_readlink(p: *const c_char, buf: *mut c_char, n: size_t) -> s
 sys!(readlinkat => hk_readlinkat(d: c_int, p: *const c_char, buf: *mut c_char, n: size_t) -> ssize_t, SYS_readlinkat, [d, p, buf, n]);
 sys!(getdents64 => hk_getdents64(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t, SYS_getdents64, [fd, buf, n]);
 sys!(dup => hk_dup(fd: c_int) -> c_int, SYS_dup, [fd]);
+sys!(eventfd => hk_eventfd(init: c_uint, flags: c_int) -> c_int, SYS_eventfd2, [init, flags]);
 sys!(dup2 => hk_dup2(a: c_int, b: c_int) -> c_int, SYS_dup2, [a, b]);
 sys!(dup3 => hk_dup3(a: c_int, b: c_int, flags: c_int) -> c_int, SYS_dup3, [a, b, flags]);
 sys!(fcntl => hk_fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int, SYS_fcntl, [fd, cmd, arg]);
