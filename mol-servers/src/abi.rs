@@ -313,6 +313,13 @@ calls! {
     FsPidfdPid = 0x23c,
     /// `[initval, flags]` (`eventfd2`): returns the new descriptor.
     FsEventfd = 0x23d,
+    /// `[clockid, flags]` (`timerfd_create`): returns the new descriptor.
+    FsTimerfdCreate = 0x23e,
+    /// `[fd, flags, new, old or 0]` (`timerfd_settime`; `struct
+    /// itimerspec` in the caller).
+    FsTimerfdSettime = 0x23f,
+    /// `[fd, cur]` (`timerfd_gettime`).
+    FsTimerfdGettime = 0x240,
     /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
     /// the parent's descriptors, cwd and umask (`share` = 1: the same
     /// table, cwd and umask, as threads share them).

@@ -8,6 +8,8 @@ const AT_FDCWD: u64 = libc::AT_FDCWD as i64 as u64;
 const STAT_SIZE: usize = 144;
 const STATFS_SIZE: usize = 120;
 const STATX_BYTES: usize = 256;
+/// `struct itimerspec`.
+const ITIMERSPEC: usize = 32;
 
 /// Size of the argument an `ioctl` request reads or writes, and its
 /// direction (true = the program receives data).
@@ -735,6 +737,27 @@ impl Shim {
                 }
             }
             SYS_epoll_create1 => r(self.value(FS, Call::FsEpollCreate, &[a[0]])),
+            SYS_timerfd_create => r(self.value(FS, Call::FsTimerfdCreate, &[a[0], a[1]])),
+            SYS_timerfd_settime => r((|| {
+                let new = Buf::input(mem, a[2], ITIMERSPEC)?;
+                let old = (a[3] != 0).then(|| Buf::output(mem, a[3], ITIMERSPEC));
+                let old_addr = old.as_ref().map_or(0, |b| b.addr());
+                let v = self.value(
+                    FS,
+                    Call::FsTimerfdSettime,
+                    &[a[0], a[1], new.addr(), old_addr],
+                )?;
+                if let Some(b) = old {
+                    b.finish(mem, ITIMERSPEC)?;
+                }
+                Ok(v)
+            })()),
+            SYS_timerfd_gettime => r((|| {
+                let cur = Buf::output(mem, a[1], ITIMERSPEC);
+                let v = self.value(FS, Call::FsTimerfdGettime, &[a[0], cur.addr()])?;
+                cur.finish(mem, ITIMERSPEC)?;
+                Ok(v)
+            })()),
             SYS_eventfd => r(self.value(FS, Call::FsEventfd, &[a[0], 0])),
             SYS_eventfd2 => r(self.value(FS, Call::FsEventfd, &[a[0], a[1]])),
             SYS_epoll_ctl => r((|| {

@@ -14,7 +14,6 @@ const UNSUPPORTED: &[(i64, &str)] = &[
     (SYS_fadvise64, "fadvise64"),
     (SYS_readahead, "readahead"),
     (SYS_sync_file_range, "sync_file_range"),
-    (SYS_timerfd_create, "timerfd_create"),
     (SYS_signalfd, "signalfd"),
     (SYS_signalfd4, "signalfd4"),
     (SYS_inotify_init, "inotify_init"),

@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 11] = [
+pub const C_EXAMPLES: [&str; 12] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -126,6 +126,7 @@ pub const C_EXAMPLES: [&str; 11] = [
     "threadchurn",
     "threadself",
     "pidfd",
+    "timerfd",
     "sigwrites",
 ];
 

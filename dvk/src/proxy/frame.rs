@@ -424,25 +424,33 @@ impl Decoder {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// The next complete frame, `Ok(None)` if more bytes are needed.
-    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+    /// The header and payload length of the next frame, if its header is
+    /// here. A bad header fails the stream (see [`Decoder`]).
+    fn peek_header(&mut self) -> Result<Option<(Header, usize)>, FrameError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        let avail = &self.buf[self.start..];
-        let Some(head) = avail.first_chunk::<HEADER_SIZE>() else {
+        let Some(head) = self.buf[self.start..].first_chunk::<HEADER_SIZE>() else {
             return Ok(None);
         };
-        let (header, len) = match decode_header(head) {
-            Ok(x) => x,
+        match decode_header(head) {
+            Ok(x) => Ok(Some(x)),
             Err(e) => {
                 self.rejected += 1;
                 self.failed = Some(e.clone());
                 self.buf = Vec::new();
                 self.start = 0;
-                return Err(e);
+                Err(e)
             }
+        }
+    }
+
+    /// The next complete frame, `Ok(None)` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        let Some((header, len)) = self.peek_header()? else {
+            return Ok(None);
         };
+        let avail = &self.buf[self.start..];
         if avail.len() < HEADER_SIZE + len {
             return Ok(None);
         }
@@ -462,23 +470,10 @@ impl Decoder {
         &mut self,
         min: usize,
     ) -> Result<Option<(Header, Vec<u8>, usize)>, FrameError> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
-        let avail = &self.buf[self.start..];
-        let Some(head) = avail.first_chunk::<HEADER_SIZE>() else {
+        let Some((header, len)) = self.peek_header()? else {
             return Ok(None);
         };
-        let (header, len) = match decode_header(head) {
-            Ok(x) => x,
-            Err(e) => {
-                self.rejected += 1;
-                self.failed = Some(e.clone());
-                self.buf = Vec::new();
-                self.start = 0;
-                return Err(e);
-            }
-        };
+        let avail = &self.buf[self.start..];
         if len < min || avail.len() >= HEADER_SIZE + len {
             return Ok(None);
         }

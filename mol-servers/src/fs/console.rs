@@ -12,12 +12,11 @@
 //! drain, which could block FS.
 
 use super::fds::setfl;
-use super::table::{FdEntry, Kind, Ofd};
+use super::table::{Kind, Ofd};
 use super::{sys, Fs};
 use crate::abi::Call;
 use crate::server::{Ctx, Handler, Outcome, Request};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::Arc;
 
 /// Size of the kernel's `struct termios` (what `TCGETS` copies).
 const TERMIOS_SIZE: usize = 36;
@@ -142,17 +141,8 @@ fn ioctl(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
                 // FS never blocks on a host stream (reads wait for poll).
                 let fl = sys::fcntl_int(peer.as_fd(), libc::F_GETFL, 0)?;
                 sys::fcntl_int(peer.as_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK)?;
-                let ofd = Ofd::new(
-                    Kind::Stream {
-                        fd: Arc::new(peer),
-                        console: false,
-                        plain: false,
-                    },
-                    flags & libc::O_ACCMODE,
-                );
-                let p = fs.procs.get(&req.caller).ok_or(libc::EBADF)?;
-                let cloexec = flags & libc::O_CLOEXEC != 0;
-                let n = p.files.borrow_mut().alloc(0, FdEntry::new(ofd, cloexec))?;
+                let ofd = Ofd::host_stream(peer, flags & libc::O_ACCMODE);
+                let n = fs.install(req.caller, ofd, flags & libc::O_CLOEXEC != 0)?;
                 return Ok(n as i64);
             }
             _ => return Err(libc::ENOTTY),

@@ -21,7 +21,7 @@
 //! `io`, `meta`, `names`, `fds`, `pipe`, `sockets` (routing by family),
 //! `unix` (`AF_UNIX` sockets), `inet` (`AF_INET`/`AF_INET6` sockets),
 //! `poll`, `console` (and ioctl), `channel` (stream reads handed over
-//! through a pipe), `pidfd` (process descriptors), `eventfd`,
+//! through a pipe), `pidfd` (process descriptors), `eventfd`, `timerfd`,
 //! `watch` (the watcher) and `sys` (the host system calls).
 //!
 //! Known limits: host FIFOs are opened non-blocking (an `O_WRONLY` open
@@ -49,6 +49,7 @@ mod proc;
 mod sockets;
 mod sys;
 mod table;
+mod timerfd;
 mod unix;
 mod watch;
 
@@ -181,6 +182,13 @@ pub struct Fs {
 }
 
 impl Fs {
+    /// Installs `ofd` as the lowest free descriptor of `ep`.
+    pub(crate) fn install(&self, ep: Endpoint, ofd: Rc<Ofd>, cloexec: bool) -> Result<i32, i32> {
+        let p = self.procs.get(&ep).ok_or(libc::EBADF)?;
+        let mut t = p.files.borrow_mut();
+        t.alloc(0, table::FdEntry::new(ofd, cloexec))
+    }
+
     fn new(
         root: Root,
         console: Option<Console>,
@@ -390,6 +398,7 @@ impl Service for Fs {
         t.extend(channel::table());
         t.extend(pidfd::table());
         t.extend(eventfd::table());
+        t.extend(timerfd::table());
         t.extend(meta::table());
         t.extend(names::table());
         t.extend(fds::table());

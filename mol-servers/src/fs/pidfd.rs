@@ -12,7 +12,7 @@
 //! that has ended (readable at once). A process of another node has no
 //! host task here: `EREMOTE`, which the shim reports as unsupported.
 
-use super::table::{FdEntry, Ofd};
+use super::table::Ofd;
 use super::Fs;
 use crate::abi::Call;
 use crate::server::{Ctx, Handler, Outcome, Request};
@@ -36,11 +36,7 @@ fn open(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
         Err(e) => return Outcome::err(e),
     };
     let ofd = Ofd::pidfd(fd, pid, libc::O_RDWR | (flags & libc::O_NONBLOCK));
-    let r = fs
-        .procs
-        .get(&req.caller)
-        .ok_or(libc::EBADF)
-        .and_then(|p| p.files.borrow_mut().alloc(0, FdEntry::new(ofd, true)));
+    let r = fs.install(req.caller, ofd, true);
     Outcome::from(r.map(i64::from))
 }
 

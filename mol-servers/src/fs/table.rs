@@ -85,6 +85,19 @@ impl Ofd {
         })
     }
 
+    /// A description for a host object FS made for the program (a socket,
+    /// an eventfd, a timerfd, a terminal): a host stream.
+    pub fn host_stream(fd: OwnedFd, flags: i32) -> Rc<Ofd> {
+        Ofd::new(
+            Kind::Stream {
+                fd: Arc::new(fd),
+                console: false,
+                plain: false,
+            },
+            flags,
+        )
+    }
+
     /// A description for host pidfd `fd` of DC process `pid`.
     pub fn pidfd(fd: OwnedFd, pid: i32, flags: i32) -> Rc<Ofd> {
         Rc::new(Ofd {

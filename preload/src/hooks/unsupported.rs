@@ -10,7 +10,6 @@ sys!(splice => hk_splice(a: c_int, ao: *mut off_t, b: c_int, bo: *mut off_t, n: 
 sys!(memfd_create => hk_memfd_create(n: *const c_char, f: c_uint) -> c_int, SYS_memfd_create, [n, f]);
 sys!(inotify_init => hk_inotify_init() -> c_int, SYS_inotify_init, []);
 sys!(inotify_init1 => hk_inotify_init1(f: c_int) -> c_int, SYS_inotify_init1, [f]);
-sys!(timerfd_create => hk_timerfd_create(c: c_int, f: c_int) -> c_int, SYS_timerfd_create, [c, f]);
 sys!(signalfd => hk_signalfd(fd: c_int, m: *const sigset_t, f: c_int) -> c_int, SYS_signalfd4, [fd, m, 8, f]);
 sys!(chroot => hk_chroot(p: *const c_char) -> c_int, SYS_chroot, [p]);
 

@@ -30,7 +30,7 @@ mod publish;
 pub use publish::Publish;
 
 use super::io::Iov;
-use super::table::{FdEntry, Kind, Ofd};
+use super::table::{Kind, Ofd};
 use super::{Fs, Op, Waiter};
 use crate::abi::{self, Call, RecvAux};
 use crate::server::{Ctx, Handler, Outcome, Request};
@@ -145,22 +145,10 @@ fn with_host<T>(ofd: &Ofd, f: impl FnOnce(BorrowedFd<'_>) -> Result<T, i32>) -> 
 
 /// A new description for host socket `s`.
 fn ofd_for(s: OwnedFd, nonblock: bool) -> Rc<Ofd> {
-    let fl = libc::O_RDWR | if nonblock { libc::O_NONBLOCK } else { 0 };
-    Ofd::new(
-        Kind::Stream {
-            fd: Arc::new(s),
-            console: false,
-            plain: false,
-        },
-        fl,
+    Ofd::host_stream(
+        s,
+        libc::O_RDWR | if nonblock { libc::O_NONBLOCK } else { 0 },
     )
-}
-
-/// Installs `ofd` in the table of `ep`.
-fn install(fs: &Fs, ep: Endpoint, ofd: Rc<Ofd>, cloexec: bool) -> Result<i32, i32> {
-    let p = fs.procs.get(&ep).ok_or(libc::EBADF)?;
-    let mut t = p.files.borrow_mut();
-    t.alloc(0, FdEntry::new(ofd, cloexec))
 }
 
 /// Reads a program's socket address of `len` bytes.
@@ -186,7 +174,8 @@ pub fn socket(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
         }
         let s = host::socket(req.i32(0), ty & 0xf, req.i32(2))?;
         let ofd = ofd_for(s, flags & libc::SOCK_NONBLOCK != 0);
-        install(fs, req.caller, ofd, flags & libc::SOCK_CLOEXEC != 0).map(i64::from)
+        fs.install(req.caller, ofd, flags & libc::SOCK_CLOEXEC != 0)
+            .map(i64::from)
     })();
     Outcome::from(r)
 }
@@ -230,7 +219,7 @@ fn try_accept(
     };
     publish::to_dc(&fs.publish, &mut peer, false);
     let new = ofd_for(s, flags & libc::SOCK_NONBLOCK != 0);
-    let fd = match install(fs, caller, new, flags & libc::SOCK_CLOEXEC != 0) {
+    let fd = match fs.install(caller, new, flags & libc::SOCK_CLOEXEC != 0) {
         Ok(fd) => fd,
         Err(e) => return Some(abi::err(e)),
     };

@@ -9,7 +9,7 @@
 use super::super::io::Attempt;
 use super::super::{Fs, Op, Waiter};
 use super::addr::{self, parse, Addr};
-use super::{install, ofd_for, socket_of, Cred, Listen, Pending, Sock};
+use super::{ofd_for, socket_of, Cred, Listen, Pending, Sock};
 use crate::abi::{self, Call};
 use crate::server::{Ctx, Handler, Outcome, Request};
 use dvk::{Endpoint, Message};
@@ -225,7 +225,7 @@ pub(super) fn try_accept(
     };
     let peer = conn.borrow().peer_name.clone().flatten();
     let new = ofd_for(conn.clone(), flags & libc::SOCK_NONBLOCK != 0);
-    let fd = match install(fs, caller, new, flags & libc::SOCK_CLOEXEC != 0) {
+    let fd = match fs.install(caller, new, flags & libc::SOCK_CLOEXEC != 0) {
         Ok(fd) => fd,
         Err(e) => {
             // Not taken: the connection stays first in line.

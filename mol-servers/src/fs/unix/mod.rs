@@ -34,7 +34,7 @@ pub use data::{recv, send, RecvOut};
 pub(in crate::fs) use msg::{read_recv_aux, read_send_aux};
 
 use super::io::{Attempt, Iov};
-use super::table::{FdEntry, Kind, Ofd};
+use super::table::{Kind, Ofd};
 use super::{sys, Fs};
 use crate::abi::{self, Call};
 use crate::server::{Ctx, Handler, Outcome, Request};
@@ -512,20 +512,14 @@ fn sock_ofd(s: Sock, nonblock: bool) -> Rc<Ofd> {
     ofd_for(Rc::new(RefCell::new(s)), nonblock)
 }
 
-/// Installs `ofd` in the table of `ep`.
-fn install(fs: &Fs, ep: Endpoint, ofd: Rc<Ofd>, cloexec: bool) -> Result<i32, i32> {
-    let p = fs.procs.get(&ep).ok_or(libc::EBADF)?;
-    let mut t = p.files.borrow_mut();
-    t.alloc(0, FdEntry::new(ofd, cloexec))
-}
-
 /// `[domain, type, protocol, pid]`.
 fn socket(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
     let r = (|| {
         let (ty, flags) = check_type(req.i32(0), req.i32(1), req.i32(2))?;
         let s = Sock::new(fs, ty, Cred::of(req.i32(3)));
         let ofd = sock_ofd(s, flags & libc::SOCK_NONBLOCK != 0);
-        install(fs, req.caller, ofd, flags & libc::SOCK_CLOEXEC != 0).map(i64::from)
+        fs.install(req.caller, ofd, flags & libc::SOCK_CLOEXEC != 0)
+            .map(i64::from)
     })();
     Outcome::from(r)
 }
@@ -545,8 +539,8 @@ fn socketpair(fs: &mut Fs, _ctx: &Ctx, req: &Request) -> Outcome {
         b.peer_cred = Some(cred);
         let nb = flags & libc::SOCK_NONBLOCK != 0;
         let cloexec = flags & libc::SOCK_CLOEXEC != 0;
-        let fa = install(fs, req.caller, sock_ofd(a, nb), cloexec)?;
-        match install(fs, req.caller, sock_ofd(b, nb), cloexec) {
+        let fa = fs.install(req.caller, sock_ofd(a, nb), cloexec)?;
+        match fs.install(req.caller, sock_ofd(b, nb), cloexec) {
             Ok(fb) => Ok((fa, fb)),
             Err(e) => {
                 if let Some(p) = fs.procs.get(&req.caller) {

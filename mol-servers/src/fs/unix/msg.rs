@@ -13,7 +13,7 @@ use super::super::table::{Kind, Ofd};
 use super::super::{Fs, Op, Waiter};
 use super::addr::sockaddr;
 use super::conn::read_addr;
-use super::{install, recv, send, socket_of, Pending, RecvOut, SCM_MAX_FD};
+use super::{recv, send, socket_of, Pending, RecvOut, SCM_MAX_FD};
 use crate::abi::{self, Call, RecvAux, SendAux};
 use crate::server::{Ctx, Handler, Outcome, Request};
 use dvk::{Endpoint, Message};
@@ -113,7 +113,7 @@ fn deliver(
             mflags |= libc::MSG_CTRUNC;
             continue;
         }
-        match install(fs, caller, o, cloexec) {
+        match fs.install(caller, o, cloexec) {
             Ok(fd) => placed.push(fd),
             Err(_) => mflags |= libc::MSG_CTRUNC,
         }
