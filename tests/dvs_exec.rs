@@ -615,6 +615,41 @@ fn python_eventfd() {
     assert!(r.stdout.contains("would block"), "{}", r.stdout);
 }
 
+/// `memfd_create` (a host memfd FS holds): writes, `ftruncate`, a
+/// shared mapping (through FS's descriptor link), a name too long, and
+/// an in-memory program run with `fexecve`, natively and in a DC.
+#[test]
+fn python_memfd() {
+    let d = scratch();
+    let script = "import os, mmap, subprocess\n\
+        fd = os.memfd_create(\"Hi\", os.MFD_CLOEXEC)\n\
+        print(os.get_inheritable(fd))\n\
+        with open(fd, \"wb\", closefd=False) as f:\n\
+        \x20\x20\x20\x20f.write(b\"memfd_create\")\n\
+        \x20\x20\x20\x20print(f.tell())\n\
+        os.ftruncate(fd, 4096)\n\
+        m = mmap.mmap(fd, 4096)\n\
+        print(m[:12])\n\
+        m[0:5] = b\"MEMFD\"\n\
+        os.lseek(fd, 0, 0)\n\
+        print(os.read(fd, 12), os.fstat(fd).st_size)\n\
+        try:\n\
+        \x20\x20\x20\x20os.memfd_create(\"x\" * 300)\n\
+        except OSError as e:\n\
+        \x20\x20\x20\x20print(\"long name:\", e.errno)\n\
+        # An in-memory executable run through fexecve.\n\
+        sh = os.memfd_create(\"sh\", 0)\n\
+        os.write(sh, open(\"/bin/true\", \"rb\").read())\n\
+        pid = os.fork()\n\
+        if pid == 0:\n\
+        \x20\x20\x20\x20os.execve(sh, [\"true\"], {})\n\
+        print(\"fexecve status\", os.waitpid(pid, 0)[1])\n\
+        ";
+    std::fs::write(d.path().join("mfd.py"), script).unwrap();
+    let r = same(d.path(), &["python3", "mfd.py"], "");
+    assert!(r.stdout.contains("fexecve status 0"), "{}", r.stdout);
+}
+
 #[test]
 fn python_unix_sockets() {
     let d = scratch();

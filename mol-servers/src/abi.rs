@@ -320,6 +320,8 @@ calls! {
     FsTimerfdSettime = 0x23f,
     /// `[fd, cur]` (`timerfd_gettime`).
     FsTimerfdGettime = 0x240,
+    /// `[name, len, flags]` (`memfd_create`): returns the new descriptor.
+    FsMemfdCreate = 0x241,
     /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
     /// the parent's descriptors, cwd and umask (`share` = 1: the same
     /// table, cwd and umask, as threads share them).

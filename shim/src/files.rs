@@ -737,6 +737,14 @@ impl Shim {
                 }
             }
             SYS_epoll_create1 => r(self.value(FS, Call::FsEpollCreate, &[a[0]])),
+            SYS_memfd_create => r((|| {
+                let name = mem.read_cstr(a[0], abi::PATH_MAX)?;
+                self.value(
+                    FS,
+                    Call::FsMemfdCreate,
+                    &[name.as_ptr() as u64, name.len() as u64, a[1]],
+                )
+            })()),
             SYS_timerfd_create => r(self.value(FS, Call::FsTimerfdCreate, &[a[0], a[1]])),
             SYS_timerfd_settime => r((|| {
                 let new = Buf::input(mem, a[2], ITIMERSPEC)?;

@@ -33,6 +33,7 @@ const SERVED: &[i64] = &[
     SYS_timerfd_create,
     SYS_timerfd_settime,
     SYS_timerfd_gettime,
+    SYS_memfd_create,
     SYS_stat,
     SYS_lstat,
     SYS_fstat,

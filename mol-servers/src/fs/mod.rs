@@ -21,7 +21,7 @@
 //! `io`, `meta`, `names`, `fds`, `pipe`, `sockets` (routing by family),
 //! `unix` (`AF_UNIX` sockets), `inet` (`AF_INET`/`AF_INET6` sockets),
 //! `poll`, `console` (and ioctl), `channel` (stream reads handed over
-//! through a pipe), `pidfd` (process descriptors), `eventfd`, `timerfd`,
+//! through a pipe), `pidfd` (process descriptors), `eventfd`, `timerfd`, `memfd`,
 //! `watch` (the watcher) and `sys` (the host system calls).
 //!
 //! Known limits: host FIFOs are opened non-blocking (an `O_WRONLY` open
@@ -38,6 +38,7 @@ mod fds;
 mod inet;
 mod io;
 mod listing;
+mod memfd;
 mod meta;
 mod names;
 mod open;
@@ -399,6 +400,7 @@ impl Service for Fs {
         t.extend(pidfd::table());
         t.extend(eventfd::table());
         t.extend(timerfd::table());
+        t.extend(memfd::table());
         t.extend(meta::table());
         t.extend(names::table());
         t.extend(fds::table());

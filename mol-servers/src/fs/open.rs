@@ -13,7 +13,7 @@ use super::table::{FdEntry, Kind, Ofd};
 use super::{sys, Fs};
 use crate::abi::Call;
 use crate::server::{Ctx, Handler, Outcome, Request};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 /// The descriptor a DC path names directly (`/dev/stdin`, `/dev/fd/N`,
@@ -179,6 +179,12 @@ fn host_path(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
         return Outcome::err(libc::EINVAL);
     };
     match sys::fd_host_path(fd) {
+        // A file without a path (a memfd, a deleted file) is reached
+        // through FS's own descriptor link.
+        Ok(h) if !h.starts_with(b"/") || h.ends_with(b" (deleted)") => {
+            let link = format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd());
+            reply_path(ctx, req, link.as_bytes(), req.args[1], req.args[2])
+        }
         Ok(h) => reply_path(ctx, req, &h, req.args[1], req.args[2]),
         Err(e) => Outcome::err(e),
     }

@@ -95,6 +95,7 @@ sys!(readlinkat => hk_readlinkat(d: c_int, p: *const c_char, buf: *mut c_char, n
 sys!(getdents64 => hk_getdents64(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t, SYS_getdents64, [fd, buf, n]);
 sys!(dup => hk_dup(fd: c_int) -> c_int, SYS_dup, [fd]);
 sys!(eventfd => hk_eventfd(init: c_uint, flags: c_int) -> c_int, SYS_eventfd2, [init, flags]);
+sys!(memfd_create => hk_memfd_create(name: *const c_char, flags: c_uint) -> c_int, SYS_memfd_create, [name, flags]);
 sys!(timerfd_create => hk_timerfd_create(clock: c_int, flags: c_int) -> c_int, SYS_timerfd_create, [clock, flags]);
 sys!(timerfd_settime => hk_timerfd_settime(fd: c_int, flags: c_int, new: *const itimerspec, old: *mut itimerspec) -> c_int, SYS_timerfd_settime, [fd, flags, new, old]);
 sys!(timerfd_gettime => hk_timerfd_gettime(fd: c_int, cur: *mut itimerspec) -> c_int, SYS_timerfd_gettime, [fd, cur]);
