@@ -213,6 +213,11 @@ while x := d.recv(65536): got += x
 print(len(got), got == open("sf.dat", "rb").read())
 r, w = os.pipe()
 f.seek(5); print("no offset", os.sendfile(w, f.fileno(), None, 10), f.tell(), os.read(r, 100)[:3])
+i = socket.if_nametoindex("lo")
+print("lo", i == socket.if_nameindex()[0][0], socket.if_indextoname(i))
+print("scope", socket.getaddrinfo("ff02::1de:c0:face:8d%lo", 1234, socket.AF_INET6)[0][4][3] == i)
+try: socket.if_nametoindex("nosuchif0")
+except OSError as e: print("no such interface", e)
 "#;
     let n = native(d.path(), &[PY, "-c", script]);
     let r = in_dc(d.path(), &[PY, "-c", script]);

@@ -10,6 +10,8 @@ const STATFS_SIZE: usize = 120;
 const STATX_BYTES: usize = 256;
 /// `struct itimerspec`.
 const ITIMERSPEC: usize = 32;
+/// `struct ifreq`.
+const IFREQ: usize = 40;
 
 /// Size of the argument an `ioctl` request reads or writes, and its
 /// direction (true = the program receives data).
@@ -22,6 +24,9 @@ fn ioctl_arg(req: u64) -> Option<(usize, bool)> {
         libc::TIOCGPGRP => (4, true),
         libc::TIOCSPGRP => (4, false),
         libc::FIONREAD | libc::TIOCGPTN => (4, true),
+        // Interface name <-> index (`if_nametoindex`): a `struct ifreq`
+        // read and written back.
+        libc::SIOCGIFINDEX | libc::SIOCGIFNAME => (IFREQ, true),
         libc::TIOCSPTLCK => (4, false),
         libc::TIOCGPTPEER => (0, false),
         libc::FIONBIO => (4, false),
@@ -451,7 +456,8 @@ impl Shim {
             // The argument, if any, is an integer.
             return self.value(FS, Call::FsIoctl, &[fd, req, arg]);
         }
-        let buf = if out {
+        let both = matches!(req as libc::c_ulong, libc::SIOCGIFINDEX | libc::SIOCGIFNAME);
+        let buf = if out && !both {
             Buf::output(mem, arg, size)
         } else {
             Buf::input(mem, arg, size)?

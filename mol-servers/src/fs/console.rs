@@ -22,6 +22,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 const TERMIOS_SIZE: usize = 36;
 /// Size of `struct winsize`.
 const WINSIZE_SIZE: usize = 8;
+/// `struct ifreq`.
+const IFREQ_SIZE: usize = 40;
 
 /// Checks that `fd` is a terminal.
 fn is_tty(fd: BorrowedFd<'_>) -> Result<(), i32> {
@@ -80,6 +82,19 @@ fn ioctl(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
                     ctx.copy_out(req.sender, arg, &n.to_ne_bytes())?;
                     return Ok(0);
                 }
+                if matches!(request, libc::SIOCGIFINDEX | libc::SIOCGIFNAME) {
+                    // Questions about the network, not the socket (glibc
+                    // asks them on an AF_UNIX socket): any host socket of
+                    // FS can answer.
+                    // SAFETY: socket with integer arguments; `owned`
+                    // checks the result.
+                    let fd = unsafe {
+                        libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+                    };
+                    let probe = sys::owned(fd)?;
+                    interface_ioctl(ctx, req, probe.as_fd(), request, arg)?;
+                    return Ok(0);
+                }
                 return Err(libc::ENOTTY);
             }
             _ => ofd.host_fd().ok_or(libc::EBADF)?,
@@ -121,6 +136,9 @@ fn ioctl(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
                 sys::ioctl_buf(host, request, &mut n)?;
                 ctx.copy_out(req.sender, arg, &n[..4])?;
             }
+            libc::SIOCGIFINDEX | libc::SIOCGIFNAME => {
+                interface_ioctl(ctx, req, host, request, arg)?;
+            }
             libc::TIOCSPTLCK => {
                 let mut n = [0u8; 8];
                 ctx.copy_in_to(req.sender, arg, &mut n[..4])?;
@@ -150,6 +168,21 @@ fn ioctl(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
         Ok(0)
     })();
     Outcome::from(r)
+}
+
+/// `SIOCGIFINDEX`/`SIOCGIFNAME` on host socket `host`: the program's
+/// `struct ifreq` at `arg`, read and written back.
+fn interface_ioctl(
+    ctx: &Ctx,
+    req: &Request,
+    host: BorrowedFd<'_>,
+    request: libc::Ioctl,
+    arg: u64,
+) -> Result<(), i32> {
+    let mut ifr = [0u8; IFREQ_SIZE];
+    ctx.copy_in_to(req.sender, arg, &mut ifr)?;
+    sys::ioctl_buf(host, request, &mut ifr)?;
+    ctx.copy_out(req.sender, arg, &ifr)
 }
 
 /// The ioctl call.
