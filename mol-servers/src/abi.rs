@@ -322,6 +322,12 @@ calls! {
     FsTimerfdGettime = 0x240,
     /// `[name, len, flags]` (`memfd_create`): returns the new descriptor.
     FsMemfdCreate = 0x241,
+    /// `[flags]` (`inotify_init1`): returns the new descriptor.
+    FsInotifyInit = 0x242,
+    /// `[fd, path, len, mask]` (`inotify_add_watch`): returns the watch.
+    FsInotifyAddWatch = 0x243,
+    /// `[fd, wd]` (`inotify_rm_watch`).
+    FsInotifyRmWatch = 0x244,
     /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
     /// the parent's descriptors, cwd and umask (`share` = 1: the same
     /// table, cwd and umask, as threads share them).

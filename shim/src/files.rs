@@ -751,6 +751,17 @@ impl Shim {
                     &[name.as_ptr() as u64, name.len() as u64, a[1]],
                 )
             })()),
+            SYS_inotify_init => r(self.value(FS, Call::FsInotifyInit, &[0])),
+            SYS_inotify_init1 => r(self.value(FS, Call::FsInotifyInit, &[a[0]])),
+            SYS_inotify_add_watch => r((|| {
+                let path = self.path(mem, a[1])?;
+                self.value(
+                    FS,
+                    Call::FsInotifyAddWatch,
+                    &[a[0], path.as_ptr() as u64, path.len() as u64, a[2]],
+                )
+            })()),
+            SYS_inotify_rm_watch => r(self.value(FS, Call::FsInotifyRmWatch, &[a[0], a[1]])),
             SYS_timerfd_create => r(self.value(FS, Call::FsTimerfdCreate, &[a[0], a[1]])),
             SYS_timerfd_settime => r((|| {
                 let new = Buf::input(mem, a[2], ITIMERSPEC)?;

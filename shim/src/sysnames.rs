@@ -16,8 +16,6 @@ const UNSUPPORTED: &[(i64, &str)] = &[
     (SYS_sync_file_range, "sync_file_range"),
     (SYS_signalfd, "signalfd"),
     (SYS_signalfd4, "signalfd4"),
-    (SYS_inotify_init, "inotify_init"),
-    (SYS_inotify_init1, "inotify_init1"),
     (SYS_clone3, "clone3"),
     (SYS_chroot, "chroot"),
     (SYS_pidfd_getfd, "pidfd_getfd"),

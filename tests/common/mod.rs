@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 12] = [
+pub const C_EXAMPLES: [&str; 13] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -127,6 +127,7 @@ pub const C_EXAMPLES: [&str; 12] = [
     "threadself",
     "pidfd",
     "timerfd",
+    "inotify",
     "sigwrites",
 ];
 

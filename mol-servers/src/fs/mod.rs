@@ -21,7 +21,7 @@
 //! `io`, `meta`, `names`, `fds`, `pipe`, `sockets` (routing by family),
 //! `unix` (`AF_UNIX` sockets), `inet` (`AF_INET`/`AF_INET6` sockets),
 //! `poll`, `console` (and ioctl), `channel` (stream reads handed over
-//! through a pipe), `pidfd` (process descriptors), `eventfd`, `timerfd`, `memfd`,
+//! through a pipe), `pidfd` (process descriptors), `eventfd`, `timerfd`, `memfd`, `inotify`,
 //! `watch` (the watcher) and `sys` (the host system calls).
 //!
 //! Known limits: host FIFOs are opened non-blocking (an `O_WRONLY` open
@@ -36,6 +36,7 @@ mod epoll;
 mod eventfd;
 mod fds;
 mod inet;
+mod inotify;
 mod io;
 mod listing;
 mod memfd;
@@ -401,6 +402,7 @@ impl Service for Fs {
         t.extend(eventfd::table());
         t.extend(timerfd::table());
         t.extend(memfd::table());
+        t.extend(inotify::table());
         t.extend(meta::table());
         t.extend(names::table());
         t.extend(fds::table());
