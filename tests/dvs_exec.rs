@@ -550,36 +550,44 @@ fn root_confines_file_access() {
     assert_eq!(run(&["ls"]).code, 127);
 }
 
+/// Runs a Python script natively and in a DC (from a scratch directory)
+/// and checks that both print the same and exit the same.
+fn same_python(script: &str) -> Run {
+    let d = scratch();
+    same(d.path(), &["python3", "-c", script], "")
+}
+
 /// Pseudo-terminals: `openpty` (its `TIOCGPTPEER` gives a new DC
 /// descriptor), a read that waits for the other side, and `pty.fork`
 /// (a child whose stdio is the terminal), natively and in a DC.
 #[test]
 fn python_pseudo_terminals() {
-    let d = scratch();
-    let script = "import os, pty, threading, time\n\
-        m, s = os.openpty()\n\
-        print(os.isatty(s), os.ttyname(s).startswith('/dev/pts/'))\n\
-        threading.Thread(target=lambda: (time.sleep(0.3), os.write(m, b'late\\n'))).start()\n\
-        print(os.read(s, 100))\n\
-        os.write(s, b'back\\n')\n\
-        time.sleep(0.3)\n\
-        print(os.read(m, 100))\n\
-        pid, fd = pty.fork()\n\
-        if pid == 0:\n\
-        \x20   print('child on a tty:', os.isatty(0), flush=True)\n\
-        \x20   os._exit(5)\n\
-        out = b''\n\
-        while True:\n\
-        \x20   try:\n\
-        \x20       b = os.read(fd, 100)\n\
-        \x20   except OSError:\n\
-        \x20       break\n\
-        \x20   if not b:\n\
-        \x20       break\n\
-        \x20   out += b\n\
-        print(out.replace(b'\\r', b''), os.waitpid(pid, 0)[1] >> 8)\n";
-    std::fs::write(d.path().join("ptys.py"), script).unwrap();
-    let r = same(d.path(), &["python3", "ptys.py"], "");
+    let r = same_python(
+        r#"
+import os, pty, threading, time
+m, s = os.openpty()
+print(os.isatty(s), os.ttyname(s).startswith('/dev/pts/'))
+threading.Thread(target=lambda: (time.sleep(0.3), os.write(m, b'late\n'))).start()
+print(os.read(s, 100))
+os.write(s, b'back\n')
+time.sleep(0.3)
+print(os.read(m, 100))
+pid, fd = pty.fork()
+if pid == 0:
+    print('child on a tty:', os.isatty(0), flush=True)
+    os._exit(5)
+out = b''
+while True:
+    try:
+        b = os.read(fd, 100)
+    except OSError:
+        break
+    if not b:
+        break
+    out += b
+print(out.replace(b'\r', b''), os.waitpid(pid, 0)[1] >> 8)
+"#,
+    );
     assert!(r.stdout.contains("child on a tty: True"), "{}", r.stdout);
 }
 
@@ -588,30 +596,30 @@ fn python_pseudo_terminals() {
 /// natively and in a DC.
 #[test]
 fn python_eventfd() {
-    let d = scratch();
-    let script = "import os, select, threading, time\n\
-        fd = os.eventfd(3, os.EFD_CLOEXEC)\n\
-        print(os.eventfd_read(fd))\n\
-        def later():\n\
-        \x20\x20\x20\x20time.sleep(0.2); os.eventfd_write(fd, 5)\n\
-        threading.Thread(target=later).start()\n\
-        print(os.eventfd_read(fd))           # waits for the writer\n\
-        print(select.select([fd], [], [], 0)[0] == [])\n\
-        os.eventfd_write(fd, 2)\n\
-        print(select.select([fd], [], [], 0)[0] == [fd])\n\
-        s = os.eventfd(2, os.EFD_SEMAPHORE | os.EFD_NONBLOCK)\n\
-        print(os.eventfd_read(s), os.eventfd_read(s))\n\
-        try:\n\
-        \x20\x20\x20\x20os.eventfd_read(s)\n\
-        except BlockingIOError:\n\
-        \x20\x20\x20\x20print(\"would block\")\n\
-        try:\n\
-        \x20\x20\x20\x20os.read(s, 4)\n\
-        except OSError as e:\n\
-        \x20\x20\x20\x20print(\"short read:\", e.errno)\n\
-        ";
-    std::fs::write(d.path().join("efd.py"), script).unwrap();
-    let r = same(d.path(), &["python3", "efd.py"], "");
+    let r = same_python(
+        r#"
+import os, select, threading, time
+fd = os.eventfd(3, os.EFD_CLOEXEC)
+print(os.eventfd_read(fd))
+def later():
+    time.sleep(0.2); os.eventfd_write(fd, 5)
+threading.Thread(target=later).start()
+print(os.eventfd_read(fd))           # waits for the writer
+print(select.select([fd], [], [], 0)[0] == [])
+os.eventfd_write(fd, 2)
+print(select.select([fd], [], [], 0)[0] == [fd])
+s = os.eventfd(2, os.EFD_SEMAPHORE | os.EFD_NONBLOCK)
+print(os.eventfd_read(s), os.eventfd_read(s))
+try:
+    os.eventfd_read(s)
+except BlockingIOError:
+    print("would block")
+try:
+    os.read(s, 4)
+except OSError as e:
+    print("short read:", e.errno)
+"#,
+    );
     assert!(r.stdout.contains("would block"), "{}", r.stdout);
 }
 
@@ -620,33 +628,33 @@ fn python_eventfd() {
 /// an in-memory program run with `fexecve`, natively and in a DC.
 #[test]
 fn python_memfd() {
-    let d = scratch();
-    let script = "import os, mmap, subprocess\n\
-        fd = os.memfd_create(\"Hi\", os.MFD_CLOEXEC)\n\
-        print(os.get_inheritable(fd))\n\
-        with open(fd, \"wb\", closefd=False) as f:\n\
-        \x20\x20\x20\x20f.write(b\"memfd_create\")\n\
-        \x20\x20\x20\x20print(f.tell())\n\
-        os.ftruncate(fd, 4096)\n\
-        m = mmap.mmap(fd, 4096)\n\
-        print(m[:12])\n\
-        m[0:5] = b\"MEMFD\"\n\
-        os.lseek(fd, 0, 0)\n\
-        print(os.read(fd, 12), os.fstat(fd).st_size)\n\
-        try:\n\
-        \x20\x20\x20\x20os.memfd_create(\"x\" * 300)\n\
-        except OSError as e:\n\
-        \x20\x20\x20\x20print(\"long name:\", e.errno)\n\
-        # An in-memory executable run through fexecve.\n\
-        sh = os.memfd_create(\"sh\", 0)\n\
-        os.write(sh, open(\"/bin/true\", \"rb\").read())\n\
-        pid = os.fork()\n\
-        if pid == 0:\n\
-        \x20\x20\x20\x20os.execve(sh, [\"true\"], {})\n\
-        print(\"fexecve status\", os.waitpid(pid, 0)[1])\n\
-        ";
-    std::fs::write(d.path().join("mfd.py"), script).unwrap();
-    let r = same(d.path(), &["python3", "mfd.py"], "");
+    let r = same_python(
+        r#"
+import os, mmap, subprocess
+fd = os.memfd_create("Hi", os.MFD_CLOEXEC)
+print(os.get_inheritable(fd))
+with open(fd, "wb", closefd=False) as f:
+    f.write(b"memfd_create")
+    print(f.tell())
+os.ftruncate(fd, 4096)
+m = mmap.mmap(fd, 4096)
+print(m[:12])
+m[0:5] = b"MEMFD"
+os.lseek(fd, 0, 0)
+print(os.read(fd, 12), os.fstat(fd).st_size)
+try:
+    os.memfd_create("x" * 300)
+except OSError as e:
+    print("long name:", e.errno)
+# An in-memory executable run through fexecve.
+sh = os.memfd_create("sh", 0)
+os.write(sh, open("/bin/true", "rb").read())
+pid = os.fork()
+if pid == 0:
+    os.execve(sh, ["true"], {})
+print("fexecve status", os.waitpid(pid, 0)[1])
+"#,
+    );
     assert!(r.stdout.contains("fexecve status 0"), "{}", r.stdout);
 }
 

@@ -13,24 +13,35 @@ const ITIMERSPEC: usize = 32;
 /// `struct ifreq`.
 const IFREQ: usize = 40;
 
+/// Which way an `ioctl` argument goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    /// The program gives it (or it is an integer, size 0).
+    In,
+    /// The program receives it.
+    Out,
+    /// The program gives it and receives it back.
+    Both,
+}
+
 /// Size of the argument an `ioctl` request reads or writes, and its
-/// direction (true = the program receives data).
-fn ioctl_arg(req: u64) -> Option<(usize, bool)> {
+/// direction.
+fn ioctl_arg(req: u64) -> Option<(usize, Dir)> {
+    use Dir::*;
     Some(match req as libc::c_ulong {
-        libc::TCGETS => (36, true),
-        libc::TCSETS | libc::TCSETSW | libc::TCSETSF => (36, false),
-        libc::TIOCGWINSZ => (8, true),
-        libc::TIOCSWINSZ => (8, false),
-        libc::TIOCGPGRP => (4, true),
-        libc::TIOCSPGRP => (4, false),
-        libc::FIONREAD | libc::TIOCGPTN => (4, true),
-        // Interface name <-> index (`if_nametoindex`): a `struct ifreq`
-        // read and written back.
-        libc::SIOCGIFINDEX | libc::SIOCGIFNAME => (IFREQ, true),
-        libc::TIOCSPTLCK => (4, false),
-        libc::TIOCGPTPEER => (0, false),
-        libc::FIONBIO => (4, false),
-        libc::FIOCLEX | libc::FIONCLEX => (0, false),
+        libc::TCGETS => (36, Out),
+        libc::TCSETS | libc::TCSETSW | libc::TCSETSF => (36, In),
+        libc::TIOCGWINSZ => (8, Out),
+        libc::TIOCSWINSZ => (8, In),
+        libc::TIOCGPGRP => (4, Out),
+        libc::TIOCSPGRP => (4, In),
+        libc::FIONREAD | libc::TIOCGPTN => (4, Out),
+        // Interface name <-> index (`if_nametoindex`): a `struct ifreq`.
+        libc::SIOCGIFINDEX | libc::SIOCGIFNAME => (IFREQ, Both),
+        libc::TIOCSPTLCK => (4, In),
+        libc::TIOCGPTPEER => (0, In),
+        libc::FIONBIO => (4, In),
+        libc::FIOCLEX | libc::FIONCLEX => (0, In),
         _ => return None,
     })
 }
@@ -433,7 +444,7 @@ impl Shim {
     }
 
     fn ioctl(&self, mem: &dyn Mem, fd: u64, req: u64, arg: u64) -> Result<i64, i32> {
-        let Some((size, out)) = ioctl_arg(req) else {
+        let Some((size, dir)) = ioctl_arg(req) else {
             return Err(libc::ENOTTY);
         };
         // The foreground group lives in PM; FS checks that fd is a tty.
@@ -456,14 +467,13 @@ impl Shim {
             // The argument, if any, is an integer.
             return self.value(FS, Call::FsIoctl, &[fd, req, arg]);
         }
-        let both = matches!(req as libc::c_ulong, libc::SIOCGIFINDEX | libc::SIOCGIFNAME);
-        let buf = if out && !both {
+        let buf = if dir == Dir::Out {
             Buf::output(mem, arg, size)
         } else {
             Buf::input(mem, arg, size)?
         };
         let r = self.value(FS, Call::FsIoctl, &[fd, req, buf.addr()])?;
-        if out {
+        if dir != Dir::In {
             buf.finish(mem, size)?;
         }
         Ok(r)
