@@ -74,15 +74,26 @@ impl Probe {
 
     /// PM's process table.
     pub fn ps(&self) -> anyhow::Result<Vec<mol_servers::pm::table::PsRow>> {
+        self.json(abi::PM, Call::PmPs, "PM")
+    }
+
+    /// The SLOTS view of node `node`'s SYSTASK.
+    pub fn slots(&self, node: i32) -> anyhow::Result<mol_servers::slots_group::SlotsStatus> {
+        self.json(abi::systask(node), Call::SysSlots, "SYSTASK")
+    }
+
+    /// A `[buf, len]` call answered with JSON of any length.
+    fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        to: Endpoint,
+        call: Call,
+        who: &str,
+    ) -> anyhow::Result<T> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = match self.call(
-                abi::PM,
-                Call::PmPs,
-                &[buf.as_mut_ptr() as u64, buf.len() as u64],
-            )? {
+            let n = match self.call(to, call, &[buf.as_mut_ptr() as u64, buf.len() as u64])? {
                 Ok(n) => n as usize,
-                Err(e) => anyhow::bail!("PM: {}", std::io::Error::from_raw_os_error(e)),
+                Err(e) => anyhow::bail!("{who}: {}", std::io::Error::from_raw_os_error(e)),
             };
             if n <= buf.len() {
                 return Ok(serde_json::from_slice(&buf[..n])?);

@@ -5,6 +5,7 @@ use crate::client::{connect, DvkContext};
 use crate::table::{Align, Table};
 use dvk::proto::{DcStatus, StatusSnapshot};
 use dvk::{Endpoint, ProcInfo, ProcKind};
+use mol_servers::slots_group::SlotsStatus;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -18,14 +19,83 @@ pub fn run(socket: &Path, json: bool, dc: Option<&str>) -> anyhow::Result<()> {
         let one = snap.dcs.swap_remove(i);
         snap.dcs = vec![one];
     }
+    let slots = slots_of(socket, &snap);
     let text = if json {
-        let mut s = serde_json::to_string_pretty(&snap)?;
+        let mut v = serde_json::to_value(&snap)?;
+        if let Some(dcs) = v.get_mut("dcs").and_then(|d| d.as_array_mut()) {
+            for (d, s) in dcs.iter_mut().zip(&slots) {
+                if let Some(o) = d.as_object_mut() {
+                    o.insert("slots".into(), serde_json::to_value(s)?);
+                }
+            }
+        }
+        let mut s = serde_json::to_string_pretty(&v)?;
         s.push('\n');
         s
     } else {
-        render(&snap)
+        let mut text = render(&snap);
+        for s in slots.iter().flatten() {
+            render_slots(&mut text, s);
+        }
+        text
     };
     crate::emit(&text)
+}
+
+/// The SLOTS view of this node's SYSTASK in each DC where it runs (MoL
+/// DCs), asked through a probe endpoint.
+fn slots_of(socket: &Path, snap: &StatusSnapshot) -> Vec<Option<SlotsStatus>> {
+    let node = snap.info.node;
+    snap.dcs
+        .iter()
+        .map(|dc| {
+            let here = dc.procs.iter().any(|p| {
+                p.endpoint == mol_servers::abi::systask(node) && p.kind == ProcKind::Local
+            });
+            if !here {
+                return None;
+            }
+            let probe = crate::probe::Probe::join(socket, dc.info.params.dcid).ok()?;
+            probe.slots(node).ok()
+        })
+        .collect()
+}
+
+/// The SLOTS section of a DC: the members, how many slots each owns in
+/// this node's replica, and this node's use of its own.
+fn render_slots(out: &mut String, s: &SlotsStatus) {
+    let mut owned: std::collections::BTreeMap<i32, usize> = std::collections::BTreeMap::new();
+    for &o in &s.owner {
+        *owned.entry(o).or_default() += 1;
+    }
+    let owned: Vec<String> = owned
+        .iter()
+        .map(|(n, c)| {
+            if *n < 0 {
+                format!("unknown:{c}")
+            } else {
+                format!("{n}:{c}")
+            }
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nSLOTS (node {}, group {}{})\n  members={} owned={} free={} in_use={}\n  allocs={} waits={} failed={} multicasts={} requests={} received={} donated={}",
+        s.node,
+        s.gcs,
+        if s.synced { "" } else { ", no table yet" },
+        id_list(&s.members),
+        owned.join(","),
+        s.free,
+        s.in_use,
+        s.allocs,
+        s.waits,
+        s.failed,
+        s.multicasts,
+        s.requests,
+        s.received,
+        s.donated,
+    );
 }
 
 /// Index of the DC named by `spec` (an id, else a name) in the snapshot.

@@ -3,8 +3,9 @@
 //! FS stay on node 0. Output and exit status match a native run; the
 //! processes really are in node 2's namespace (static ones under node 2's
 //! tracer); `dvs ps` and `dvs kill` on
-//! node 0 reach them; a node that goes away ends them by `SIGKILL` and
-//! leaves nothing behind. Needs root and Corosync.
+//! node 0 reach them; their endpoints are process slots their node got
+//! through SLOTS; a node that goes away ends them by `SIGKILL`, its slots
+//! go to node 0, and it leaves nothing behind. Needs root and Corosync.
 
 mod cluster;
 mod common;
@@ -84,6 +85,24 @@ fn host_pids(marker: &str) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+/// Node `node`'s SLOTS view of DC `dc` (`dvs status --json` there).
+fn slots(node: &str, dc: &str) -> serde_json::Value {
+    let o = in_node(node, &[cluster::DVS, "status", "--json", "--dc", dc]);
+    assert!(o.status.success(), "{}", text(&o));
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status --json");
+    st["dcs"][0]["slots"].clone()
+}
+
+/// How many slots `node` owns in a SLOTS view.
+fn owned_by(slots: &serde_json::Value, node: i64) -> usize {
+    slots["owner"]
+        .as_array()
+        .expect("owner")
+        .iter()
+        .filter(|o| o.as_i64() == Some(node))
+        .count()
 }
 
 fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -318,6 +337,20 @@ fn programs_run_on_another_node() {
     assert_eq!(sleep["host_pid"].to_string(), pids[0], "{sleep}");
     assert_eq!(sleep["stat"], "S", "{sleep}");
     let pid = sleep["pid"].to_string();
+    // Its endpoint is a process slot node 2 owns (SLOTS): node 2's SYSTASK
+    // got slots from node 0's over Corosync, and both replicas of the
+    // ownership table agree on it.
+    let s0 = slots("0", "far");
+    let s2 = slots("2", "far");
+    assert_eq!(s2["synced"], true, "{s2}");
+    assert_eq!(s0["members"], serde_json::json!([0, 2]), "{s0}");
+    assert_eq!(s0["owner"], s2["owner"], "the replicas differ");
+    let slot = sleep["endpoint"].as_i64().expect("endpoint") & 0xffff;
+    let first = s2["first_slot"].as_i64().expect("first_slot");
+    assert_eq!(s2["owner"][(slot - first) as usize], 2, "{s2}");
+    assert!(s2["in_use"].as_i64() >= Some(1), "{s2}");
+    assert!(s2["received"].as_i64() >= Some(1), "{s2}");
+    assert_eq!(s0["in_use"], 0, "node 0 runs nothing of this DC: {s0}");
     // The same table from node 2, which joined the DC: the tool's probe
     // endpoint there is announced to node 0, where PM answers it.
     let ps2 = in_node("2", &[cluster::DVS, "ps", "--dc", "far", "--json"]);
@@ -446,6 +479,16 @@ fn programs_run_on_another_node() {
     assert!(until(Duration::from_secs(5), || {
         host_pids("sleep 62.25").len() == 1 && host_pids("sleep 62.5").len() == 1
     }));
+    // Nodes 1 and 2 joined the DC's SLOTS group and asked for slots.
+    assert!(
+        until(Duration::from_secs(5), || {
+            let s = slots("0", "cut");
+            owned_by(&s, 1) > 0 && owned_by(&s, 2) > 0
+        }),
+        "{}",
+        slots("0", "cut")
+    );
+    let before = slots("0", "cut");
     let down = Command::new("ip")
         .args(["link", "set", "dvs-n2h", "down"])
         .status()
@@ -459,6 +502,24 @@ fn programs_run_on_another_node() {
         .expect("ip");
     assert!(heal.success());
     assert_eq!(line.trim(), "on node 2: 137");
+    // Node 2's slots went to the primary, node 0; node 1 kept its own,
+    // and its replica agrees.
+    assert!(
+        until(Duration::from_secs(5), || slots("0", "cut")["members"]
+            == serde_json::json!([0, 1])),
+        "{}",
+        slots("0", "cut")
+    );
+    let after = slots("0", "cut");
+    let total = after["owner"].as_array().expect("owner").len();
+    assert_eq!(owned_by(&after, 2), 0, "{after}");
+    assert!(owned_by(&after, 1) > 0, "{after}");
+    assert_eq!(owned_by(&after, 0) + owned_by(&after, 1), total, "{after}");
+    assert!(
+        owned_by(&after, 0) > owned_by(&before, 0),
+        "{before} {after}"
+    );
+    assert_eq!(slots("1", "cut")["owner"], after["owner"]);
     let ps = in_node("0", &[cluster::DVS, "ps", "--dc", "cut", "--json"]);
     let dcs: Vec<serde_json::Value> = serde_json::from_slice(&ps.stdout).expect("ps --json");
     let sleeps: Vec<&serde_json::Value> = dcs[0]["processes"]

@@ -148,6 +148,15 @@ calls! {
     /// From PM: `[host_pid]` the host state of a task: word 0 its CPU
     /// ticks, word 1 its state letter.
     SysStat = 0x306,
+    /// From PM: a free process slot of this node (SLOTS), as the endpoint
+    /// to bind a new task of this node to; `EAGAIN` if none comes in time.
+    SysSlot = 0x307,
+    /// From PM: `[ep]` the task bound as `ep` on this node is gone: its
+    /// slot is free again.
+    SysRelease = 0x308,
+    /// `[buf, len]`: this node's SLOTS view as JSON
+    /// ([`crate::slots_group::SlotsStatus`]); returns the full length.
+    SysSlots = 0x309,
 
     // ------------------------------------------------------------ FS
     /// `[dirfd, path, len, flags, mode]`: returns the new descriptor.

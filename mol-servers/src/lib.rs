@@ -20,5 +20,6 @@ pub mod mol;
 pub mod pm;
 pub mod server;
 pub mod slots;
+pub mod slots_group;
 pub mod spawn;
 pub mod systask;

@@ -38,8 +38,9 @@ impl MolStarting {
 /// Starts SYSTASK, PM and FS for DC `dcid` of the node daemon at `socket`,
 /// binding all at once. They run until the DC ends.
 pub fn spawn(socket: &Path, dcid: i32, cfg: MolConfig) -> std::io::Result<MolStarting> {
-    let systask = systask::spawn(socket, dcid, cfg.node, None)?;
-    let pm = pm::spawn(socket, dcid, cfg.node)?;
+    let slots = crate::slots_group::start(socket, dcid, cfg.node, true)?;
+    let systask = systask::spawn(socket, dcid, cfg.node, None, slots.clone())?;
+    let pm = pm::spawn(socket, dcid, cfg.node, slots)?;
     let fs = fs::spawn(
         socket,
         dcid,

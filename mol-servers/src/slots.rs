@@ -61,7 +61,7 @@ pub struct Params {
 }
 
 /// A multicast of the protocol.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Msg {
     /// `from` wants `want` more slots.
     Request {
@@ -132,6 +132,66 @@ impl Member {
             failed_since_ask: 0,
             now: 0,
         }
+    }
+
+    /// A member joining a running group: it owns nothing and knows no
+    /// table until it is given one ([`Member::set_table`]).
+    pub fn joiner(me: NodeId, params: Params) -> Member {
+        let mut m = Member::new(me, params, &[me]);
+        m.free.clear();
+        m.owner.fill(NodeId::MAX);
+        m
+    }
+
+    /// The replicated part of the state, for a joiner: the owner of every
+    /// slot and the members.
+    pub fn table(&self) -> (Vec<NodeId>, Vec<NodeId>) {
+        (self.owner.clone(), self.members.iter().copied().collect())
+    }
+
+    /// Takes over the replicated state another member sent (see
+    /// [`Member::table`]); the slots it says are ours and not in use are
+    /// free. A table of the wrong size is refused.
+    pub fn set_table(&mut self, owner: Vec<NodeId>, members: &[NodeId]) -> bool {
+        if owner.len() != self.owner.len() {
+            return false;
+        }
+        self.owner = owner;
+        self.members = members.iter().copied().collect();
+        self.members.insert(self.me);
+        self.free = (0..self.owner.len())
+            .filter(|&i| self.owner[i] == self.me && !self.used[i])
+            .map(|i| i as u32)
+            .collect();
+        true
+    }
+
+    /// A view change: `id` joined (it owns nothing yet).
+    pub fn member_joined(&mut self, id: NodeId) {
+        self.members.insert(id);
+    }
+
+    /// The current members, sorted.
+    pub fn members(&self) -> Vec<NodeId> {
+        self.members.iter().copied().collect()
+    }
+
+    /// How many slots each member owns in this replica.
+    pub fn owned_by(&self) -> std::collections::BTreeMap<NodeId, usize> {
+        let mut n: std::collections::BTreeMap<NodeId, usize> =
+            self.members.iter().map(|&m| (m, 0)).collect();
+        for o in &self.owner {
+            if let Some(c) = n.get_mut(o) {
+                *c += 1;
+            }
+        }
+        n
+    }
+
+    /// Whether `slot` is one this member owns and has given out.
+    pub fn in_use(&self, slot: u32) -> bool {
+        let i = slot as usize;
+        i < self.used.len() && self.used[i] && self.owner[i] == self.me
     }
 
     /// This member's id.
@@ -286,14 +346,8 @@ impl Member {
         if fanout >= self.members.len() {
             return true;
         }
-        let mut owned: std::collections::BTreeMap<NodeId, usize> =
-            self.members.iter().map(|&m| (m, 0)).collect();
-        for o in &self.owner {
-            if let Some(c) = owned.get_mut(o) {
-                *c += 1;
-            }
-        }
-        let mut rank: Vec<(usize, NodeId)> = owned
+        let mut rank: Vec<(usize, NodeId)> = self
+            .owned_by()
             .into_iter()
             .filter(|&(m, _)| m != requester)
             .map(|(m, c)| (c, m))

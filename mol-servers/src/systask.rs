@@ -5,20 +5,29 @@
 //! signals, reads the exit status of a task that ended (from
 //! `/proc/<pid>/stat`, while the task is still a zombie), and reaps the
 //! tasks whose host parent is this node's subreaper (`dvs-exec`, or the
-//! `dvs node` process on a node that joined the DC).
+//! `dvs node` process on a node that joined the DC). Its SLOTS thread
+//! ([`crate::slots_group`]) decides which process slots the node owns;
+//! SYSTASK gives them out (`SysSlot`, `SysRelease`, `SysSlots`).
 
 use crate::abi::{self, Call, SpawnSpec};
 use crate::server::{self, Ctx, Handler, Outcome, Request, Service, Starting};
+use crate::slots_group::SlotsGroup;
 use crate::spawn::{self, Held};
 use dvk::{Dvk, Endpoint};
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Largest `SpawnSpec` accepted.
 const SPEC_MAX: usize = 1 << 20;
+
+/// How long `SysSlot` waits for the group to give this node a slot (a
+/// node that just joined the DC has none before it gets the table and a
+/// donation).
+const SLOT_WAIT: Duration = Duration::from_secs(3);
 
 /// An exec prepared by a [`Supervisor`] (it runs in the forked child).
 pub type PreparedExec = Box<dyn Fn(&spawn::ExecArgs) -> i32 + Send>;
@@ -49,6 +58,8 @@ pub struct Systask {
     supervisor: Option<Box<dyn Supervisor>>,
     /// Held programs the supervisor prepared.
     supervised: HashSet<i32>,
+    /// This node's process slots.
+    slots: Arc<SlotsGroup>,
 }
 
 /// How long a SYSTASK whose DC ended waits for the DC's processes (killed
@@ -59,6 +70,7 @@ impl Drop for Systask {
     /// The DC ended. Programs never released exit without running; the
     /// DC's processes whose host parent is this process are reaped.
     fn drop(&mut self) {
+        self.slots.stop();
         let mut left: Vec<i32> = self.held.keys().copied().collect();
         self.held.clear();
         left.extend(self.bound.drain());
@@ -88,6 +100,9 @@ impl Service for Systask {
             (Call::SysSpawn, Systask::spawn),
             (Call::SysGo, Systask::go),
             (Call::SysStat, Systask::stat),
+            (Call::SysSlot, Systask::slot),
+            (Call::SysRelease, Systask::release),
+            (Call::SysSlots, Systask::slots),
         ]
     }
 }
@@ -265,6 +280,38 @@ impl Systask {
     }
 }
 
+impl Systask {
+    fn slot(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
+        if !trusted(ctx, req) {
+            return Outcome::err(libc::EPERM);
+        }
+        Outcome::from(self.slots.alloc(SLOT_WAIT).map(|ep| ep.0 as i64))
+    }
+
+    fn release(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
+        if !trusted(ctx, req) {
+            return Outcome::err(libc::EPERM);
+        }
+        self.slots.release(Endpoint(req.i32(0)));
+        Outcome::ok(0)
+    }
+
+    fn slots(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
+        if !trusted(ctx, req) {
+            return Outcome::err(libc::EPERM);
+        }
+        let Ok(json) = serde_json::to_vec(&self.slots.status()) else {
+            return Outcome::err(libc::EIO);
+        };
+        if json.len() <= req.args[1] as usize {
+            if let Err(e) = ctx.copy_out(req.sender, req.args[0], &json) {
+                return Outcome::err(e);
+            }
+        }
+        Outcome::ok(json.len() as i64)
+    }
+}
+
 /// Whether host task `pid` has a handler for `sig` (`SigCgt` in
 /// `/proc/<pid>/status`).
 fn catches(pid: i32, sig: i32) -> bool {
@@ -310,23 +357,27 @@ pub fn exit_status_of(pid: i32) -> Option<i32> {
     fields.get(52 - 3)?.parse().ok()
 }
 
-/// Binds a new thread as `SYSTASK(node)` in DC `dcid`, with a supervisor
-/// for the programs it starts, and serves.
+/// Binds a new thread as `SYSTASK(node)` in DC `dcid` of another node,
+/// which this node joined, with a supervisor for the programs it starts,
+/// and serves. Its SLOTS thread joins the DC's group.
 pub fn start_with(
     socket: &Path,
     dcid: i32,
     node: i32,
     supervisor: Option<Box<dyn Supervisor>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    spawn(socket, dcid, node, supervisor)?.ready()
+    let slots = crate::slots_group::start(socket, dcid, node, false)?;
+    spawn(socket, dcid, node, supervisor, slots)?.ready()
 }
 
-/// Starts `SYSTASK(node)` of DC `dcid` on a new thread, binding it.
+/// Starts `SYSTASK(node)` of DC `dcid` on a new thread, binding it; it
+/// gives out the slots of `slots`.
 pub fn spawn(
     socket: &Path,
     dcid: i32,
     node: i32,
     supervisor: Option<Box<dyn Supervisor>>,
+    slots: Arc<SlotsGroup>,
 ) -> std::io::Result<Starting> {
     let socket = socket.to_path_buf();
     let sock = socket.clone();
@@ -343,6 +394,7 @@ pub fn spawn(
                     bound: HashSet::new(),
                     supervisor,
                     supervised: HashSet::new(),
+                    slots,
                 },
             )
         },

@@ -6,7 +6,11 @@ use super::Pm;
 use crate::abi::{self, Call, INIT_PID};
 use crate::server::{Ctx, Handler, Outcome, Request};
 use dvk::Endpoint;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long PM waits for a slot of its own node when it has none free
+/// (it asked the other nodes for some).
+const LOCAL_SLOT_WAIT: Duration = Duration::from_millis(300);
 
 pub(super) const CALLS: &[(Call, Handler<Pm>)] = &[
     (Call::PmSpawn, Pm::spawn),
@@ -35,33 +39,56 @@ impl Pm {
         forked: bool,
         fs_call: impl FnOnce(Endpoint) -> Result<(), i32>,
     ) -> Result<i32, i32> {
-        let (pid, ep) = self.table.allocate()?;
-        let undo = |pm: &mut Pm, e: i32| {
-            pm.table.release_slot(ep);
-            e
-        };
+        let pid = self.table.allocate()?;
+        let node = template.node;
+        let ep = self.new_endpoint(ctx, node)?;
         if let Err(e) = fs_call(ep) {
-            return Err(undo(self, e));
+            self.free_endpoint(ctx, node, ep);
+            return Err(e);
         }
         let bound = if forked {
-            self.bind_forked(ctx, template.node, host_pid, ep)
+            self.bind_forked(ctx, node, host_pid, ep)
         } else {
-            self.bind_task(ctx, template.node, host_pid, ep)
+            self.bind_task(ctx, node, host_pid, ep)
         };
         if let Err(e) = bound {
             let _ = ctx.call(abi::FS, Call::FsExitProc, &[ep.0 as u64]);
-            return Err(undo(self, e));
+            self.free_endpoint(ctx, node, ep);
+            return Err(e);
         }
         self.table.insert(Proc {
             pid,
             ep,
             host_pid,
+            slot_node: node,
             started: Instant::now(),
             life: Life::Alive,
             execed: false,
             ..template
         });
         Ok(pid)
+    }
+
+    /// An endpoint for a new task of `node`: a free process slot that node
+    /// owns (SLOTS), with the slot's next generation. This node's slots
+    /// are PM's to give; another node's SYSTASK gives its own.
+    fn new_endpoint(&self, ctx: &Ctx, node: i32) -> Result<Endpoint, i32> {
+        if node == self.node {
+            return self.slots.alloc(LOCAL_SLOT_WAIT);
+        }
+        let m = ctx.call(abi::systask(node), Call::SysSlot, &[])?;
+        abi::result(&m).map(|e| Endpoint(e as i32))
+    }
+
+    /// The task bound as `ep`, a slot of `node`, is gone (or was never
+    /// bound): the slot goes back to that node.
+    pub(super) fn free_endpoint(&self, ctx: &Ctx, node: i32, ep: Endpoint) {
+        if node == self.node {
+            self.slots.release(ep);
+        } else if let Err(e) = ctx.call(abi::systask(node), Call::SysRelease, &[ep.0 as u64]) {
+            // A node that is gone took its slots with it.
+            tracing::debug!(node, %ep, e, "cannot give a slot back");
+        }
     }
 
     /// Has the SYSTASK of `node` bind host task `tid` as `ep`. A task of
@@ -142,6 +169,7 @@ impl Pm {
             ep: Endpoint::NONE,
             host_pid,
             node,
+            slot_node: node,
             first: None,
             // A program on another node is named by the spawner.
             cmd: if node == self.node {
@@ -217,9 +245,9 @@ impl Pm {
         let tid = req.i32(0);
         let node = self.table.get(pid).map_or(self.node, |p| p.node);
         let r = (|| {
-            let (_, ep) = self.table.allocate()?;
+            let ep = self.new_endpoint(ctx, node)?;
             let undo = |pm: &mut Pm, e: i32| {
-                pm.table.release_slot(ep);
+                pm.free_endpoint(ctx, node, ep);
                 e
             };
             let m = ctx
@@ -235,17 +263,17 @@ impl Pm {
                 return Err(undo(self, e));
             }
             self.table.map_thread(ep, pid);
-            self.threads.insert(ep);
+            self.threads.insert(ep, node);
             Ok(ep.0 as i64)
         })();
         Outcome::from(r)
     }
 
-    /// A thread's endpoint ended with its thread.
-    pub(crate) fn thread_ended(&mut self, ctx: &Ctx, ep: Endpoint) {
+    /// A thread's endpoint, a slot of `node`, ended with its thread.
+    pub(crate) fn thread_ended(&mut self, ctx: &Ctx, ep: Endpoint, node: i32) {
         let _ = ctx.call(abi::FS, Call::FsExitProc, &[ep.0 as u64]);
         self.table.unmap_ep(ep);
-        self.table.release_slot(ep);
+        self.free_endpoint(ctx, node, ep);
     }
 
     /// `PmExec [path, len]`: the caller exec'd; FS closes its `O_CLOEXEC`
@@ -318,7 +346,7 @@ impl Pm {
         let ep = p.ep;
         let _ = ctx.call(abi::FS, Call::FsExitProc, &[ep.0 as u64]);
         self.table.unmap_ep(ep);
-        self.table.release_slot(ep);
+        self.free_endpoint(ctx, p.slot_node, ep);
         if let Some(q) = self.table.get_mut(pid) {
             q.life = Life::Zombie(status);
         }

@@ -19,9 +19,11 @@ mod wait;
 
 use crate::abi::{self, Call};
 use crate::server::{self, Ctx, Handler, Service, Starting};
+use crate::slots_group::SlotsGroup;
 use dvk::{Dvk, Endpoint, NotifyKind};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use table::Table;
 
 /// A `wait4` that is waiting for a child to end.
@@ -46,8 +48,9 @@ pub struct Pm {
     pub(crate) init_reaped: HashMap<i32, i32>,
     /// Foreground process group of the console.
     pub(crate) fg_pgrp: i32,
-    /// Endpoints of the additional threads of processes.
-    pub(crate) threads: std::collections::HashSet<Endpoint>,
+    /// Endpoints of the additional threads of processes, with the node
+    /// whose slot each is.
+    pub(crate) threads: HashMap<Endpoint, i32>,
     /// Processes moving to another node (`PmRexec`): the node and the
     /// task started there, which runs once the process's old task is gone.
     pub(crate) moving: HashMap<Endpoint, (i32, i32)>,
@@ -55,6 +58,9 @@ pub struct Pm {
     pub(crate) held_signals: HashMap<i32, Vec<i32>>,
     /// Nodes that take part in the DC (this one, and those joined).
     pub(crate) joined: std::collections::HashSet<i32>,
+    /// This node's process slots (SLOTS): PM gives them to the tasks of
+    /// this node; another node's SYSTASK gives its own (`SysSlot`).
+    pub(crate) slots: Arc<SlotsGroup>,
 }
 
 impl Service for Pm {
@@ -74,8 +80,8 @@ impl Service for Pm {
     fn notified(&mut self, ctx: &Ctx, from: Endpoint, kind: NotifyKind) {
         match kind {
             NotifyKind::Exit => {
-                if self.threads.remove(&from) {
-                    self.thread_ended(ctx, from);
+                if let Some(node) = self.threads.remove(&from) {
+                    self.thread_ended(ctx, from, node);
                 } else {
                     self.process_ended(ctx, from);
                 }
@@ -94,17 +100,21 @@ impl Pm {
 }
 
 /// Starts PM for DC `dcid` (node `node`) on a new thread, binding it.
-pub fn spawn(socket: &Path, dcid: i32, node: i32) -> std::io::Result<Starting> {
+pub fn spawn(
+    socket: &Path,
+    dcid: i32,
+    node: i32,
+    slots: Arc<SlotsGroup>,
+) -> std::io::Result<Starting> {
     let socket = socket.to_path_buf();
     Starting::spawn(
         "pm",
         move || Dvk::tbind_at(&socket, dcid, abi::PM).map_err(server::dvk_io),
         move |ipc| {
-            let nr_procs = ipc.dc().nr_procs;
             server::run(
                 ipc,
                 Pm {
-                    table: Table::new(nr_procs),
+                    table: Table::new(),
                     node,
                     waiters: Vec::new(),
                     exit_waiters: Vec::new(),
@@ -114,6 +124,7 @@ pub fn spawn(socket: &Path, dcid: i32, node: i32) -> std::io::Result<Starting> {
                     moving: HashMap::new(),
                     held_signals: HashMap::new(),
                     joined: [node].into_iter().collect(),
+                    slots,
                 },
             )
         },

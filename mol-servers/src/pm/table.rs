@@ -1,6 +1,6 @@
 //! PM's process table: DC-global PIDs, endpoints and family relations.
 
-use crate::abi::{FIRST_USER_SLOT, INIT_PID};
+use crate::abi::INIT_PID;
 use dvk::Endpoint;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +35,9 @@ pub struct Proc {
     pub host_pid: i32,
     /// Node it runs on.
     pub node: i32,
+    /// Node whose slot its endpoint is (where it started; a move keeps
+    /// the endpoint).
+    pub slot_node: i32,
     /// After a move to another node (`PmRexec`): the node and host pid of
     /// the task its parent forked, which ended at the move and which the
     /// parent (or init) reaps.
@@ -79,31 +82,29 @@ pub struct Table {
     procs: BTreeMap<i32, Proc>,
     by_ep: HashMap<Endpoint, i32>,
     next_pid: i32,
-    /// Generation of each user slot, indexed by `p_nr - FIRST_USER_SLOT`.
-    gens: Vec<i32>,
-    free_slots: Vec<i32>,
+}
+
+impl Default for Table {
+    fn default() -> Table {
+        Table::new()
+    }
 }
 
 impl Table {
-    /// An empty table for a DC with `nr_procs` process slots.
-    pub fn new(nr_procs: i32) -> Table {
-        let n = (nr_procs - FIRST_USER_SLOT).max(0);
+    /// An empty table.
+    pub fn new() -> Table {
         Table {
             procs: BTreeMap::new(),
             by_ep: HashMap::new(),
             next_pid: INIT_PID + 1,
-            gens: vec![0; n as usize],
-            free_slots: (FIRST_USER_SLOT..nr_procs).rev().collect(),
         }
     }
 
-    /// A fresh PID and endpoint, or `EAGAIN` when the DC is full.
-    pub fn allocate(&mut self) -> Result<(i32, Endpoint), i32> {
+    /// A fresh PID, or `EAGAIN` when every PID is taken.
+    pub fn allocate(&mut self) -> Result<i32, i32> {
         if self.procs.len() as i32 >= PID_MAX - 2 {
             return Err(libc::EAGAIN);
         }
-        let slot = self.free_slots.pop().ok_or(libc::EAGAIN)?;
-        let g = self.gens[(slot - FIRST_USER_SLOT) as usize];
         let mut pid = self.next_pid;
         while self.procs.contains_key(&pid) || pid <= INIT_PID {
             pid = if pid >= PID_MAX - 1 {
@@ -117,19 +118,7 @@ impl Table {
         } else {
             pid + 1
         };
-        Ok((pid, Endpoint::new(g, slot)))
-    }
-
-    /// Gives back the slot of an endpoint that was allocated but not used
-    /// or whose process is gone.
-    pub fn release_slot(&mut self, ep: Endpoint) {
-        let slot = ep.p_nr();
-        if let Some(g) = self.gens.get_mut((slot - FIRST_USER_SLOT).max(0) as usize) {
-            if slot >= FIRST_USER_SLOT {
-                *g = (*g + 1) % (i32::MAX / dvk::endpoint::GEN_SIZE - 1);
-                self.free_slots.push(slot);
-            }
-        }
+        Ok(pid)
     }
 
     /// Adds a process.
@@ -200,6 +189,7 @@ mod tests {
             ep,
             host_pid: 1000 + pid,
             node: 0,
+            slot_node: 0,
             first: None,
             cmd: "x".into(),
             life: Life::Alive,
@@ -210,29 +200,14 @@ mod tests {
 
     #[test]
     fn pids_start_at_2_and_are_not_reused_while_present() {
-        let mut t = Table::new(70);
-        let (p1, e1) = t.allocate().unwrap();
+        let mut t = Table::new();
+        let p1 = t.allocate().unwrap();
         assert_eq!(p1, 2);
-        t.insert(proc(p1, e1));
-        let (p2, e2) = t.allocate().unwrap();
+        t.insert(proc(p1, Endpoint::new(0, 64)));
+        let p2 = t.allocate().unwrap();
         assert_eq!(p2, 3);
-        assert_ne!(e1, e2);
-        t.insert(proc(p2, e2));
+        t.insert(proc(p2, Endpoint::new(0, 65)));
         t.next_pid = 2; // force a wrap onto used PIDs
-        let (p3, _) = t.allocate().unwrap();
-        assert_eq!(p3, 4);
-    }
-
-    #[test]
-    fn slots_run_out_and_come_back_with_a_new_generation() {
-        let mut t = Table::new(FIRST_USER_SLOT + 2);
-        let (_, a) = t.allocate().unwrap();
-        let (_, b) = t.allocate().unwrap();
-        assert_eq!(t.allocate(), Err(libc::EAGAIN));
-        t.release_slot(a);
-        let (_, c) = t.allocate().unwrap();
-        assert_eq!(c.p_nr(), a.p_nr());
-        assert_ne!(c, a);
-        assert_ne!(c, b);
+        assert_eq!(t.allocate().unwrap(), 4);
     }
 }
