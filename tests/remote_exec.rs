@@ -95,6 +95,22 @@ fn slots(node: &str, dc: &str) -> serde_json::Value {
     st["dcs"][0]["slots"].clone()
 }
 
+/// The node and kind of endpoint `ep` in DC `dc` on node `node`.
+fn systask_on(node: &str, dc: &str, ep: i64) -> Option<(i64, String)> {
+    let o = in_node(node, &[cluster::DVS, "status", "--json", "--dc", dc]);
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status --json");
+    st["dcs"][0]["procs"]
+        .as_array()?
+        .iter()
+        .find(|p| p["endpoint"].as_i64() == Some(ep))
+        .map(|p| {
+            (
+                p["node"].as_i64().unwrap_or(-1),
+                p["kind"].to_string().replace('"', ""),
+            )
+        })
+}
+
 /// How many slots `node` owns in a SLOTS view.
 fn owned_by(slots: &serde_json::Value, node: i64) -> usize {
     slots["owner"]
@@ -489,6 +505,13 @@ fn programs_run_on_another_node() {
         slots("0", "cut")
     );
     let before = slots("0", "cut");
+    // SLOTS registered node 2's SYSTASK on node 1 (the DVK's dc_join only
+    // links each node with node 0).
+    assert_eq!(
+        systask_on("1", "cut", -4),
+        Some((2, "Remote".into())),
+        "node 1 does not know node 2's SYSTASK"
+    );
     let down = Command::new("ip")
         .args(["link", "set", "dvs-n2h", "down"])
         .status()
@@ -519,7 +542,13 @@ fn programs_run_on_another_node() {
         owned_by(&after, 0) > owned_by(&before, 0),
         "{before} {after}"
     );
-    assert_eq!(slots("1", "cut")["owner"], after["owner"]);
+    assert!(
+        until(Duration::from_secs(5), || slots("1", "cut")["owner"]
+            == after["owner"]),
+        "the replicas differ"
+    );
+    assert!(until(Duration::from_secs(5), || systask_on("1", "cut", -4)
+        .is_none()));
     let ps = in_node("0", &[cluster::DVS, "ps", "--dc", "cut", "--json"]);
     let dcs: Vec<serde_json::Value> = serde_json::from_slice(&ps.stdout).expect("ps --json");
     let sleeps: Vec<&serde_json::Value> = dcs[0]["processes"]

@@ -22,11 +22,12 @@
 //!   carries the generations of the slots it gives. Slots taken over from a
 //!   failed member skip [`GEN_JUMP`] generations, as their last ones are
 //!   unknown.
-//! * **Registrations.** Each member multicasts `Hello` with its node id
-//!   when it has the table and whenever a node joins; the others register
-//!   that node's SYSTASK endpoint as a Remote endpoint, and unregister it
-//!   when the node leaves the group. (The servers of the DC's first node
-//!   are registered by the DVK's `dc_join`.)
+//! * **Registrations.** The group's views are Corosync's totally ordered
+//!   broadcast of which nodes run a SYSTASK of the DC: when a node joins
+//!   the group every member registers that node's SYSTASK endpoint as a
+//!   Remote endpoint (a joiner registers those of the members the table
+//!   names), and unregisters it when the node leaves. (The servers of the
+//!   DC's first node reach the others through the DVK's `dc_join`.)
 //! * **Without Corosync** (a single-node DVS, or Corosync not running) the
 //!   founder owns every slot and no other node gets any: a node that joins
 //!   the DC cannot start processes, and says so.
@@ -76,8 +77,6 @@ enum Wire {
         members: Vec<NodeId>,
         synced: Vec<NodeId>,
     },
-    /// Node `node`'s SYSTASK of the DC is running.
-    Hello { node: NodeId },
 }
 
 /// What a node's group reports (`SysSlots`, `dvs status`).
@@ -106,7 +105,7 @@ pub struct SlotsStatus {
     pub waits: u64,
     /// Allocations that failed (no slot in time).
     pub failed: u64,
-    /// Multicasts this node sent (requests, donations, tables, hellos).
+    /// Multicasts this node sent (requests, donations, tables, table requests).
     pub multicasts: u64,
     /// Requests this node sent.
     pub requests: u64,
@@ -370,16 +369,7 @@ impl SlotsGroup {
             .map_err(|e| tracing::warn!(%e, "SLOTS cannot reach the node daemon"))
             .ok();
         *self.cpg.lock().unwrap_or_else(PoisonError::into_inner) = Some(cpg);
-        {
-            let mut st = lock(&self.inner);
-            st.gcs = group.to_string();
-            if st.synced {
-                let hello = Wire::Hello {
-                    node: self.node as NodeId,
-                };
-                drop(self.send(st, &[hello]));
-            }
-        }
+        lock(&self.inner).gcs = group.to_string();
         tracing::info!(group, node = self.node, "SLOTS joined its group");
         // A joiner asks for the table at once.
         self.tick();
@@ -516,18 +506,23 @@ impl SlotsGroup {
             backlog.into_iter().skip(at).collect::<Vec<_>>()
         };
         {
-            // Hello, and a request at once: a joiner owns few slots if any.
+            // The members' SYSTASKs become reachable, and a joiner, which
+            // owns few slots if any, asks at once.
+            if let Some(d) = dvk {
+                for m in members.iter().filter(|&&m| m != me) {
+                    self.register_systask(d, *m as i32);
+                }
+            }
             let mut st = lock(&self.inner);
-            let mut out = vec![Wire::Hello { node: me }];
             let now = st.now;
             if let Some(ask) = st.member.tick(now) {
                 st.stats.requests += 1;
-                out.push(Wire::Slots {
+                let ask = Wire::Slots {
                     msg: ask,
                     gens: Vec::new(),
-                });
+                };
+                drop(self.send(st, &[ask]));
             }
-            drop(self.send(st, &out));
         }
         for ev in rest {
             self.apply(ev, dvk);
@@ -545,7 +540,9 @@ impl SlotsGroup {
                 let id = id.wrapping_sub(1);
                 if id != me {
                     st.member.member_joined(id);
-                    out.push(Wire::Hello { node: me });
+                    if let Some(d) = dvk {
+                        self.register_systask(d, id as i32);
+                    }
                 }
             }
             MemberEvent::Left(id) => {
@@ -639,13 +636,6 @@ impl SlotsGroup {
                     }
                     Wire::State { to, .. } => {
                         st.synced_set.insert(to);
-                    }
-                    Wire::Hello { node } => {
-                        if node == sender && node != me {
-                            if let Some(d) = dvk {
-                                self.register_systask(d, node as i32);
-                            }
-                        }
                     }
                 }
             }
