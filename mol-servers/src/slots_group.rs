@@ -28,6 +28,9 @@
 //!   Remote endpoint (a joiner registers those of the members the table
 //!   names), and unregisters it when the node leaves. (The servers of the
 //!   DC's first node reach the others through the DVK's `dc_join`.)
+//! * **Partitions.** Only the side with the DC's first node keeps the
+//!   table: a member that sees the first node leave gives up its slots
+//!   (the DC ends on its node anyway), so tables never need merging.
 //! * **Without Corosync** (a single-node DVS, or Corosync not running) the
 //!   founder owns every slot and no other node gets any: a node that joins
 //!   the DC cannot start processes, and says so.
@@ -69,10 +72,12 @@ enum Wire {
     Slots { msg: Msg, gens: Vec<i32> },
     /// A joiner asks for the table (its `ask`-th time).
     NeedState { from: NodeId, ask: u32 },
-    /// The table, for joiner `to` in answer to its `ask`.
+    /// The table, for joiner `to` in answer to its `ask`; `founder` is the
+    /// DC's first node.
     State {
         to: NodeId,
         ask: u32,
+        founder: NodeId,
         owner: Vec<NodeId>,
         members: Vec<NodeId>,
         synced: Vec<NodeId>,
@@ -117,6 +122,8 @@ pub struct SlotsStatus {
 
 struct Inner {
     member: Member,
+    /// The DC's first node (known once synced).
+    founder: Option<NodeId>,
     gens: Vec<i32>,
     /// Has the table (the founder from the start).
     synced: bool,
@@ -138,9 +145,13 @@ struct Inner {
 pub struct SlotsGroup {
     dcid: i32,
     node: i32,
+    params: Params,
     inner: Mutex<Inner>,
     changed: Condvar,
     cpg: Mutex<Option<Membership>>,
+    /// Without a group, unit tests collect the multicasts here.
+    #[cfg(test)]
+    outbox: Mutex<Vec<Wire>>,
     stop: std::sync::atomic::AtomicBool,
 }
 
@@ -166,8 +177,10 @@ impl SlotsGroup {
         Arc::new(SlotsGroup {
             dcid,
             node,
+            params,
             inner: Mutex::new(Inner {
                 member,
+                founder: founder.then_some(me),
                 gens: vec![0; n],
                 synced: founder,
                 synced_set: if founder {
@@ -201,6 +214,8 @@ impl SlotsGroup {
             }),
             changed: Condvar::new(),
             cpg: Mutex::new(None),
+            #[cfg(test)]
+            outbox: Mutex::new(Vec::new()),
             stop: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -314,6 +329,11 @@ impl SlotsGroup {
             return st;
         }
         drop(st);
+        #[cfg(test)]
+        self.outbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(msgs.iter().cloned());
         let mut sent = 0;
         if let Some(cpg) = self
             .cpg
@@ -453,12 +473,14 @@ impl SlotsGroup {
                 if let Ok(Wire::State {
                     to,
                     ask,
+                    founder,
                     owner,
                     members,
                     synced,
                 }) = bincode::deserialize(data)
                 {
                     if to == me && *from != me + 1 {
+                        st.founder = Some(founder);
                         drop(st);
                         return self.take_table(ask, owner, &members, synced, dvk);
                     }
@@ -550,6 +572,25 @@ impl SlotsGroup {
                 if id == me {
                     return;
                 }
+                if st.founder == Some(id) {
+                    // Cut off from the DC's first node (the DC ends here
+                    // too): this side's table may not be merged back, so
+                    // this node gives up its slots and would ask for the
+                    // table again.
+                    tracing::warn!(
+                        node = id,
+                        "SLOTS: the DC's first node left; this node's slots are void"
+                    );
+                    st.member = Member::joiner(me, self.params);
+                    st.founder = None;
+                    st.synced = false;
+                    st.synced_set.clear();
+                    st.backlog.clear();
+                    st.marks.clear();
+                    st.last_ask = None;
+                    self.changed.notify_all();
+                    return;
+                }
                 let before: Vec<Option<NodeId>> = (0..st.gens.len() as u32)
                     .map(|i| st.member.owner_of(i))
                     .collect();
@@ -628,6 +669,7 @@ impl SlotsGroup {
                             out.push(Wire::State {
                                 to: f,
                                 ask,
+                                founder: st.founder.unwrap_or(me),
                                 owner,
                                 members,
                                 synced,
@@ -716,6 +758,113 @@ mod tests {
         let s = g.status();
         assert_eq!((s.in_use, s.free, s.allocs, s.failed), (3, 0, 4, 2));
         assert!(s.owner.iter().all(|&o| o == 0));
+    }
+
+    /// A CPG stand-in: delivers every member's multicasts to all, in
+    /// one total order, until nothing is left.
+    fn deliver(groups: &[&Arc<SlotsGroup>]) {
+        loop {
+            let mut sent = Vec::new();
+            for g in groups {
+                let mut o = g.outbox.lock().unwrap();
+                sent.extend(o.drain(..).map(|w| (g.node, w)));
+            }
+            if sent.is_empty() {
+                return;
+            }
+            for (from, w) in sent {
+                let data = bincode::serialize(&w).unwrap();
+                for g in groups {
+                    g.event(
+                        MemberEvent::Message {
+                            from: from as u32 + 1,
+                            data: data.clone(),
+                        },
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    fn view(groups: &[&Arc<SlotsGroup>], ev: MemberEvent) {
+        for g in groups {
+            g.event(ev.clone(), None);
+        }
+    }
+
+    #[test]
+    fn a_joiner_gets_the_table_then_slots_and_a_lost_founder_voids_them() {
+        let n = FIRST_USER_SLOT + 40;
+        let f = SlotsGroup::founder(0, 0, n);
+        let j = SlotsGroup::joiner(0, 2, n);
+        let both = [&f, &j];
+        let taken = f.alloc(Duration::ZERO).unwrap();
+        // Node 2 joins: it asks for the table (its clock), gets it, asks
+        // for slots and gets some.
+        view(&both, MemberEvent::Joined(3));
+        j.tick();
+        deliver(&both);
+        let (fs, js) = (f.status(), j.status());
+        assert!(js.synced);
+        assert_eq!(fs.owner, js.owner, "the replicas differ");
+        assert_eq!(js.members, [0, 2]);
+        assert!(js.free >= FREE_LOW, "{js:?}");
+        assert_eq!(fs.free + js.free + 1, 40);
+        // Its slots are its own: neither hands out the other's.
+        let e = j.alloc(Duration::ZERO).unwrap();
+        let i = (e.p_nr() - FIRST_USER_SLOT) as usize;
+        assert_eq!(js.owner[i], 2);
+        assert_ne!(e.p_nr(), taken.p_nr());
+        // Node 2 fails: its slots, the one in use included, go to node 0.
+        view(&[&f], MemberEvent::Left(3));
+        let fs = f.status();
+        assert_eq!(fs.members, [0]);
+        assert!(fs.owner.iter().all(|&o| o == 0));
+        assert_eq!(fs.free, 39);
+        // The slot comes back with a generation no old endpoint has.
+        let mut seen = Vec::new();
+        while let Ok(x) = f.alloc(Duration::ZERO) {
+            seen.push(x);
+        }
+        let again = seen.iter().find(|x| x.p_nr() == e.p_nr()).unwrap();
+        assert!(again.generation() >= GEN_JUMP);
+        // On node 2's side, the founder left: its slots are void.
+        view(&[&j], MemberEvent::Left(1));
+        let js = j.status();
+        assert!(!js.synced);
+        assert_eq!(js.free, 0);
+        assert_eq!(j.alloc(Duration::ZERO), Err(libc::EAGAIN));
+    }
+
+    #[test]
+    fn malformed_or_forged_messages_change_nothing() {
+        let f = SlotsGroup::founder(0, 0, FIRST_USER_SLOT + 8);
+        let before = f.status();
+        f.event(
+            MemberEvent::Message {
+                from: 3,
+                data: vec![0xff; 7],
+            },
+            None,
+        );
+        // Node 2 claims a donation from node 0 of all its slots.
+        let forged = Wire::Slots {
+            msg: Msg::Donate {
+                from: 0,
+                to: 2,
+                slots: (0..8).collect(),
+            },
+            gens: Vec::new(),
+        };
+        f.event(
+            MemberEvent::Message {
+                from: 3,
+                data: bincode::serialize(&forged).unwrap(),
+            },
+            None,
+        );
+        assert_eq!(f.status(), before);
     }
 
     #[test]
