@@ -287,17 +287,36 @@ impl SlotsGroup {
     /// The task bound as `ep` (a slot of this node) is gone: its slot is
     /// free again, with the next generation.
     pub fn release(&self, ep: Endpoint) {
-        let s = ep.p_nr() - FIRST_USER_SLOT;
+        self.free(ep.p_nr(), Some(ep.generation()));
+    }
+
+    /// Frees slot `p_nr` if it is in use here (and has generation `gen`,
+    /// if given), bumping its generation.
+    fn free(&self, p_nr: i32, gen: Option<i32>) {
+        let s = p_nr - FIRST_USER_SLOT;
         if s < 0 {
             return;
         }
         let mut st = lock(&self.inner);
-        if st.member.in_use(s as u32) && st.gens[s as usize] == ep.generation() {
+        if st.member.in_use(s as u32) && gen.is_none_or(|g| st.gens[s as usize] == g) {
             st.member.release(s as u32);
             let g = &mut st.gens[s as usize];
             *g = if *g >= GEN_MAX { 0 } else { *g + 1 };
             self.changed.notify_all();
         }
+    }
+
+    /// Whether this node owns slot `p_nr` (in its replica).
+    pub fn owns(&self, p_nr: i32) -> bool {
+        let s = p_nr - FIRST_USER_SLOT;
+        s >= 0 && lock(&self.inner).member.owner_of(s as u32) == Some(self.node as NodeId)
+    }
+
+    /// Slot `p_nr`, which this node took over from a failed node while it
+    /// was the endpoint of a process elsewhere (so it stayed taken, see
+    /// [`SlotsGroup::alloc`]'s callers), is free now.
+    pub fn release_slot(&self, p_nr: i32) {
+        self.free(p_nr, None);
     }
 
     /// This node's view.
@@ -758,6 +777,13 @@ mod tests {
         let s = g.status();
         assert_eq!((s.in_use, s.free, s.allocs, s.failed), (3, 0, 4, 2));
         assert!(s.owner.iter().all(|&o| o == 0));
+        // A slot kept for a process of another generation (one that moved
+        // off a node that failed) is freed by its number.
+        g.release_slot(a.p_nr());
+        let e = g.alloc(Duration::ZERO).unwrap();
+        assert_eq!(e.p_nr(), a.p_nr());
+        assert_eq!(e.generation(), a.generation() + 1);
+        g.release_slot(FIRST_USER_SLOT - 1); // not a user slot: ignored
     }
 
     /// A CPG stand-in: delivers every member's multicasts to all, in

@@ -74,17 +74,28 @@ impl Pm {
     /// are PM's to give; another node's SYSTASK gives its own.
     fn new_endpoint(&self, ctx: &Ctx, node: i32) -> Result<Endpoint, i32> {
         if node == self.node {
-            return self.slots.alloc(LOCAL_SLOT_WAIT);
+            loop {
+                let ep = self.slots.alloc(LOCAL_SLOT_WAIT)?;
+                // A slot this node took over from a failed node may still
+                // be the endpoint of a process that had moved elsewhere:
+                // it stays taken until that process ends.
+                if !self.table.slot_in_use(ep.p_nr()) {
+                    return Ok(ep);
+                }
+            }
         }
         let m = ctx.call(abi::systask(node), Call::SysSlot, &[])?;
         abi::result(&m).map(|e| Endpoint(e as i32))
     }
 
     /// The task bound as `ep`, a slot of `node`, is gone (or was never
-    /// bound): the slot goes back to that node.
+    /// bound): the slot goes back to its owner, `node`, or this node if
+    /// it took over the slots of `node`, which failed.
     pub(super) fn free_endpoint(&self, ctx: &Ctx, node: i32, ep: Endpoint) {
         if node == self.node {
             self.slots.release(ep);
+        } else if self.slots.owns(ep.p_nr()) {
+            self.slots.release_slot(ep.p_nr());
         } else if let Err(e) = ctx.call(abi::systask(node), Call::SysRelease, &[ep.0 as u64]) {
             // A node that is gone took its slots with it.
             tracing::debug!(node, %ep, e, "cannot give a slot back");

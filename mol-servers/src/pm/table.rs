@@ -141,6 +141,12 @@ impl Table {
         self.by_ep.get(&ep).copied()
     }
 
+    /// Whether a live process or thread is bound to slot `p_nr` (with any
+    /// generation).
+    pub fn slot_in_use(&self, p_nr: i32) -> bool {
+        self.by_ep.keys().any(|e| e.p_nr() == p_nr)
+    }
+
     /// Makes `ep` (a thread's endpoint) act as process `pid`.
     pub fn map_thread(&mut self, ep: Endpoint, pid: i32) {
         self.by_ep.insert(ep, pid);
