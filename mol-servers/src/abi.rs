@@ -83,7 +83,8 @@ calls! {
     /// child's PID. `flags` bit 0: the child is a thread sharing the fd
     /// table (`CLONE_FILES`).
     PmFork = 0x101,
-    /// `[path, len]`: the caller has successfully exec'd `path`.
+    /// `[path, len]`: the caller has successfully exec'd `path`. Word 1
+    /// of the reply is 1 if its descriptor 1 is a terminal.
     PmExec = 0x102,
     /// `[pid, options]` (`wait4`): returns the PID; `words[1]` the wait
     /// status, `words[2]` the host pid to reap.
@@ -342,6 +343,7 @@ calls! {
     /// table, cwd and umask, as threads share them).
     FsForkProc = 0x280,
     /// From PM: `[ep]` the process exec'd: close its `O_CLOEXEC` descriptors.
+    /// Word 1 of the reply is 1 if its descriptor 1 is a terminal.
     FsExecProc = 0x281,
     /// From PM: `[ep]` the process ended: close all its descriptors.
     FsExitProc = 0x282,

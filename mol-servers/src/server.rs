@@ -184,8 +184,8 @@ pub fn run<S: Service>(ipc: Ipc, mut svc: S) {
             ctx.reply(sender, &abi::err(libc::ENOSYS));
             continue;
         };
-        tracing::trace!(server = S::NAME, call = call.name(), %sender, "request");
         let args = *m.words();
+        tracing::trace!(server = S::NAME, call = call.name(), %sender, ?args, "request");
         let on_behalf = Endpoint(args[6] as i64 as i32);
         let caller = if args[6] != 0 && ipc.is_privileged(sender) {
             on_behalf

@@ -51,15 +51,18 @@ extern "C" fn init() {
         s.ipc()
             .prefetch_peers(&[mol_servers::abi::PM, mol_servers::abi::FS])
     });
+    // After an exec, PM's answer says whether stdout is a terminal.
+    let mut tty = None;
     if let Some(p) = std::env::var_os("DVS_EXEC_PATH") {
         let p = std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec();
-        let r = state::with_shim(|s| s.execed(&p)).unwrap_or(0);
-        if r < 0 {
-            eprintln!("dvs: PM did not accept the exec of this image ({})", -r);
+        match state::with_shim(|s| s.execed(&p)) {
+            Some(Ok(t)) => tty = Some(t),
+            Some(Err(e)) => eprintln!("dvs: PM did not accept the exec of this image ({e})"),
+            None => {}
         }
         std::env::remove_var("DVS_EXEC_PATH");
     }
-    hooks::stdio::install();
+    hooks::stdio::install(tty);
     dvk::set_signal_policy(interrupts::policy);
     dvk::set_handler_pending(handler_writes::pending);
 }

@@ -196,12 +196,14 @@ impl Shim {
 
     /// After a successful `exec` of `path` (the new image calls this): PM
     /// records the command and FS closes the `O_CLOEXEC` descriptors.
-    pub fn execed(&self, path: &[u8]) -> i64 {
-        ret(self.value(
+    /// Returns whether descriptor 1 is a terminal, or `-errno`.
+    pub fn execed(&self, path: &[u8]) -> Result<bool, i32> {
+        let m = self.call(
             abi::PM,
             Call::PmExec,
             &[path.as_ptr() as u64, path.len() as u64],
-        ))
+        )?;
+        abi::result(&m).map(|_| m.words()[1] == 1)
     }
 
     /// Execs the program that `spec` (a bincode [`abi::SpawnSpec`]) names

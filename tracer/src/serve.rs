@@ -283,9 +283,8 @@ fn worker(
                 })
             }
             (Some(s), JobKind::Execed { path }) => {
-                let r = s.execed(&path);
-                if r < 0 {
-                    tracing::warn!(errno = -r, "PM did not accept an exec");
+                if let Err(errno) = s.execed(&path) {
+                    tracing::warn!(errno, "PM did not accept an exec");
                 }
                 Reply::Execed
             }

@@ -31,6 +31,11 @@ fn is_tty(fd: BorrowedFd<'_>) -> Result<(), i32> {
     sys::ioctl_buf(fd, libc::TCGETS, &mut t).map(drop)
 }
 
+/// Whether an open file is a terminal (`isatty`).
+pub(super) fn is_terminal(ofd: &Ofd) -> bool {
+    !ofd.is_path() && ofd.host_fd().is_some_and(|fd| is_tty(fd).is_ok())
+}
+
 /// `[fd, request, arg]`.
 fn ioctl(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     let r = (|| {

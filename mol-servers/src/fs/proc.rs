@@ -7,7 +7,7 @@
 use super::path::O_LARGEFILE;
 use super::table::{FdEntry, FdTable, Kind, Ofd};
 use super::{sys, Fs};
-use crate::abi::Call;
+use crate::abi::{self, Call};
 use crate::server::{Ctx, Handler, Outcome, Request};
 use dvk::Endpoint;
 use std::cell::RefCell;
@@ -165,7 +165,9 @@ fn fork_proc(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     Outcome::ok(0)
 }
 
-/// `[ep]` from PM: the process exec'd.
+/// `[ep]` from PM: the process exec'd. Word 1 of the reply is 1 if its
+/// descriptor 1 is a terminal (the new image's stdio buffering depends on
+/// it, and asking here saves it a call).
 fn exec_proc(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     if !privileged(ctx, req) {
         return Outcome::err(libc::EPERM);
@@ -180,9 +182,16 @@ fn exec_proc(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
         p.files = Rc::new(RefCell::new(copy));
     }
     let closed = p.files.borrow_mut().take_cloexec();
+    let tty = p
+        .files
+        .borrow()
+        .get(1)
+        .is_ok_and(|e| super::console::is_terminal(&e.ofd));
     drop(closed);
     fs.settle(ctx, false);
-    Outcome::ok(0)
+    let mut m = abi::ok(0);
+    m.words_mut()[1] = tty as u64;
+    Outcome::Reply(m)
 }
 
 /// `[ep]` from PM: the process ended.

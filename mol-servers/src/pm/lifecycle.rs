@@ -305,10 +305,17 @@ impl Pm {
             }
             p.execed = true;
         }
-        let r = ctx
-            .call(abi::FS, Call::FsExecProc, &[ep.0 as u64])
-            .and_then(|m| abi::result(&m));
-        Outcome::from(r.map(|_| 0))
+        // FS's word 1 (whether descriptor 1 is a terminal) goes on to
+        // the new image.
+        match ctx.call(abi::FS, Call::FsExecProc, &[ep.0 as u64]) {
+            Ok(m) if abi::result(&m).is_ok() => {
+                let mut r = abi::ok(0);
+                r.words_mut()[1] = m.words()[1];
+                Outcome::Reply(r)
+            }
+            Ok(m) => Outcome::from(abi::result(&m)),
+            Err(e) => Outcome::err(e),
+        }
     }
 
     /// The DVK reported that the task bound as `ep` ended.

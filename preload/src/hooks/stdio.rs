@@ -216,9 +216,11 @@ extern "C" {
     static mut stderr: *mut FILE;
 }
 
-/// Replaces the standard streams with streams on DC descriptors 0, 1, 2.
-pub fn install() {
-    let out_mode = if crate::hooks::files::tty(1) {
+/// Replaces the standard streams with streams on DC descriptors 0, 1, 2;
+/// stdout is line-buffered if descriptor 1 is a terminal (`tty`, if
+/// known, else asked).
+pub fn install(tty: Option<bool>) {
+    let out_mode = if tty.unwrap_or_else(|| crate::hooks::files::tty(1)) {
         _IOLBF
     } else {
         _IOFBF
