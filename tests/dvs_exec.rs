@@ -490,16 +490,26 @@ fn ctrl_c_interrupts_a_blocked_read() {
 
 #[test]
 fn console_answers_for_the_real_terminal() {
-    let probe = "test -t 0 && echo in-tty; test -t 1 && echo out-tty; stty size";
+    // An exec'd C program line-buffers its stdout on a terminal (its
+    // line comes before its stderr's; fully buffered, it would follow).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = dir.path().join("probe.sh");
+    std::fs::write(
+        &probe,
+        "test -t 0 && echo in-tty; test -t 1 && echo out-tty; stty size\n\
+         (exec awk 'BEGIN { print \"out\"; printf \"err\\n\" > \"/dev/stderr\" }')\n",
+    )
+    .expect("probe");
+    let probe = probe.display();
     let native = Command::new("script")
-        .args(["-q", "-c", &format!("sh -c '{probe}'"), "/dev/null"])
+        .args(["-q", "-c", &format!("sh {probe}"), "/dev/null"])
         .output()
         .expect("script");
     let dc = Command::new("script")
         .args([
             "-q",
             "-c",
-            &format!("{} sh -c '{probe}'", dvs_exec()),
+            &format!("{} sh {probe}", dvs_exec()),
             "/dev/null",
         ])
         .env_remove("DVS_SOCKET")
@@ -508,6 +518,7 @@ fn console_answers_for_the_real_terminal() {
         .expect("script");
     let n = String::from_utf8_lossy(&native.stdout).into_owned();
     assert!(n.contains("out-tty"), "native run is not on a pty: {n}");
+    assert!(n.ends_with("out\r\nerr\r\n"), "{n:?}");
     assert_eq!(String::from_utf8_lossy(&dc.stdout), n);
 }
 
