@@ -326,7 +326,6 @@ impl SlotsGroup {
         s.gcs = st.gcs.clone();
         s.synced = st.synced;
         s.members = st.member.members().iter().map(|&m| m as i32).collect();
-        let me = self.node as NodeId;
         s.owner = (0..st.gens.len() as u32)
             .map(|i| match st.member.owner_of(i) {
                 Some(o) if o != NodeId::MAX => o as i32,
@@ -335,7 +334,7 @@ impl SlotsGroup {
             .collect();
         s.free = st.member.free_count();
         s.in_use = (0..st.gens.len() as u32)
-            .filter(|&i| st.member.owner_of(i) == Some(me) && st.member.in_use(i))
+            .filter(|&i| st.member.in_use(i))
             .count();
         s
     }

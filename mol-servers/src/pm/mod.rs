@@ -114,7 +114,7 @@ pub fn spawn(
             server::run(
                 ipc,
                 Pm {
-                    table: Table::new(),
+                    table: Table::default(),
                     node,
                     waiters: Vec::new(),
                     exit_waiters: Vec::new(),

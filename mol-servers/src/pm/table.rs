@@ -85,21 +85,17 @@ pub struct Table {
 }
 
 impl Default for Table {
-    fn default() -> Table {
-        Table::new()
-    }
-}
-
-impl Table {
     /// An empty table.
-    pub fn new() -> Table {
+    fn default() -> Table {
         Table {
             procs: BTreeMap::new(),
             by_ep: HashMap::new(),
             next_pid: INIT_PID + 1,
         }
     }
+}
 
+impl Table {
     /// A fresh PID, or `EAGAIN` when every PID is taken.
     pub fn allocate(&mut self) -> Result<i32, i32> {
         if self.procs.len() as i32 >= PID_MAX - 2 {
@@ -206,7 +202,7 @@ mod tests {
 
     #[test]
     fn pids_start_at_2_and_are_not_reused_while_present() {
-        let mut t = Table::new();
+        let mut t = Table::default();
         let p1 = t.allocate().unwrap();
         assert_eq!(p1, 2);
         t.insert(proc(p1, Endpoint::new(0, 64)));
