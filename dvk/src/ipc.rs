@@ -31,8 +31,8 @@ use crate::layout::{
 use crate::message::{Message, NotifyKind};
 use crate::params::{ipc_call, DcParams, ProcKind};
 use crate::proto::Grant;
-use crate::wait::{wait_until, wait_until_intr, Expired};
-use std::cell::RefCell;
+use crate::wait::{wait_until, wait_until_intr, Expired, Spin};
+use std::cell::{Cell, RefCell};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -83,6 +83,10 @@ pub struct Ipc {
     pub(crate) bell: Doorbell,
     peers: RefCell<Vec<Option<Arc<Peer>>>>,
     pending: RefCell<Vec<u64>>,
+    /// How the next `receive` waits: a server whose last reply went to
+    /// another node waits for that node's next request as for a remote
+    /// answer (see [`Spin`]).
+    next_receive: Cell<Spin>,
     fork_epoch: u64,
     /// The DC table's identity (device, inode of its memfd): bindings to
     /// different daemons, or to a DC created again with the same id, never
@@ -142,6 +146,7 @@ impl Ipc {
             // Scan every source once: hints swapped out by a previous
             // image of this task (before `execve`) are not lost.
             pending: RefCell::new(vec![u64::MAX; words]),
+            next_receive: Cell::new(Spin::Local),
             fork_epoch: crate::forkwatch::epoch(),
             table_id,
         })
@@ -255,6 +260,16 @@ impl Ipc {
         )
     }
 
+    /// How a task waits for the endpoint in slot `s`: longer when the
+    /// answer crosses the network.
+    fn spin_for(&self, s: usize) -> Spin {
+        if self.is_remote(s) {
+            Spin::Remote
+        } else {
+            Spin::Local
+        }
+    }
+
     /// Counts a message sent to slot `s`.
     fn count_sent(&self, s: usize) {
         if self.is_remote(s) {
@@ -354,6 +369,7 @@ impl Ipc {
         }
         wait_until(
             &self.bell,
+            Spin::Local,
             deadline,
             || {
                 if let Err(e) = self.check_alive() {
@@ -443,8 +459,10 @@ impl Ipc {
         let seq = self.post(b, &peer, m, k);
         let key = pack_pair(self.me, seq);
         let a = self.slot;
+        let spin = self.spin_for(b);
         let r = wait_until(
             &self.bell,
+            spin,
             deadline,
             || {
                 if peer.mbx.consumed(a).load(Ordering::Acquire) == key {
@@ -513,12 +531,12 @@ impl Ipc {
         self.check_call(ipc_call::SENDREC)?;
         let dl = deadline(timeout);
         let dst = if dst == Endpoint::SELF { self.me } else { dst };
-        self.send_and_wait(dst, m, kind::SENDREC, dl)?;
+        let (b, _) = self.send_and_wait(dst, m, kind::SENDREC, dl)?;
         self.set_status(IpcState::ReplyWait, dst);
         // A signal handler that ran while we waited may end the call: the
         // server hears of it from the DVK (once per call).
         let mut told = false;
-        let r = self.receive_mode_with(Mode::Reply(dst), dl, |forced| {
+        let r = self.receive_mode_with(Mode::Reply(dst), self.spin_for(b), dl, |forced| {
             if !told && (forced || crate::wait::signal_ends_calls()) {
                 told = true;
                 let _ = self.dvk.interrupt(self.dc.dcid, self.me);
@@ -544,6 +562,7 @@ impl Ipc {
         }
         self.post(b, &peer, m, kind::REPLY);
         self.count_sent(b);
+        self.next_receive.set(self.spin_for(b));
         Ok(())
     }
 
@@ -622,17 +641,19 @@ impl Ipc {
     }
 
     fn receive_mode(&self, mode: Mode, deadline: Option<Instant>) -> Result<Message> {
-        self.receive_mode_with(mode, deadline, |_| {})
+        self.receive_mode_with(mode, self.next_receive.get(), deadline, |_| {})
     }
 
     fn receive_mode_with(
         &self,
         mode: Mode,
+        spin: Spin,
         deadline: Option<Instant>,
         on_signal: impl FnMut(bool),
     ) -> Result<Message> {
         let r = wait_until_intr(
             &self.bell,
+            spin,
             deadline,
             || self.try_receive(mode),
             || self.daemon_gone(),

@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
 
-const RUNS: usize = 5;
+const RUNS: usize = 9;
 const RT_ITERS: u64 = 2_000;
 const COPIES: u64 = 64;
 const MIB: usize = 1 << 20;

@@ -414,6 +414,7 @@ fn agent(shared: &Shared, links: &Links, bell: &Doorbell) {
         }
         let _ = crate::wait::wait_until(
             bell,
+            crate::wait::Spin::Relay,
             Some(Instant::now() + soon.unwrap_or(Duration::from_millis(200))),
             || (bell.futex().load(Ordering::Acquire) != seen).then_some(()),
             || None,
