@@ -268,6 +268,18 @@ pub fn vm_copy(dir: CopyDir, pid: i32, local: u64, remote: u64, len: usize) -> R
     Ok(())
 }
 
+/// Reads `len` bytes at `remote` in process `pid` into a new buffer,
+/// without zeroing it first (a reused 1 MiB heap block would cost a
+/// `memset` as long as the copy's network transfer).
+pub fn vm_read(pid: i32, remote: u64, len: usize) -> Result<Vec<u8>> {
+    let mut buf = Vec::<u8>::with_capacity(len);
+    vm_copy(CopyDir::Read, pid, buf.as_mut_ptr() as u64, remote, len)?;
+    // SAFETY: the capacity is at least `len`, and `vm_copy` returned Ok
+    // only after the kernel wrote all `len` bytes.
+    unsafe { buf.set_len(len) };
+    Ok(buf)
+}
+
 /// Reads a `/proc` file whole. `std::fs::read_to_string` starts with a
 /// tiny buffer for files that report size 0 (all of `/proc`), so a
 /// `status` file took seven `read`s; this takes two.

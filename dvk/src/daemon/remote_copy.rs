@@ -28,7 +28,7 @@ use crate::error::{DvkError, Result};
 use crate::layout::{unpack_status, IpcState, F_FROZEN};
 use crate::params::ProcKind;
 use crate::proxy::frame::{Command, CopyDesc, Frame, Header};
-use crate::sys::{vm_copy, CopyDir};
+use crate::sys::{vm_copy, vm_read, CopyDir};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -84,16 +84,7 @@ pub(crate) fn requested(shared: &Shared, c: &Caller, dcid: i32, mut desc: CopyDe
             data
         }
         (Side::Local(pid), _) => {
-            let mut buf = vec![0u8; len];
-            vm_copy(
-                CopyDir::Read,
-                pid,
-                buf.as_mut_ptr() as u64,
-                desc.src_addr,
-                len,
-            )
-            .map_err(|e| died(e, DvkError::SrcDied))?;
-            buf
+            vm_read(pid, desc.src_addr, len).map_err(|e| died(e, DvkError::SrcDied))?
         }
     };
     match plan.dst {
@@ -158,16 +149,7 @@ pub(crate) fn served(shared: &Shared, links: &Links, from: i32, f: Frame) -> Opt
                     if len > crate::proxy::frame::MAX_PAYLOAD {
                         return Err(DvkError::TooBig);
                     }
-                    let mut buf = vec![0u8; len];
-                    vm_copy(
-                        CopyDir::Read,
-                        pid,
-                        buf.as_mut_ptr() as u64,
-                        desc.src_addr,
-                        len,
-                    )
-                    .map_err(|e| died(e, DvkError::SrcDied))?;
-                    Ok(buf)
+                    vm_read(pid, desc.src_addr, len).map_err(|e| died(e, DvkError::SrcDied))
                 });
             match r {
                 Ok(buf) => answer(Command::CopyoutData, 0, buf),
@@ -184,15 +166,8 @@ pub(crate) fn served(shared: &Shared, links: &Links, from: i32, f: Frame) -> Opt
                 if len > crate::proxy::frame::MAX_PAYLOAD {
                     return Err(DvkError::TooBig);
                 }
-                let mut buf = vec![0u8; len];
-                vm_copy(
-                    CopyDir::Read,
-                    spid,
-                    buf.as_mut_ptr() as u64,
-                    desc.src_addr,
-                    len,
-                )
-                .map_err(|e| died(e, DvkError::SrcDied))?;
+                let buf =
+                    vm_read(spid, desc.src_addr, len).map_err(|e| died(e, DvkError::SrcDied))?;
                 vm_copy(
                     CopyDir::Write,
                     dpid,
