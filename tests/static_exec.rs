@@ -172,6 +172,16 @@ fn static_c_program_matches_native() {
     assert!(r.stdout.contains("killed by 15"), "{}", r.stdout);
 }
 
+/// Extended attributes and `splice` of a static program go through the
+/// tracer to FS (data through the shim's bounce buffers).
+#[test]
+fn static_xattrs_and_splice_match_native() {
+    let d = tempfile::tempdir().unwrap();
+    let prog = static_example("xattrs", d.path());
+    let r = same(d.path(), &[prog.to_str().unwrap()]);
+    assert!(r.stdout.contains("out: .....345612"), "{}", r.stdout);
+}
+
 /// Threads of a static program run under the tracer; the C library's
 /// `clone3` fails quietly there (it falls back to `clone`), and its
 /// `/proc/self/fd` lists its DC descriptors.

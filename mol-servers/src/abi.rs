@@ -338,6 +338,24 @@ calls! {
     FsInotifyAddWatch = 0x243,
     /// `[fd, wd]` (`inotify_rm_watch`).
     FsInotifyRmWatch = 0x244,
+    /// `[dirfd, names, len, flags, value, size]` (`getxattr`, `lgetxattr`,
+    /// `fgetxattr`): `names` is the path, a NUL and the attribute name
+    /// (`len` bytes in all; an empty path with `AT_EMPTY_PATH` in `flags`
+    /// names descriptor `dirfd`, `AT_SYMLINK_NOFOLLOW` does not follow a
+    /// final symlink). Returns the value's size; with `size` 0 nothing is
+    /// written.
+    FsGetxattr = 0x245,
+    /// `[dirfd, names, len, flags, value, size]` (`setxattr` and its
+    /// forms), as [`Call::FsGetxattr`]; the high 32 bits of `flags` are
+    /// the call's own (`XATTR_CREATE`, `XATTR_REPLACE`).
+    FsSetxattr = 0x246,
+    /// `[dirfd, path, len, flags, list, size]` (`listxattr` and its
+    /// forms): the NUL-separated names, as [`Call::FsGetxattr`] without a
+    /// name.
+    FsListxattr = 0x247,
+    /// `[dirfd, names, len, flags]` (`removexattr` and its forms), as
+    /// [`Call::FsGetxattr`].
+    FsRemovexattr = 0x248,
     /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
     /// the parent's descriptors, cwd and umask (`share` = 1: the same
     /// table, cwd and umask, as threads share them).

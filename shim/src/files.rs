@@ -49,7 +49,7 @@ fn ioctl_arg(req: u64) -> Option<(usize, Dir)> {
 impl Shim {
     /// A path argument, with `/proc/<DC pid>` turned into the host
     /// directory of that process (see [`Shim::dc_proc_path`]).
-    fn path(&self, mem: &dyn Mem, addr: u64) -> Result<Vec<u8>, i32> {
+    pub(crate) fn path(&self, mem: &dyn Mem, addr: u64) -> Result<Vec<u8>, i32> {
         Ok(self.dc_proc_path(mem.read_cstr(addr, PATH_MAX)?))
     }
 
@@ -215,55 +215,6 @@ impl Shim {
                 o += take;
             }
         }
-        match r {
-            Err(libc::EPIPE) => Action::SigPipe,
-            r => Action::Ret(ret(r)),
-        }
-    }
-
-    /// `sendfile(out, in, offset, count)`: a read of `in` (at `*offset`,
-    /// which moves, or at its file offset) and a write of those bytes to
-    /// `out`, through FS like any read and write, so that `out` may be any
-    /// DC descriptor (file, pipe, socket, console). At most 1 MiB per call,
-    /// as a partial `sendfile`.
-    fn sendfile(&self, mem: &dyn Mem, out: u64, inp: u64, offp: u64, count: u64) -> Action {
-        const STEP: usize = 1 << 20;
-        let r = (|| -> Result<i64, i32> {
-            let off = if offp == 0 {
-                None
-            } else {
-                let o: i64 = mem.read_val(offp)?;
-                if o < 0 {
-                    return Err(libc::EINVAL);
-                }
-                Some(o)
-            };
-            let n = (count as usize).min(STEP);
-            if n == 0 {
-                return Ok(0);
-            }
-            let mut buf = vec![0u8; n];
-            let at = buf.as_mut_ptr() as u64;
-            let got = match off {
-                Some(o) => self.value(FS, Call::FsPread, &[inp, at, n as u64, o as u64])?,
-                None => self.value(FS, Call::FsRead, &[inp, at, n as u64])?,
-            };
-            if got <= 0 {
-                return Ok(0);
-            }
-            let put = self.value(FS, Call::FsWrite, &[out, at, got as u64]);
-            let sent = *put.as_ref().unwrap_or(&0);
-            if off.is_none() && sent < got {
-                // Bytes read but not sent stay unread.
-                let back = (sent - got) as u64;
-                let _ = self.value(FS, Call::FsLseek, &[inp, back, libc::SEEK_CUR as u64]);
-            }
-            let sent = put?;
-            if let Some(o) = off {
-                mem.write_val(offp, &(o + sent))?;
-            }
-            Ok(sent)
-        })();
         match r {
             Err(libc::EPIPE) => Action::SigPipe,
             r => Action::Ret(ret(r)),
@@ -835,7 +786,6 @@ impl Shim {
             SYS_mknodat => r(self.at(mem, Call::FsMknodat, a[0], a[1], &[a[2], a[3]])),
             SYS_fallocate => r(self.value(FS, Call::FsFallocate, &[a[0], a[1], a[2], a[3]])),
             SYS_flock => r(self.value(FS, Call::FsFlock, &[a[0], a[1]])),
-            SYS_sendfile => Some(self.sendfile(mem, a[0], a[1], a[2], a[3])),
             SYS_copy_file_range => r((|| {
                 let off = |p: u64| -> Result<i64, i32> {
                     if p == 0 {

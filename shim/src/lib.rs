@@ -23,6 +23,8 @@ pub mod redirected;
 pub mod seccomp;
 mod sockets;
 pub mod sysnames;
+mod transfer;
+mod xattrs;
 
 use dvk::{Endpoint, Ipc, Message};
 use mem::Mem;
@@ -174,6 +176,12 @@ impl Shim {
             return r;
         }
         if let Some(r) = self.socket_call(mem, nr, a) {
+            return r;
+        }
+        if let Some(r) = self.transfer_call(mem, nr, a) {
+            return r;
+        }
+        if let Some(r) = self.xattr_call(mem, nr, a) {
             return r;
         }
         if sysnames::redirected_unsupported(nr) {

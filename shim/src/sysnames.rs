@@ -8,7 +8,6 @@ use libc::*;
 /// They fail with `ENOSYS` and a one-line report instead of reaching the
 /// host.
 const UNSUPPORTED: &[(i64, &str)] = &[
-    (SYS_splice, "splice"),
     (SYS_tee, "tee"),
     (SYS_vmsplice, "vmsplice"),
     (SYS_fadvise64, "fadvise64"),
@@ -19,12 +18,6 @@ const UNSUPPORTED: &[(i64, &str)] = &[
     (SYS_clone3, "clone3"),
     (SYS_chroot, "chroot"),
     (SYS_pidfd_getfd, "pidfd_getfd"),
-    (SYS_getxattr, "getxattr"),
-    (SYS_lgetxattr, "lgetxattr"),
-    (SYS_fgetxattr, "fgetxattr"),
-    (SYS_listxattr, "listxattr"),
-    (SYS_llistxattr, "llistxattr"),
-    (SYS_flistxattr, "flistxattr"),
 ];
 
 /// Served calls that are unsupported for some arguments (sockets of

@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 13] = [
+pub const C_EXAMPLES: [&str; 14] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -129,6 +129,7 @@ pub const C_EXAMPLES: [&str; 13] = [
     "timerfd",
     "inotify",
     "sigwrites",
+    "xattrs",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.

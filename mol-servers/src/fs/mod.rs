@@ -54,6 +54,7 @@ mod table;
 mod timerfd;
 mod unix;
 mod watch;
+mod xattr;
 
 use crate::abi::{self, Call};
 use crate::server::{self, Ctx, Handler, Service, Starting};
@@ -404,6 +405,7 @@ impl Service for Fs {
         t.extend(memfd::table());
         t.extend(inotify::table());
         t.extend(meta::table());
+        t.extend(xattr::table());
         t.extend(names::table());
         t.extend(fds::table());
         t.extend(pipe::table());

@@ -492,6 +492,79 @@ pub fn fsync(fd: BorrowedFd<'_>, datasync: bool) -> SysResult<()> {
     check(r).map(drop)
 }
 
+/// What an extended-attribute call acts on.
+#[derive(Clone, Copy)]
+pub enum XattrOn<'a> {
+    /// An open descriptor (`f*xattr`).
+    Fd(BorrowedFd<'a>),
+    /// A path, a final symlink followed (`*xattr`).
+    Path(&'a CStr),
+}
+
+/// The pointer and size of an optional output buffer (null and 0 asks
+/// for the size only).
+fn out_buf(buf: &mut [u8]) -> (*mut libc::c_void, usize) {
+    if buf.is_empty() {
+        (std::ptr::null_mut(), 0)
+    } else {
+        (buf.as_mut_ptr().cast(), buf.len())
+    }
+}
+
+/// `getxattr(2)`/`fgetxattr(2)`: the value's size (written to `buf`
+/// unless `buf` is empty).
+pub fn getxattr(on: XattrOn<'_>, name: &CStr, buf: &mut [u8]) -> SysResult<usize> {
+    let (p, n) = out_buf(buf);
+    // SAFETY: `name` and a path are NUL-terminated; the kernel writes at
+    // most `n` bytes at `p` (null when `n` is 0).
+    check_size(unsafe {
+        match on {
+            XattrOn::Fd(fd) => libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), p, n),
+            XattrOn::Path(path) => libc::getxattr(path.as_ptr(), name.as_ptr(), p, n),
+        }
+    })
+}
+
+/// `setxattr(2)`/`fsetxattr(2)`.
+pub fn setxattr(on: XattrOn<'_>, name: &CStr, value: &[u8], flags: i32) -> SysResult<()> {
+    let (p, n) = (value.as_ptr().cast(), value.len());
+    // SAFETY: `name` and a path are NUL-terminated; the kernel reads `n`
+    // bytes at `p`.
+    check(unsafe {
+        match on {
+            XattrOn::Fd(fd) => libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), p, n, flags),
+            XattrOn::Path(path) => libc::setxattr(path.as_ptr(), name.as_ptr(), p, n, flags),
+        }
+    })
+    .map(drop)
+}
+
+/// `listxattr(2)`/`flistxattr(2)`: the size of the name list (written to
+/// `buf` unless `buf` is empty).
+pub fn listxattr(on: XattrOn<'_>, buf: &mut [u8]) -> SysResult<usize> {
+    let (p, n) = out_buf(buf);
+    // SAFETY: a path is NUL-terminated; the kernel writes at most `n`
+    // bytes at `p` (null when `n` is 0).
+    check_size(unsafe {
+        match on {
+            XattrOn::Fd(fd) => libc::flistxattr(fd.as_raw_fd(), p.cast(), n),
+            XattrOn::Path(path) => libc::listxattr(path.as_ptr(), p.cast(), n),
+        }
+    })
+}
+
+/// `removexattr(2)`/`fremovexattr(2)`.
+pub fn removexattr(on: XattrOn<'_>, name: &CStr) -> SysResult<()> {
+    // SAFETY: `name` and a path are NUL-terminated.
+    check(unsafe {
+        match on {
+            XattrOn::Fd(fd) => libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()),
+            XattrOn::Path(path) => libc::removexattr(path.as_ptr(), name.as_ptr()),
+        }
+    })
+    .map(drop)
+}
+
 /// `/proc/self/fd/N` of a descriptor of this process.
 pub fn proc_fd_path(fd: BorrowedFd<'_>) -> CString {
     // A decimal number never contains a NUL.

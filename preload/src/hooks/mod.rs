@@ -10,6 +10,7 @@ pub mod stdio;
 pub mod threads;
 pub mod tmpfiles;
 pub mod unsupported;
+pub mod xattrs;
 
 /// Pads an argument list to the six system call registers.
 pub fn args(a: &[u64]) -> [u64; 6] {

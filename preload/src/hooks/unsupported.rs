@@ -5,8 +5,6 @@
 use crate::sys;
 use libc::*;
 
-sys!(copy_file_range => hk_copy_file_range(a: c_int, ao: *mut off_t, b: c_int, bo: *mut off_t, n: size_t, f: c_uint) -> ssize_t, SYS_copy_file_range, [a, ao, b, bo, n, f]);
-sys!(splice => hk_splice(a: c_int, ao: *mut off_t, b: c_int, bo: *mut off_t, n: size_t, f: c_uint) -> ssize_t, SYS_splice, [a, ao, b, bo, n, f]);
 sys!(signalfd => hk_signalfd(fd: c_int, m: *const sigset_t, f: c_int) -> c_int, SYS_signalfd4, [fd, m, 8, f]);
 sys!(chroot => hk_chroot(p: *const c_char) -> c_int, SYS_chroot, [p]);
 
