@@ -728,3 +728,23 @@ fn stale_embedded_node_sockets_are_swept() {
         "the stale socket of a dead embedded node is still there"
     );
 }
+
+/// A program that clears its environment (CPython's `test_os` does) stays
+/// in its DC, and so do the children it spawns afterwards: `sh` sees the
+/// one variable the program set, and runs as a DC process (its parent's
+/// PID is the program's).
+#[test]
+fn cleared_environment_keeps_children_in_the_dc() {
+    let r = same_python(
+        r#"
+import os, subprocess
+os.environ.clear()
+os.environ.update(HELLO="World")
+with os.popen("/bin/sh -c 'echo $HELLO'") as p:
+    print(repr(p.read().strip()))
+ppid = subprocess.run(["/bin/sh", "-c", "echo $PPID"], capture_output=True).stdout
+print(int(ppid) == os.getpid())
+"#,
+    );
+    assert_eq!(r.stdout, "'World'\nTrue\n", "stderr: {}", r.stderr);
+}

@@ -73,11 +73,31 @@ pub fn enter_init() -> Guard {
     Guard(())
 }
 
+/// The variables that keep a process in its DC, which dvs-exec (or the
+/// exec of a DC parent) sets.
+pub const DC_VARS: [&str; 2] = ["LD_PRELOAD", "DVS_SOCKET"];
+
+/// [`DC_VARS`] as the environment had them when the process first asked
+/// (at start-up): a program that clears or edits its environment
+/// (`os.environ.clear()`) stays in its DC, and so do its forks and what
+/// they exec.
+pub fn dc_vars() -> &'static [(&'static str, std::ffi::OsString)] {
+    static VARS: std::sync::OnceLock<Vec<(&'static str, std::ffi::OsString)>> =
+        std::sync::OnceLock::new();
+    VARS.get_or_init(|| {
+        DC_VARS
+            .iter()
+            .filter_map(|&k| Some((k, std::env::var_os(k)?)))
+            .collect()
+    })
+}
+
 /// Socket of the node daemon, from the environment dvs-exec sets.
 pub fn socket() -> Option<std::path::PathBuf> {
-    std::env::var_os("DVS_SOCKET")
-        .filter(|s| !s.is_empty())
-        .map(std::path::PathBuf::from)
+    dc_vars()
+        .iter()
+        .find(|(k, v)| *k == "DVS_SOCKET" && !v.is_empty())
+        .map(|(_, v)| std::path::PathBuf::from(v))
 }
 
 /// Attaches the calling (main) thread to its binding. Returns false if

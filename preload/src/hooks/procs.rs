@@ -104,7 +104,7 @@ redhook::hook! {
 /// the variables that keep it in its DC, and the path it exec's.
 fn dc_env(envp: *const *const c_char, path: &CStr) -> Vec<CString> {
     let mut out = Vec::new();
-    let keep = ["LD_PRELOAD", "DVS_SOCKET"];
+    let keep = state::DC_VARS;
     if !envp.is_null() {
         let mut i = 0;
         loop {
@@ -127,14 +127,12 @@ fn dc_env(envp: *const *const c_char, path: &CStr) -> Vec<CString> {
             i += 1;
         }
     }
-    for k in keep {
-        if let Some(v) = std::env::var_os(k) {
-            let mut e = k.as_bytes().to_vec();
-            e.push(b'=');
-            e.extend_from_slice(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()));
-            if let Ok(c) = CString::new(e) {
-                out.push(c);
-            }
+    for (k, v) in state::dc_vars() {
+        let mut e = k.as_bytes().to_vec();
+        e.push(b'=');
+        e.extend_from_slice(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()));
+        if let Ok(c) = CString::new(e) {
+            out.push(c);
         }
     }
     let mut e = b"DVS_EXEC_PATH=".to_vec();
