@@ -3,21 +3,136 @@
 //! A signal from the host (a timer's `SIGALRM`, a `kill` from outside the
 //! DC) runs its handler while the thread waits in `sendrec` for FS or PM.
 //! Natively the blocking call would then fail with `EINTR` unless the
-//! handler was installed with `SA_RESTART`. The DVK cannot tell which
-//! signal ran, so the call is ended (FS or PM answers `EINTR`, or the bytes
-//! moved) when the process has a handler without `SA_RESTART`; a process
-//! whose handlers all restart (shells) keeps waiting, as natively.
+//! handler was installed with `SA_RESTART`. So that dvs knows which
+//! signal ran, the handlers a DC program installs with `sigaction` run
+//! through [`trampoline`], which notes the signal on its thread; a call
+//! is ended (FS or PM answers `EINTR`, or the bytes moved) when a noted
+//! signal's action lacks `SA_RESTART`. When no noted signal ran (a handler
+//! installed by libc's own `signal`), the call is ended when the process
+//! has any handler without `SA_RESTART`, and a process whose handlers all
+//! restart (shells) keeps waiting, as natively.
 
-/// The policy given to [`dvk::set_signal_policy`].
+use libc::{c_int, c_void, siginfo_t};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Signal numbers are 1..=64.
+const NSIG: usize = 65;
+
+/// The program's handler of each signal that runs through [`trampoline`]
+/// (its address), and whether it takes a `siginfo_t` (`SA_SIGINFO`).
+static HANDLERS: [AtomicUsize; NSIG] = [const { AtomicUsize::new(0) }; NSIG];
+static SIGINFO: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
+
+thread_local! {
+    /// Signals whose handler ran on this thread (bit `sig - 1`) since
+    /// [`policy`] last looked.
+    static RAN: Cell<u64> = const { Cell::new(0) };
+}
+
+fn index(sig: c_int) -> Option<usize> {
+    (1..NSIG as c_int).contains(&sig).then_some(sig as usize)
+}
+
+/// What the kernel runs for a signal the program handles: notes that the
+/// signal ran on this thread, then runs the program's handler with the
+/// arguments it asked for. Async-signal-safe.
+extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
+    let Some(i) = index(sig) else { return };
+    RAN.with(|r| r.set(r.get() | 1 << (i - 1)));
+    let h = HANDLERS[i].load(Ordering::Acquire);
+    if h == 0 {
+        return;
+    }
+    // SAFETY: `h` is the handler the program gave `sigaction` for this
+    // signal, with the signature its `SA_SIGINFO` flag names.
+    unsafe {
+        if SIGINFO[i].load(Ordering::Acquire) {
+            let f: extern "C" fn(c_int, *mut siginfo_t, *mut c_void) = std::mem::transmute(h);
+            f(sig, info, uc)
+        } else {
+            let f: extern "C" fn(c_int) = std::mem::transmute(h);
+            f(sig)
+        }
+    }
+}
+
+/// `sigaction` for a program in a DC: a handler (not `SIG_DFL` or
+/// `SIG_IGN`) is installed as [`trampoline`], and the old action reads as
+/// the program's own. `real` is libc's `sigaction`.
+///
+/// # Safety
+/// `act` and `old` are null or valid, as for `sigaction(2)`.
+pub unsafe fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+    real: impl Fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int,
+) -> c_int {
+    let Some(i) = index(sig) else {
+        return real(sig, act, old);
+    };
+    let before = (
+        HANDLERS[i].load(Ordering::Acquire),
+        SIGINFO[i].load(Ordering::Acquire),
+    );
+    // SAFETY: the caller's `act`, null or valid.
+    let mine = unsafe { act.as_ref() }.map(|a| {
+        let mut k = *a;
+        if a.sa_sigaction == libc::SIG_DFL || a.sa_sigaction == libc::SIG_IGN {
+            HANDLERS[i].store(0, Ordering::Release);
+        } else {
+            SIGINFO[i].store(a.sa_flags & libc::SA_SIGINFO != 0, Ordering::Release);
+            HANDLERS[i].store(a.sa_sigaction, Ordering::Release);
+            k.sa_sigaction = trampoline as *const () as usize;
+            k.sa_flags |= libc::SA_SIGINFO;
+        }
+        k
+    });
+    let r = real(
+        sig,
+        mine.as_ref().map_or(std::ptr::null(), |k| k as *const _),
+        old,
+    );
+    // SAFETY: the caller's `old`, null or valid (and filled by libc).
+    if let Some(o) = unsafe { old.as_mut() } {
+        let ours = o.sa_sigaction == trampoline as *const () as usize;
+        // `SA_RESETHAND` made the kernel reset our trampoline to SIG_DFL
+        // (keeping the flags, ours included).
+        let reset = o.sa_sigaction == libc::SIG_DFL
+            && before.0 != 0
+            && o.sa_flags & libc::SA_RESETHAND != 0;
+        if r == 0 && ours {
+            o.sa_sigaction = before.0;
+        }
+        if r == 0 && (ours || reset) && !before.1 {
+            o.sa_flags &= !libc::SA_SIGINFO;
+        }
+    }
+    r
+}
+
+/// The current action of `sig`: whether it has a handler, and whether
+/// that handler restarts calls.
+fn action(sig: c_int) -> Option<(bool, bool)> {
+    // SAFETY: a zeroed sigaction is a valid value to receive into.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: querying the action of `sig` (no new action).
+    let r = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) };
+    (r == 0).then_some((
+        old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN,
+        old.sa_flags & libc::SA_RESTART != 0,
+    ))
+}
+
+/// The policy given to [`dvk::set_signal_policy`]: whether the signal
+/// handlers that ran while this thread waited end its call.
 pub fn policy() -> bool {
-    (1..=64).any(|sig| {
-        // SAFETY: a zeroed sigaction is a valid value to receive into.
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: querying the action of `sig` (no new action).
-        let r = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) };
-        r == 0
-            && old.sa_sigaction != libc::SIG_DFL
-            && old.sa_sigaction != libc::SIG_IGN
-            && old.sa_flags & libc::SA_RESTART == 0
-    })
+    let ran = RAN.with(|r| r.replace(0));
+    if ran != 0 {
+        return (1..NSIG as c_int)
+            .filter(|&s| ran & 1 << (s - 1) != 0)
+            .any(|s| action(s).is_some_and(|(_, restarts)| !restarts));
+    }
+    (1..NSIG as c_int).any(|s| action(s).is_some_and(|(handled, restarts)| handled && !restarts))
 }

@@ -50,6 +50,11 @@ impl Drop for Guard {
     }
 }
 
+/// Whether this process is attached to a DC.
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
 /// Enters the preload for a hooked call. `None`: the process is not in a
 /// DC, or the preload itself is calling: use the real function.
 pub fn enter() -> Option<Guard> {

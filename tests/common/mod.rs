@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 14] = [
+pub const C_EXAMPLES: [&str; 15] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -130,6 +130,7 @@ pub const C_EXAMPLES: [&str; 14] = [
     "inotify",
     "sigwrites",
     "xattrs",
+    "sigactions",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.
