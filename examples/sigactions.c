@@ -1,7 +1,9 @@
-/* Signal actions as a program sees them: what sigaction reads back, the
- * arguments handlers get, SA_RESETHAND, and whether a blocking read is
- * interrupted by a timer signal (no SA_RESTART) or goes on (SA_RESTART). */
+/* Signal actions as a program sees them: what sigaction and siginterrupt
+ * leave, the arguments handlers get, SA_RESETHAND, and whether a blocking
+ * read is interrupted (no SA_RESTART) or goes on (SA_RESTART) when a timer
+ * signal or another process's kill arrives. */
 #define _GNU_SOURCE
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations" /* siginterrupt */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -67,6 +69,36 @@ static void read_with_timer(int flags) {
     close(p[1]);
 }
 
+/* Reads an empty pipe while a child sends SIGUSR1 (handler installed
+ * with `flags`) after 100 ms and writes a byte after 300 ms. */
+static void read_with_kill(int flags) {
+    int p[2];
+    char c = '?';
+    pipe(p);
+    struct sigaction a = {0};
+    a.sa_handler = plain;
+    a.sa_flags = flags;
+    sigaction(SIGUSR1, &a, NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        usleep(100000);
+        kill(getppid(), SIGUSR1);
+        usleep(200000);
+        write(p[1], "y", 1);
+        _exit(0);
+    }
+    plain_runs = 0;
+    errno = 0;
+    ssize_t r = read(p[0], &c, 1);
+    int e = errno, runs = plain_runs;
+    printf("kill, %-10s read -> %zd %s after %d signal(s)\n", flags ? "SA_RESTART" : "no flags",
+           r, r < 0 ? strerror(e) : (c == 'y' ? "'y'" : "?"), runs);
+    while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+        ;
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void) {
     struct sigaction a = {0}, o;
     show(SIGUSR1, "initially");
@@ -110,5 +142,9 @@ int main(void) {
     a.sa_flags = 0;
     sigaction(SIGTERM, &a, NULL);
     read_with_timer(SA_RESTART);
+    read_with_kill(0);
+    read_with_kill(SA_RESTART);
+    siginterrupt(SIGUSR1, 1);
+    show(SIGUSR1, "after siginterrupt 1");
     return 0;
 }

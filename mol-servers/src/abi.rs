@@ -27,6 +27,17 @@ pub const FS_WATCH: Endpoint = Endpoint(3);
 /// First endpoint (`p_nr`) of user processes, handed out by PM.
 pub const FIRST_USER_SLOT: i32 = 64;
 
+/// Where a DC process tells SYSTASK which of its signal handlers restart
+/// interrupted calls (`SA_RESTART`): a `u64` mask (bit `sig - 1`) at
+/// [`GATE_RESTARTS`] in its gate data page (`shim::gatepage`), valid when
+/// the page starts with [`GATE_MAGIC`]. A signal PM sends to a process
+/// whose handler restarts calls does not end its blocking call.
+pub const GATE_DATA: u64 = 0x6476_7300_1000;
+/// First word of an initialised gate data page.
+pub const GATE_MAGIC: u64 = u64::from_le_bytes(*b"dvsgate1");
+/// Offset of the `SA_RESTART` mask in the gate data page.
+pub const GATE_RESTARTS: usize = 96;
+
 /// The PID of the DC's init (PM itself answers for it).
 pub const INIT_PID: i32 = 1;
 
@@ -132,7 +143,8 @@ calls! {
     /// binds that thread only).
     SysBind = 0x300,
     /// From PM: `[host_pid, sig]` sends a host signal; word 1 of the reply
-    /// is 1 if the task has a handler for it.
+    /// is 1 if the task has a handler for it that does not restart calls
+    /// (see [`GATE_DATA`]): its blocking call is to end.
     SysKill = 0x301,
     /// From PM: `[host_pid]` the wait status of a task that ended (read
     /// before it is reaped); error `ESRCH` if it is gone.

@@ -149,7 +149,7 @@ impl Systask {
         let r = unsafe { libc::kill(pid, sig) };
         if r == 0 {
             let mut m = abi::ok(0);
-            m.words_mut()[1] = catches(pid, sig) as u64;
+            m.words_mut()[1] = interrupts(pid, sig) as u64;
             Outcome::Reply(m)
         } else {
             Outcome::err(nix::errno::Errno::last_raw())
@@ -310,6 +310,27 @@ impl Systask {
         }
         Outcome::ok(json.len() as i64)
     }
+}
+
+/// Whether `sig` ends the blocking call of host task `pid`: it has a
+/// handler for it, and that handler does not restart calls (as far as
+/// the process's preload tells, see [`abi::GATE_DATA`]).
+fn interrupts(pid: i32, sig: i32) -> bool {
+    catches(pid, sig) && !restarts(pid, sig)
+}
+
+/// Whether the preload of host task `pid` says that its handler of `sig`
+/// restarts interrupted calls (`SA_RESTART`).
+fn restarts(pid: i32, sig: i32) -> bool {
+    let Ok(page) = dvk::sys::vm_read(pid, abi::GATE_DATA, abi::GATE_RESTARTS + 8) else {
+        return false;
+    };
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&page[at..at + 8]);
+        u64::from_ne_bytes(w)
+    };
+    word(0) == abi::GATE_MAGIC && word(abi::GATE_RESTARTS) & (1u64 << (sig - 1)) != 0
 }
 
 /// Whether host task `pid` has a handler for `sig` (`SigCgt` in

@@ -94,6 +94,12 @@ pub unsafe fn sigaction(
         mine.as_ref().map_or(std::ptr::null(), |k| k as *const _),
         old,
     );
+    if let (0, Some(k)) = (r, &mine) {
+        // What SYSTASK reads when PM sends this signal.
+        let restarts = k.sa_sigaction == trampoline as *const () as usize
+            && k.sa_flags & libc::SA_RESTART != 0;
+        shim::gatepage::set_restarts(sig, restarts);
+    }
     // SAFETY: the caller's `old`, null or valid (and filled by libc).
     if let Some(o) = unsafe { old.as_mut() } {
         let ours = o.sa_sigaction == trampoline as *const () as usize;
@@ -110,6 +116,30 @@ pub unsafe fn sigaction(
         }
     }
     r
+}
+
+/// `siginterrupt(sig, flag)`: the handler of `sig` ends interrupted calls
+/// (`flag` != 0) or restarts them, through [`sigaction`] so that SYSTASK
+/// learns it too. `real` is libc's `sigaction`.
+pub fn siginterrupt(
+    sig: c_int,
+    flag: c_int,
+    real: impl Fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int,
+) -> c_int {
+    // SAFETY: a zeroed sigaction is a valid value to receive into.
+    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: reading the action into `act`, then installing it changed.
+    unsafe {
+        if sigaction(sig, std::ptr::null(), &mut act, &real) != 0 {
+            return -1;
+        }
+        if flag != 0 {
+            act.sa_flags &= !libc::SA_RESTART;
+        } else {
+            act.sa_flags |= libc::SA_RESTART;
+        }
+        sigaction(sig, &act, std::ptr::null_mut(), &real)
+    }
 }
 
 /// The current action of `sig`: whether it has a handler, and whether

@@ -29,13 +29,13 @@ pub const GATE_ADDR: u64 = 0x6476_7300_0000;
 /// (`syscall` is two bytes long).
 pub const GATE_RET: u64 = GATE_ADDR + 2;
 /// Address of the data page.
-pub const DATA_ADDR: u64 = GATE_ADDR + PAGE;
+pub const DATA_ADDR: u64 = mol_servers::abi::GATE_DATA;
 /// Page size.
 const PAGE: u64 = 4096;
 /// The code: `syscall; ret`.
 const CODE: [u8; 3] = [0x0f, 0x05, 0xc3];
 /// First word of the data page once it is initialised.
-pub const MAGIC: u64 = u64::from_le_bytes(*b"dvsgate1");
+pub const MAGIC: u64 = mol_servers::abi::GATE_MAGIC;
 /// Number of threads that can be inside the preload's `fork` at once.
 pub const FORK_SLOTS: usize = 16;
 
@@ -62,6 +62,9 @@ pub struct PageData {
     /// Host tids of threads inside the preload's `fork` (0: free slot):
     /// their `clone` is the host half of a fork the preload registers.
     pub forking: [u32; FORK_SLOTS],
+    /// The signals whose handler restarts interrupted calls (bit
+    /// `sig - 1`; see `mol_servers::abi::GATE_DATA`).
+    pub restarts: u64,
 }
 
 /// What went wrong mapping the gate.
@@ -216,6 +219,19 @@ pub fn set_loader(start: u64, end: u64) {
     }
 }
 
+/// Records whether the handler of `sig` restarts interrupted calls.
+pub fn set_restarts(sig: i32, on: bool) {
+    if mapped() && (1..=64).contains(&sig) {
+        let bit = 1u64 << (sig - 1);
+        let w = word64(mol_servers::abi::GATE_RESTARTS);
+        if on {
+            w.fetch_or(bit, Ordering::AcqRel);
+        } else {
+            w.fetch_and(!bit, Ordering::AcqRel);
+        }
+    }
+}
+
 /// Books a fork slot for thread `tid` (the host half of a fork the
 /// preload registers); returns the slot to give back with [`fork_leave`].
 pub fn fork_enter(tid: u32) -> Option<usize> {
@@ -270,6 +286,11 @@ mod tests {
         assert_eq!(std::mem::offset_of!(PageData, attached), OFF_ATTACHED);
         assert_eq!(std::mem::offset_of!(PageData, loader), OFF_LOADER);
         assert_eq!(std::mem::offset_of!(PageData, forking), OFF_FORKING);
+        assert_eq!(
+            std::mem::offset_of!(PageData, restarts),
+            mol_servers::abi::GATE_RESTARTS
+        );
+        assert_eq!(DATA_ADDR, GATE_ADDR + PAGE);
         assert!(std::mem::size_of::<PageData>() <= PAGE as usize);
     }
 

@@ -18,3 +18,18 @@ redhook::hook! {
         unsafe { crate::interrupts::sigaction(sig, act, old, real) }
     }
 }
+
+redhook::hook! {
+    unsafe fn siginterrupt(sig: libc::c_int, flag: libc::c_int) -> libc::c_int => hk_siginterrupt {
+        let real = |s, a, o| {
+            // SAFETY: libc's sigaction with actions that live across the
+            // call.
+            unsafe { redhook::real!(sigaction)(s, a, o) }
+        };
+        if !state::active() {
+            // SAFETY: libc's siginterrupt with the caller's arguments.
+            return unsafe { redhook::real!(siginterrupt)(sig, flag) };
+        }
+        crate::interrupts::siginterrupt(sig, flag, real)
+    }
+}
