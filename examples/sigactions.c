@@ -69,16 +69,21 @@ static void read_with_timer(int flags) {
     close(p[1]);
 }
 
-/* Reads an empty pipe while a child sends SIGUSR1 (handler installed
- * with `flags`) after 100 ms and writes a byte after 300 ms. */
+/* Reads an empty pipe while a child sends SIGUSR1 after 100 ms and
+ * writes a byte after 300 ms; the handler is installed by sigaction with
+ * `flags`, or by signal() when `flags` is -1. */
 static void read_with_kill(int flags) {
     int p[2];
     char c = '?';
     pipe(p);
-    struct sigaction a = {0};
-    a.sa_handler = plain;
-    a.sa_flags = flags;
-    sigaction(SIGUSR1, &a, NULL);
+    if (flags < 0) {
+        signal(SIGUSR1, plain);
+    } else {
+        struct sigaction a = {0};
+        a.sa_handler = plain;
+        a.sa_flags = flags;
+        sigaction(SIGUSR1, &a, NULL);
+    }
     pid_t child = fork();
     if (child == 0) {
         usleep(100000);
@@ -91,7 +96,8 @@ static void read_with_kill(int flags) {
     errno = 0;
     ssize_t r = read(p[0], &c, 1);
     int e = errno, runs = plain_runs;
-    printf("kill, %-10s read -> %zd %s after %d signal(s)\n", flags ? "SA_RESTART" : "no flags",
+    printf("kill, %-10s read -> %zd %s after %d signal(s)\n",
+           flags < 0 ? "signal()" : flags ? "SA_RESTART" : "no flags",
            r, r < 0 ? strerror(e) : (c == 'y' ? "'y'" : "?"), runs);
     while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
         ;
@@ -144,7 +150,12 @@ int main(void) {
     read_with_timer(SA_RESTART);
     read_with_kill(0);
     read_with_kill(SA_RESTART);
+    read_with_kill(-1);
+    show(SIGUSR1, "signal()");
     siginterrupt(SIGUSR1, 1);
     show(SIGUSR1, "after siginterrupt 1");
+    read_with_kill(-1);
+    show(SIGUSR1, "signal() after that");
+    printf("signal(0) is SIG_ERR: %d\n", signal(0, plain) == SIG_ERR);
     return 0;
 }

@@ -24,6 +24,10 @@ const NSIG: usize = 65;
 static HANDLERS: [AtomicUsize; NSIG] = [const { AtomicUsize::new(0) }; NSIG];
 static SIGINFO: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
 
+/// The signals [`siginterrupt`] made end calls (bit `sig - 1`), which
+/// [`signal`] then installs without `SA_RESTART`, as glibc does.
+static INTR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 thread_local! {
     /// Signals whose handler ran on this thread (bit `sig - 1`) since
     /// [`policy`] last looked.
@@ -133,6 +137,12 @@ pub fn siginterrupt(
         if sigaction(sig, std::ptr::null(), &mut act, &real) != 0 {
             return -1;
         }
+        let bit = 1u64 << (sig - 1);
+        if flag != 0 {
+            INTR.fetch_or(bit, Ordering::AcqRel);
+        } else {
+            INTR.fetch_and(!bit, Ordering::AcqRel);
+        }
         if flag != 0 {
             act.sa_flags &= !libc::SA_RESTART;
         } else {
@@ -140,6 +150,40 @@ pub fn siginterrupt(
         }
         sigaction(sig, &act, std::ptr::null_mut(), &real)
     }
+}
+
+/// `signal(sig, handler)` as glibc's (BSD semantics): `sig` blocked while
+/// its handler runs, and calls restarted unless [`siginterrupt`] said
+/// otherwise; through [`sigaction`]. Returns the old handler, or
+/// `SIG_ERR`.
+pub fn signal(
+    sig: c_int,
+    handler: libc::sighandler_t,
+    real: impl Fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int,
+) -> libc::sighandler_t {
+    if handler == libc::SIG_ERR || index(sig).is_none() {
+        // SAFETY: __errno_location returns this thread's errno slot.
+        unsafe { *libc::__errno_location() = libc::EINVAL };
+        return libc::SIG_ERR;
+    }
+    // SAFETY: zeroed sigactions are valid values; the sigset calls get
+    // a valid set.
+    let (mut act, mut old): (libc::sigaction, libc::sigaction) =
+        unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    act.sa_sigaction = handler;
+    // SAFETY: `act.sa_mask` is a valid set to fill.
+    unsafe {
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaddset(&mut act.sa_mask, sig);
+    }
+    if INTR.load(Ordering::Acquire) & 1u64 << (sig - 1) == 0 {
+        act.sa_flags = libc::SA_RESTART;
+    }
+    // SAFETY: both actions live across the call.
+    if unsafe { sigaction(sig, &act, &mut old, &real) } != 0 {
+        return libc::SIG_ERR;
+    }
+    old.sa_sigaction
 }
 
 /// The current action of `sig`: whether it has a handler, and whether

@@ -1,5 +1,7 @@
 //! Signal actions: a DC program's handlers run through a trampoline that
-//! tells the preload which signal ran (see `interrupts`).
+//! tells the preload which signal ran, and the preload publishes which of
+//! them restart calls (see `interrupts`). `signal` and `siginterrupt`
+//! are hooked too: glibc's own call `sigaction` internally.
 
 use crate::state;
 
@@ -31,5 +33,20 @@ redhook::hook! {
             return unsafe { redhook::real!(siginterrupt)(sig, flag) };
         }
         crate::interrupts::siginterrupt(sig, flag, real)
+    }
+}
+
+redhook::hook! {
+    unsafe fn signal(sig: libc::c_int, handler: libc::sighandler_t) -> libc::sighandler_t => hk_signal {
+        let real = |s, a, o| {
+            // SAFETY: libc's sigaction with actions that live across the
+            // call.
+            unsafe { redhook::real!(sigaction)(s, a, o) }
+        };
+        if !state::active() {
+            // SAFETY: libc's signal with the caller's arguments.
+            return unsafe { redhook::real!(signal)(sig, handler) };
+        }
+        crate::interrupts::signal(sig, handler, real)
     }
 }
