@@ -748,3 +748,38 @@ print(int(ppid) == os.getpid())
     );
     assert_eq!(r.stdout, "'World'\nTrue\n", "stderr: {}", r.stderr);
 }
+
+/// `pidfd_send_signal` takes a `/proc/<pid>` directory as well as a
+/// pidfd (the program's own, through its DC pid or `/proc/self`, and a
+/// child's); any other descriptor is `EBADF`.
+#[test]
+fn proc_directories_work_as_pidfds() {
+    let r = same_python(
+        r#"
+import os, signal
+try:
+    signal.pidfd_send_signal(0, signal.SIGINT)
+except OSError as e:
+    print("fd 0:", e.errno)
+for path in (f'/proc/{os.getpid()}', '/proc/self'):
+    try:
+        signal.pidfd_send_signal(os.open(path, os.O_DIRECTORY), signal.SIGINT)
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt")
+pid = os.fork()
+if pid == 0:
+    import time; time.sleep(5); os._exit(0)
+signal.pidfd_send_signal(os.open(f'/proc/{pid}', os.O_DIRECTORY), signal.SIGTERM)
+print("child", os.waitpid(pid, 0)[1])
+try:
+    signal.pidfd_send_signal(os.open('/tmp', os.O_DIRECTORY), signal.SIGTERM)
+except OSError as e:
+    print("/tmp:", e.errno)
+"#,
+    );
+    assert_eq!(
+        r.stdout, "fd 0: 9\nKeyboardInterrupt\nKeyboardInterrupt\nchild 15\n/tmp: 9\n",
+        "stderr: {}",
+        r.stderr
+    );
+}

@@ -137,6 +137,10 @@ calls! {
     /// `[pid]`: the endpoint of DC process `pid`, for `pidfd_open`;
     /// `words[1]` is 1 if the process is a zombie.
     PmEndpointOf = 0x112,
+    /// `[host_pid]`: the PID of the live DC process whose task on the
+    /// caller's node is host task `host_pid` (a `/proc/<pid>` directory
+    /// given to `pidfd_send_signal`); `ESRCH` if there is none.
+    PmPidOfHost = 0x113,
 
     // ------------------------------------------------------- SYSTASK
     /// From PM: `[host_tid, ep]` binds a local task to `ep` (a thread id

@@ -67,6 +67,18 @@ impl Shim {
         self.value(FS, Call::FsPidfdPid, &[fd])
     }
 
+    /// The DC pid of the process whose `/proc/<pid>` directory descriptor
+    /// `fd` is (`EBADF` for any other descriptor).
+    fn proc_dir_pid(&self, fd: u64) -> Result<i64, i32> {
+        let path = self.host_path(fd as i32).map_err(|_| libc::EBADF)?;
+        let host = path
+            .strip_prefix(b"/proc/")
+            .filter(|d| !d.is_empty() && d.iter().all(u8::is_ascii_digit))
+            .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u64>().ok())
+            .ok_or(libc::EBADF)?;
+        self.value(PM, Call::PmPidOfHost, &[host])
+    }
+
     fn waitid(&self, mem: &dyn Mem, a: [u64; 6]) -> Result<Action, i32> {
         let options = a[3] as i32;
         if options & libc::WEXITED == 0 || options & libc::WNOWAIT != 0 {
@@ -150,9 +162,12 @@ impl Shim {
                 if a[3] != 0 {
                     return Some(Action::Ret(-(libc::EINVAL as i64)));
                 }
-                r(self
-                    .pidfd_pid(a[0])
-                    .and_then(|pid| self.value(PM, Call::PmKill, &[pid as u64, a[1]])))
+                let pid = match self.pidfd_pid(a[0]) {
+                    // A `/proc/<pid>` directory names a process too.
+                    Err(libc::EBADF) => self.proc_dir_pid(a[0]),
+                    r => r,
+                };
+                r(pid.and_then(|pid| self.value(PM, Call::PmKill, &[pid as u64, a[1]])))
             }
             SYS_setpgid => r(self.value(PM, Call::PmSetpgid, &[a[0], a[1]])),
             SYS_getpgid => r(self.value(PM, Call::PmGetpgid, &[a[0]])),

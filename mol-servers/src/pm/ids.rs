@@ -15,6 +15,7 @@ pub(super) const CALLS: &[(Call, Handler<Pm>)] = &[
     (Call::PmSetFg, Pm::set_fg),
     (Call::PmGetFg, Pm::get_fg),
     (Call::PmEndpointOf, Pm::endpoint_of),
+    (Call::PmPidOfHost, Pm::pid_of_host),
 ];
 
 impl Pm {
@@ -29,6 +30,28 @@ impl Pm {
             }
             None => Outcome::err(libc::ESRCH),
         }
+    }
+
+    /// `[host_pid]`: the PID of the live process whose task on the
+    /// caller's node is `host_pid`.
+    fn pid_of_host(&mut self, _ctx: &Ctx, req: &Request) -> Outcome {
+        let host = req.i32(0);
+        let node = self
+            .caller_pid(req.caller)
+            .ok()
+            .and_then(|p| self.table.get(p))
+            .map(|p| p.node);
+        let r = self
+            .table
+            .iter()
+            .find(|p| {
+                p.host_pid == host
+                    && Some(p.node) == node
+                    && !matches!(p.life, super::table::Life::Zombie(_))
+            })
+            .map(|p| i64::from(p.pid))
+            .ok_or(libc::ESRCH);
+        Outcome::from(r)
     }
 
     fn getpid(&mut self, _ctx: &Ctx, req: &Request) -> Outcome {
