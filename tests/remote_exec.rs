@@ -397,11 +397,12 @@ fn programs_run_on_another_node() {
     // The C examples of the single-node tests, natively and on node 2
     // (not sigwrites: its 500 µs timer outpaces a remote call; not
     // threadself: FS resolves /proc on its own node; not pidfd: FS holds
-    // pidfds of its own node's tasks only; see ARCHITECTURE "Not
-    // supported yet").
+    // pidfds of its own node's tasks only; not dnotify: FS signals
+    // processes of its own node only; see ARCHITECTURE "Not supported
+    // yet").
     for name in common::C_EXAMPLES
         .iter()
-        .filter(|n| !["sigwrites", "threadself", "pidfd"].contains(*n))
+        .filter(|n| !["sigwrites", "threadself", "pidfd", "dnotify"].contains(*n))
     {
         let exe = common::example(name, dir.path());
         let exe = exe.to_str().expect("utf-8 path");

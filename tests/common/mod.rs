@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 15] = [
+pub const C_EXAMPLES: [&str; 16] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -131,6 +131,7 @@ pub const C_EXAMPLES: [&str; 15] = [
     "sigwrites",
     "xattrs",
     "sigactions",
+    "dnotify",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.

@@ -162,6 +162,13 @@ fn fcntl(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
             drop(t);
             lock(fs, ctx, req, ofd, cmd)
         }
+        super::dnotify::F_NOTIFY => {
+            let ofd = entry.ofd.clone();
+            drop(t);
+            let r = fs.dnotify(req.caller, &ofd, req.int(2));
+            fs.settle(ctx, false);
+            Outcome::from(r)
+        }
         libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ => {
             let (Kind::PipeRead(p) | Kind::PipeWrite(p)) = &entry.ofd.kind else {
                 return Outcome::err(libc::EBADF);

@@ -32,6 +32,7 @@
 
 mod channel;
 mod console;
+mod dnotify;
 mod epoll;
 mod eventfd;
 mod fds;
@@ -182,6 +183,8 @@ pub struct Fs {
     channels: HashMap<Endpoint, channel::Channel>,
     /// The pidfd of an ended task, copied for zombies' pidfds (`pidfd`).
     dead_pidfd: Option<std::os::fd::OwnedFd>,
+    /// Directories watched with `F_NOTIFY` (`dnotify`).
+    dnotify: Vec<dnotify::Registration>,
 }
 
 impl Fs {
@@ -210,6 +213,7 @@ impl Fs {
             publish,
             channels: HashMap::new(),
             dead_pidfd: None,
+            dnotify: Vec::new(),
         }
     }
 
@@ -359,6 +363,9 @@ impl Fs {
                 Op::Sock(_) => {}
             }
         }
+        for r in &self.dnotify {
+            interest.fds.push((r.inotify.clone(), libc::POLLIN));
+        }
         interest.deadline = deadline;
         if force || !interest.same(&self.published) {
             self.published = Interest {
@@ -424,7 +431,10 @@ impl Service for Fs {
                 self.cancel(ctx, from);
                 self.settle(ctx, false);
             }
-            NotifyKind::Notify => self.settle(ctx, true),
+            NotifyKind::Notify => {
+                self.dnotify_fire(ctx);
+                self.settle(ctx, true)
+            }
             // A signal handler ran while `from` waited: its deferred call
             // ends as a blocking call a signal interrupts.
             NotifyKind::Signal => {
