@@ -83,9 +83,10 @@ pub unsafe fn sigaction(
     // SAFETY: the caller's `act`, null or valid.
     let mine = unsafe { act.as_ref() }.map(|a| {
         let mut k = *a;
-        if a.sa_sigaction == libc::SIG_DFL || a.sa_sigaction == libc::SIG_IGN {
-            HANDLERS[i].store(0, Ordering::Release);
-        } else {
+        // A handler being replaced by SIG_DFL or SIG_IGN stays callable
+        // until the kernel no longer runs the trampoline (it is forgotten
+        // below): a signal that arrives meanwhile runs it, as natively.
+        if a.sa_sigaction != libc::SIG_DFL && a.sa_sigaction != libc::SIG_IGN {
             SIGINFO[i].store(a.sa_flags & libc::SA_SIGINFO != 0, Ordering::Release);
             HANDLERS[i].store(a.sa_sigaction, Ordering::Release);
             k.sa_sigaction = trampoline as *const () as usize;
@@ -99,6 +100,9 @@ pub unsafe fn sigaction(
         old,
     );
     if let (0, Some(k)) = (r, &mine) {
+        if k.sa_sigaction == libc::SIG_DFL || k.sa_sigaction == libc::SIG_IGN {
+            HANDLERS[i].store(0, Ordering::Release);
+        }
         // What SYSTASK reads when PM sends this signal.
         let restarts = k.sa_sigaction == trampoline as *const () as usize
             && k.sa_flags & libc::SA_RESTART != 0;
