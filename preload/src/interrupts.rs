@@ -14,7 +14,7 @@
 
 use libc::{c_int, c_void, siginfo_t};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Signal numbers are 1..=64.
 const NSIG: usize = 65;
@@ -26,7 +26,7 @@ static SIGINFO: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
 
 /// The signals [`siginterrupt`] made end calls (bit `sig - 1`), which
 /// [`signal`] then installs without `SA_RESTART`, as glibc does.
-static INTR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static INTR: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// Signals whose handler ran on this thread (bit `sig - 1`) since
@@ -144,12 +144,9 @@ pub fn siginterrupt(
         let bit = 1u64 << (sig - 1);
         if flag != 0 {
             INTR.fetch_or(bit, Ordering::AcqRel);
-        } else {
-            INTR.fetch_and(!bit, Ordering::AcqRel);
-        }
-        if flag != 0 {
             act.sa_flags &= !libc::SA_RESTART;
         } else {
+            INTR.fetch_and(!bit, Ordering::AcqRel);
             act.sa_flags |= libc::SA_RESTART;
         }
         sigaction(sig, &act, std::ptr::null_mut(), &real)

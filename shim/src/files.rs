@@ -5,7 +5,8 @@ use crate::{ret, Action, Shim};
 use mol_servers::abi::{self, pack_lens, Call, FS, PATH_MAX};
 
 const AT_FDCWD: u64 = libc::AT_FDCWD as i64 as u64;
-const STAT_SIZE: usize = 144;
+/// Size of the kernel's `struct stat`.
+pub(crate) const STAT_SIZE: usize = 144;
 const STATFS_SIZE: usize = 120;
 const STATX_BYTES: usize = 256;
 /// `struct itimerspec`.

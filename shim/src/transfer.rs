@@ -3,14 +3,14 @@
 //! any DC descriptor (file, pipe, socket, console): `sendfile` and
 //! `splice`. At most 1 MiB moves per call, as a partial transfer.
 
+use crate::files::STAT_SIZE;
 use crate::mem::Mem;
 use crate::{ret, Action, Shim};
 use mol_servers::abi::{Call, FS};
 
 /// The most one call moves.
 const STEP: usize = 1 << 20;
-/// Size of the kernel's `struct stat`, and where `st_mode` is in it.
-const STAT_SIZE: usize = 144;
+/// Where `st_mode` is in the kernel's `struct stat`.
 const ST_MODE: usize = 24;
 
 impl Shim {

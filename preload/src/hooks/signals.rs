@@ -4,14 +4,21 @@
 //! are hooked too: glibc's own call `sigaction` internally.
 
 use crate::state;
+use libc::c_int;
+
+/// libc's own `sigaction`, which the preload's versions call.
+fn libc_sigaction() -> impl Fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int {
+    |s, a, o| {
+        // SAFETY: libc's sigaction with the caller's arguments or actions
+        // that live across the call (null or valid, as sigaction(2)
+        // requires).
+        unsafe { redhook::real!(sigaction)(s, a, o) }
+    }
+}
 
 redhook::hook! {
     unsafe fn sigaction(sig: libc::c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> libc::c_int => hk_sigaction {
-        let real = |s, a, o| {
-            // SAFETY: libc's sigaction with the caller's arguments (or
-            // the translated action, which lives across the call).
-            unsafe { redhook::real!(sigaction)(s, a, o) }
-        };
+        let real = libc_sigaction();
         if !state::active() {
             return real(sig, act, old);
         }
@@ -23,11 +30,7 @@ redhook::hook! {
 
 redhook::hook! {
     unsafe fn siginterrupt(sig: libc::c_int, flag: libc::c_int) -> libc::c_int => hk_siginterrupt {
-        let real = |s, a, o| {
-            // SAFETY: libc's sigaction with actions that live across the
-            // call.
-            unsafe { redhook::real!(sigaction)(s, a, o) }
-        };
+        let real = libc_sigaction();
         if !state::active() {
             // SAFETY: libc's siginterrupt with the caller's arguments.
             return unsafe { redhook::real!(siginterrupt)(sig, flag) };
@@ -38,11 +41,7 @@ redhook::hook! {
 
 redhook::hook! {
     unsafe fn signal(sig: libc::c_int, handler: libc::sighandler_t) -> libc::sighandler_t => hk_signal {
-        let real = |s, a, o| {
-            // SAFETY: libc's sigaction with actions that live across the
-            // call.
-            unsafe { redhook::real!(sigaction)(s, a, o) }
-        };
+        let real = libc_sigaction();
         if !state::active() {
             // SAFETY: libc's signal with the caller's arguments.
             return unsafe { redhook::real!(signal)(sig, handler) };
