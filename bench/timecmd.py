@@ -13,6 +13,7 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 
@@ -25,15 +26,21 @@ def main() -> int:
     cmd = sys.argv[6:]
     times = []
     for i in range(warmup + runs):
+        # A blocking wait, with a timer to kill a run that hangs:
+        # subprocess's own timeout polls with growing sleeps (0.5 ms
+        # doubling to 50 ms), which rounds every time up to that schedule.
         t0 = time.perf_counter()
-        try:
-            p = subprocess.run(cmd, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, timeout=timeout)
-        except subprocess.TimeoutExpired:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL)
+        timer = threading.Timer(timeout, p.kill)
+        timer.start()
+        p.wait()
+        dt = time.perf_counter() - t0
+        timer.cancel()
+        if dt >= timeout:
             print(f"timecmd: {cmd!r} timed out after {timeout} s",
                   file=sys.stderr)
             return 1
-        dt = time.perf_counter() - t0
         if p.returncode != 0:
             print(f"timecmd: {cmd!r} exited with {p.returncode}",
                   file=sys.stderr)

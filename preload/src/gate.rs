@@ -73,6 +73,76 @@ pub fn raise_in_thread(sig: i32) {
     }
 }
 
+/// `SI_TKILL`: the `si_code` of a signal sent with `tkill`/`tgkill`.
+const SI_TKILL: i32 = -6;
+
+/// Sends `sig` to the calling thread as glibc's `raise` does, with the
+/// siginfo a native `raise` gives (`SI_TKILL`, the sender's pid and uid as
+/// the program sees them: `pid` and `uid`). The application's signals
+/// are blocked around the host call, so the signal is delivered as the
+/// mask is restored, before this returns. Returns the raw result
+/// (`-errno` on failure).
+pub fn raise_as(sig: i32, pid: i32, uid: u32) -> i64 {
+    // Every signal but glibc's internal SIGCANCEL (32) and SIGSETXID (33).
+    let all: u64 = !((1u64 << 31) | (1u64 << 32));
+    let mut old: u64 = 0;
+    // SAFETY: an all-zero siginfo is a valid value of the plain C struct.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    info.si_signo = sig;
+    info.si_code = SI_TKILL;
+    // si_pid and si_uid follow si_signo, si_errno, si_code and the
+    // union's padding: offsets 16 and 20 (the kill member of the union).
+    let fields = (&mut info as *mut libc::siginfo_t).cast::<i32>();
+    // SAFETY: offsets 16 and 20 lie inside the 128-byte siginfo.
+    unsafe {
+        *fields.add(4) = pid;
+        *fields.add(5) = uid as i32;
+    }
+    // SAFETY: plain integer arguments, and pointers to the masks and the
+    // siginfo, which live across the calls. A process may queue a
+    // SI_TKILL siginfo to its own threads.
+    unsafe {
+        let blocked = syscall6(
+            libc::SYS_rt_sigprocmask,
+            [
+                libc::SIG_BLOCK as u64,
+                &all as *const u64 as u64,
+                &mut old as *mut u64 as u64,
+                8,
+                0,
+                0,
+            ],
+        ) == 0;
+        let host_pid = syscall6(libc::SYS_getpid, [0; 6]);
+        let tid = syscall6(libc::SYS_gettid, [0; 6]);
+        let r = syscall6(
+            libc::SYS_rt_tgsigqueueinfo,
+            [
+                host_pid as u64,
+                tid as u64,
+                sig as u64,
+                &info as *const libc::siginfo_t as u64,
+                0,
+                0,
+            ],
+        );
+        if blocked {
+            syscall6(
+                libc::SYS_rt_sigprocmask,
+                [
+                    libc::SIG_SETMASK as u64,
+                    &old as *const u64 as u64,
+                    0,
+                    8,
+                    0,
+                    0,
+                ],
+            );
+        }
+        r
+    }
+}
+
 /// Capacity asked for a data channel: the most FS moves per read.
 const CHANNEL_BYTES: u64 = 256 * 1024;
 

@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 16] = [
+pub const C_EXAMPLES: [&str; 17] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -132,6 +132,7 @@ pub const C_EXAMPLES: [&str; 16] = [
     "xattrs",
     "sigactions",
     "dnotify",
+    "raise",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.

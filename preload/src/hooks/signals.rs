@@ -1,7 +1,11 @@
 //! Signal actions: a DC program's handlers run through a trampoline that
 //! tells the preload which signal ran, and the preload publishes which of
 //! them restart calls (see `interrupts`). `signal` and `siginterrupt`
-//! are hooked too: glibc's own call `sigaction` internally.
+//! are hooked too: glibc's own call `sigaction` internally. `raise` (and
+//! its alias `gsignal`) signals the calling thread on the host directly:
+//! glibc's makes raw `getpid` and `tgkill` calls, which the seccomp net
+//! would have to serve, leaving the signal pending (and discarded if the
+//! handler is meanwhile set to `SIG_IGN`) for the round trip.
 
 use crate::state;
 use libc::c_int;
@@ -47,5 +51,39 @@ redhook::hook! {
             return unsafe { redhook::real!(signal)(sig, handler) };
         }
         crate::interrupts::signal(sig, handler, real)
+    }
+}
+
+/// `raise` in a DC: the host signal to the calling thread, through the
+/// gate, with the siginfo of a native `raise`.
+fn raise_here(sig: c_int) -> c_int {
+    // SAFETY: getpid and getuid have no arguments (getpid is the preload's
+    // own hook: the DC pid, cached by the shim).
+    let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
+    let r = crate::gate::raise_as(sig, pid, uid);
+    if r < 0 {
+        state::set_errno(-r as c_int);
+        return -1;
+    }
+    0
+}
+
+redhook::hook! {
+    unsafe fn raise(sig: libc::c_int) -> libc::c_int => hk_raise {
+        if !state::active() {
+            // SAFETY: libc's raise with the caller's argument.
+            return unsafe { redhook::real!(raise)(sig) };
+        }
+        raise_here(sig)
+    }
+}
+
+redhook::hook! {
+    unsafe fn gsignal(sig: libc::c_int) -> libc::c_int => hk_gsignal {
+        if !state::active() {
+            // SAFETY: libc's gsignal with the caller's argument.
+            return unsafe { redhook::real!(gsignal)(sig) };
+        }
+        raise_here(sig)
     }
 }
