@@ -122,6 +122,7 @@ impl Dvk {
     fn say_hello(path: &Path) -> Result<Dvk> {
         crate::forkwatch::install();
         let sock = UnixStream::connect(path).map_err(|_| DvkError::NoDaemon)?;
+        let sock = UnixStream::from(crate::sys::high_fd(sock.into()));
         // A daemon that accepts but does not answer must not hang us; later
         // calls may block for as long as they need (wait4bind...).
         sock.set_read_timeout(Some(HELLO_TIMEOUT))

@@ -26,6 +26,35 @@ pub fn reopen_readonly(fd: &OwnedFd) -> Result<OwnedFd> {
     Ok(OwnedFd::from(f))
 }
 
+/// Moves `fd` to a high descriptor number (close-on-exec), out of the
+/// way of the low numbers a program's own descriptors take: a client's
+/// long-lived host descriptors (its daemon connection) live in a process
+/// whose DC descriptors FS numbers from 0, and the seccomp net mirrors a
+/// DC descriptor at its own number in the host table when glibc maps it.
+/// Keeps `fd` where it is if the limit on descriptors leaves no room.
+pub fn high_fd(fd: OwnedFd) -> OwnedFd {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return fd;
+    }
+    let cur = lim.rlim_cur.min(1024) as i32;
+    if cur <= 128 {
+        return fd;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own; the result, if any,
+    // is a new descriptor we then own.
+    let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, cur - 64) };
+    if high < 0 {
+        return fd;
+    }
+    // SAFETY: `high` was just returned by the kernel and is ours.
+    unsafe { OwnedFd::from_raw_fd(high) }
+}
+
 /// Size of a shared-memory file.
 pub fn fd_len(fd: &OwnedFd) -> Result<usize> {
     let st = nix::sys::stat::fstat(fd)?;

@@ -162,6 +162,9 @@ pub fn channel_pipe() -> Option<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: the kernel returned two new descriptors that we now own.
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // Out of the way of the program's own descriptor numbers (the caller
+    // is inside the preload: the hooked fcntl goes to the host).
+    let (rd, wr) = (dvk::sys::high_fd(rd), dvk::sys::high_fd(wr));
     // A smaller pipe (over the user's pipe-buffer limits) still works,
     // with reads split into smaller parts.
     // SAFETY: F_SETPIPE_SZ with an integer argument on our descriptor.

@@ -10,7 +10,8 @@
 //!   DC: `SECCOMP_RET_USER_NOTIF` for the same calls **unless** they come
 //!   from the gate ([`crate::gatepage::GATE_RET`]), which the first four
 //!   instructions allow, so the preload's calls cost four BPF
-//!   instructions more and nothing else.
+//!   instructions more and nothing else; and for `mmap` of a descriptor
+//!   from anywhere else (glibc's internal mappings of DC descriptors).
 
 use crate::gatepage::GATE_RET;
 use seccompiler::{sock_filter, BpfProgram, SeccompAction, SeccompFilter, TargetArch};
@@ -75,11 +76,15 @@ const JGE_K: u32 = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
 const JSET_K: u32 = libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K;
 const RET_K: u32 = libc::BPF_RET | libc::BPF_K;
 
-/// seccompiler's program: `ret` `action` for every caught call, allow
+/// seccompiler's program: `ret` `action` for every caught call (and, for
+/// the net, `mmap` of a descriptor, see [`mmap_of_descriptor`]), allow
 /// for the rest.
-fn body() -> Result<BpfProgram, FilterError> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
+fn body(net: bool) -> Result<BpfProgram, FilterError> {
+    let mut rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
         caught().into_iter().map(|nr| (nr, Vec::new())).collect();
+    if net {
+        rules.insert(libc::SYS_mmap, vec![mmap_of_descriptor()?]);
+    }
     let f = SeccompFilter::new(
         rules,
         SeccompAction::Allow,
@@ -89,6 +94,23 @@ fn body() -> Result<BpfProgram, FilterError> {
     .map_err(|e| FilterError(e.to_string()))?;
     f.try_into()
         .map_err(|e: seccompiler::BackendError| FilterError(e.to_string()))
+}
+
+/// An `mmap` of a descriptor (`fd` ≥ 0, no `MAP_ANONYMOUS`) that is not
+/// a library segment of the dynamic loader (which always passes
+/// `MAP_DENYWRITE`, a flag the kernel ignores and programs do not use):
+/// glibc's internal file mappings (locales, `sem_open`, `catopen`,
+/// iconv modules) bypass the preload's `mmap` and name DC descriptors,
+/// which the supervisor mirrors into the caller before the call runs.
+fn mmap_of_descriptor() -> Result<seccompiler::SeccompRule, FilterError> {
+    use seccompiler::{SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond};
+    let err = |e: seccompiler::BackendError| FilterError(e.to_string());
+    let flags = (libc::MAP_ANONYMOUS | libc::MAP_DENYWRITE) as u64;
+    seccompiler::SeccompRule::new(vec![
+        Cond::new(3, Len::Dword, Op::MaskedEq(flags), 0).map_err(err)?,
+        Cond::new(4, Len::Dword, Op::Lt, 0x8000_0000).map_err(err)?,
+    ])
+    .map_err(err)
 }
 
 impl Filter {
@@ -101,7 +123,7 @@ impl Filter {
             jump(JGE_K, X32_BIT as u32, 0, 1),
             stmt(RET_K, libc::SECCOMP_RET_TRACE),
         ];
-        prog.extend(body()?);
+        prog.extend(body(false)?);
         Ok(Filter { prog })
     }
 
@@ -137,7 +159,7 @@ impl Filter {
         ];
         // seccompiler has no USER_NOTIF action: its `Trace(0)` returns
         // become USER_NOTIF ones.
-        prog.extend(body()?.into_iter().map(|mut i| {
+        prog.extend(body(true)?.into_iter().map(|mut i| {
             if i.code == RET_K as u16 && i.k == libc::SECCOMP_RET_TRACE {
                 i.k = libc::SECCOMP_RET_USER_NOTIF;
             }
@@ -220,11 +242,12 @@ mod tests {
         assert!(caught().contains(&libc::SYS_openat));
         assert!(!caught().contains(&libc::SYS_mmap));
         let n = Filter::notify().unwrap();
-        assert_eq!(n.len(), f.len() + 11);
+        // The prologue's 11 instructions and the `mmap` rule.
+        assert!(n.len() > f.len() + 11);
         // The net's prologue leaves the accumulator with `clone`'s flags:
         // seccompiler's program must load what it tests (first the
         // architecture).
-        let b = body().unwrap();
+        let b = body(true).unwrap();
         assert_eq!((b[0].code, b[0].k), (LD_W_ABS as u16, 4));
         assert!(n
             .prog

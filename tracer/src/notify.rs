@@ -23,6 +23,12 @@
 //!   no unregistered child runs and no host PID is returned. (Clones of
 //!   threads run and `clone3` fails with `ENOSYS` without a notification:
 //!   the filter decides those.)
+//! * `mmap` of a descriptor that is not a loader's library segment (the
+//!   filter leaves those alone): during loading it runs natively (the
+//!   loader's descriptors are host ones); afterwards it is glibc mapping
+//!   a DC descriptor internally (locales, `sem_open`), and the worker
+//!   installs the host file as that descriptor number in the caller
+//!   ([`mmap_mirror`]) before letting the call run.
 //! * `tkill`/`tgkill` are allowed within the caller's own process only
 //!   (glibc's `raise` names the process by the DC PID its internal
 //!   `getpid` now returns): the tracer sends the signal itself.
@@ -188,7 +194,7 @@ pub(crate) fn triage(n: &Notif) -> Triage {
         None => true,
         Some(p) => p.attached == 0 || (p.loader[0] <= n.ip && n.ip < p.loader[1]),
     };
-    if in_loader && loader_native(n.nr, &n.args) {
+    if in_loader && (loader_native(n.nr, &n.args) || n.nr == libc::SYS_mmap) {
         return Triage::Answer(Answer::Continue);
     }
     match n.nr {
@@ -375,6 +381,9 @@ fn serve_call(slot: &mut Option<Shim>, behalf: &mut Endpoint, job: &Job) -> Answ
     if n.nr == libc::SYS_execve || n.nr == libc::SYS_execveat {
         return exec_check(s, &mem, n, &job.endpoints);
     }
+    if n.nr == libc::SYS_mmap {
+        return mmap_mirror(s, n, job);
+    }
     match s.syscall(&mem, n.nr, n.args) {
         Action::Ret(v) => Answer::Ret(v),
         Action::Native => Answer::Continue,
@@ -399,6 +408,91 @@ fn serve_call(slot: &mut Option<Shim>, behalf: &mut Endpoint, job: &Job) -> Answ
         Action::Fork { .. } | Action::Exec | Action::FromChannel { .. } => {
             Answer::Ret(-(libc::ENOSYS as i64))
         }
+    }
+}
+
+/// An `mmap` of DC descriptor `fd` that bypassed the preload (glibc's
+/// internal mappings: locale files, `sem_open`, `catopen`): the host file
+/// FS resolves it to is opened here and installed in the caller as host
+/// descriptor `fd` (close-on-exec), and the call then runs natively on
+/// it. The mirror stays open in the caller (one per descriptor number, a
+/// later mirror replaces it) unless that number holds one of the
+/// preload's own host descriptors, which is never replaced.
+fn mmap_mirror(s: &Shim, n: &Notif, job: &Job) -> Answer {
+    let fd = n.args[4] as i32;
+    let (prot, flags) = (n.args[2] as i32, n.args[3] as i32);
+    let err = |e: i32| Answer::Ret(-(e as i64));
+    let path = match s.host_path(fd) {
+        Ok(p) => p,
+        Err(libc::EBADF) => return err(libc::EBADF),
+        Err(_) => return err(libc::ENODEV),
+    };
+    if !mirror_slot_free(n.tid, fd) {
+        job.endpoints.report_once(format!("mmap {fd}"), || {
+            format!(
+                "dvs: task {} maps DC descriptor {fd} bypassing libc, but its host descriptor {fd} is dvs's own",
+                n.tid
+            )
+        });
+        return err(libc::ENODEV);
+    }
+    let write = prot & libc::PROT_WRITE != 0 && flags & libc::MAP_SHARED != 0;
+    let mode = if write { libc::O_RDWR } else { libc::O_RDONLY };
+    let Ok(cpath) = std::ffi::CString::new(path) else {
+        return err(libc::ENODEV);
+    };
+    // SAFETY: open with a NUL-terminated path; the descriptor is owned
+    // below.
+    let raw = unsafe { libc::open(cpath.as_ptr(), mode | libc::O_CLOEXEC) };
+    if raw < 0 {
+        return err(nix::Error::last() as i32);
+    }
+    // SAFETY: a descriptor we just opened.
+    let host = unsafe { OwnedFd::from_raw_fd(raw) };
+    match add_fd(&job.listener, n.id, &host, fd) {
+        Ok(()) => Answer::Continue,
+        Err(e) => err(e as i32),
+    }
+}
+
+/// Whether host descriptor `fd` of task `tid` may receive a mirror: it is
+/// not open, or it is a mirror of a file (a path), not one of the
+/// preload's sockets, pipes or memfds, nor the host's 0, 1 and 2.
+fn mirror_slot_free(tid: i32, fd: i32) -> bool {
+    if fd < 3 {
+        return false;
+    }
+    match std::fs::read_link(format!("/proc/{tid}/fd/{fd}")) {
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        Ok(l) => {
+            let l = l.as_os_str().as_encoded_bytes();
+            l.starts_with(b"/") && !l.starts_with(b"/memfd:")
+        }
+    }
+}
+
+/// Installs `src` in the caller of notification `id` as its descriptor
+/// `at` (replacing what was there), close-on-exec.
+fn add_fd(listener: &OwnedFd, id: u64, src: &OwnedFd, at: i32) -> Result<(), nix::Error> {
+    let mut a = libc::seccomp_notif_addfd {
+        id,
+        flags: libc::SECCOMP_ADDFD_FLAG_SETFD as u32,
+        srcfd: src.as_raw_fd() as u32,
+        newfd: at as u32,
+        newfd_flags: libc::O_CLOEXEC as u32,
+    };
+    // SAFETY: ADDFD reads `a`, a struct of the size the ioctl encodes.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ADDFD,
+            &mut a as *mut libc::seccomp_notif_addfd,
+        )
+    };
+    if r < 0 {
+        Err(nix::Error::last())
+    } else {
+        Ok(())
     }
 }
 

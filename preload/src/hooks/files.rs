@@ -348,15 +348,53 @@ redhook::hook! {
     }
 }
 
+/// The host `mmap`, through the gate when it is mapped: the seccomp net
+/// catches an `mmap` of a descriptor from anywhere else (glibc's internal
+/// mappings of DC descriptors), and the preload's own come with host
+/// descriptors.
+fn host_mmap(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: off_t,
+) -> *mut c_void {
+    if !shim::gatepage::mapped() {
+        // SAFETY: the real libc function with the caller's arguments.
+        return unsafe { redhook::real!(mmap)(addr, len, prot, flags, fd, off) };
+    }
+    // SAFETY: mmap's arguments as the caller gave them; the kernel checks
+    // them.
+    let r = unsafe {
+        crate::gate::syscall6(
+            SYS_mmap,
+            [
+                addr as u64,
+                len as u64,
+                prot as u64,
+                flags as u64,
+                fd as i64 as u64,
+                off as u64,
+            ],
+        )
+    };
+    if (-4095..0).contains(&r) {
+        set_errno(-r as i32);
+        return MAP_FAILED;
+    }
+    r as *mut c_void
+}
+
 redhook::hook! {
     unsafe fn mmap(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, off: off_t) -> *mut c_void => hk_mmap {
-        // SAFETY (for every call below): the real libc functions with
-        // arguments derived from the caller's.
         if flags & MAP_ANONYMOUS != 0 || fd < 0 {
+            // SAFETY: the real libc function with the caller's arguments.
             return unsafe { redhook::real!(mmap)(addr, len, prot, flags, fd, off) };
         }
         let Some(_g) = enter() else {
-            return unsafe { redhook::real!(mmap)(addr, len, prot, flags, fd, off) };
+            // The preload's own mapping of a host descriptor.
+            return host_mmap(addr, len, prot, flags, fd, off);
         };
         // A DC descriptor: map the host file it refers to.
         let path = match with_shim(|s| s.host_path(fd)) {
@@ -375,13 +413,20 @@ redhook::hook! {
             return MAP_FAILED;
         };
         let mode = if prot & PROT_WRITE != 0 && flags & MAP_SHARED != 0 { O_RDWR } else { O_RDONLY };
+        // SAFETY: openat and close through the gate with a NUL-terminated
+        // path and our own descriptor.
         let hfd = unsafe { crate::gate::syscall6(SYS_openat, [AT_FDCWD as u64, cpath.as_ptr() as u64, (mode | O_CLOEXEC) as u64, 0, 0, 0]) };
         if hfd < 0 {
             set_errno((-hfd) as i32);
             return MAP_FAILED;
         }
-        let p = unsafe { redhook::real!(mmap)(addr, len, prot, flags, hfd as c_int, off) };
+        let p = host_mmap(addr, len, prot, flags, hfd as c_int, off);
+        let e = std::io::Error::last_os_error();
+        // SAFETY: closing the descriptor opened above.
         unsafe { crate::gate::syscall6(SYS_close, [hfd as u64, 0, 0, 0, 0, 0]) };
+        if p == MAP_FAILED {
+            set_errno(e.raw_os_error().unwrap_or(ENODEV));
+        }
         p
     }
 }
