@@ -127,6 +127,44 @@ fn dc_pids() {
     );
 }
 
+/// `/proc` lists the DC's processes by DC pid (as a pid namespace would),
+/// and every process directory it lists can be read.
+#[test]
+fn proc_lists_dc_pids() {
+    let d = scratch();
+    let script = "sleep 2.5 & b=$!; \
+        ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; echo; \
+        for p in /proc/[0-9]*; do cat $p/comm || echo unreadable $p; done | sort | tr '\\n' ' '; echo; \
+        test -d /proc/$b && echo bg listed; test -d /proc/self && echo self; kill $b";
+    let r = run(true, d.path(), &["sh", "-c", script], "");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    // init (dvs-exec), this shell, its sleep, and ls/grep/sort/tr of the
+    // pipeline.
+    assert!(
+        lines.len() == 4,
+        "stdout: {}\nstderr: {}",
+        r.stdout,
+        r.stderr
+    );
+    let pids: Vec<i32> = lines[0]
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(&pids[..2], &[1, 2], "{}", lines[0]);
+    assert!(
+        pids.iter().all(|&p| p < 100),
+        "host pids listed: {}",
+        lines[0]
+    );
+    assert!(!lines[1].contains("unreadable"), "{}", lines[1]);
+    assert!(
+        lines[1].contains("dvs-exec") && lines[1].contains("sleep"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(&lines[2..], &["bg listed", "self"]);
+}
+
 #[test]
 fn shell_scripts_match_native() {
     let d = scratch();

@@ -372,19 +372,20 @@ calls! {
     /// `[dirfd, names, len, flags]` (`removexattr` and its forms), as
     /// [`Call::FsGetxattr`].
     FsRemovexattr = 0x248,
-    /// From PM: `[parent_ep, child_ep, share]` the child gets a copy of
-    /// the parent's descriptors, cwd and umask (`share` = 1: the same
-    /// table, cwd and umask, as threads share them).
+    /// From PM: `[parent_ep, child_ep, share, child_pid]` the child (DC
+    /// pid `child_pid`) gets a copy of the parent's descriptors, cwd and
+    /// umask (`share` = 1: the same table, cwd and umask, as threads share
+    /// them; a thread has its process's pid).
     FsForkProc = 0x280,
     /// From PM: `[ep]` the process exec'd: close its `O_CLOEXEC` descriptors.
     /// Word 1 of the reply is 1 if its descriptor 1 is a terminal.
     FsExecProc = 0x281,
     /// From PM: `[ep]` the process ended: close all its descriptors.
     FsExitProc = 0x282,
-    /// From dvs-exec: `[ep, console, cwd, cwdlen]` the process starts with
-    /// descriptors 0, 1, 2 on the console (`console` = 1) or with none, in
-    /// the working directory `cwd` (an absolute DC path; empty: `/`), with
-    /// umask 022.
+    /// From dvs-exec: `[ep, console, cwd, cwdlen, pid]` the process (DC
+    /// pid `pid`) starts with descriptors 0, 1, 2 on the console
+    /// (`console` = 1) or with none, in the working directory `cwd` (an
+    /// absolute DC path; empty: `/`), with umask 022.
     FsNewProc = 0x283,
     /// From PM (or SYSTASK): `[ep]` a signal interrupts the deferred FS call
     /// of `ep`, if any: it returns `EINTR` now (a write that already moved

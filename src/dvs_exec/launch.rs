@@ -473,7 +473,7 @@ fn run_in_dc(
             &me,
             abi::FS,
             Call::FsNewProc,
-            &[ep, 1, cwd.as_ptr() as u64, cwd.len() as u64],
+            &[ep, 1, cwd.as_ptr() as u64, cwd.len() as u64, pid as u64],
         )?;
         if let (Some(t), true) = (tracer.as_deref_mut(), is_static) {
             t.adopt(host_pid, Endpoint(ep as i32), true)

@@ -1,9 +1,17 @@
 //! Directories FS makes up: `/proc/self/fd` (and `/dev/fd`) of a DC
 //! process list its DC descriptors, which only FS knows (the host's
-//! listing would show the preload's own descriptors, or FS's).
+//! listing would show the preload's own descriptors, or FS's); `/proc`
+//! lists the DC pids of the DC's processes on FS's node instead of the
+//! host's pids (the shim turns `/proc/<DC pid>` into the host directory
+//! of that process).
 
 use std::cell::Cell;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// Whether `path` names the process directory `/proc`.
+pub fn names_proc_dir(path: &[u8]) -> bool {
+    matches!(path, b"/proc" | b"/proc/")
+}
 
 /// Whether `path` names the caller's descriptor directory.
 pub fn names_fd_dir(path: &[u8]) -> bool {
@@ -43,6 +51,60 @@ impl Listing {
                 3 + i as u64,
                 libc::DT_LNK,
                 fd.to_string().as_bytes(),
+            );
+        }
+        Ok(Listing {
+            dir,
+            records,
+            pos: Cell::new(0),
+        })
+    }
+
+    /// The listing of `/proc` for a DC: the host's entries that are not
+    /// process directories, then DC pids `pids` (ascending, as the kernel
+    /// lists pids after the rest).
+    pub fn of_proc(pids: &[i32]) -> Result<Listing, i32> {
+        let dir = nix::fcntl::open(
+            "/proc",
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| e as i32)?;
+        let mut records = Vec::new();
+        push(&mut records, 1, libc::DT_DIR, b".");
+        push(&mut records, 2, libc::DT_DIR, b"..");
+        let entries =
+            std::fs::read_dir("/proc").map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.as_encoded_bytes();
+            if name.iter().all(u8::is_ascii_digit) {
+                continue;
+            }
+            use std::os::unix::fs::{DirEntryExt, FileTypeExt};
+            let t = e.file_type().ok();
+            let dtype = match t {
+                Some(t) if t.is_dir() => libc::DT_DIR,
+                Some(t) if t.is_symlink() => libc::DT_LNK,
+                Some(t) if t.is_file() => libc::DT_REG,
+                Some(t) if t.is_char_device() => libc::DT_CHR,
+                _ => libc::DT_UNKNOWN,
+            };
+            push(&mut records, e.ino(), dtype, name);
+        }
+        let mut pids = pids.to_vec();
+        pids.sort_unstable();
+        pids.dedup();
+        for pid in pids {
+            // Process directories have no stable inode number of their own
+            // worth copying; these do not collide with the rest.
+            push(
+                &mut records,
+                (1 << 32) + pid as u64,
+                libc::DT_DIR,
+                pid.to_string().as_bytes(),
             );
         }
         Ok(Listing {

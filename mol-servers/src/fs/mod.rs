@@ -27,7 +27,8 @@
 //! Known limits: host FIFOs are opened non-blocking (an `O_WRONLY` open
 //! without a reader fails with `ENXIO` instead of waiting); record locks
 //! are open-file-description locks (see `fds`); `/proc` is the host's as
-//! FS sees it, and its magic links are not followed (`/dev/stdin`,
+//! FS sees it, but its listing shows DC pids (`listing`), and its magic
+//! links are not followed (`/dev/stdin`,
 //! `/dev/fd/N` and `/proc/self/fd/N` duplicate the caller's descriptor).
 
 mod channel;

@@ -72,12 +72,13 @@ fn openat(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
         Ok(p) => p,
         Err(e) => return Outcome::err(e),
     };
-    Outcome::from(fs.open(req, req.i32(0), &path, req.i32(3), req.args[4] as u32))
+    Outcome::from(fs.open(ctx, req, req.i32(0), &path, req.i32(3), req.args[4] as u32))
 }
 
 impl Fs {
     fn open(
         &mut self,
+        ctx: &Ctx,
         req: &Request,
         dirfd: i32,
         path: &[u8],
@@ -103,6 +104,20 @@ impl Fs {
             let l = super::listing::Listing::of_descriptors(&fds)?;
             let ofd = Ofd::new(Kind::Listing(l), status_flags(flags));
             return t.alloc(0, FdEntry::new(ofd, cloexec)).map(i64::from);
+        }
+        if super::listing::names_proc_dir(path) && self.root.host.is_empty() {
+            if flags & (libc::O_ACCMODE | libc::O_CREAT) != libc::O_RDONLY {
+                return Err(libc::EISDIR);
+            }
+            let pids = self.local_pids(ctx);
+            let l = super::listing::Listing::of_proc(&pids)?;
+            let ofd = Ofd::new(Kind::Listing(l), status_flags(flags));
+            let proc = self.procs.get(&req.caller).ok_or(libc::EBADF)?;
+            return proc
+                .files
+                .borrow_mut()
+                .alloc(0, FdEntry::new(ofd, cloexec))
+                .map(i64::from);
         }
         if path == b"/dev/tty" {
             if let Some(c) = &self.console {
@@ -219,6 +234,26 @@ pub fn table() -> Vec<(Call, Handler<Fs>)> {
         (Call::FsHostPath, host_path),
         (Call::FsHostPathAt, host_path_at),
     ]
+}
+
+impl Fs {
+    /// DC pids of the DC's processes on this node (PID 1 is the process
+    /// that runs PM, as the shim has it).
+    fn local_pids(&self, ctx: &Ctx) -> Vec<i32> {
+        let here = ctx.ipc.node();
+        let local =
+            |ep: dvk::Endpoint| ctx.ipc.node_of(ep) == Some(here) && ctx.ipc.host_pid(ep) > 0;
+        let mut pids: Vec<i32> = self
+            .procs
+            .iter()
+            .filter(|(ep, p)| p.pid > 0 && local(**ep))
+            .map(|(_, p)| p.pid)
+            .collect();
+        if local(crate::abi::PM) {
+            pids.push(crate::abi::INIT_PID);
+        }
+        pids
+    }
 }
 
 #[cfg(test)]

@@ -25,8 +25,10 @@ pub struct FsInfo {
     pub umask: u32,
 }
 
-/// One DC process as FS sees it.
+/// One DC process (or thread endpoint) as FS sees it.
 pub struct Proc {
+    /// Its DC pid (0: not told), for the DC's `/proc` listing.
+    pub pid: i32,
     /// The descriptor table (shared by `CLONE_FILES` children).
     pub files: Rc<RefCell<FdTable>>,
     /// cwd and umask (shared together with the table).
@@ -87,7 +89,7 @@ impl Fs {
     }
 }
 
-/// `[ep, console, cwd, cwdlen]` from dvs-exec.
+/// `[ep, console, cwd, cwdlen, pid]` from dvs-exec.
 fn new_proc(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     if !privileged(ctx, req) {
         return Outcome::err(libc::EPERM);
@@ -122,6 +124,7 @@ fn new_proc(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     fs.procs.insert(
         ep,
         Proc {
+            pid: req.args[4] as i32,
             files: Rc::new(RefCell::new(table)),
             fs: Rc::new(RefCell::new(FsInfo {
                 cwd: Rc::new(cwd),
@@ -132,7 +135,7 @@ fn new_proc(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     Outcome::ok(0)
 }
 
-/// `[parent_ep, child_ep, share]` from PM.
+/// `[parent_ep, child_ep, share, child_pid]` from PM.
 fn fork_proc(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     if !privileged(ctx, req) {
         return Outcome::err(libc::EPERM);
@@ -145,12 +148,14 @@ fn fork_proc(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     };
     let proc = if share {
         Proc {
+            pid: p.pid,
             files: p.files.clone(),
             fs: p.fs.clone(),
         }
     } else {
         let info = p.fs.borrow();
         Proc {
+            pid: req.args[3] as i32,
             files: Rc::new(RefCell::new(p.files.borrow().clone())),
             fs: Rc::new(RefCell::new(FsInfo {
                 cwd: info.cwd.clone(),

@@ -37,12 +37,12 @@ impl Pm {
         host_pid: i32,
         template: Proc,
         forked: bool,
-        fs_call: impl FnOnce(Endpoint) -> Result<(), i32>,
+        fs_call: impl FnOnce(Endpoint, i32) -> Result<(), i32>,
     ) -> Result<i32, i32> {
         let pid = self.table.allocate()?;
         let node = template.node;
         let ep = self.new_endpoint(ctx, node)?;
-        if let Err(e) = fs_call(ep) {
+        if let Err(e) = fs_call(ep, pid) {
             self.free_endpoint(ctx, node, ep);
             return Err(e);
         }
@@ -194,7 +194,7 @@ impl Pm {
             started: Instant::now(),
         };
         // FsNewProc comes from the spawner, which knows the console and cwd.
-        match self.create(ctx, host_pid, template, false, |_| Ok(())) {
+        match self.create(ctx, host_pid, template, false, |_, _| Ok(())) {
             Ok(pid) => {
                 if let Some(p) = self.table.get_mut(pid) {
                     p.pgid = pid;
@@ -226,11 +226,11 @@ impl Pm {
             execed: false,
             ..parent.clone()
         };
-        let r = self.create(ctx, host_pid, template, true, |child| {
+        let r = self.create(ctx, host_pid, template, true, |child, pid| {
             let m = ctx.call(
                 abi::FS,
                 Call::FsForkProc,
-                &[parent.ep.0 as u64, child.0 as u64, share],
+                &[parent.ep.0 as u64, child.0 as u64, share, pid as u64],
             )?;
             abi::result(&m).map(|_| ())
         });
