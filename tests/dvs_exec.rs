@@ -165,6 +165,41 @@ fn proc_lists_dc_pids() {
     assert_eq!(&lines[2..], &["bg listed", "self"]);
 }
 
+/// `ps` and `pgrep` read `/proc/<pid>/stat`: they show DC pids, parents,
+/// groups and sessions.
+#[test]
+fn ps_and_pgrep_show_dc_ids() {
+    let d = scratch();
+    let script = "sleep 2.5 & b=$!; ps -o pid=,ppid=,pgid=,sid=,comm=; \
+        echo pgrep $(pgrep -x sleep) bg $b; \
+        grep -E '^(Pid|PPid):' /proc/self/status | tr -s '\\t\\n' '  '; echo; kill $b";
+    let r = run(true, d.path(), &["sh", "-c", script], "");
+    let rows: Vec<Vec<&str>> = r
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let row = |comm: &str| rows.iter().find(|f| f.len() == 5 && f[4] == comm).cloned();
+    assert_eq!(
+        row("sh"),
+        Some(vec!["2", "1", "2", "2", "sh"]),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(
+        row("sleep"),
+        Some(vec!["3", "2", "2", "2", "sleep"]),
+        "{}",
+        r.stdout
+    );
+    let ps = row("ps").expect("ps lists itself");
+    assert_eq!(&ps[1..4], &["2", "2", "2"], "{}", r.stdout);
+    assert!(r.stdout.contains("pgrep 3 bg 3\n"), "{}", r.stdout);
+    // grep's own status: a child of the shell.
+    assert!(r.stdout.contains("PPid: 2"), "{}", r.stdout);
+}
+
 #[test]
 fn shell_scripts_match_native() {
     let d = scratch();

@@ -472,7 +472,9 @@ impl Shim {
                 Some(self.vec_io(mem, nr == SYS_pwritev2, a[0], a[1], a[2], off))
             }
             SYS_lseek => r(self.value(FS, Call::FsLseek, &[a[0], a[1], a[2]])),
-            SYS_open => r(self.at(mem, Call::FsOpenat, AT_FDCWD, a[0], &[a[1], a[2]])),
+            SYS_open => r(self
+                .open_proc_view(mem, a[0], a[1])
+                .unwrap_or_else(|| self.at(mem, Call::FsOpenat, AT_FDCWD, a[0], &[a[1], a[2]]))),
             SYS_creat => r(self.at(
                 mem,
                 Call::FsOpenat,
@@ -480,7 +482,9 @@ impl Shim {
                 a[0],
                 &[(O_CREAT | O_WRONLY | O_TRUNC) as u64, a[1]],
             )),
-            SYS_openat => r(self.at(mem, Call::FsOpenat, a[0], a[1], &[a[2], a[3]])),
+            SYS_openat => r(self
+                .open_proc_view(mem, a[1], a[2])
+                .unwrap_or_else(|| self.at(mem, Call::FsOpenat, a[0], a[1], &[a[2], a[3]]))),
             SYS_close => r(self.value(FS, Call::FsClose, &[a[0]])),
             SYS_stat => r(self.stat_like(mem, AT_FDCWD, Some(a[0]), a[1], 0)),
             SYS_lstat => {

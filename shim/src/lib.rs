@@ -18,6 +18,7 @@ pub mod errno;
 mod files;
 pub mod gatepage;
 pub mod mem;
+mod procfs;
 mod procs;
 pub mod redirected;
 pub mod seccomp;
