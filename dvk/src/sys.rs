@@ -26,13 +26,28 @@ pub fn reopen_readonly(fd: &OwnedFd) -> Result<OwnedFd> {
     Ok(OwnedFd::from(f))
 }
 
+/// Whether [`high_fd`] moves descriptors.
+static HIGH_FDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes [`high_fd`] move descriptors: what a DC process's preload wants
+/// (called before its first connection, while it has one thread).
+pub fn keep_fds_high() {
+    HIGH_FDS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Moves `fd` to a high descriptor number (close-on-exec), out of the
 /// way of the low numbers a program's own descriptors take: a client's
 /// long-lived host descriptors (its daemon connection) live in a process
 /// whose DC descriptors FS numbers from 0, and the seccomp net mirrors a
 /// DC descriptor at its own number in the host table when glibc maps it.
-/// Keeps `fd` where it is if the limit on descriptors leaves no room.
+/// Keeps `fd` where it is if the limit on descriptors leaves no room, or
+/// unless [`keep_fds_high`] was called (a process with threads would pay
+/// for growing its descriptor table with an RCU grace period, which the
+/// servers need not pay).
 pub fn high_fd(fd: OwnedFd) -> OwnedFd {
+    if !HIGH_FDS.load(std::sync::atomic::Ordering::Relaxed) {
+        return fd;
+    }
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -28,6 +28,9 @@ use std::time::Duration;
 extern "C" fn init() {
     let _g = state::enter_init();
     if state::socket().is_some() {
+        // The preload's host descriptors stay clear of the program's
+        // numbers (see `dvk::sys::high_fd`).
+        dvk::sys::keep_fds_high();
         if let Err(e) = gatepage::init() {
             eprintln!("dvs: cannot map the gate page: {e}");
             // SAFETY: leaving without running the program at all.
