@@ -34,17 +34,7 @@ pub struct Listing {
 impl Listing {
     /// The listing of descriptors `fds` ("." and ".." first).
     pub fn of_descriptors(fds: &[i32]) -> Result<Listing, i32> {
-        let dir = nix::fcntl::open(
-            "/proc/self/fd",
-            nix::fcntl::OFlag::O_RDONLY
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| e as i32)?;
-        let mut records = Vec::new();
-        push(&mut records, 1, libc::DT_DIR, b".");
-        push(&mut records, 2, libc::DT_DIR, b"..");
+        let (dir, mut records) = start("/proc/self/fd")?;
         for (i, fd) in fds.iter().enumerate() {
             push(
                 &mut records,
@@ -64,17 +54,7 @@ impl Listing {
     /// process directories, then DC pids `pids` (ascending, as the kernel
     /// lists pids after the rest).
     pub fn of_proc(pids: &[i32]) -> Result<Listing, i32> {
-        let dir = nix::fcntl::open(
-            "/proc",
-            nix::fcntl::OFlag::O_RDONLY
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| e as i32)?;
-        let mut records = Vec::new();
-        push(&mut records, 1, libc::DT_DIR, b".");
-        push(&mut records, 2, libc::DT_DIR, b"..");
+        let (dir, mut records) = start("/proc")?;
         let entries =
             std::fs::read_dir("/proc").map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
         for e in entries.flatten() {
@@ -156,6 +136,21 @@ impl Listing {
         self.pos.set(to);
         Ok(to as i64)
     }
+}
+
+/// The host directory `path`, which stands for a made-up one, and the
+/// records of "." and "..".
+fn start(path: &str) -> Result<(OwnedFd, Vec<u8>), i32> {
+    let dir = nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| e as i32)?;
+    let mut records = Vec::new();
+    push(&mut records, 1, libc::DT_DIR, b".");
+    push(&mut records, 2, libc::DT_DIR, b"..");
+    Ok((dir, records))
 }
 
 /// Appends one `linux_dirent64` record: inode, offset of the next record,
