@@ -347,6 +347,30 @@ os.unlink("py.txt")
     same(d.path(), &["/usr/bin/python3", "-c", script], "");
 }
 
+/// Python's `multiprocessing` (POSIX semaphores that glibc maps itself,
+/// pipes, forked workers) and locales, as natively.
+#[test]
+fn python_multiprocessing_and_locale() {
+    let d = scratch();
+    let script = r#"
+import locale, multiprocessing as mp
+print(locale.setlocale(locale.LC_ALL, "C.UTF-8"), "\u00fc".upper(), locale.getpreferredencoding(False))
+with mp.Pool(2) as p:
+    print(sorted(p.map(abs, [-1, -2, -3])))
+q = mp.Queue()
+pr = mp.Process(target=q.put, args=("from child",))
+pr.start()
+print(q.get())
+pr.join()
+print("exit", pr.exitcode)
+lock = mp.Lock()
+with lock:
+    print("locked", lock.acquire(block=False))
+"#;
+    let r = same(d.path(), &["/usr/bin/python3", "-c", script], "");
+    assert!(r.stdout.contains("[1, 2, 3]"), "{}", r.stdout);
+}
+
 /// A signal from the host (a timer's SIGALRM) whose handler raises ends a
 /// blocking call served by FS or PM, as natively; with SA_RESTART the call
 /// goes on.
