@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 18] = [
+pub const C_EXAMPLES: [&str; 19] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -134,6 +134,7 @@ pub const C_EXAMPLES: [&str; 18] = [
     "dnotify",
     "raise",
     "libcmaps",
+    "freopen",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.

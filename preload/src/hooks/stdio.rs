@@ -2,7 +2,8 @@
 //! their descriptor with internal calls this library cannot interpose, so
 //! streams on DC descriptors are `fopencookie` streams whose functions go
 //! through the shim; `stdin`, `stdout` and `stderr` are replaced by such
-//! streams at start.
+//! streams at start. `freopen` of such a stream is ours too (glibc's
+//! assumes a file stream's wide-character data).
 
 use crate::state::{enter, hooked, set_errno};
 use libc::*;
@@ -207,6 +208,75 @@ redhook::hook! {
         }
         // SAFETY: the real libc function with the caller's argument.
         unsafe { redhook::real!(fileno_unlocked)(f) }
+    }
+}
+
+/// `freopen` of one of our streams. glibc's own would write through the
+/// wide-character data of the stream, which a cookie stream does not have,
+/// and crash. The stream keeps its descriptor number, as with glibc: the
+/// new file is opened and moved onto it. Buffered data of the old file is
+/// dropped, and the error and end-of-file marks are cleared. Without a
+/// path (a change of mode) the stream stays as it is. The stream reads
+/// or writes as its first mode allowed.
+fn reopen(path: *const c_char, mode: *const c_char, f: *mut FILE, fd: c_int) -> *mut FILE {
+    if mode.is_null() {
+        set_errno(EINVAL);
+        return std::ptr::null_mut();
+    }
+    // SAFETY: non-null C string from the caller.
+    let m = unsafe { std::ffi::CStr::from_ptr(mode) }.to_bytes();
+    let Some(flags) = mode_flags(m) else {
+        set_errno(EINVAL);
+        return std::ptr::null_mut();
+    };
+    // SAFETY: `f` is one of our live streams.
+    unsafe { fflush(f) };
+    if !path.is_null() {
+        let nfd = raw(
+            SYS_openat,
+            [AT_FDCWD as u64, path as u64, flags as u64, 0o666, 0, 0],
+        );
+        if nfd < 0 {
+            return std::ptr::null_mut();
+        }
+        if nfd != i64::from(fd) {
+            let cloexec = (flags & O_CLOEXEC) as u64;
+            let r = raw(SYS_dup3, [nfd as u64, fd as u64, cloexec, 0, 0, 0]);
+            raw(SYS_close, [nfd as u64, 0, 0, 0, 0, 0]);
+            if r < 0 {
+                return std::ptr::null_mut();
+            }
+        }
+    }
+    // SAFETY: as above; `__fpurge` drops what the buffer holds.
+    unsafe {
+        __fpurge(f);
+        clearerr(f);
+    }
+    f
+}
+
+extern "C" {
+    fn __fpurge(f: *mut FILE);
+}
+
+redhook::hook! {
+    unsafe fn freopen(path: *const c_char, mode: *const c_char, f: *mut FILE) -> *mut FILE => hk_freopen {
+        match streams(|m| m.get(&(f as usize)).copied()) {
+            Some(fd) => reopen(path, mode, f, fd),
+            // SAFETY: the real libc function with the caller's arguments.
+            None => unsafe { redhook::real!(freopen)(path, mode, f) },
+        }
+    }
+}
+
+redhook::hook! {
+    unsafe fn freopen64(path: *const c_char, mode: *const c_char, f: *mut FILE) -> *mut FILE => hk_freopen64 {
+        match streams(|m| m.get(&(f as usize)).copied()) {
+            Some(fd) => reopen(path, mode, f, fd),
+            // SAFETY: the real libc function with the caller's arguments.
+            None => unsafe { redhook::real!(freopen64)(path, mode, f) },
+        }
     }
 }
 
