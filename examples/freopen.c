@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 int main(void) {
-    int out = dup(1);
+    FILE *out = fdopen(dup(1), "w");
     char line[64] = "";
     FILE *f = freopen("freopen.out", "w", stdout);
     printf("to the file\n");
@@ -26,11 +26,12 @@ int main(void) {
     char two[64] = "";
     size_t n = fread(two, 1, sizeof two - 1, r);
     fclose(r);
-    dprintf(out, "stdout kept its stream and fd 1: %d\n", same);
-    dprintf(out, "stdin reopened: %d, read back: %s", g == stdin && fileno(stdin) == 0, line);
-    dprintf(out, "reopened for append: %zu bytes: %.*s", n, (int)n, two);
-    dprintf(out, "freopen of a missing file: %s\n",
+    fprintf(out, "stdout kept its stream and fd 1: %d\n", same);
+    fprintf(out, "stdin reopened: %d, read back: %s", g == stdin && fileno(stdin) == 0, line);
+    fprintf(out, "reopened for append: %zu bytes: %.*s", n, (int)n, two);
+    fprintf(out, "freopen of a missing file: %s\n",
             freopen("no/such/dir/x", "r", stdin) ? "opened?" : "NULL");
+    fclose(out);
     unlink("freopen.out");
     unlink("freopen.two");
     return 0;
