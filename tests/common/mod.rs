@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 19] = [
+pub const C_EXAMPLES: [&str; 20] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -135,6 +135,7 @@ pub const C_EXAMPLES: [&str; 19] = [
     "raise",
     "libcmaps",
     "freopen",
+    "signalfd",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.

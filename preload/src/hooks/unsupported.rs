@@ -5,7 +5,6 @@
 use crate::sys;
 use libc::*;
 
-sys!(signalfd => hk_signalfd(fd: c_int, m: *const sigset_t, f: c_int) -> c_int, SYS_signalfd4, [fd, m, 8, f]);
 sys!(chroot => hk_chroot(p: *const c_char) -> c_int, SYS_chroot, [p]);
 
 redhook::hook! {
