@@ -371,6 +371,25 @@ with lock:
     assert!(r.stdout.contains("[1, 2, 3]"), "{}", r.stdout);
 }
 
+/// util-linux `script` runs a command in a pseudo-terminal, watching its
+/// signals through a signalfd, as natively.
+#[test]
+fn script_runs_a_command_in_a_pty() {
+    let d = scratch();
+    let r = same(
+        d.path(),
+        &[
+            "script",
+            "-qec",
+            "tty >/dev/null && echo in a pty; exit 3",
+            "/dev/null",
+        ],
+        "",
+    );
+    assert_eq!(r.code, 3);
+    assert!(r.stdout.contains("in a pty"), "{}", r.stdout);
+}
+
 /// A signal from the host (a timer's SIGALRM) whose handler raises ends a
 /// blocking call served by FS or PM, as natively; with SA_RESTART the call
 /// goes on.
