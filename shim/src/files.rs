@@ -96,6 +96,21 @@ impl Shim {
         self.value(FS, call, &args)
     }
 
+    /// `openat(dirfd, p, flags, mode)`: the DC view of a process's `stat`
+    /// or `status` ([`Shim::open_proc_view`]), or FS's open.
+    fn open(&self, mem: &dyn Mem, dirfd: u64, p: u64, flags: u64, mode: u64) -> Result<i64, i32> {
+        let raw = mem.read_cstr(p, PATH_MAX)?;
+        if let Some(r) = self.open_proc_view(&raw, flags) {
+            return r;
+        }
+        let path = self.dc_proc_path(raw);
+        self.value(
+            FS,
+            Call::FsOpenat,
+            &[dirfd, path.as_ptr() as u64, path.len() as u64, flags, mode],
+        )
+    }
+
     /// A `read` (or, with `mode` [`abi::RECV_CHANNEL`], a `recv` without
     /// flags or address) that offers FS the data channel: `None` when
     /// the channel cannot serve it (not open, a small read, memory of
@@ -472,9 +487,7 @@ impl Shim {
                 Some(self.vec_io(mem, nr == SYS_pwritev2, a[0], a[1], a[2], off))
             }
             SYS_lseek => r(self.value(FS, Call::FsLseek, &[a[0], a[1], a[2]])),
-            SYS_open => r(self
-                .open_proc_view(mem, a[0], a[1])
-                .unwrap_or_else(|| self.at(mem, Call::FsOpenat, AT_FDCWD, a[0], &[a[1], a[2]]))),
+            SYS_open => r(self.open(mem, AT_FDCWD, a[0], a[1], a[2])),
             SYS_creat => r(self.at(
                 mem,
                 Call::FsOpenat,
@@ -482,9 +495,7 @@ impl Shim {
                 a[0],
                 &[(O_CREAT | O_WRONLY | O_TRUNC) as u64, a[1]],
             )),
-            SYS_openat => r(self
-                .open_proc_view(mem, a[1], a[2])
-                .unwrap_or_else(|| self.at(mem, Call::FsOpenat, a[0], a[1], &[a[2], a[3]]))),
+            SYS_openat => r(self.open(mem, a[0], a[1], a[2], a[3])),
             SYS_close => r(self.value(FS, Call::FsClose, &[a[0]])),
             SYS_stat => r(self.stat_like(mem, AT_FDCWD, Some(a[0]), a[1], 0)),
             SYS_lstat => {

@@ -5,7 +5,6 @@
 //! DC pids (PM's answers), held by FS as an anonymous file: `ps`, `pgrep`
 //! and `pstree` then show the DC's pids, as in a pid namespace.
 
-use crate::mem::Mem;
 use crate::Shim;
 use mol_servers::abi::{self, Call, FS, PM};
 
@@ -113,18 +112,12 @@ impl Shim {
     /// view of it as a new descriptor, or `None` for any other open (and
     /// for a process the DC does not have here, whose directory FS then
     /// reports missing).
-    pub(crate) fn open_proc_view(
-        &self,
-        mem: &dyn Mem,
-        path_addr: u64,
-        flags: u64,
-    ) -> Option<Result<i64, i32>> {
+    pub(crate) fn open_proc_view(&self, path: &[u8], flags: u64) -> Option<Result<i64, i32>> {
         let flags = flags as i32;
         if flags & (libc::O_ACCMODE | libc::O_CREAT | libc::O_DIRECTORY | libc::O_PATH) != 0 {
             return None;
         }
-        let path = mem.read_cstr(path_addr, abi::PATH_MAX).ok()?;
-        let (pid, which) = parse(&path)?;
+        let (pid, which) = parse(path)?;
         let pid = match pid {
             Some(p) => p,
             None => self.getpid(),

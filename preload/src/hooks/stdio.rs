@@ -131,15 +131,21 @@ fn mode_flags(mode: &[u8]) -> Option<c_int> {
     Some(f)
 }
 
-fn open_stream(path: *const c_char, mode: *const c_char) -> *mut FILE {
-    if mode.is_null() {
+/// `open(2)` flags for the caller's mode string; `None` (errno `EINVAL`)
+/// for a missing or bad one.
+fn open_flags(mode: *const c_char) -> Option<c_int> {
+    let flags = (!mode.is_null())
+        // SAFETY: non-null C string from the caller.
+        .then(|| unsafe { std::ffi::CStr::from_ptr(mode) }.to_bytes())
+        .and_then(mode_flags);
+    if flags.is_none() {
         set_errno(EINVAL);
-        return std::ptr::null_mut();
     }
-    // SAFETY: non-null C string from the caller.
-    let m = unsafe { std::ffi::CStr::from_ptr(mode) }.to_bytes();
-    let Some(flags) = mode_flags(m) else {
-        set_errno(EINVAL);
+    flags
+}
+
+fn open_stream(path: *const c_char, mode: *const c_char) -> *mut FILE {
+    let Some(flags) = open_flags(mode) else {
         return std::ptr::null_mut();
     };
     let fd = raw(
@@ -219,14 +225,7 @@ redhook::hook! {
 /// path (a change of mode) the stream stays as it is. The stream reads
 /// or writes as its first mode allowed.
 fn reopen(path: *const c_char, mode: *const c_char, f: *mut FILE, fd: c_int) -> *mut FILE {
-    if mode.is_null() {
-        set_errno(EINVAL);
-        return std::ptr::null_mut();
-    }
-    // SAFETY: non-null C string from the caller.
-    let m = unsafe { std::ffi::CStr::from_ptr(mode) }.to_bytes();
-    let Some(flags) = mode_flags(m) else {
-        set_errno(EINVAL);
+    let Some(flags) = open_flags(mode) else {
         return std::ptr::null_mut();
     };
     // SAFETY: `f` is one of our live streams.
