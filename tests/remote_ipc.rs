@@ -229,6 +229,10 @@ fn remote_ipc_between_testbed_nodes() {
         buf.reverse();
         ipc.copy_to(ep(10), to, &buf).expect("copy to node 0");
         assert_eq!(ipc.copy_to(ep(10), 8, &buf[..16]), Err(DvkError::Fault));
+        assert_eq!(
+            ipc.copy_from(ep(10), 8, &mut buf[..16]),
+            Err(DvkError::Fault)
+        );
         ipc.reply(ep(10), &msg(0, 0)).expect("reply");
     });
     let client = task(&n0, 10, |ipc| {
@@ -311,23 +315,23 @@ fn remote_ipc_between_testbed_nodes() {
 
     // Third-party copies by a privileged requester (10 on node 0): both
     // sides on node 1; from node 1 to node 2; from node 1 to a local
-    // endpoint.
+    // endpoint. The copies cross in three pieces, the last one short.
     n0.dvk()
         .rmtbind(n0.dcid, ep(201), 1)
         .expect("rmtbind 201 on node 0");
-    const SMALL: usize = 100_000;
-    let pattern: Vec<u8> = (0..SMALL).map(|i| (i % 253) as u8).collect();
+    const SIZE: usize = 600_000;
+    let pattern: Vec<u8> = (0..SIZE).map(|i| (i % 253) as u8).collect();
     let (h200, a200) = holder(&n1, 200, pattern.clone());
-    let (h201, a201) = holder(&n1, 201, vec![0; SMALL]);
-    let (h150, a150) = holder(&n2, 150, vec![0; SMALL]);
-    let (h100, a100) = holder(&n0, 100, vec![0; SMALL]);
+    let (h201, a201) = holder(&n1, 201, vec![0; SIZE]);
+    let (h150, a150) = holder(&n2, 150, vec![0; SIZE]);
+    let (h100, a100) = holder(&n0, 100, vec![0; SIZE]);
     let t = task(&n0, 10, move |ipc| {
         std::thread::sleep(Duration::from_millis(100));
-        ipc.vcopy(ep(200), a200, ep(201), a201, SMALL)
+        ipc.vcopy(ep(200), a200, ep(201), a201, SIZE)
             .expect("both sides on node 1");
-        ipc.vcopy(ep(200), a200, ep(150), a150, SMALL)
+        ipc.vcopy(ep(200), a200, ep(150), a150, SIZE)
             .expect("node 1 to node 2");
-        ipc.vcopy(ep(200), a200, ep(100), a100, SMALL)
+        ipc.vcopy(ep(200), a200, ep(100), a100, SIZE)
             .expect("node 1 to a local endpoint");
         for e in [200, 201, 150, 100] {
             ipc.send_t(ep(e), &msg(1, 0), T).expect("release");

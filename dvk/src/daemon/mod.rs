@@ -7,6 +7,7 @@
 //! and serves `dvs status`. It is not on the data path: bound processes
 //! exchange messages directly.
 
+mod copy_pump;
 mod proxy;
 mod reaper;
 mod remote;

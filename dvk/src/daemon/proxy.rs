@@ -47,9 +47,22 @@ pub(crate) struct Counters {
     pub rejected: AtomicU64,
 }
 
-/// A copy waiting for the far node's answer: its node and where the
-/// answer goes.
-type PendingCopy = (i32, std::sync::mpsc::Sender<DvkResult<Vec<u8>>>);
+/// A request waiting for the far node's answer: its node, where the
+/// answer goes, and where the data it brings goes.
+struct PendingCopy {
+    node: i32,
+    answer: std::sync::mpsc::Sender<DvkResult<Vec<u8>>>,
+    sink: Option<Sink>,
+}
+
+/// Where the data that answers a copy request goes: `len` bytes at `addr`
+/// in local process `pid`, written by the receiver as the data arrives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sink {
+    pub pid: i32,
+    pub addr: u64,
+    pub len: usize,
+}
 
 /// Bytes a writer keeps for a node it is not connected to yet.
 const BACKLOG_MAX: usize = 16 << 20;
@@ -104,14 +117,14 @@ impl Writer {
             } else if r.is_ok() {
                 // A large payload goes out as it is, after what precedes it.
                 let buf = std::mem::take(&mut c.buf);
-                r = Self::write(c, &buf).and_then(|()| Self::write(c, payload));
+                r = Self::write(c, &[&buf, payload]);
                 c.buf = buf;
                 c.buf.clear();
             }
         }
         if r.is_ok() && !c.buf.is_empty() {
             let buf = std::mem::take(&mut c.buf);
-            r = Self::write(c, &buf);
+            r = Self::write(c, &[&buf]);
             c.buf = buf;
         }
         if let Err(e) = r {
@@ -122,13 +135,30 @@ impl Writer {
         }
     }
 
-    fn write(c: &mut Conn, bytes: &[u8]) -> std::io::Result<()> {
-        use std::io::Write as _;
+    /// Writes `parts` one after the other, in one system call when the
+    /// socket takes them.
+    fn write(c: &mut Conn, parts: &[&[u8]]) -> std::io::Result<()> {
+        use std::io::{IoSlice, Write as _};
         c.last = Some(Instant::now());
+        let len: usize = parts.iter().map(|p| p.len()).sum();
         match c.stream.as_mut() {
-            Some(s) => s.write_all(bytes),
-            None if c.backlog.len() + bytes.len() <= BACKLOG_MAX => {
-                c.backlog.extend_from_slice(bytes);
+            Some(s) => {
+                let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+                let mut left = &mut slices[..];
+                while !left.is_empty() {
+                    match s.write_vectored(left) {
+                        Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                        Ok(n) => IoSlice::advance_slices(&mut left, n),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+            None if c.backlog.len() + len <= BACKLOG_MAX => {
+                for p in parts {
+                    c.backlog.extend_from_slice(p);
+                }
                 Ok(())
             }
             None => {
@@ -177,6 +207,8 @@ pub(crate) struct Links {
     generation: Mutex<HashMap<i32, u64>>,
     next_generation: AtomicU64,
     pub counters: Counters,
+    /// Reads local sources of remote copies and sends the pieces.
+    pub pump: super::copy_pump::Pump,
 }
 
 impl Links {
@@ -199,60 +231,132 @@ impl Links {
 
     /// Writes one frame to `node`.
     pub fn send_frame(&self, node: i32, f: Frame) {
+        self.send_piece(node, &f.header, &f.payload);
+    }
+
+    /// Writes one frame, header `h` and `payload`, to `node`.
+    pub fn send_piece(&self, node: i32, h: &Header, payload: &[u8]) {
         if let Some(w) = self.writers.get(&node) {
-            w.send([(&f.header, &f.payload[..])]);
+            w.send([(h, payload)]);
         }
     }
 
     /// Sends `f` to `node` as a request (a copy, a join; its sequence
     /// number is set to the request's id) and waits up to `timeout` for
     /// the answer, which [`Links::complete`] hands over.
-    pub fn ask(&self, node: i32, mut f: Frame, timeout: Duration) -> DvkResult<Vec<u8>> {
-        let (id, answer) = self.expect_answer(node);
-        f.header.seq = id;
-        self.send_frame(node, f);
-        let r = answer
-            .recv_timeout(timeout)
-            .unwrap_or(Err(DvkError::TimedOut));
-        self.forget_answer(id);
-        r
+    pub fn ask(&self, node: i32, f: Frame, timeout: Duration) -> DvkResult<Vec<u8>> {
+        self.request(node, f.header, &f.payload).wait(timeout)
     }
 
-    /// Registers a request to `node` (a copy, a join): its id and where its
-    /// answer arrives.
-    fn expect_answer(&self, node: i32) -> (u64, std::sync::mpsc::Receiver<DvkResult<Vec<u8>>>) {
+    /// Sends a request (header `h`, its sequence number set to the
+    /// request's id, and `payload`) to `node` without waiting for the
+    /// answer: several requests can then be in flight at once.
+    pub fn request(&self, node: i32, mut h: Header, payload: &[u8]) -> Pending<'_> {
+        let p = self.expect(node, None);
+        h.seq = p.id;
+        if let Some(w) = self.writers.get(&node) {
+            w.send([(&h, payload)]);
+        }
+        p
+    }
+
+    /// Sends requests without a payload to `node`, in one write; the
+    /// data that answers each goes to its sink, if it has one.
+    pub fn request_all(
+        &self,
+        node: i32,
+        headers: &mut [Header],
+        sink: impl Fn(&Header) -> Option<Sink>,
+    ) -> Vec<Pending<'_>> {
+        let pending: Vec<Pending<'_>> = headers
+            .iter_mut()
+            .map(|h| {
+                let p = self.expect(node, sink(h));
+                h.seq = p.id;
+                p
+            })
+            .collect();
+        if let Some(w) = self.writers.get(&node) {
+            w.send(headers.iter().map(|h| (h, &[][..])));
+        }
+        pending
+    }
+
+    /// Registers a request to `node` (a copy, a join) that the caller
+    /// sends itself, with the returned id as its sequence number.
+    pub fn expect(&self, node: i32, sink: Option<Sink>) -> Pending<'_> {
         let id = self.next_copy.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = std::sync::mpsc::channel();
         if let Ok(mut c) = self.copies.lock() {
-            c.insert(id, (node, tx));
+            c.insert(
+                id,
+                PendingCopy {
+                    node,
+                    answer: tx,
+                    sink,
+                },
+            );
         }
-        (id, rx)
+        Pending {
+            links: self,
+            id,
+            answer: rx,
+        }
     }
 
     /// Hands the answer of request `id` to its requester.
     pub fn complete(&self, id: u64, r: DvkResult<Vec<u8>>) {
-        let waiter = self.copies.lock().ok().and_then(|mut c| c.remove(&id));
-        if let Some((_, tx)) = waiter {
-            let _ = tx.send(r);
-        }
+        self.finish(id, |_| r);
     }
 
-    /// Drops request `id` (answered or given up).
-    fn forget_answer(&self, id: u64) {
-        if let Ok(mut c) = self.copies.lock() {
-            c.remove(&id);
+    /// Ends request `id`, if it is still awaited: `answer` gets its sink
+    /// (and writes the data there) and makes the answer handed to the
+    /// requester. A request given up is not written for.
+    pub fn finish(&self, id: u64, answer: impl FnOnce(Option<Sink>) -> DvkResult<Vec<u8>>) {
+        let waiter = self.copies.lock().ok().and_then(|mut c| c.remove(&id));
+        if let Some(w) = waiter {
+            let _ = w.answer.send(answer(w.sink));
         }
     }
 
     /// Fails every request in flight with `node`, which went down.
     pub fn fail_answers(&self, node: i32) {
         if let Ok(mut c) = self.copies.lock() {
-            c.retain(|_, (n, tx)| {
-                if *n == node {
-                    let _ = tx.send(Err(DvkError::NoProxy));
+            c.retain(|_, w| {
+                if w.node == node {
+                    let _ = w.answer.send(Err(DvkError::NoProxy));
                 }
-                *n != node
+                w.node != node
             });
+        }
+    }
+}
+
+/// A request in flight; dropping it forgets the answer.
+pub(crate) struct Pending<'a> {
+    links: &'a Links,
+    id: u64,
+    answer: std::sync::mpsc::Receiver<DvkResult<Vec<u8>>>,
+}
+
+impl Pending<'_> {
+    /// The request's id (its frames' sequence number).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Waits up to `timeout` for the answer.
+    pub fn wait(self, timeout: Duration) -> DvkResult<Vec<u8>> {
+        self.answer
+            .recv_timeout(timeout)
+            .unwrap_or(Err(DvkError::TimedOut))
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.links.copies.lock() {
+            c.remove(&self.id);
         }
     }
 }
@@ -290,10 +394,12 @@ pub(crate) fn start(
         generation: Mutex::new(HashMap::new()),
         next_generation: AtomicU64::new(1),
         counters: Counters::default(),
+        pump: Default::default(),
     });
     if shared.links.set(links.clone()).is_err() {
         anyhow::bail!("the proxies are running already");
     }
+    super::copy_pump::start(shared.clone(), links.clone())?;
     let known: Vec<i32> = cluster.nodes.iter().map(|n| n.id).collect();
     {
         let (shared, links) = (shared.clone(), links.clone());
@@ -433,6 +539,22 @@ async fn sender(node: i32, addr: SocketAddr, w: Arc<Writer>, local: i32, cfg: Pr
             let s = s.into_std()?;
             s.set_nonblocking(false)?;
             s.set_nodelay(true)?;
+            if let Some(v) = std::env::var("DVS_SNDBUF")
+                .ok()
+                .and_then(|v| v.parse::<i32>().ok())
+            {
+                use std::os::fd::AsRawFd;
+                // SAFETY: experiment
+                unsafe {
+                    libc::setsockopt(
+                        s.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_SNDBUFFORCE,
+                        &v as *const i32 as *const libc::c_void,
+                        4,
+                    )
+                };
+            }
             s.set_write_timeout(Some(WRITE_TIMEOUT))?;
             Ok(s)
         }) {
