@@ -306,14 +306,26 @@ impl Links {
 
     /// Hands the answer of request `id` to its requester.
     pub fn complete(&self, id: u64, r: DvkResult<Vec<u8>>) {
-        self.finish(id, |_| r);
+        let waiter = self.copies.lock().ok().and_then(|mut c| c.remove(&id));
+        if let Some(w) = waiter {
+            let _ = w.answer.send(r);
+        }
     }
 
-    /// Ends request `id`, if it is still awaited: `answer` gets its sink
-    /// (and writes the data there) and makes the answer handed to the
-    /// requester. A request given up is not written for.
-    pub fn finish(&self, id: u64, answer: impl FnOnce(Option<Sink>) -> DvkResult<Vec<u8>>) {
-        let waiter = self.copies.lock().ok().and_then(|mut c| c.remove(&id));
+    /// Ends request `id`, if it is still awaited from `node` (another
+    /// node's answer is ignored): `answer` gets its sink (and writes the
+    /// data there) and makes the answer handed to the requester. A request
+    /// given up is not written for.
+    pub fn finish(
+        &self,
+        id: u64,
+        node: i32,
+        answer: impl FnOnce(Option<Sink>) -> DvkResult<Vec<u8>>,
+    ) {
+        let waiter = self.copies.lock().ok().and_then(|mut c| {
+            let ours = c.get(&id).is_some_and(|w| w.node == node);
+            ours.then(|| c.remove(&id)).flatten()
+        });
         if let Some(w) = waiter {
             let _ = w.answer.send(answer(w.sink));
         }

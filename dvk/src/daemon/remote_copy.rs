@@ -252,7 +252,7 @@ pub(crate) fn served(shared: &Shared, links: &Links, from: i32, f: Frame) -> Opt
                 Err(DvkError::from_code(rcode))
             };
             let cmd = h.cmd;
-            links.finish(id, |sink| match (r, sink) {
+            links.finish(id, from, |sink| match (r, sink) {
                 (Ok(data), Some(s)) if cmd == Command::CopyoutData => {
                     if data.len() != s.len {
                         return Err(DvkError::Protocol);
