@@ -61,6 +61,24 @@ impl Node {
         Ok(None)
     }
 
+    /// Whether the daemon is this process's own.
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    /// Exits with `code` at once, without stopping an embedded daemon in
+    /// order: only its socket (and the directory made for it) outlive the
+    /// process, and they are removed first.
+    pub fn exit_now(&self, code: i32) -> ! {
+        if self.embedded.is_some() {
+            let _ = std::fs::remove_file(&self.socket);
+            if let Some(d) = &self._dir {
+                let _ = std::fs::remove_dir_all(d.path());
+            }
+        }
+        std::process::exit(code)
+    }
+
     fn embedded() -> Result<Node> {
         let run = Path::new("/run/dvs");
         let (socket, dir) = match std::fs::create_dir_all(run) {
