@@ -299,6 +299,30 @@ fn shell_scripts_match_native() {
     );
 }
 
+/// Named pipes: an open for writing waits for a reader and a reader's
+/// first read waits for a writer, whichever comes first, as on Linux
+/// (FS opens FIFOs without blocking itself).
+#[test]
+fn named_pipes_match_native() {
+    let d = scratch();
+    let p = d.path();
+    for script in [
+        // The reader comes first, the writer later.
+        "rm -f f; mkfifo f; (sleep 0.2; echo late > f) & cat f; wait",
+        // The writer comes first, the reader later.
+        "rm -f f; mkfifo f; echo early > f & sleep 0.2; cat f; wait",
+        // A writer that leaves without writing ends the reader's stream.
+        "rm -f f; mkfifo f; (exec 3>f; sleep 0.1) & cat f; echo \"cat $?\"; wait",
+        // Much more than a pipe holds.
+        "rm -f f; mkfifo f; seq 1 50000 > f & wc -l < f; wait",
+        // A non-blocking reader does not wait; read-write never waits.
+        "rm -f f; mkfifo f; exec 3<>f; echo rw >&3; read x <&3; echo $x; \
+         timeout 2 dd if=f iflag=nonblock status=none; echo \"dd $?\"",
+    ] {
+        same(p, &["sh", "-c", script], "");
+    }
+}
+
 #[test]
 fn c_examples_match_native() {
     let d = scratch();

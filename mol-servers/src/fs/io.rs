@@ -309,8 +309,12 @@ pub fn stream_read(
     if poll_first && sys::poll_now(fd, libc::POLLIN) == 0 {
         return blocked();
     }
+    // FS opens FIFOs without waiting for a writer: until one came, the
+    // end of the stream is not one yet.
+    let no_writer_yet = || !nonblock && fifo_without_writer(fd);
     if let (Some(chan), false) = (&iov.chan, poll_first) {
         match channel::splice_into(fd, chan, iov.total.min(STREAM_CHUNK)) {
+            Spliced::Bytes(0) if no_writer_yet() => return blocked(),
             Spliced::Bytes(n) => return Attempt::Done(Ok(channel::via_channel(n))),
             Spliced::Again => return blocked(),
             Spliced::Unusable => {}
@@ -318,11 +322,20 @@ pub fn stream_read(
     }
     with_scratch(iov.total.min(STREAM_CHUNK), |buf| {
         match sys::read(fd, buf) {
+            Ok(0) if no_writer_yet() => blocked(),
             Ok(n) => Attempt::Done(iov.copy_out(ctx, to, 0, &buf[..n]).map(|_| n as i64)),
             Err(libc::EAGAIN) => blocked(),
             Err(e) => Attempt::Done(Err(e)),
         }
     })
+}
+
+/// Whether `fd`, which just read the end of its stream, is a FIFO that
+/// has had no writer since FS opened it (the kernel raises `POLLHUP` on a
+/// FIFO's reader only once a writer came and left).
+fn fifo_without_writer(fd: BorrowedFd<'_>) -> bool {
+    sys::fmode(fd).is_ok_and(|m| m & libc::S_IFMT == libc::S_IFIFO)
+        && sys::poll_now(fd, libc::POLLIN) & (libc::POLLIN | libc::POLLHUP) == 0
 }
 
 /// Tries to write `iov[done..]` to a host stream; with `poll_first`, in

@@ -24,8 +24,12 @@
 //! through a pipe), `pidfd` (process descriptors), `eventfd`, `timerfd`, `memfd`, `inotify`,
 //! `watch` (the watcher) and `sys` (the host system calls).
 //!
-//! Known limits: host FIFOs are opened non-blocking (an `O_WRONLY` open
-//! without a reader fails with `ENXIO` instead of waiting); record locks
+//! Host FIFOs are opened non-blocking: a blocking open for writing that
+//! finds no reader is deferred until one comes (`open`), and a reader's
+//! read waits for a first writer (`io`), so that either side may come
+//! first as on Linux, but a reader's `open` itself returns at once.
+//!
+//! Known limits: record locks
 //! are open-file-description locks (see `fds`); `/proc` is the host's as
 //! FS sees it, but its listing shows DC pids (`listing`), and its magic
 //! links are not followed (`/dev/stdin`,
@@ -150,6 +154,19 @@ pub(crate) enum Op {
     Sock(unix::Pending),
     /// An INET socket call that would block on its host socket.
     Net(inet::Pending),
+    /// A blocking `open` of a FIFO for writing, waiting for a reader.
+    OpenFifo {
+        /// Where the path starts.
+        base: path::Base,
+        /// The path, as the caller gave it.
+        path: Vec<u8>,
+        /// The caller's open flags.
+        flags: i32,
+        /// The caller's mode.
+        mode: u32,
+        /// When to try again (readers outside the DC give no event).
+        next: Instant,
+    },
     /// An `F_SETLKW` waiting for a lock.
     Lock {
         /// The description locking.
@@ -304,6 +321,29 @@ impl Fs {
                     None => Step::Blocked(false),
                 };
             }
+            Op::OpenFifo {
+                base,
+                path,
+                flags,
+                mode,
+                next,
+            } => {
+                // Tried after a watcher notification (its deadline, or a
+                // FIFO opened in the DC), not on every change of FS.
+                if !host && Instant::now() < *next {
+                    return Step::Blocked(false);
+                }
+                return match self.open_at(w.caller, base, path, *flags, *mode) {
+                    Ok(fd) => Step::Done(abi::ok(fd)),
+                    Err(libc::ENXIO) => {
+                        if Instant::now() >= *next {
+                            *next = Instant::now() + open::FIFO_RETRY;
+                        }
+                        Step::Blocked(false)
+                    }
+                    Err(e) => Step::Done(abi::err(e)),
+                };
+            }
             Op::Lock { ofd, fl, next } => {
                 return match fds::try_lock(ofd, fl) {
                     Ok(true) => Step::Done(abi::ok(0)),
@@ -359,7 +399,7 @@ impl Fs {
                         near(d);
                     }
                 }
-                Op::Lock { next, .. } => near(*next),
+                Op::Lock { next, .. } | Op::OpenFifo { next, .. } => near(*next),
                 Op::Net(p) => interest.fds.extend(p.interest()),
                 Op::Sock(_) => {}
             }

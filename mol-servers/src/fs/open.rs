@@ -8,13 +8,15 @@
 //! objects (FIFOs, character devices) become host streams that FS only
 //! reads or writes when they are ready.
 
-use super::path::{O_LARGEFILE, VALID_OPEN_FLAGS};
+use super::path::{Base, O_LARGEFILE, VALID_OPEN_FLAGS};
 use super::table::{FdEntry, Kind, Ofd};
-use super::{sys, Fs};
+use super::{sys, Fs, Op, Waiter};
 use crate::abi::Call;
 use crate::server::{Ctx, Handler, Outcome, Request};
+use dvk::Endpoint;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The descriptor a DC path names directly (`/dev/stdin`, `/dev/fd/N`,
 /// `/proc/self/fd/N`): such opens duplicate the descriptor, as the
@@ -72,7 +74,24 @@ fn openat(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
         Ok(p) => p,
         Err(e) => return Outcome::err(e),
     };
-    Outcome::from(fs.open(ctx, req, req.i32(0), &path, req.i32(3), req.args[4] as u32))
+    let (dirfd, flags, mode) = (req.i32(0), req.i32(3), req.args[4] as u32);
+    match fs.open(ctx, req, dirfd, &path, flags, mode) {
+        Err(libc::ENXIO) if waits_for_reader(flags) => {
+            fs.wait_for_reader(ctx, req, dirfd, path, flags, mode)
+        }
+        r => {
+            // A FIFO's reader may be what a writer's open waits for.
+            if r.is_ok()
+                && fs
+                    .waiters
+                    .iter()
+                    .any(|w| matches!(w.op, Op::OpenFifo { .. }))
+            {
+                fs.settle(ctx, true);
+            }
+            Outcome::from(r)
+        }
+    }
 }
 
 impl Fs {
@@ -139,6 +158,22 @@ impl Fs {
                 }
             }
         }
+        let base = self.base(req.caller, dirfd, path)?;
+        self.open_at(req.caller, &base, path, flags, mode)
+    }
+
+    /// Opens `path` from `base` for `caller` and installs it: the host
+    /// part of [`Fs::open`].
+    pub(super) fn open_at(
+        &mut self,
+        caller: Endpoint,
+        base: &Base,
+        path: &[u8],
+        flags: i32,
+        mode: u32,
+    ) -> Result<i64, i32> {
+        let proc = self.procs.get(&caller).ok_or(libc::EBADF)?;
+        let cloexec = flags & libc::O_CLOEXEC != 0;
         let umask = proc.fs.borrow().umask;
         let mut flags = flags & VALID_OPEN_FLAGS;
         let creating = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
@@ -149,14 +184,63 @@ impl Fs {
         } else {
             flags | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK
         };
-        let base = self.base(req.caller, dirfd, path)?;
-        let fd = self.open_from(&base, path, host as u32 as u64, mode as u64)?;
+        let fd = self.open_from(base, path, host as u32 as u64, mode as u64)?;
         let kind = classify(fd, flags)?;
         let ofd = Ofd::new(kind, status_flags(flags));
-        let proc = self.procs.get(&req.caller).ok_or(libc::EBADF)?;
+        let proc = self.procs.get(&caller).ok_or(libc::EBADF)?;
         let r = proc.files.borrow_mut().alloc(0, FdEntry::new(ofd, cloexec));
         r.map(i64::from)
     }
+
+    /// A blocking `open` for writing that found no reader (`ENXIO`): on a
+    /// FIFO it waits for one, as on Linux; FS retries it when a process of
+    /// the DC opens a FIFO and every [`FIFO_RETRY`] (for readers outside
+    /// the DC).
+    fn wait_for_reader(
+        &mut self,
+        ctx: &Ctx,
+        req: &Request,
+        dirfd: i32,
+        path: Vec<u8>,
+        flags: i32,
+        mode: u32,
+    ) -> Outcome {
+        let base = match self.base(req.caller, dirfd, &path) {
+            Ok(b) => b,
+            Err(e) => return Outcome::err(e),
+        };
+        let what = libc::O_PATH | libc::O_CLOEXEC;
+        let fifo = self
+            .open_from(&base, &path, what as u32 as u64, 0)
+            .and_then(|fd| sys::fmode(fd.as_fd()))
+            .is_ok_and(|m| m & libc::S_IFMT == libc::S_IFIFO);
+        if !fifo {
+            return Outcome::err(libc::ENXIO);
+        }
+        self.defer(
+            ctx,
+            Waiter {
+                sender: req.sender,
+                caller: req.caller,
+                op: Op::OpenFifo {
+                    base,
+                    path,
+                    flags,
+                    mode,
+                    next: Instant::now() + FIFO_RETRY,
+                },
+            },
+        );
+        Outcome::Deferred
+    }
+}
+
+/// How often an `open` waiting for a FIFO's reader is retried.
+pub const FIFO_RETRY: Duration = Duration::from_millis(10);
+
+/// Whether an open with `flags` waits for a FIFO's reader.
+fn waits_for_reader(flags: i32) -> bool {
+    flags & libc::O_ACCMODE == libc::O_WRONLY && flags & libc::O_NONBLOCK == 0
 }
 
 /// `[fd]`.
