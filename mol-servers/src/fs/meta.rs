@@ -74,6 +74,11 @@ impl Fs {
             return self.fd_target(caller, dirfd);
         }
         let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+        // `/dev/fd/N` and its kin name the caller's descriptor N (their
+        // magic links are not followed inside the root).
+        if let Some(n) = super::open::fd_alias(path).filter(|_| follow) {
+            return self.fd_target(caller, n);
+        }
         self.target(caller, dirfd, path, follow).map(Target::Path)
     }
 

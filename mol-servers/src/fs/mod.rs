@@ -33,7 +33,8 @@
 //! are open-file-description locks (see `fds`); `/proc` is the host's as
 //! FS sees it, but its listing shows DC pids (`listing`), and its magic
 //! links are not followed (`/dev/stdin`,
-//! `/dev/fd/N` and `/proc/self/fd/N` duplicate the caller's descriptor).
+//! `/dev/fd/N` and `/proc/self/fd/N` duplicate the caller's descriptor when
+//! opened, and `stat` it).
 
 mod channel;
 mod console;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 /// The descriptor a DC path names directly (`/dev/stdin`, `/dev/fd/N`,
 /// `/proc/self/fd/N`): such opens duplicate the descriptor, as the
 /// magic links they are on Linux cannot be followed inside the root.
-fn fd_alias(path: &[u8]) -> Option<i32> {
+pub(super) fn fd_alias(path: &[u8]) -> Option<i32> {
     match path {
         b"/dev/stdin" => return Some(0),
         b"/dev/stdout" => return Some(1),
