@@ -334,6 +334,36 @@ fn named_pipes_match_native() {
     }
 }
 
+/// Descriptors above 2 that dvs-exec inherits are the program's, at the
+/// same numbers (`dvs-exec prog 3<file`), and a pipe passed so ends for
+/// its reader when the program closes it, not when dvs-exec ends.
+#[test]
+fn inherited_descriptors_reach_the_program() {
+    let d = scratch();
+    std::fs::write(d.path().join("in3"), "from three\n").expect("in3");
+    let inner = "cat <&3; echo to four >&4; [ -e /dev/fd/5 ] && echo five; \
+                 [ -e /dev/fd/6 ] || echo no six";
+    let outer = |prefix: &str| {
+        format!("exec 6>/dev/null; exec 6>&-; {prefix} sh -c '{inner}' 3<in3 4>out4 5</dev/null; cat out4")
+    };
+    let native = run(false, d.path(), &["sh", "-c", &outer("")], "");
+    let prefix = format!("env DVS_PRELOAD={} {} --", preload().display(), dvs_exec());
+    let dc = run(false, d.path(), &["sh", "-c", &outer(&prefix)], "");
+    assert_eq!(native.stdout, "from three\nfive\nno six\nto four\n");
+    assert_eq!(dc.stdout, native.stdout, "DC stderr:\n{}", dc.stderr);
+    assert_eq!(dc.code, 0);
+    // The reader's end of the stream: at once, although the program then
+    // sleeps for 2 s.
+    let eof = format!(
+        "s=$(date +%s%N); \
+         (exec 3>&1 >/dev/null; exec {} sh -c 'echo one >&3; exec 3>&-; sleep 2') \
+         | (cat; echo $(( ($(date +%s%N) - s) / 1000000000 )))",
+        prefix
+    );
+    let r = run(false, d.path(), &["sh", "-c", &eof], "");
+    assert_eq!(r.stdout, "one\n0\n", "{}", r.stderr);
+}
+
 #[test]
 fn c_examples_match_native() {
     let d = scratch();

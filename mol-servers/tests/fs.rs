@@ -1684,6 +1684,7 @@ fn console_pipes() -> (ConsoleFds, HostConsole) {
             input: in_r,
             output: out_w,
             error: err_w,
+            others: Vec::new(),
         },
         HostConsole {
             in_w: in_w.into(),
@@ -1822,6 +1823,7 @@ fn console_on_a_terminal() {
         input: dup(&slave),
         output: dup(&slave),
         error: dup(&slave),
+        others: Vec::new(),
     };
     let w = World::with_console(Some(fds));
     w.new_proc(ME, true, "/").unwrap();
@@ -1910,6 +1912,7 @@ fn console_redirected_to_files() {
         error: std::fs::File::create(dir.path().join("err"))
             .unwrap()
             .into(),
+        others: Vec::new(),
     };
     let w = World::with_console(Some(fds));
     w.new_proc(ME, true, "/").unwrap();

@@ -11,7 +11,7 @@ use mol_servers::server::Starting;
 use mol_servers::spawn::{ExecArgs, Held, SignalState};
 use nix::sys::signal::{SigSet, Signal};
 use std::ffi::{CString, OsString};
-use std::os::fd::OwnedFd;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -86,7 +86,7 @@ fn create_dc(dvk: &Dvk, name: &str, remote: Option<i32>) -> Result<i32> {
     )
 }
 
-fn dup_console() -> Result<ConsoleFds> {
+fn dup_console(others: Vec<(i32, OwnedFd)>) -> Result<ConsoleFds> {
     let d = |fd: i32| -> Result<OwnedFd> {
         let f = nix::unistd::dup(unsafe_borrow(fd))
             .with_context(|| format!("cannot use descriptor {fd}"))?;
@@ -100,6 +100,7 @@ fn dup_console() -> Result<ConsoleFds> {
         input: d(0)?,
         output: d(1)?,
         error: d(2)?,
+        others,
     })
 }
 
@@ -230,6 +231,47 @@ pub struct DcOptions {
     pub publish: Vec<Publish>,
     /// The node the program runs on (default: this one).
     pub node: Option<i32>,
+    /// Descriptors above 2 that dvs-exec inherited ([`take_inherited`]).
+    pub inherited: Vec<(i32, OwnedFd)>,
+}
+
+/// Takes the descriptors above 2 that dvs-exec inherited open across
+/// `exec` (as in `dvs-exec prog 3<file`): the program gets them at the
+/// same numbers, served by FS like its standard ones. Each moves to a
+/// close-on-exec descriptor here, so that no host process of the DC
+/// holds it (a pipe's writer kept by the program's host process would
+/// keep its reader from the end of the stream).
+pub fn take_inherited() -> Vec<(i32, OwnedFd)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let numbers: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&n| n > 2)
+        .collect();
+    let mut taken = Vec::new();
+    for n in numbers {
+        // SAFETY: fcntl on a descriptor number; a closed one (the
+        // listing's own) gives EBADF.
+        let fl = unsafe { libc::fcntl(n, libc::F_GETFD) };
+        if fl < 0 || fl & libc::FD_CLOEXEC != 0 {
+            continue;
+        }
+        // SAFETY: `n` is open and nothing in this process owns it (it came
+        // from the parent): it is duplicated, then closed.
+        let dup = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
+        if dup < 0 {
+            continue;
+        }
+        // SAFETY: as above; `dup` is a new descriptor owned from here on.
+        let fd = unsafe {
+            libc::close(n);
+            OwnedFd::from_raw_fd(dup)
+        };
+        taken.push((n, fd));
+    }
+    taken
 }
 
 /// Checks that every host port to publish is free now (and each named
@@ -253,6 +295,7 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
         socket,
         publish,
         node: on_node,
+        inherited,
     } = opts;
     check_publish(&publish)?;
     let root = match root {
@@ -336,6 +379,7 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
         is_static,
         publish,
         remote,
+        inherited,
     );
     drop(tracer);
     let _ = dvk.dc_end(dcid);
@@ -358,6 +402,7 @@ fn run_in_dc(
     is_static: bool,
     publish: Vec<Publish>,
     remote: Option<i32>,
+    inherited: Vec<(i32, OwnedFd)>,
 ) -> Result<i32> {
     let info = dvk.getdvsinfo()?;
     // The servers, the signal forwarder and the launcher bind at once.
@@ -367,7 +412,7 @@ fn run_in_dc(
         MolConfig {
             node: info.node,
             root: root.to_path_buf(),
-            console: Some(dup_console()?),
+            console: Some(dup_console(inherited)?),
             publish,
         },
     )

@@ -67,6 +67,8 @@ struct Args {
 const DVS_FAILED: i32 = 125;
 
 fn main() {
+    // Before anything here opens a descriptor of its own.
+    let inherited = launch::take_inherited();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DVS_LOG")
@@ -81,6 +83,7 @@ fn main() {
         socket: args.socket,
         publish: args.publish,
         node: args.node,
+        inherited,
     };
     let code = match launch::run(&args.command, opts) {
         Ok(code) => code,

@@ -127,6 +127,30 @@ pub struct Tracer {
     pid: i32,
 }
 
+/// In a freshly forked tracer: closes every descriptor the parent had
+/// but the standard ones and `ctl` (moved to descriptor 3), so that the
+/// tracer holds none of the parent's files (a pipe the parent passes on
+/// would not see its end while the tracer lives).
+fn only_stdio_and(ctl: UnixStream) -> UnixStream {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let fd = ctl.into_raw_fd();
+    // SAFETY: in the single-threaded child; `fd` is ours, moved to 3 (or
+    // already there), and every other descriptor above 2 is the parent's
+    // copy, which this process does not use.
+    unsafe {
+        let fd = if fd != 3 && libc::dup2(fd, 3) == 3 {
+            libc::close(fd);
+            3
+        } else {
+            fd
+        };
+        if fd == 3 {
+            libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
+        }
+        UnixStream::from_raw_fd(fd)
+    }
+}
+
 impl Tracer {
     /// Forks the tracer process. It waits for [`Tracer::configure`].
     ///
@@ -143,7 +167,7 @@ impl Tracer {
             -1 => Err(Error::sys("fork", nix::Error::last())),
             0 => {
                 drop(ours);
-                crate::run::tracer_main(theirs, parent)
+                crate::run::tracer_main(only_stdio_and(theirs), parent)
             }
             pid => Ok(Tracer {
                 ctl: Some(BufReader::new(ours)),

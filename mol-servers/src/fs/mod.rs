@@ -87,6 +87,9 @@ pub struct ConsoleFds {
     pub output: OwnedFd,
     /// Standard error.
     pub error: OwnedFd,
+    /// Other descriptors the processes get, at these numbers (what
+    /// dvs-exec itself inherited), treated as the console's.
+    pub others: Vec<(i32, OwnedFd)>,
 }
 
 /// How FS starts.
@@ -117,6 +120,7 @@ struct Console {
     input: Arc<OwnedFd>,
     output: Arc<OwnedFd>,
     error: Arc<OwnedFd>,
+    others: Vec<(i32, Arc<OwnedFd>)>,
 }
 
 /// A deferred call: the caller is still blocked in `sendrec`.
@@ -519,6 +523,11 @@ pub fn spawn(socket: &Path, dcid: i32, cfg: FsConfig) -> std::io::Result<FsStart
         input: Arc::new(c.input),
         output: Arc::new(c.output),
         error: Arc::new(c.error),
+        others: c
+            .others
+            .into_iter()
+            .map(|(n, fd)| (n, Arc::new(fd)))
+            .collect(),
     });
     let watch = WatchShared::new()?;
     let publish = cfg.publish;

@@ -45,26 +45,34 @@ fn endpoint(w: u64) -> Endpoint {
 
 impl Fs {
     /// Console descriptions for a new process: 0, 1, 2.
-    fn console_entries(&self) -> Vec<FdEntry> {
-        let Some(c) = &self.console else {
+    fn console_entries(&mut self) -> Vec<(i32, FdEntry)> {
+        let Some(c) = &mut self.console else {
             return Vec::new();
         };
-        [&c.input, &c.output, &c.error]
-            .into_iter()
-            .map(|fd| {
+        // The other descriptors go to the first process only, and only its
+        // descriptors hold them (their last close is the file's).
+        let others = std::mem::take(&mut c.others);
+        let std = [
+            (0, c.input.clone()),
+            (1, c.output.clone()),
+            (2, c.error.clone()),
+        ];
+        std.into_iter()
+            .chain(others)
+            .map(|(n, fd)| {
                 let acc = sys::fcntl_int(fd.as_fd(), libc::F_GETFL, 0)
                     .map(|f| f & (libc::O_ACCMODE | libc::O_APPEND | O_LARGEFILE))
                     .unwrap_or(libc::O_RDWR);
                 let plain = sys::fmode(fd.as_fd()).is_ok_and(|m| m & libc::S_IFMT == libc::S_IFREG);
                 let ofd = Ofd::new(
                     Kind::Stream {
-                        fd: fd.clone(),
+                        fd,
                         console: true,
                         plain,
                     },
                     acc,
                 );
-                FdEntry::new(ofd, false)
+                (n, FdEntry::new(ofd, false))
             })
             .collect()
     }
@@ -115,8 +123,8 @@ fn new_proc(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
     }
     let mut table = FdTable::default();
     if req.args[1] == 1 {
-        for (i, e) in fs.console_entries().into_iter().enumerate() {
-            if let Ok(Some(old)) = table.place(i as i32, e) {
+        for (n, e) in fs.console_entries() {
+            if let Ok(Some(old)) = table.place(n, e) {
                 drop(old);
             }
         }
