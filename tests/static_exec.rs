@@ -303,3 +303,24 @@ fn static_program_execs_dynamic_one() {
     assert_eq!(r.stdout, "dyn 3 2\nexec 2\n", "stderr: {}", r.stderr);
     assert_eq!(r.code, 0);
 }
+
+/// A static program that a dynamic one started (dash, then busybox sh)
+/// runs other static programs, by a path through a symlink (`/bin` is
+/// one on a merged-/usr system): "an exec that bypassed libc cannot be
+/// served" before.
+#[test]
+fn static_program_from_a_dynamic_one_execs_static_ones() {
+    if !busybox() {
+        return;
+    }
+    let d = scratch();
+    same(
+        d.path(),
+        &[
+            "sh",
+            "-c",
+            "/bin/busybox sh -c '/bin/busybox cat fruit | /bin/busybox wc -l; \
+             /bin/busybox sh -c \"echo \\$\\$ > /dev/null; exit 3\"; echo $?'",
+        ],
+    );
+}

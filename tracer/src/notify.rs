@@ -497,7 +497,7 @@ fn add_fd(listener: &OwnedFd, id: u64, src: &OwnedFd, at: i32) -> Result<(), nix
 }
 
 /// An `execve` that bypassed the preload: it runs natively when its DC
-/// path names the same host file (a DC rooted at `/`); otherwise (a
+/// path leads the host to the same file (a DC rooted at `/`); otherwise (a
 /// `--root` DC, or `execveat`) it fails with `ENOSYS`, as the host path
 /// cannot be substituted in the caller's registers.
 fn exec_check(s: &Shim, mem: &Remote, n: &Notif, endpoints: &Endpoints) -> Answer {
@@ -516,8 +516,16 @@ fn exec_check(s: &Shim, mem: &Remote, n: &Notif, endpoints: &Endpoints) -> Answe
     let Ok(p) = shim::mem::Mem::read_cstr(mem, n.args[0], mol_servers::abi::PATH_MAX) else {
         return Answer::Ret(-(libc::EFAULT as i64));
     };
+    // The same file: the path itself, or one whose symlinks (`/bin` on a
+    // merged-/usr system) lead the host where FS's resolution led.
+    use std::os::unix::ffi::OsStrExt;
+    let same = |h: &[u8]| {
+        h == p.as_slice()
+            || std::fs::canonicalize(std::ffi::OsStr::from_bytes(&p))
+                .is_ok_and(|c| c.as_os_str().as_bytes() == h)
+    };
     match s.host_path_at(libc::AT_FDCWD, &p, 0) {
-        Ok(h) if h == p && p.starts_with(b"/") => Answer::Continue,
+        Ok(h) if p.starts_with(b"/") && same(&h) => Answer::Continue,
         Ok(_) => refuse(),
         Err(e) => Answer::Ret(-(e as i64)),
     }
