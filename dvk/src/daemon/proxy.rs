@@ -56,7 +56,8 @@ struct PendingCopy {
 }
 
 /// Where the data that answers a copy request goes: `len` bytes at `addr`
-/// in local process `pid`, written by the receiver as the data arrives.
+/// in local process `pid`, written by the receiving proxy when the piece
+/// is in.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sink {
     pub pid: i32,
@@ -254,9 +255,7 @@ impl Links {
     pub fn request(&self, node: i32, mut h: Header, payload: &[u8]) -> Pending<'_> {
         let p = self.expect(node, None);
         h.seq = p.id;
-        if let Some(w) = self.writers.get(&node) {
-            w.send([(&h, payload)]);
-        }
+        self.send_piece(node, &h, payload);
         p
     }
 
