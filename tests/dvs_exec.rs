@@ -297,6 +297,19 @@ fn shell_scripts_match_native() {
         ],
         "",
     );
+    // A descriptor's link shows the program's file (it showed the host
+    // descriptor of that number: the preload's socket to dvkd).
+    same(
+        p,
+        &[
+            "sh",
+            "-c",
+            "exec 3<fruit 4>out; readlink /proc/self/fd/3 /dev/fd/4; \
+             ls -l /proc/self/fd/3 /proc/self/fd/4 | cut -c1-10; \
+             stat -c %F /proc/self/fd/3; rm out",
+        ],
+        "",
+    );
     // /proc/self/fd and /dev/fd list the program's DC descriptors.
     same(
         p,

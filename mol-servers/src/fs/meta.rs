@@ -79,6 +79,13 @@ impl Fs {
         if let Some(n) = super::open::fd_alias(path).filter(|_| follow) {
             return self.fd_target(caller, n);
         }
+        // The link itself: FS's own link of the same file has its mode.
+        if let Some(n) = super::open::fd_link(path) {
+            let ofd = self.ofd(caller, n).map_err(|_| libc::ENOENT)?;
+            if let Some(fd) = ofd.host_fd() {
+                return sys::own_fd_link(fd).map(Target::Path);
+            }
+        }
         self.target(caller, dirfd, path, follow).map(Target::Path)
     }
 

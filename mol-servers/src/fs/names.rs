@@ -191,6 +191,13 @@ fn readlinkat(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
             return Err(libc::EINVAL);
         }
         let path = path_at(ctx, req, req.args[1], req.args[2])?;
+        let size = (size as usize).min(abi::PATH_MAX);
+        if let Some(n) = super::open::fd_link(&path) {
+            let target = fs.fd_target_name(req.caller, n)?;
+            let n = target.len().min(size);
+            ctx.copy_out(req.sender, req.args[3], &target[..n])?;
+            return Ok(n as i64);
+        }
         let t = fs.meta_target(
             req.caller,
             req.i32(0),
@@ -198,7 +205,7 @@ fn readlinkat(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
             libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH,
         )?;
         let fd = t.fd().ok_or(libc::EINVAL)?;
-        let mut buf = vec![0u8; (size as usize).min(abi::PATH_MAX)];
+        let mut buf = vec![0u8; size];
         let n = match sys::readlinkat(fd, sys::empty(), &mut buf) {
             Ok(n) => n,
             // The descriptor exists, so ENOENT means "not a symlink".
@@ -209,6 +216,35 @@ fn readlinkat(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
         Ok(n as i64)
     })();
     Outcome::from(r)
+}
+
+impl Fs {
+    /// What the link of `caller`'s descriptor `n` shows, as Linux: its
+    /// file's DC path, or `pipe:[ino]`, `socket:[ino]`, an anonymous
+    /// inode's name (not the host descriptor of the same number, which
+    /// the program's process holds for its own use).
+    fn fd_target_name(&self, caller: Endpoint, n: i32) -> Result<Vec<u8>, i32> {
+        let ofd = self.ofd(caller, n).map_err(|_| libc::ENOENT)?;
+        let ino = |st: [u8; sys::STAT_SIZE]| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&st[8..16]);
+            u64::from_ne_bytes(b)
+        };
+        let named = match &ofd.kind {
+            Kind::PipeRead(p) | Kind::PipeWrite(p) => format!("pipe:[{}]", ino(p.borrow().stat())),
+            Kind::Socket(s) => format!("socket:[{}]", ino(super::unix::stat(s))),
+            Kind::Epoll(_) => "anon_inode:[eventpoll]".into(),
+            _ => {
+                let fd = ofd.host_fd().ok_or(libc::EINVAL)?;
+                return match self.dc_path_of(fd) {
+                    Some(p) => Ok(p),
+                    // Not a file of the root: a host pipe, the terminal.
+                    None => sys::fd_host_path(fd),
+                };
+            }
+        };
+        Ok(named.into_bytes())
+    }
 }
 
 /// `[fd, buf, count]`: the kernel's `linux_dirent64` records.

@@ -37,6 +37,13 @@ pub(super) fn fd_alias(path: &[u8]) -> Option<i32> {
     std::str::from_utf8(n).ok()?.parse().ok()
 }
 
+/// The descriptor whose link `path` is (`/proc/self/fd/N`, `/dev/fd/N`;
+/// not `/dev/stdin`, a plain symlink to such a link).
+pub(super) fn fd_link(path: &[u8]) -> Option<i32> {
+    let link = path.starts_with(b"/proc/self/fd/") || path.starts_with(b"/dev/fd/");
+    link.then(|| fd_alias(path)).flatten()
+}
+
 /// Classifies a freshly opened host descriptor.
 pub(super) fn classify(fd: OwnedFd, flags: i32) -> Result<Kind, i32> {
     let ftype = sys::fmode(fd.as_fd())? & libc::S_IFMT;

@@ -54,6 +54,19 @@ pub(super) fn owned(r: libc::c_int) -> SysResult<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// An `O_PATH` descriptor of FS's own link of its descriptor `fd` (its
+/// `/proc/self/fd` entry, not followed).
+pub fn own_fd_link(fd: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+    let p = cstr(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
+    // SAFETY: a NUL-terminated path that lives across the call.
+    owned(unsafe {
+        libc::open(
+            p.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    })
+}
+
 /// A path as a C string (`EINVAL` for an interior NUL).
 pub fn cstr(p: &[u8]) -> SysResult<CString> {
     CString::new(p).map_err(|_| libc::EINVAL)
