@@ -34,7 +34,7 @@
 //! FS sees it, but its listing shows DC pids (`listing`), and its magic
 //! links are not followed (`/dev/stdin`,
 //! `/dev/fd/N` and `/proc/self/fd/N` duplicate the caller's descriptor when
-//! opened, and `stat` it).
+//! opened, `stat` it, and `readlink` shows its file).
 
 mod channel;
 mod console;
