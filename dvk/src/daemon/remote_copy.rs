@@ -151,7 +151,11 @@ pub(crate) fn requested(shared: &Shared, c: &Caller, dcid: i32, mut desc: CopyDe
                     len: n,
                 });
             }
-            links.pump.submit(jobs);
+            if jobs.len() == 1 {
+                super::copy_pump::send(links, jobs[0], &mut Vec::new());
+            } else {
+                links.pump.submit(jobs);
+            }
         }
         // copy_plan refuses two local sides.
         (Side::Local(_), Side::Local(_)) => return Err(DvkError::Inval),
@@ -212,13 +216,20 @@ pub(crate) fn served(shared: &Shared, links: &Links, from: i32, f: Frame) -> Opt
             match r {
                 Ok(pid) => {
                     let a = answer(Command::CopyoutData, 0, Vec::new())?;
-                    links.pump.submit([Job {
+                    let job = Job {
                         node: from,
                         header: a.header,
                         pid,
                         addr: desc.src_addr,
                         len,
-                    }]);
+                    };
+                    // A short piece is a whole copy or the last piece of
+                    // one: sent from here, without the pump's wake-up.
+                    if len < CHUNK {
+                        super::copy_pump::send(links, job, &mut Vec::new());
+                    } else {
+                        links.pump.submit([job]);
+                    }
                     None
                 }
                 Err(e) => answer(Command::CopyoutData, e.code(), Vec::new()),
