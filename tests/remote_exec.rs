@@ -369,8 +369,9 @@ fn programs_run_on_another_node() {
     assert_eq!(s0["in_use"], 0, "node 0 runs nothing of this DC: {s0}");
     // Forty processes at once on node 2, more than a joiner's first
     // donation: node 2 asks the group again as its reserve runs low, and
-    // no fork fails.
-    let many = "for i in $(seq 40); do sleep 1.5 & done; echo ready; wait; echo done";
+    // no fork fails. Each lives 4 s, longer than forking all of them
+    // takes on a loaded 2-CPU machine (~2 s), so all are counted.
+    let many = "for i in $(seq 40); do sleep 4 & done; echo ready; wait; echo done";
     let (mut crowd, mut crowd_out) = started(&["--dc", "crowd", "--node", "2", "sh", "-c", many]);
     let s2 = slots("2", "crowd");
     assert!(s2["in_use"].as_i64() >= Some(41), "{s2}");
