@@ -377,43 +377,6 @@ fn inherited_descriptors_reach_the_program() {
     assert_eq!(r.stdout, "one\n0\n", "{}", r.stderr);
 }
 
-/// `wait` reports stopped and continued children (`WUNTRACED`,
-/// `WCONTINUED`, `waitid` with `WSTOPPED`), so a shell's job control sees
-/// a stopped job: a `waitpid(pid, WUNTRACED)` never returned.
-#[test]
-fn stopped_and_continued_children_are_reported() {
-    same_python(
-        "import os, signal, time\n\
-         pid = os.fork()\n\
-         if pid == 0:\n\
-         \x20   time.sleep(5); os._exit(0)\n\
-         os.kill(pid, signal.SIGSTOP)\n\
-         p, st = os.waitpid(pid, os.WUNTRACED)\n\
-         print('stopped', p == pid, os.WIFSTOPPED(st), os.WSTOPSIG(st))\n\
-         os.kill(pid, signal.SIGCONT)\n\
-         p, st = os.waitpid(pid, os.WCONTINUED)\n\
-         print('continued', p == pid, os.WIFCONTINUED(st))\n\
-         print('nothing new', os.waitpid(pid, os.WNOHANG | os.WUNTRACED | os.WCONTINUED))\n\
-         os.kill(pid, signal.SIGTSTP)\n\
-         r = os.waitid(os.P_PID, pid, os.WSTOPPED)\n\
-         print('waitid', r.si_code == os.CLD_STOPPED, r.si_status)\n\
-         os.kill(pid, signal.SIGCONT)\n\
-         r = os.waitid(os.P_PID, pid, os.WCONTINUED)\n\
-         print('waitid', r.si_code == os.CLD_CONTINUED, r.si_status)\n\
-         os.kill(pid, signal.SIGKILL)\n\
-         print('killed', os.WTERMSIG(os.waitpid(pid, 0)[1]))",
-    );
-    let d = scratch();
-    let jobs = "set -m; sleep 5 & kill -STOP $!; sleep 0.3; jobs | tr -s ' '; \
-                kill -CONT %1; sleep 0.2; jobs | tr -s ' '; kill %1; wait; echo done";
-    let r = same(d.path(), &["bash", "-c", jobs], "");
-    assert!(
-        r.stdout.starts_with("[1]+ Stopped sleep 5\n"),
-        "{}",
-        r.stdout
-    );
-}
-
 #[test]
 fn c_examples_match_native() {
     let d = scratch();

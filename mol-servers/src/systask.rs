@@ -145,13 +145,11 @@ impl Systask {
             return Outcome::err(libc::EPERM);
         }
         let (pid, sig) = (req.i32(0), req.i32(1));
-        let effect = job_effect(pid, sig);
         // SAFETY: kill(2) with integer arguments has no memory effects.
         let r = unsafe { libc::kill(pid, sig) };
         if r == 0 {
             let mut m = abi::ok(0);
             m.words_mut()[1] = interrupts(pid, sig) as u64;
-            m.words_mut()[2] = effect;
             Outcome::Reply(m)
         } else {
             Outcome::err(nix::errno::Errno::last_raw())
@@ -317,36 +315,6 @@ impl Systask {
 /// Whether `sig` ends the blocking call of host task `pid`: it has a
 /// handler for it, and that handler does not restart calls (as far as
 /// the process's preload tells, see [`abi::GATE_DATA`]).
-/// What `sig` does to host task `pid`'s run state, for PM's stop
-/// reports: [`abi::STOPS`] (`SIGSTOP`, or a terminal stop signal it
-/// neither catches, ignores nor blocks), [`abi::CONTINUES`] (`SIGCONT`),
-/// else 0.
-fn job_effect(pid: i32, sig: i32) -> u64 {
-    match sig {
-        libc::SIGSTOP => abi::STOPS,
-        libc::SIGCONT => abi::CONTINUES,
-        libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => {
-            let Ok(st) = dvk::sys::read_proc(&format!("/proc/{pid}/status")) else {
-                return 0;
-            };
-            let mask = |key: &str| {
-                st.lines()
-                    .find_map(|l| l.strip_prefix(key))
-                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-                    .unwrap_or(u64::MAX)
-            };
-            let bit = 1u64 << (sig - 1);
-            let held = mask("SigCgt:") | mask("SigIgn:") | mask("SigBlk:");
-            if held & bit == 0 {
-                abi::STOPS
-            } else {
-                0
-            }
-        }
-        _ => 0,
-    }
-}
-
 fn interrupts(pid: i32, sig: i32) -> bool {
     catches(pid, sig) && !restarts(pid, sig)
 }

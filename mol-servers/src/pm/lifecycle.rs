@@ -64,8 +64,6 @@ impl Pm {
             started: Instant::now(),
             life: Life::Alive,
             execed: false,
-            stopped: false,
-            job_report: None,
             ..template
         });
         Ok(pid)
@@ -193,8 +191,6 @@ impl Pm {
             },
             life: Life::Alive,
             execed: false,
-            stopped: false,
-            job_report: None,
             started: Instant::now(),
         };
         // FsNewProc comes from the spawner, which knows the console and cwd.
@@ -228,8 +224,6 @@ impl Pm {
         let template = Proc {
             ppid,
             execed: false,
-            stopped: false,
-            job_report: None,
             ..parent.clone()
         };
         let r = self.create(ctx, host_pid, template, true, |child, pid| {
