@@ -3,9 +3,10 @@
 //! wants it.
 //!
 //! There are two, so that one reads the next piece while the other sends
-//! its own: a single thread doing both in turn would leave the network
-//! idle while it reads, and the reading (`process_vm_readv`) costs about
-//! a fifth of the sending.
+//! its own: a single thread doing both in turn leaves the network idle
+//! while it reads (1 MiB copies between two testbed nodes: 1.3 GB/s with
+//! one thread, 1.5 GB/s with two). A copy of a single piece does not come
+//! here: its reader sends it at once ([`send`]).
 
 use super::proxy::Links;
 use super::Shared;

@@ -5,14 +5,16 @@
 //! `process_vm_readv`/`writev` and lets the proxies carry the data, in
 //! pieces of at most [`CHUNK`] bytes, all of them on their way at once:
 //!
-//! * to a remote destination: the daemon's copy pump reads the
-//!   requester's buffer and sends `CopyinData` per piece; the
+//! * to a remote destination: the daemon's copy pump (or, for a single
+//!   piece, the session itself) reads the requester's buffer and sends
+//!   `CopyinData` per piece; the
 //!   destination's node checks the parties, writes the piece into the
 //!   destination (blocked in IPC) and answers `CopyinAck`;
 //! * from a remote source: the daemon sends a `CopyoutRqst` per piece;
-//!   the source's node checks the parties and its copy pump reads the
-//!   source (blocked in IPC) and answers `CopyoutData`, which the
-//!   receiving proxy writes into the requester as it arrives.
+//!   the source's node checks the parties and its copy pump (the proxy
+//!   itself, for a short piece) reads the source (blocked in IPC) and
+//!   answers `CopyoutData`, which the receiving proxy writes into the
+//!   destination once the piece is in.
 //!
 //! The pump has two threads ([`super::copy_pump`]), so that reading one
 //! piece overlaps sending the one before.
@@ -205,7 +207,8 @@ pub(crate) fn served(shared: &Shared, links: &Links, from: i32, f: Frame) -> Opt
             answer(Command::CopyinAck, code(r), Vec::new())
         }
         Command::CopyoutRqst => {
-            // The pump reads the source and sends the answer.
+            // The pump reads a full piece and sends the answer; a short
+            // one is sent from here.
             let r = if len > crate::proxy::frame::MAX_PAYLOAD {
                 Err(DvkError::TooBig)
             } else {
