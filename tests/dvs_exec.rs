@@ -377,6 +377,60 @@ fn inherited_descriptors_reach_the_program() {
     assert_eq!(r.stdout, "one\n0\n", "{}", r.stderr);
 }
 
+/// `wait` reports stopped and continued children (`WUNTRACED`,
+/// `WCONTINUED`, `waitid` with `WSTOPPED`), so a shell's job control sees
+/// a stopped job: a `waitpid(pid, WUNTRACED)` never returned. The child
+/// writes to a pipe as it runs: a stopped child really stops, `SIGTSTP`
+/// too (the kernel discards it in the DC's orphaned host process group).
+#[test]
+fn stopped_and_continued_children_are_reported() {
+    same_python(
+        r#"
+import os, signal, time
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    while True:
+        os.write(w, b'.'); time.sleep(0.01)
+os.close(w)
+os.set_blocking(r, False)
+def moving():
+    def drain():
+        n = 0
+        try:
+            while True: n += len(os.read(r, 65536))
+        except BlockingIOError:
+            return n
+    drain(); time.sleep(0.3); return drain() > 0
+os.kill(pid, signal.SIGSTOP)
+p, st = os.waitpid(pid, os.WUNTRACED)
+print('stopped', p == pid, os.WIFSTOPPED(st), os.WSTOPSIG(st), moving())
+os.kill(pid, signal.SIGCONT)
+p, st = os.waitpid(pid, os.WCONTINUED)
+print('continued', p == pid, os.WIFCONTINUED(st), moving())
+print('nothing new', os.waitpid(pid, os.WNOHANG | os.WUNTRACED | os.WCONTINUED))
+os.kill(pid, signal.SIGTSTP)
+i = os.waitid(os.P_PID, pid, os.WSTOPPED)
+print('waitid', i.si_code == os.CLD_STOPPED, i.si_status, moving())
+os.kill(pid, signal.SIGCONT)
+i = os.waitid(os.P_PID, pid, os.WCONTINUED)
+print('waitid', i.si_code == os.CLD_CONTINUED, i.si_status, moving())
+os.kill(pid, signal.SIGKILL)
+print('killed', os.WTERMSIG(os.waitpid(pid, 0)[1]))
+"#,
+    );
+    let d = scratch();
+    let jobs = "set -m; sleep 60 & kill -STOP $!; sleep 0.3; jobs | tr -s ' '; \
+                kill -CONT %1; sleep 0.2; jobs | tr -s ' '; kill %1; wait; echo done";
+    let r = same(d.path(), &["bash", "-c", jobs], "");
+    assert!(
+        r.stdout.starts_with("[1]+ Stopped sleep 60\n"),
+        "{}",
+        r.stdout
+    );
+}
+
 #[test]
 fn c_examples_match_native() {
     let d = scratch();

@@ -41,6 +41,11 @@ pub const GATE_RESTARTS: usize = 96;
 /// The PID of the DC's init (PM itself answers for it).
 pub const INIT_PID: i32 = 1;
 
+/// In `SysKill`'s reply (word 2): the signal stops the task.
+pub const STOPS: u64 = 1;
+/// In `SysKill`'s reply (word 2): the signal continues the task.
+pub const CONTINUES: u64 = 2;
+
 /// A program to start on a node (`SysSpawn`). Its `DVS_SOCKET` is set to
 /// the node's daemon.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]

@@ -145,11 +145,23 @@ impl Systask {
             return Outcome::err(libc::EPERM);
         }
         let (pid, sig) = (req.i32(0), req.i32(1));
+        let effect = job_effect(pid, sig);
+        // The DC's processes share one host session, whose process group
+        // is orphaned (its leader's parent is in another session), and
+        // the kernel discards terminal stop signals in an orphaned group.
+        // A stop the DC lets happen is therefore a SIGSTOP on the host;
+        // the wait status still names the signal sent.
+        let host_sig = if effect == abi::STOPS {
+            libc::SIGSTOP
+        } else {
+            sig
+        };
         // SAFETY: kill(2) with integer arguments has no memory effects.
-        let r = unsafe { libc::kill(pid, sig) };
+        let r = unsafe { libc::kill(pid, host_sig) };
         if r == 0 {
             let mut m = abi::ok(0);
             m.words_mut()[1] = interrupts(pid, sig) as u64;
+            m.words_mut()[2] = effect;
             Outcome::Reply(m)
         } else {
             Outcome::err(nix::errno::Errno::last_raw())
@@ -309,6 +321,48 @@ impl Systask {
             }
         }
         Outcome::ok(json.len() as i64)
+    }
+}
+
+/// Signals 1–31 but `SIGKILL` and `SIGSTOP` (bit `sig - 1`), which no
+/// mask holds.
+const STANDARD: u64 = 0x7fff_ffff & !(1 << (libc::SIGKILL - 1)) & !(1 << (libc::SIGSTOP - 1));
+
+/// What `sig` does to host task `pid`'s run state, for PM's stop
+/// reports: [`abi::STOPS`] (`SIGSTOP`, or a terminal stop signal it
+/// neither catches, ignores nor blocks), [`abi::CONTINUES`] (`SIGCONT`),
+/// else 0.
+fn job_effect(pid: i32, sig: i32) -> u64 {
+    match sig {
+        libc::SIGSTOP => abi::STOPS,
+        libc::SIGCONT => abi::CONTINUES,
+        libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => {
+            let Ok(st) = dvk::sys::read_proc(&format!("/proc/{pid}/status")) else {
+                return 0;
+            };
+            let mask = |key: &str| {
+                st.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                    .unwrap_or(u64::MAX)
+            };
+            let bit = 1u64 << (sig - 1);
+            // Every signal blocked is a critical section of libc or the
+            // preload (a fork child before its first instruction, a
+            // `raise`), over in microseconds, where natively the stop
+            // comes as it ends: not a program blocking this signal.
+            let blocked = match mask("SigBlk:") {
+                m if m & STANDARD == STANDARD => 0,
+                m => m,
+            };
+            let held = mask("SigCgt:") | mask("SigIgn:") | blocked;
+            if held & bit == 0 {
+                abi::STOPS
+            } else {
+                0
+            }
+        }
+        _ => 0,
     }
 }
 

@@ -27,6 +27,7 @@ impl Shim {
 
     fn wait4(&self, mem: &dyn Mem, a: [u64; 6]) -> Result<Action, i32> {
         let options = a[2] & (libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED) as u64;
+        let options = options | libc::WEXITED as u64;
         let (pid, status, host_pid) = self.wait(a[0] as i32 as i64, options)?;
         if pid == 0 {
             return Ok(Action::Ret(0));
@@ -36,6 +37,9 @@ impl Shim {
         }
         if a[3] != 0 {
             mem.write(a[3], &[0u8; std::mem::size_of::<libc::rusage>()])?;
+        }
+        if job_report(status) {
+            return Ok(Action::Ret(pid));
         }
         Ok(Action::Reap { ret: pid, host_pid })
     }
@@ -81,8 +85,9 @@ impl Shim {
 
     fn waitid(&self, mem: &dyn Mem, a: [u64; 6]) -> Result<Action, i32> {
         let options = a[3] as i32;
-        if options & libc::WEXITED == 0 || options & libc::WNOWAIT != 0 {
-            // Waiting for stops/continues, or peeking, is not served yet.
+        let what = libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED;
+        if options & what == 0 || options & libc::WNOWAIT != 0 {
+            // Peeking is not served yet.
             return Err(libc::EINVAL);
         }
         let spec = match a[0] as u32 {
@@ -92,13 +97,17 @@ impl Shim {
             libc::P_ALL => -1,
             _ => return Err(libc::EINVAL),
         };
-        let (pid, status, host_pid) = self.wait(spec, (options & libc::WNOHANG) as u64)?;
+        let (pid, status, host_pid) = self.wait(spec, (options & (what | libc::WNOHANG)) as u64)?;
         if a[2] != 0 {
             let mut info = [0i32; 32];
             if pid != 0 {
                 let sig = status & 0x7f;
                 info[0] = libc::SIGCHLD;
-                info[2] = if sig == 0 {
+                info[2] = if status == 0xffff {
+                    libc::CLD_CONTINUED
+                } else if sig == 0x7f {
+                    libc::CLD_STOPPED
+                } else if sig == 0 {
                     libc::CLD_EXITED
                 } else if status & 0x80 != 0 {
                     libc::CLD_DUMPED
@@ -106,11 +115,17 @@ impl Shim {
                     libc::CLD_KILLED
                 };
                 info[4] = pid as i32;
-                info[6] = if sig == 0 { (status >> 8) & 0xff } else { sig };
+                info[6] = if status == 0xffff {
+                    libc::SIGCONT
+                } else if sig == 0 || sig == 0x7f {
+                    (status >> 8) & 0xff
+                } else {
+                    sig
+                };
             }
             mem.write_val(a[2], &info)?;
         }
-        if pid == 0 {
+        if pid == 0 || job_report(status) {
             return Ok(Action::Ret(0));
         }
         Ok(Action::Reap { ret: 0, host_pid })
@@ -177,4 +192,10 @@ impl Shim {
             _ => None,
         }
     }
+}
+
+/// Whether a wait status reports a stop or a continue (no host task ended:
+/// nothing to reap).
+fn job_report(status: i32) -> bool {
+    status & 0xff == 0x7f || status == 0xffff
 }

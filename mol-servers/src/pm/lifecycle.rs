@@ -64,6 +64,8 @@ impl Pm {
             started: Instant::now(),
             life: Life::Alive,
             execed: false,
+            stopped: false,
+            job_report: None,
             ..template
         });
         Ok(pid)
@@ -191,6 +193,8 @@ impl Pm {
             },
             life: Life::Alive,
             execed: false,
+            stopped: false,
+            job_report: None,
             started: Instant::now(),
         };
         // FsNewProc comes from the spawner, which knows the console and cwd.
@@ -224,6 +228,8 @@ impl Pm {
         let template = Proc {
             ppid,
             execed: false,
+            stopped: false,
+            job_report: None,
             ..parent.clone()
         };
         let r = self.create(ctx, host_pid, template, true, |child, pid| {

@@ -26,7 +26,7 @@ use std::path::Path;
 use std::sync::Arc;
 use table::Table;
 
-/// A `wait4` that is waiting for a child to end.
+/// A `wait4` that is waiting for a child to end (or stop, or continue).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Waiter {
     /// Where the reply goes.
@@ -35,6 +35,8 @@ pub(crate) struct Waiter {
     pub pid: i32,
     /// The `pid` argument of `wait4`.
     pub spec: i32,
+    /// What it waits for: `WEXITED`, `WUNTRACED`, `WCONTINUED`.
+    pub options: i32,
 }
 
 /// PM's state.

@@ -43,6 +43,7 @@ impl Pm {
         }
         let mut delivered = false;
         let mut interrupted = Vec::new();
+        let mut stopped_or_continued = Vec::new();
         for &pid in targets {
             let Some(p) = self.table.get(pid) else {
                 continue;
@@ -58,19 +59,28 @@ impl Pm {
                 delivered = true;
                 continue;
             }
+            let (ep, node, host_pid) = (p.ep, p.node, p.host_pid);
             let r = ctx.call(
-                abi::systask(p.node),
+                abi::systask(node),
                 Call::SysKill,
-                &[p.host_pid as u64, sig as u64],
+                &[host_pid as u64, sig as u64],
             );
             let Ok(m) = r else { continue };
             if abi::result(&m).is_ok() {
                 delivered = true;
+                if let Some(parent) = self.job_change(pid, sig, m.words()[2]) {
+                    stopped_or_continued.push(parent);
+                }
                 // SYSTASK says whether the process has a handler for it.
                 if m.words()[1] != 0 {
-                    interrupted.push((p.pid, p.ep));
+                    interrupted.push((pid, ep));
                 }
             }
+        }
+        // Parents waiting for stops or continues.
+        stopped_or_continued.dedup();
+        for parent in stopped_or_continued {
+            self.wake_waiters(ctx, parent);
         }
         // A caught signal interrupts the blocking call the process is in,
         // as on Linux: its deferred calls in PM and FS end with EINTR
@@ -84,6 +94,26 @@ impl Pm {
         } else {
             Err(libc::ESRCH)
         }
+    }
+
+    /// Records what `sig`, just delivered, did to `pid` (`effect`, from
+    /// SYSTASK): a stop, or a continue of a stopped process, is reported
+    /// to its parent's `wait4` (`WUNTRACED`, `WCONTINUED`). Returns the
+    /// parent when there is something to report.
+    fn job_change(&mut self, pid: i32, sig: i32, effect: u64) -> Option<i32> {
+        let p = self.table.get_mut(pid)?;
+        match effect {
+            abi::STOPS => {
+                p.stopped = true;
+                p.job_report = Some((sig << 8) | 0x7f);
+            }
+            abi::CONTINUES if p.stopped => {
+                p.stopped = false;
+                p.job_report = Some(0xffff);
+            }
+            _ => return None,
+        }
+        Some(p.ppid)
     }
 
     /// Sends the signals held for process `pid` while it moved.

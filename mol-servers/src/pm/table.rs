@@ -48,6 +48,11 @@ pub struct Proc {
     pub life: Life,
     /// Whether it has called exec (setpgid by the parent then fails).
     pub execed: bool,
+    /// Whether a signal PM delivered stopped it (and none continued it).
+    pub stopped: bool,
+    /// A stop or continue its parent has not collected yet: the wait
+    /// status (`sig << 8 | 0x7f`, or `0xffff`).
+    pub job_report: Option<i32>,
     /// When it started.
     pub started: Instant,
 }
@@ -196,6 +201,8 @@ mod tests {
             cmd: "x".into(),
             life: Life::Alive,
             execed: false,
+            stopped: false,
+            job_report: None,
             started: Instant::now(),
         }
     }

@@ -24,10 +24,18 @@ impl Pm {
         }
     }
 
-    /// Collects an ended child of `waiter` matching `spec`: `Some(reply)`,
-    /// or `None` if matching children exist but none ended; `ECHILD` if
-    /// there are none.
-    fn collect(&mut self, waiter: i32, spec: i32) -> Result<Option<dvk::Message>, i32> {
+    /// Collects a child of `waiter` matching `spec` that ended (with
+    /// `WEXITED` in `options`), or stopped or continued since it was last
+    /// asked (`WUNTRACED`, `WCONTINUED`): `Some(reply)`, or `None` if
+    /// matching children exist but none has news; `ECHILD` if there are
+    /// none. A stop or continue is reported with host pid 0: there is no
+    /// host task to reap.
+    fn collect(
+        &mut self,
+        waiter: i32,
+        spec: i32,
+        options: i32,
+    ) -> Result<Option<dvk::Message>, i32> {
         let kids: Vec<i32> = self
             .table
             .children(waiter)
@@ -38,6 +46,23 @@ impl Pm {
             return Err(libc::ECHILD);
         }
         for c in kids {
+            let Some(p) = self.table.get_mut(c) else {
+                continue;
+            };
+            let wanted = match p.job_report {
+                Some(0xffff) => options & libc::WCONTINUED != 0,
+                Some(_) => options & libc::WUNTRACED != 0,
+                None => false,
+            };
+            if p.life == Life::Alive && wanted {
+                let status = p.job_report.take().unwrap_or(0);
+                let mut r = abi::ok(c as i64);
+                r.words_mut()[1] = status as u32 as u64;
+                return Ok(Some(r));
+            }
+            if options & libc::WEXITED == 0 {
+                continue;
+            }
             if let Some(Life::Zombie(status)) = self.table.get(c).map(|p| p.life) {
                 // The host task the parent forked (before any move).
                 let host_pid = self
@@ -55,6 +80,7 @@ impl Pm {
     }
 
     /// `PmWait4 [pid, options]`: deferred until a matching child ends
+    /// (`WEXITED`), stops (`WUNTRACED`) or continues (`WCONTINUED`),
     /// unless `WNOHANG`.
     fn wait4(&mut self, _ctx: &Ctx, req: &Request) -> Outcome {
         let Ok(me) = self.caller_pid(req.caller) else {
@@ -62,7 +88,7 @@ impl Pm {
         };
         let spec = req.i32(0);
         let options = req.i32(1);
-        match self.collect(me, spec) {
+        match self.collect(me, spec, options) {
             Err(e) => Outcome::err(e),
             Ok(Some(r)) => Outcome::Reply(r),
             Ok(None) if options & libc::WNOHANG != 0 => Outcome::ok(0),
@@ -71,6 +97,7 @@ impl Pm {
                     reply_to: req.sender,
                     pid: me,
                     spec,
+                    options,
                 });
                 Outcome::Deferred
             }
@@ -85,7 +112,7 @@ impl Pm {
                 keep.push(w);
                 continue;
             }
-            match self.collect(w.pid, w.spec) {
+            match self.collect(w.pid, w.spec, w.options) {
                 Ok(Some(r)) => ctx.reply(w.reply_to, &r),
                 Ok(None) => keep.push(w),
                 Err(e) => ctx.reply(w.reply_to, &abi::err(e)),
