@@ -354,10 +354,18 @@ impl Ipc {
         }
     }
 
+    /// Publishes this endpoint's IPC state. Before a blocking state's
+    /// checks, a full fence: the node daemon skips waking a peer whose
+    /// state waits on another endpoint when it unbinds one (see
+    /// `State::unbind_slot`), so either it sees this state or the checks
+    /// that follow see the unbind.
     fn set_status(&self, st: IpcState, peer: Endpoint) {
         self.mbx
             .status()
             .store(pack_status(st, peer), Ordering::Release);
+        if st != IpcState::Running {
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
     }
 
     /// Waits while this endpoint or the one in slot `s` is frozen by a

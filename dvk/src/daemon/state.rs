@@ -15,7 +15,7 @@ use crate::params::{DcInfo, DcParams, DvsInfo, DvsParams, PrivRecord, ProcInfo, 
 use crate::proto::{BindTarget, DcStats, DcStatus, NodeStatus, StatusSnapshot};
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering};
 
 /// Who is calling: from `SO_PEERCRED` and the verified `Hello`.
 #[derive(Debug, Clone, Copy)]
@@ -626,9 +626,22 @@ impl State {
                 })
                 .collect(),
         );
-        // The endpoint's own blocked call and peers blocked on it re-check and fail.
+        // The endpoint's own blocked call and peers blocked on it re-check
+        // and fail. A local peer whose published IPC state waits on
+        // another endpoint (a server idle in `receive(ANY)`) has nothing
+        // to re-check: waking every process and server of the DC at each
+        // exit cost a context switch apiece. The fence pairs with the one
+        // in `Ipc::set_status`: either that peer's check sees the endpoint
+        // gone, or this sees its state.
         b.bell.wake();
+        fence(Ordering::SeqCst);
         for other in dc.slots.iter().flatten() {
+            if other.kind == ProcKind::Local {
+                let (st, peer) = unpack_status(other.mbx.status().load(Ordering::Acquire));
+                if st != IpcState::Running && peer != b.ep {
+                    continue;
+                }
+            }
             other.bell.wake();
         }
         tracing::debug!(dcid, ep = %b.ep, died, "unbound");
