@@ -377,6 +377,30 @@ fn inherited_descriptors_reach_the_program() {
     assert_eq!(r.stdout, "one\n0\n", "{}", r.stderr);
 }
 
+/// A standard descriptor closed when dvs-exec starts (`prog <&-`) is
+/// closed for the program too (it was `/dev/null`, which Rust's runtime
+/// puts there), and a program that closes its own can have glibc open a
+/// locale file there and map it (the seccomp net's mirror used to refuse
+/// the host's 0, 1 and 2, with a warning on stderr).
+#[test]
+fn closed_standard_descriptors_stay_closed() {
+    let d = scratch();
+    let script = "cat <&-; echo cat $? >&2; echo hi >&-; echo echo $? >&2; \
+                  sh -c 'exec <&-; LC_ALL=C.UTF-8 sort -R /dev/null; echo sort $?'";
+    let outer = |prefix: &str| {
+        format!(
+            "{prefix} cat <&-; echo $?; {prefix} /bin/echo hi >&-; echo $?; \
+             {prefix} sh -c \"{script}\" 2>&1"
+        )
+    };
+    let native = run(false, d.path(), &["sh", "-c", &outer("")], "");
+    let prefix = format!("env DVS_PRELOAD={} {} --", preload().display(), dvs_exec());
+    let dc = run(false, d.path(), &["sh", "-c", &outer(&prefix)], "");
+    assert!(native.stdout.starts_with("1\n1\n"), "{}", native.stdout);
+    assert_eq!(dc.stdout, native.stdout, "DC stderr:\n{}", dc.stderr);
+    assert_eq!(dc.stderr, native.stderr);
+}
+
 /// `wait` reports stopped and continued children (`WUNTRACED`,
 /// `WCONTINUED`, `waitid` with `WSTOPPED`), so a shell's job control sees
 /// a stopped job: a `waitpid(pid, WUNTRACED)` never returned. The child

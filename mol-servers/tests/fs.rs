@@ -1685,6 +1685,7 @@ fn console_pipes() -> (ConsoleFds, HostConsole) {
             output: out_w,
             error: err_w,
             others: Vec::new(),
+            closed: [false; 3],
         },
         HostConsole {
             in_w: in_w.into(),
@@ -1824,6 +1825,7 @@ fn console_on_a_terminal() {
         output: dup(&slave),
         error: dup(&slave),
         others: Vec::new(),
+        closed: [false; 3],
     };
     let w = World::with_console(Some(fds));
     w.new_proc(ME, true, "/").unwrap();
@@ -1913,6 +1915,7 @@ fn console_redirected_to_files() {
             .unwrap()
             .into(),
         others: Vec::new(),
+        closed: [false; 3],
     };
     let w = World::with_console(Some(fds));
     w.new_proc(ME, true, "/").unwrap();

@@ -14,6 +14,7 @@ use std::ffi::{CString, OsString};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 use tracer::net::{self, NetChild};
 
@@ -96,13 +97,35 @@ fn dup_console(others: Vec<(i32, OwnedFd)>) -> Result<ConsoleFds> {
         )?;
         Ok(f)
     };
+    let closed = CLOSED_AT_START.load(Ordering::Relaxed);
     Ok(ConsoleFds {
         input: d(0)?,
         output: d(1)?,
         error: d(2)?,
         others,
+        closed: [0, 1, 2].map(|n| closed & (1 << n) != 0),
     })
 }
+
+/// Which of descriptors 0, 1 and 2 dvs-exec was started without (bit
+/// `n`), as in `dvs-exec prog <&-`: recorded by [`record_closed_stdio`]
+/// before Rust's runtime opens `/dev/null` on them, so that the program
+/// too finds them closed.
+static CLOSED_AT_START: AtomicU8 = AtomicU8::new(0);
+
+extern "C" fn record_closed_stdio() {
+    for n in 0..3 {
+        // SAFETY: fcntl on a descriptor number; a closed one gives EBADF.
+        if unsafe { libc::fcntl(n, libc::F_GETFD) } < 0 {
+            CLOSED_AT_START.fetch_or(1 << n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs before `main` (glibc calls `.init_array` entries first).
+#[used]
+#[link_section = ".init_array"]
+static RECORD_CLOSED_STDIO: extern "C" fn() = record_closed_stdio;
 
 fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
     // SAFETY: descriptors 0, 1, 2 stay open for the whole run.

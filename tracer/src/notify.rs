@@ -427,7 +427,8 @@ fn mmap_mirror(s: &Shim, n: &Notif, job: &Job) -> Answer {
         Err(libc::EBADF) => return err(libc::EBADF),
         Err(_) => return err(libc::ENODEV),
     };
-    if !mirror_slot_free(n.tid, fd) {
+    let write = prot & libc::PROT_WRITE != 0 && flags & libc::MAP_SHARED != 0;
+    if !mirror_slot_free(n.tid, fd, write) {
         job.endpoints.report_once(format!("mmap {fd}"), || {
             format!(
                 "dvs: task {} maps DC descriptor {fd} bypassing libc, but its host descriptor {fd} is dvs's own",
@@ -436,7 +437,6 @@ fn mmap_mirror(s: &Shim, n: &Notif, job: &Job) -> Answer {
         });
         return err(libc::ENODEV);
     }
-    let write = prot & libc::PROT_WRITE != 0 && flags & libc::MAP_SHARED != 0;
     let mode = if write { libc::O_RDWR } else { libc::O_RDONLY };
     let Ok(cpath) = std::ffi::CString::new(path) else {
         return err(libc::ENODEV);
@@ -455,12 +455,16 @@ fn mmap_mirror(s: &Shim, n: &Notif, job: &Job) -> Answer {
     }
 }
 
-/// Whether host descriptor `fd` of task `tid` may receive a mirror: it is
-/// not open, or it is a mirror of a file (a path), not one of the
-/// preload's sockets, pipes or memfds, nor the host's 0, 1 and 2.
-fn mirror_slot_free(tid: i32, fd: i32) -> bool {
+/// Whether host descriptor `fd` of task `tid` may receive a mirror
+/// (`write`: a writable one): it is not open, or it is a mirror of a file
+/// (a path), not one of the preload's sockets, pipes or memfds. The
+/// host's 0, 1 and 2, where the loader's and dvs's own messages go, take
+/// a read-only mirror only (the program closed its DC descriptor of that
+/// number, `prog <&-`, and glibc opened a locale file there): a message
+/// then fails instead of landing in a file.
+fn mirror_slot_free(tid: i32, fd: i32, write: bool) -> bool {
     if fd < 3 {
-        return false;
+        return !write;
     }
     match std::fs::read_link(format!("/proc/{tid}/fd/{fd}")) {
         Err(e) => e.kind() == std::io::ErrorKind::NotFound,

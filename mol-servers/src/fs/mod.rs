@@ -90,6 +90,9 @@ pub struct ConsoleFds {
     /// Other descriptors the processes get, at these numbers (what
     /// dvs-exec itself inherited), treated as the console's.
     pub others: Vec<(i32, OwnedFd)>,
+    /// Standard descriptors (0, 1, 2) that dvs-exec was started without
+    /// (`prog <&-`): the processes get none at that number either.
+    pub closed: [bool; 3],
 }
 
 /// How FS starts.
@@ -121,6 +124,7 @@ struct Console {
     output: Arc<OwnedFd>,
     error: Arc<OwnedFd>,
     others: Vec<(i32, Arc<OwnedFd>)>,
+    closed: [bool; 3],
 }
 
 /// A deferred call: the caller is still blocked in `sendrec`.
@@ -528,6 +532,7 @@ pub fn spawn(socket: &Path, dcid: i32, cfg: FsConfig) -> std::io::Result<FsStart
             .into_iter()
             .map(|(n, fd)| (n, Arc::new(fd)))
             .collect(),
+        closed: c.closed,
     });
     let watch = WatchShared::new()?;
     let publish = cfg.publish;

@@ -57,7 +57,9 @@ impl Fs {
             (1, c.output.clone()),
             (2, c.error.clone()),
         ];
+        let closed = c.closed;
         std.into_iter()
+            .filter(|(n, _)| !closed[*n as usize])
             .chain(others)
             .map(|(n, fd)| {
                 let acc = sys::fcntl_int(fd.as_fd(), libc::F_GETFL, 0)
