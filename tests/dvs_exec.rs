@@ -6,6 +6,7 @@ mod common;
 use common::{dvs_exec, dvs_exec_cmd, example, preload, C_EXAMPLES};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 struct Run {
     stdout: String,
@@ -46,8 +47,30 @@ fn run(dc: bool, cwd: &Path, args: &[&str], stdin: &str) -> Run {
         let mut i = child.stdin.take().expect("stdin");
         let _ = i.write_all(stdin.as_bytes());
     }
-    finish(child.wait_with_output().expect("wait"))
+    // A run that hangs fails its test instead of the whole suite.
+    let pid = child.id() as i32;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let hung = matches!(
+            stopped.recv_timeout(RUN_TIMEOUT),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        );
+        if hung {
+            // SAFETY: signalling our own child, not yet reaped (the test
+            // thread is still waiting for it).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        hung
+    });
+    let out = child.wait_with_output().expect("wait");
+    let _ = stop.send(());
+    let hung = watchdog.join().unwrap_or(true);
+    assert!(!hung, "{args:?} (dc: {dc}) still ran after {RUN_TIMEOUT:?}");
+    finish(out)
 }
+
+/// How long one command of a test may run.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `args` natively and in a DC and checks that stdout and the exit
 /// status agree; returns the DC run.
@@ -406,6 +429,9 @@ fn closed_standard_descriptors_stay_closed() {
 /// a stopped job: a `waitpid(pid, WUNTRACED)` never returned. The child
 /// writes to a pipe as it runs: a stopped child really stops, `SIGTSTP`
 /// too (the kernel discards it in the DC's orphaned host process group).
+/// The child has a process group of its own, which is not orphaned (its
+/// parent is in another group of the session) however the test runs:
+/// natively the kernel discards `SIGTSTP` in an orphaned group.
 #[test]
 fn stopped_and_continued_children_are_reported() {
     same_python(
@@ -414,9 +440,11 @@ import os, signal, time
 r, w = os.pipe()
 pid = os.fork()
 if pid == 0:
+    os.setpgid(0, 0)
     os.close(r)
     while True:
         os.write(w, b'.'); time.sleep(0.01)
+os.setpgid(pid, pid)
 os.close(w)
 os.set_blocking(r, False)
 def moving():
