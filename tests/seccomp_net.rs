@@ -237,3 +237,23 @@ fn dynamic_sh_runs_static_busybox() {
         r.stderr
     );
 }
+
+/// `ptrace` (a debugger's, strace's) names processes by host pid and
+/// waits for stops that PM's `wait4` does not report: `strace prog` in a
+/// DC hung. It now fails at once with `ENOSYS` and a one-line report.
+#[test]
+fn ptrace_fails_clearly() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let script = "import ctypes, os\n\
+                  libc = ctypes.CDLL(None, use_errno=True)\n\
+                  libc.ptrace.restype = ctypes.c_long\n\
+                  r = libc.ptrace(0, 0, 0, 0)\n\
+                  print(r, os.strerror(ctypes.get_errno()))";
+    let r = in_dc(d.path(), None, &["python3", "-c", script], true);
+    assert_eq!(r.stdout, "-1 Function not implemented\n", "{}", r.stderr);
+    assert!(
+        r.stderr.contains("dvs: unsupported syscall ptrace"),
+        "{}",
+        r.stderr
+    );
+}

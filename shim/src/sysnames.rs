@@ -18,6 +18,10 @@ const UNSUPPORTED: &[(i64, &str)] = &[
     (SYS_clone3, "clone3"),
     (SYS_chroot, "chroot"),
     (SYS_pidfd_getfd, "pidfd_getfd"),
+    // A debugger's or strace's: it names processes by host pid and waits
+    // for their stops with wait4, which PM serves without ptrace stops
+    // (it hung).
+    (SYS_ptrace, "ptrace"),
 ];
 
 /// Served calls that are unsupported for some arguments (sockets of
