@@ -400,6 +400,23 @@ fn inherited_descriptors_reach_the_program() {
     assert_eq!(r.stdout, "one\n0\n", "{}", r.stderr);
 }
 
+/// Programs that read `/proc` from the working directory `/proc`
+/// (Debian's `pidof` does `chdir("/proc")`, lists `.` and opens `N/stat`)
+/// see the DC's pids, as with absolute `/proc/N` paths: `pidof` printed
+/// host pids.
+#[test]
+fn proc_from_its_own_directory_shows_dc_pids() {
+    let d = scratch();
+    std::fs::copy("/bin/sleep", d.path().join("dvsnap")).expect("copy sleep");
+    let script = "./dvsnap 5 & p=$!; [ \"$(pidof dvsnap)\" = \"$p\" ] && echo pidof; \
+                  d=$PWD; cd /proc && ls -d [0-9]* | grep -qx \"$p\" && echo listed; \
+                  [ \"$(cut -d' ' -f1 $p/stat)\" = \"$p\" ] && cut -d' ' -f2 $p/stat; [ \"$(readlink $p/exe)\" = \"$d/dvsnap\" ] && echo exe; \
+                  kill $p";
+    let r = same(d.path(), &["sh", "-c", script], "");
+    assert_eq!(r.stdout.lines().next(), Some("pidof"), "{}", r.stdout);
+    assert!(r.stdout.contains("(dvsnap)\nexe\n"), "{}", r.stdout);
+}
+
 /// A standard descriptor closed when dvs-exec starts (`prog <&-`) is
 /// closed for the program too (it was `/dev/null`, which Rust's runtime
 /// puts there), and a program that closes its own can have glibc open a

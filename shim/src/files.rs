@@ -54,6 +54,43 @@ impl Shim {
         Ok(self.dc_proc_path(mem.read_cstr(addr, PATH_MAX)?))
     }
 
+    /// [`Shim::path`] of a call relative to `dirfd`, where a relative
+    /// path from the working directory `/proc` is mapped too (see
+    /// [`Shim::relative_to_proc_cwd`]).
+    pub(crate) fn path_at(&self, mem: &dyn Mem, dirfd: u64, addr: u64) -> Result<Vec<u8>, i32> {
+        let raw = mem.read_cstr(addr, PATH_MAX)?;
+        Ok(self.dc_proc_path(self.relative_to_proc_cwd(dirfd, raw)))
+    }
+
+    /// A relative path whose first component is a number, from the
+    /// working directory `/proc` (Debian's `pidof` does `chdir("/proc")`
+    /// and opens `N/stat`): the absolute `/proc/N...`, which
+    /// [`Shim::dc_proc_path`] then maps to the process's host directory.
+    /// Costs FS one `getcwd`, for such paths only.
+    pub(crate) fn relative_to_proc_cwd(&self, dirfd: u64, path: Vec<u8>) -> Vec<u8> {
+        let first = path.split(|&b| b == b'/').next().unwrap_or_default();
+        if dirfd as i32 != libc::AT_FDCWD
+            || first.is_empty()
+            || !first.iter().all(u8::is_ascii_digit)
+        {
+            return path;
+        }
+        let mut cwd = [0u8; 16];
+        let in_proc = self
+            .value(
+                FS,
+                Call::FsGetcwd,
+                &[cwd.as_mut_ptr() as u64, cwd.len() as u64],
+            )
+            .is_ok_and(|n| matches!(cwd.get(..n as usize), Some(b"/proc\0" | b"/proc")));
+        if !in_proc {
+            return path;
+        }
+        let mut abs = b"/proc/".to_vec();
+        abs.extend_from_slice(&path);
+        abs
+    }
+
     /// `/proc/<N>...` with `N` a DC pid names that process: its host
     /// task's directory when it runs on this node (for PID 1, the process
     /// that runs PM), else `/proc/0...`, which does not exist (nor does
@@ -90,7 +127,7 @@ impl Shim {
 
     /// A call whose first argument is a path: `[dirfd, path, len, rest...]`.
     fn at(&self, mem: &dyn Mem, call: Call, dirfd: u64, p: u64, rest: &[u64]) -> Result<i64, i32> {
-        let path = self.path(mem, p)?;
+        let path = self.path_at(mem, dirfd, p)?;
         let mut args = vec![dirfd, path.as_ptr() as u64, path.len() as u64];
         args.extend_from_slice(rest);
         self.value(FS, call, &args)
@@ -99,7 +136,7 @@ impl Shim {
     /// `openat(dirfd, p, flags, mode)`: the DC view of a process's `stat`
     /// or `status` ([`Shim::open_proc_view`]), or FS's open.
     fn open(&self, mem: &dyn Mem, dirfd: u64, p: u64, flags: u64, mode: u64) -> Result<i64, i32> {
-        let raw = mem.read_cstr(p, PATH_MAX)?;
+        let raw = self.relative_to_proc_cwd(dirfd, mem.read_cstr(p, PATH_MAX)?);
         if let Some(r) = self.open_proc_view(&raw, flags) {
             return r;
         }
@@ -262,7 +299,7 @@ impl Shim {
         flags: u64,
     ) -> Result<i64, i32> {
         let path = match p {
-            Some(p) => self.path(mem, p)?,
+            Some(p) => self.path_at(mem, dirfd, p)?,
             None => Vec::new(),
         };
         let buf = Buf::output(mem, sb, size);
@@ -522,7 +559,7 @@ impl Shim {
             )),
             SYS_newfstatat => r(self.stat_like(mem, a[0], Some(a[1]), a[2], a[3])),
             SYS_statx => r((|| {
-                let path = self.path(mem, a[1])?;
+                let path = self.path_at(mem, a[0], a[1])?;
                 let buf = Buf::output(mem, a[4], STATX_BYTES);
                 let v = self.value(
                     FS,
@@ -644,7 +681,7 @@ impl Shim {
                 } else {
                     (a[0], a[1], a[2], a[3])
                 };
-                let path = self.path(mem, p)?;
+                let path = self.path_at(mem, dirfd, p)?;
                 let buf = Buf::output(mem, b, n as usize);
                 let v = self.value(
                     FS,

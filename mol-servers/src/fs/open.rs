@@ -131,7 +131,13 @@ impl Fs {
             let ofd = Ofd::new(Kind::Listing(l), status_flags(flags));
             return t.alloc(0, FdEntry::new(ofd, cloexec)).map(i64::from);
         }
-        if super::listing::names_proc_dir(path) && self.root.host.is_empty() {
+        // `/proc`, or `.` from the working directory `/proc` (Debian's
+        // `pidof`).
+        let proc_dir = super::listing::names_proc_dir(path)
+            || (dirfd == libc::AT_FDCWD
+                && matches!(path, b"." | b"./")
+                && sys::is_proc_root(proc.fs.borrow().cwd.as_fd()));
+        if proc_dir && self.root.host.is_empty() {
             if flags & (libc::O_ACCMODE | libc::O_CREAT) != libc::O_RDONLY {
                 return Err(libc::EISDIR);
             }

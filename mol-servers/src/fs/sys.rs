@@ -202,6 +202,21 @@ pub fn statx_raw(
     Ok(buf)
 }
 
+/// Whether directory `fd` is the root of a procfs (`/proc`).
+pub fn is_proc_root(fd: BorrowedFd<'_>) -> bool {
+    let Ok(st) = fstatat_raw(fd, empty(), libc::AT_EMPTY_PATH) else {
+        return false;
+    };
+    let mut ino = [0u8; 8];
+    ino.copy_from_slice(&st[8..16]);
+    u64::from_ne_bytes(ino) == 1
+        && fstatfs_raw(fd).is_ok_and(|b| {
+            let mut t = [0u8; 8];
+            t.copy_from_slice(&b[..8]);
+            i64::from_ne_bytes(t) == libc::PROC_SUPER_MAGIC
+        })
+}
+
 /// `st_mode` of a descriptor.
 pub fn fmode(fd: BorrowedFd<'_>) -> SysResult<u32> {
     Ok(stat_mode(&fstatat_raw(fd, empty(), libc::AT_EMPTY_PATH)?))
