@@ -41,6 +41,7 @@ fn ioctl_arg(req: u64) -> Option<(usize, Dir)> {
         libc::SIOCGIFINDEX | libc::SIOCGIFNAME => (IFREQ, Both),
         libc::TIOCSPTLCK => (4, In),
         libc::TIOCGPTPEER => (0, In),
+        libc::TIOCSCTTY | libc::TIOCNOTTY => (0, In),
         libc::FIONBIO => (4, In),
         libc::FIOCLEX | libc::FIONCLEX => (0, In),
         _ => return None,

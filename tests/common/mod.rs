@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 20] = [
+pub const C_EXAMPLES: [&str; 22] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -136,6 +136,8 @@ pub const C_EXAMPLES: [&str; 20] = [
     "libcmaps",
     "freopen",
     "signalfd",
+    "daemon",
+    "forkpty",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.

@@ -8,6 +8,7 @@
 //! that are not terminals answer `ENOTTY`, so `isatty()` (a `TCGETS`)
 //! works. `TIOCGPGRP`/`TIOCSPGRP` only check that the descriptor is a
 //! terminal: the foreground process group is PM's (`PmGetFg`/`PmSetFg`).
+//! `TIOCSCTTY`/`TIOCNOTTY` are accepted on a terminal without effect.
 //! `TCSETSW`/`TCSETSF` apply at once instead of waiting for the output to
 //! drain, which could block FS.
 
@@ -136,6 +137,11 @@ fn ioctl(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
                 sys::ioctl_buf(host, request, &mut w)?;
             }
             libc::TIOCGPGRP | libc::TIOCSPGRP => is_tty(host)?,
+            // A DC process has no host controlling terminal (the host
+            // one would be FS's own process's): taking or dropping one
+            // (`login_tty`, `forkpty`, daemons) is accepted on a terminal
+            // without effect; the foreground group is PM's.
+            libc::TIOCSCTTY | libc::TIOCNOTTY => is_tty(host)?,
             libc::FIONREAD | libc::TIOCGPTN => {
                 let mut n = [0u8; 8];
                 sys::ioctl_buf(host, request, &mut n)?;

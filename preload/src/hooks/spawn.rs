@@ -397,3 +397,81 @@ redhook::hook! {
         }
     }
 }
+
+redhook::hook! {
+    unsafe fn daemon(nochdir: c_int, noclose: c_int) -> c_int => hk_daemon {
+        if enter().is_none() {
+            // SAFETY: the real libc function with the caller's arguments.
+            return unsafe { redhook::real!(daemon)(nochdir, noclose) };
+        }
+        // glibc's daemon(3) forks with its internal fork, which the seccomp
+        // net refuses (a child PM would not know): the same steps through
+        // the hooked fork, setsid, chdir, open, dup2 and close.
+        // SAFETY (below): libc calls with valid C strings; the parent
+        // leaves with _exit as glibc's does.
+        unsafe {
+            match libc::fork() {
+                -1 => return -1,
+                0 => {}
+                _ => _exit(0),
+            }
+            if libc::setsid() < 0 {
+                return -1;
+            }
+            if nochdir == 0 {
+                libc::chdir(c"/".as_ptr());
+            }
+            if noclose == 0 {
+                let fd = libc::open(c"/dev/null".as_ptr(), O_RDWR);
+                if fd < 0 {
+                    return -1;
+                }
+                for n in 0..3 {
+                    libc::dup2(fd, n);
+                }
+                if fd > 2 {
+                    libc::close(fd);
+                }
+            }
+            0
+        }
+    }
+}
+
+redhook::hook! {
+    unsafe fn forkpty(amaster: *mut c_int, name: *mut c_char, termp: *const termios, winp: *const winsize) -> pid_t => hk_forkpty {
+        if enter().is_none() {
+            // SAFETY: the real libc function with the caller's arguments.
+            return unsafe { redhook::real!(forkpty)(amaster, name, termp, winp) };
+        }
+        // glibc's forkpty forks with its internal fork (see `daemon`):
+        // openpty, the hooked fork, and login_tty in the child.
+        // SAFETY (below): the caller's pointers, as glibc's forkpty uses
+        // them; the child leaves with _exit if it cannot take the terminal.
+        unsafe {
+            let (mut master, mut slave) = (-1, -1);
+            if libc::openpty(&mut master, &mut slave, name, termp, winp) < 0 {
+                return -1;
+            }
+            match libc::fork() {
+                -1 => {
+                    libc::close(master);
+                    libc::close(slave);
+                    -1
+                }
+                0 => {
+                    libc::close(master);
+                    if libc::login_tty(slave) != 0 {
+                        _exit(1);
+                    }
+                    0
+                }
+                pid => {
+                    libc::close(slave);
+                    *amaster = master;
+                    pid
+                }
+            }
+        }
+    }
+}
