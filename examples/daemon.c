@@ -25,17 +25,21 @@ int main(void)
     }
     if (first == 0) {
         close(p[0]);
+        char line[160];
         if (daemon(0, 0) < 0) {
-            dprintf(p[1], "daemon: %s\n", strerror(errno));
+            int n = snprintf(line, sizeof line, "daemon: %s\n", strerror(errno));
+            write(p[1], line, (size_t)n);
             _exit(1);
         }
         char cwd[64] = "";
         struct stat in, null;
         int is_null = fstat(0, &in) == 0 && stat("/dev/null", &null) == 0 &&
                       S_ISCHR(in.st_mode) && in.st_rdev == null.st_rdev;
-        dprintf(p[1], "daemon: new pid %d, session leader %d, cwd %s, stdin /dev/null %d\n",
-                getpid() != first, getsid(0) == getpid(),
-                getcwd(cwd, sizeof cwd) ? cwd : strerror(errno), is_null);
+        int n = snprintf(line, sizeof line,
+                         "daemon: new pid %d, session leader %d, cwd %s, stdin /dev/null %d\n",
+                         getpid() != first, getsid(0) == getpid(),
+                         getcwd(cwd, sizeof cwd) ? cwd : strerror(errno), is_null);
+        write(p[1], line, (size_t)n);
         _exit(0);
     }
     close(p[1]);

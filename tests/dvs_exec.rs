@@ -400,6 +400,28 @@ fn inherited_descriptors_reach_the_program() {
     assert_eq!(r.stdout, "one\n0\n", "{}", r.stderr);
 }
 
+/// `waitid` with `WNOWAIT` reports a child's end and leaves it waitable
+/// (it failed with `EINVAL`).
+#[test]
+fn waitid_wnowait_leaves_the_child_waitable() {
+    same_python(
+        "import os\n\
+         pid = os.fork()\n\
+         if pid == 0:\n\
+         \x20   os._exit(5)\n\
+         r = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)\n\
+         print('peek', r.si_pid == pid, r.si_code == os.CLD_EXITED, r.si_status)\n\
+         r = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT | os.WNOHANG)\n\
+         print('again', r.si_pid == pid, r.si_status)\n\
+         p, st = os.waitpid(pid, 0)\n\
+         print('reaped', p == pid, os.WEXITSTATUS(st))\n\
+         try:\n\
+         \x20   os.waitpid(pid, 0)\n\
+         except ChildProcessError:\n\
+         \x20   print('gone')",
+    );
+}
+
 /// Programs that read `/proc` from the working directory `/proc`
 /// (Debian's `pidof` does `chdir("/proc")`, lists `.` and opens `N/stat`)
 /// see the DC's pids, as with absolute `/proc/N` paths: `pidof` printed
@@ -448,7 +470,8 @@ fn closed_standard_descriptors_stay_closed() {
 /// too (the kernel discards it in the DC's orphaned host process group).
 /// The child has a process group of its own, which is not orphaned (its
 /// parent is in another group of the session) however the test runs:
-/// natively the kernel discards `SIGTSTP` in an orphaned group.
+/// natively the kernel discards `SIGTSTP` in an orphaned group. A child
+/// that stops itself with `raise` is reported too.
 #[test]
 fn stopped_and_continued_children_are_reported() {
     same_python(
@@ -487,6 +510,16 @@ i = os.waitid(os.P_PID, pid, os.WCONTINUED)
 print('waitid', i.si_code == os.CLD_CONTINUED, i.si_status, moving())
 os.kill(pid, signal.SIGKILL)
 print('killed', os.WTERMSIG(os.waitpid(pid, 0)[1]))
+pid = os.fork()
+if pid == 0:
+    os.setpgid(0, 0)
+    signal.raise_signal(signal.SIGTSTP)
+    os._exit(3)
+os.setpgid(pid, pid)
+p, st = os.waitpid(pid, os.WUNTRACED)
+print('raised', p == pid, os.WIFSTOPPED(st), os.WSTOPSIG(st))
+os.kill(pid, signal.SIGCONT)
+print('then', os.WEXITSTATUS(os.waitpid(pid, 0)[1]))
 "#,
     );
     let d = scratch();

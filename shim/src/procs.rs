@@ -86,10 +86,11 @@ impl Shim {
     fn waitid(&self, mem: &dyn Mem, a: [u64; 6]) -> Result<Action, i32> {
         let options = a[3] as i32;
         let what = libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED;
-        if options & what == 0 || options & libc::WNOWAIT != 0 {
-            // Peeking is not served yet.
+        if options & what == 0 {
             return Err(libc::EINVAL);
         }
+        // WNOWAIT peeks: the child stays waitable, nothing is reaped.
+        let peek = options & libc::WNOWAIT != 0;
         let spec = match a[0] as u32 {
             libc::P_PID => a[1] as i32 as i64,
             libc::P_PIDFD => self.pidfd_pid(a[1])?,
@@ -97,7 +98,10 @@ impl Shim {
             libc::P_ALL => -1,
             _ => return Err(libc::EINVAL),
         };
-        let (pid, status, host_pid) = self.wait(spec, (options & (what | libc::WNOHANG)) as u64)?;
+        let (pid, status, host_pid) = self.wait(
+            spec,
+            (options & (what | libc::WNOHANG | libc::WNOWAIT)) as u64,
+        )?;
         if a[2] != 0 {
             let mut info = [0i32; 32];
             if pid != 0 {
@@ -125,7 +129,7 @@ impl Shim {
             }
             mem.write_val(a[2], &info)?;
         }
-        if pid == 0 || job_report(status) {
+        if pid == 0 || job_report(status) || peek {
             return Ok(Action::Ret(0));
         }
         Ok(Action::Reap { ret: 0, host_pid })

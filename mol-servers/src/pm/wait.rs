@@ -29,7 +29,8 @@ impl Pm {
     /// asked (`WUNTRACED`, `WCONTINUED`): `Some(reply)`, or `None` if
     /// matching children exist but none has news; `ECHILD` if there are
     /// none. A stop or continue is reported with host pid 0: there is no
-    /// host task to reap.
+    /// host task to reap; so is anything with `WNOWAIT`, which leaves the
+    /// child waitable.
     fn collect(
         &mut self,
         waiter: i32,
@@ -54,8 +55,13 @@ impl Pm {
                 Some(_) => options & libc::WUNTRACED != 0,
                 None => false,
             };
+            let peek = options & libc::WNOWAIT != 0;
             if p.life == Life::Alive && wanted {
-                let status = p.job_report.take().unwrap_or(0);
+                let status = if peek {
+                    p.job_report.unwrap_or(0)
+                } else {
+                    p.job_report.take().unwrap_or(0)
+                };
                 let mut r = abi::ok(c as i64);
                 r.words_mut()[1] = status as u32 as u64;
                 return Ok(Some(r));
@@ -69,6 +75,12 @@ impl Pm {
                     .table
                     .get(c)
                     .map_or(0, |p| p.first.map_or(p.host_pid, |(_, t)| t));
+                if peek {
+                    // WNOWAIT: the zombie stays for a later wait.
+                    let mut r = abi::ok(c as i64);
+                    r.words_mut()[1] = status as u32 as u64;
+                    return Ok(Some(r));
+                }
                 self.table.remove(c);
                 let mut r = abi::ok(c as i64);
                 r.words_mut()[1] = status as u32 as u64;

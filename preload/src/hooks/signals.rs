@@ -57,6 +57,12 @@ redhook::hook! {
 /// `raise` in a DC: the host signal to the calling thread, through the
 /// gate, with the siginfo of a native `raise`.
 fn raise_here(sig: c_int) -> c_int {
+    if stops_the_process(sig) {
+        // SAFETY: the preload's own kill (PM's): PM stops the process and
+        // reports it to the parent's wait; the host group of a DC is
+        // orphaned, where the kernel would discard SIGTSTP.
+        return unsafe { libc::kill(libc::getpid(), sig) };
+    }
     // SAFETY: getpid and getuid have no arguments (getpid is the preload's
     // own hook: the DC pid, cached by the shim).
     let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
@@ -66,6 +72,21 @@ fn raise_here(sig: c_int) -> c_int {
         return -1;
     }
     0
+}
+
+/// Whether `sig`, raised, stops the process: `SIGSTOP`, or a terminal
+/// stop signal left to its default action.
+fn stops_the_process(sig: c_int) -> bool {
+    match sig {
+        libc::SIGSTOP => true,
+        libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => {
+            // SAFETY: a zeroed sigaction that libc's sigaction fills.
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            libc_sigaction()(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_DFL
+        }
+        _ => false,
+    }
 }
 
 redhook::hook! {
