@@ -236,6 +236,21 @@ fn failed(kind: &JobKind, e: i32) -> Reply {
     }
 }
 
+/// The next job: looked for without sleeping for [`crate::run::SPIN`]
+/// first (a traced program's next call is usually that close), then
+/// waited for. `None` once the pool is gone.
+fn next_job(rx: &Receiver<Job>) -> Option<Job> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < crate::run::SPIN {
+        match rx.try_recv() {
+            Ok(job) => return Some(job),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+            Err(std::sync::mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    }
+    rx.recv().ok()
+}
+
 fn worker(
     socket: PathBuf,
     dcid: i32,
@@ -253,7 +268,7 @@ fn worker(
         }
     };
     let mut behalf = Endpoint::NONE;
-    for job in rx {
+    while let Some(job) = next_job(&rx) {
         let reply = match (&mut shim, job.kind) {
             (s, JobKind::Target(ep)) => {
                 behalf = ep;
