@@ -63,6 +63,13 @@ fn syscall2_gets_dc_semantics() {
                 raw clone: -1 errno 38\n\
                 raw clone3: -1 errno 38\n";
     assert_eq!(r.stdout, want, "stderr:\n{}", r.stderr);
+    // Refused forks say why, once each (a raw fork, a raw clone).
+    assert_eq!(
+        r.stderr.matches("forked without libc's fork").count(),
+        2,
+        "{}",
+        r.stderr
+    );
     assert!(
         alive(&mut victim),
         "a host process outside the DC was killed"

@@ -185,6 +185,10 @@ pub(crate) enum Triage {
     ThreadSignal,
     /// Served by a worker through the shim.
     Serve,
+    /// A fork outside the preload's `fork` (glibc-internal, such as
+    /// `wordexp`'s, or a raw `clone`): its child could not join the DC,
+    /// so it fails with `ENOSYS` (reported once).
+    RawFork,
 }
 
 /// Decides what to do with a notification without IPC.
@@ -203,12 +207,12 @@ pub(crate) fn triage(n: &Notif) -> Triage {
             if flags & libc::CLONE_THREAD as u64 != 0 || forking(&page, n.tid) {
                 Triage::Answer(Answer::Continue)
             } else {
-                Triage::Answer(Answer::Ret(-(libc::ENOSYS as i64)))
+                Triage::RawFork
             }
         }
-        libc::SYS_fork | libc::SYS_vfork | libc::SYS_clone3 => {
-            Triage::Answer(Answer::Ret(-(libc::ENOSYS as i64)))
-        }
+        libc::SYS_fork | libc::SYS_vfork => Triage::RawFork,
+        // glibc falls back to clone.
+        libc::SYS_clone3 => Triage::Answer(Answer::Ret(-(libc::ENOSYS as i64))),
         libc::SYS_tkill | libc::SYS_tgkill => Triage::ThreadSignal,
         _ => Triage::Serve,
     }

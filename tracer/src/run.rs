@@ -258,6 +258,21 @@ impl Engine {
         match triage {
             Triage::Answer(a) => notify::answer(&l, n.id, a),
             Triage::ThreadSignal => notify::answer(&l, n.id, notify::thread_signal(&n)),
+            Triage::RawFork => {
+                if self.reported.insert(-n.nr) {
+                    eprintln!(
+                        "dvs: task {} forked without libc's fork (a raw {} or one inside libc, \
+                         such as wordexp's): the child could not join the DC; it fails with ENOSYS",
+                        n.tid,
+                        if n.nr == libc::SYS_clone {
+                            "clone"
+                        } else {
+                            "fork"
+                        }
+                    );
+                }
+                notify::answer(&l, n.id, notify::Answer::Ret(-(libc::ENOSYS as i64)));
+            }
             Triage::Serve => {
                 self.queued.push_back(n);
                 self.dispatch();
