@@ -400,17 +400,8 @@ fn programs_run_on_another_node() {
     // threadself: FS resolves /proc on its own node; not pidfd: FS holds
     // pidfds of its own node's tasks only; not dnotify: FS signals
     // processes of its own node only; not libcmaps: its semaphore file is
-    // in FS's node's /dev/shm; not forkpty: openpty and login_tty make
-    // glibc-internal calls, which reach the host on a node without the
-    // seccomp net; see ARCHITECTURE "Not supported yet").
-    let skipped = [
-        "sigwrites",
-        "threadself",
-        "pidfd",
-        "dnotify",
-        "libcmaps",
-        "forkpty",
-    ];
+    // in FS's node's /dev/shm; see ARCHITECTURE "Not supported yet").
+    let skipped = ["sigwrites", "threadself", "pidfd", "dnotify", "libcmaps"];
     for name in common::C_EXAMPLES.iter().filter(|n| !skipped.contains(*n)) {
         let exe = common::example(name, dir.path());
         let exe = exe.to_str().expect("utf-8 path");

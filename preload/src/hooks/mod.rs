@@ -4,6 +4,7 @@ pub mod dirs;
 pub mod execl;
 pub mod files;
 pub mod procs;
+pub mod pty;
 pub mod signalfd;
 pub mod signals;
 pub mod sockets;
