@@ -324,10 +324,6 @@ impl Systask {
     }
 }
 
-/// Signals 1–31 but `SIGKILL` and `SIGSTOP` (bit `sig - 1`), which no
-/// mask holds.
-const STANDARD: u64 = 0x7fff_ffff & !(1 << (libc::SIGKILL - 1)) & !(1 << (libc::SIGSTOP - 1));
-
 /// What `sig` does to host task `pid`'s run state, for PM's stop
 /// reports: [`abi::STOPS`] (`SIGSTOP`, or a terminal stop signal it
 /// neither catches, ignores nor blocks), [`abi::CONTINUES`] (`SIGCONT`),
@@ -347,15 +343,7 @@ fn job_effect(pid: i32, sig: i32) -> u64 {
                     .unwrap_or(u64::MAX)
             };
             let bit = 1u64 << (sig - 1);
-            // Every signal blocked is a critical section of libc or the
-            // preload (a fork child before its first instruction, a
-            // `raise`), over in microseconds, where natively the stop
-            // comes as it ends: not a program blocking this signal.
-            let blocked = match mask("SigBlk:") {
-                m if m & STANDARD == STANDARD => 0,
-                m => m,
-            };
-            let held = mask("SigCgt:") | mask("SigIgn:") | blocked;
+            let held = mask("SigCgt:") | mask("SigIgn:") | mask("SigBlk:");
             if held & bit == 0 {
                 abi::STOPS
             } else {

@@ -75,13 +75,14 @@ impl Pm {
                     .table
                     .get(c)
                     .map_or(0, |p| p.first.map_or(p.host_pid, |(_, t)| t));
-                if peek {
-                    // WNOWAIT: the zombie stays for a later wait.
-                    let mut r = abi::ok(c as i64);
-                    r.words_mut()[1] = status as u32 as u64;
-                    return Ok(Some(r));
-                }
-                self.table.remove(c);
+                // WNOWAIT: the zombie stays for a later wait, nothing
+                // to reap yet.
+                let host_pid = if peek {
+                    0
+                } else {
+                    self.table.remove(c);
+                    host_pid
+                };
                 let mut r = abi::ok(c as i64);
                 r.words_mut()[1] = status as u32 as u64;
                 r.words_mut()[2] = host_pid as u64;
