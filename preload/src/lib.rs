@@ -22,6 +22,7 @@ mod interrupts;
 mod rexec;
 pub mod setxid;
 mod state;
+mod vfork;
 
 use std::time::Duration;
 

@@ -55,9 +55,54 @@ pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
 }
 
+/// [`active`], for a hook that is about to act on the process's own state
+/// (signal dispositions): a borrowed vfork child first becomes a process
+/// of its own ([`crate::vfork::escape`]).
+pub fn hook_active() -> bool {
+    if !active() {
+        return false;
+    }
+    if crate::vfork::borrowed() && !busy() {
+        crate::vfork::escape();
+    }
+    true
+}
+
+/// Whether the calling thread is inside the preload.
+pub fn busy() -> bool {
+    BUSY.with(|b| b.get())
+}
+
+/// Whether the calling thread has a shim.
+pub fn has_shim() -> bool {
+    SHIM.with(|c| !c.get().is_null())
+}
+
+/// Clears the calling thread's busy and serving flags (a parent whose
+/// vfork child exec'd in the middle of a hooked call, on this thread's
+/// memory).
+pub fn reset_thread_flags() {
+    BUSY.with(|b| b.set(false));
+    SERVING.with(|c| c.set(false));
+}
+
 /// Enters the preload for a hooked call. `None`: the process is not in a
-/// DC, or the preload itself is calling: use the real function.
+/// DC, or the preload itself is calling: use the real function. A
+/// borrowed vfork child first becomes a process of its own
+/// ([`crate::vfork::escape`]).
 pub fn enter() -> Option<Guard> {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return None;
+    }
+    if crate::vfork::borrowed() && !busy() {
+        crate::vfork::escape();
+    }
+    enter_exec()
+}
+
+/// [`enter`] for the exec family, which a borrowed vfork child runs as
+/// its parent (see [`crate::vfork`]).
+pub fn enter_exec() -> Option<Guard> {
     if !ACTIVE.load(Ordering::Relaxed) {
         return None;
     }

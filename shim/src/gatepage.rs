@@ -34,6 +34,15 @@ pub const DATA_ADDR: u64 = mol_servers::abi::GATE_DATA;
 const PAGE: u64 = 4096;
 /// The code: `syscall; ret`.
 const CODE: [u8; 3] = [0x0f, 0x05, 0xc3];
+/// Address of the vfork gate: `syscall; jmp *%r8`. A `vfork` made with
+/// the gate's `syscall; ret` would have the child return through the
+/// parent's stack slot and clobber it; this one keeps the return address
+/// in a register. The net lets only `vfork` through it.
+pub const GATE_VFORK: u64 = GATE_ADDR + 16;
+/// Instruction pointer the kernel reports for the vfork gate's call.
+pub const GATE_VFORK_RET: u64 = GATE_VFORK + 2;
+/// The vfork gate's code: `syscall; jmp *%r8`.
+const VFORK_CODE: [u8; 5] = [0x0f, 0x05, 0x41, 0xff, 0xe0];
 /// First word of the data page once it is initialised.
 pub const MAGIC: u64 = mol_servers::abi::GATE_MAGIC;
 /// Number of threads that can be inside the preload's `fork` at once.
@@ -124,6 +133,7 @@ pub fn map() -> Result<(), GateError> {
     // SAFETY: the two pages are ours and writable; the code fits.
     unsafe {
         std::ptr::copy_nonoverlapping(CODE.as_ptr(), GATE_ADDR as *mut u8, CODE.len());
+        std::ptr::copy_nonoverlapping(VFORK_CODE.as_ptr(), GATE_VFORK as *mut u8, VFORK_CODE.len());
         *(DATA_ADDR as *mut u64) = MAGIC;
     }
     // SAFETY: changing the protection of our own first page.
@@ -154,10 +164,13 @@ fn read_self(addr: u64, buf: &mut [u8]) -> bool {
 fn ours() -> bool {
     let mut magic = [0u8; 8];
     let mut code = [0u8; 3];
+    let mut vfork = [0u8; 5];
     read_self(DATA_ADDR, &mut magic)
         && u64::from_le_bytes(magic) == MAGIC
         && read_self(GATE_ADDR, &mut code)
         && code == CODE
+        && read_self(GATE_VFORK, &mut vfork)
+        && vfork == VFORK_CODE
 }
 
 /// Issues system call `nr` through the gate (which must be mapped).

@@ -193,8 +193,11 @@ impl Shim {
 
     /// The parent's half of a host fork: registers child host task
     /// `child_host_pid` with PM; returns the child's PID (or `-errno`).
-    pub fn forked(&self, child_host_pid: i32) -> i64 {
-        ret(self.value(abi::PM, Call::PmFork, &[child_host_pid as u64, 0]))
+    /// `orphan`: the task's host parent is its node's subreaper
+    /// ([`abi::FORK_ORPHAN`]).
+    pub fn forked(&self, child_host_pid: i32, orphan: bool) -> i64 {
+        let flags = if orphan { abi::FORK_ORPHAN } else { 0 };
+        ret(self.value(abi::PM, Call::PmFork, &[child_host_pid as u64, flags]))
     }
 
     /// Asks PM for an endpoint for new thread `tid` of this process

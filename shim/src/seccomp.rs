@@ -8,12 +8,14 @@
 //! * [`Filter::notify`], the net of dynamic programs, installed by
 //!   dvs-exec's child before its first `execve` and inherited by the whole
 //!   DC: `SECCOMP_RET_USER_NOTIF` for the same calls **unless** they come
-//!   from the gate ([`crate::gatepage::GATE_RET`]), which the first four
-//!   instructions allow, so the preload's calls cost four BPF
-//!   instructions more and nothing else; and for `mmap` of a descriptor
+//!   from the gate ([`crate::gatepage::GATE_RET`]), which the first five
+//!   instructions allow, so the preload's calls cost five BPF
+//!   instructions more and nothing else (the preload's `vfork` passes
+//!   through the vfork gate, [`crate::gatepage::GATE_VFORK_RET`]); and
+//!   for `mmap` of a descriptor
 //!   from anywhere else (glibc's internal mappings of DC descriptors).
 
-use crate::gatepage::GATE_RET;
+use crate::gatepage::{GATE_RET, GATE_VFORK_RET};
 use seccompiler::{sock_filter, BpfProgram, SeccompAction, SeccompFilter, TargetArch};
 use std::collections::BTreeMap;
 
@@ -134,23 +136,28 @@ impl Filter {
     /// `ENOSYS` (glibc falls back to `clone`, whose flags a filter can
     /// read), and a `clone` of a thread runs.
     pub fn notify() -> Result<Filter, FilterError> {
-        let lo = GATE_RET as u32;
         let hi = (GATE_RET >> 32) as u32;
+        debug_assert_eq!(hi, (GATE_VFORK_RET >> 32) as u32);
         let mut prog = vec![
-            // 0-4: a call from the gate runs.
-            stmt(LD_W_ABS, OFF_IP_LO),
-            jump(JEQ_K, lo, 0, 3),
+            // 0-8: a call from the gate runs, and a `vfork` from the
+            // vfork gate.
             stmt(LD_W_ABS, OFF_IP_HI),
-            jump(JEQ_K, hi, 0, 1),
+            jump(JEQ_K, hi, 0, 7),
+            stmt(LD_W_ABS, OFF_IP_LO),
+            jump(JEQ_K, GATE_RET as u32, 0, 1),
             stmt(RET_K, libc::SECCOMP_RET_ALLOW),
-            // 5-7: x32 calls fail.
+            jump(JEQ_K, GATE_VFORK_RET as u32, 0, 3),
+            stmt(LD_W_ABS, OFF_NR),
+            jump(JEQ_K, libc::SYS_vfork as u32, 0, 1),
+            stmt(RET_K, libc::SECCOMP_RET_ALLOW),
+            // 9-11: x32 calls fail.
             stmt(LD_W_ABS, OFF_NR),
             jump(JGE_K, X32_BIT as u32, 0, 1),
             stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-            // 8-9: clone3 fails.
+            // 12-13: clone3 fails.
             jump(JEQ_K, libc::SYS_clone3 as u32, 0, 1),
             stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-            // 10-13: a clone of a thread runs (seccompiler's program, which
+            // 14-17: a clone of a thread runs (seccompiler's program, which
             // follows, loads what it tests itself).
             jump(JEQ_K, libc::SYS_clone as u32, 0, 3),
             stmt(LD_W_ABS, OFF_ARG0_LO),
@@ -242,8 +249,8 @@ mod tests {
         assert!(caught().contains(&libc::SYS_openat));
         assert!(!caught().contains(&libc::SYS_mmap));
         let n = Filter::notify().unwrap();
-        // The prologue's 11 instructions and the `mmap` rule.
-        assert!(n.len() > f.len() + 11);
+        // The prologue's 15 instructions and the `mmap` rule.
+        assert!(n.len() > f.len() + 15);
         // The net's prologue leaves the accumulator with `clone`'s flags:
         // seccompiler's program must load what it tests (first the
         // architecture).

@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 22] = [
+pub const C_EXAMPLES: [&str; 23] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -138,6 +138,7 @@ pub const C_EXAMPLES: [&str; 22] = [
     "signalfd",
     "daemon",
     "forkpty",
+    "vfork",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.

@@ -3,6 +3,7 @@
 
 use crate::state::{self, enter, libc_ret, set_errno, with_shim};
 use crate::sys;
+use crate::vfork::Held;
 use libc::*;
 use std::ffi::{CStr, CString};
 
@@ -26,11 +27,19 @@ sys!(wait => hk_wait(st: *mut c_int) -> pid_t, SYS_wait4, [-1i64, st, 0, 0]);
 sys!(wait3 => hk_wait3(st: *mut c_int, opt: c_int, ru: *mut rusage) -> pid_t, SYS_wait4, [-1i64, st, opt, ru]);
 sys!(waitid => hk_waitid(t: idtype_t, id: id_t, info: *mut siginfo_t, opt: c_int) -> c_int, SYS_waitid, [t, id, info, opt, 0]);
 
-/// The host fork, and PM told about the child. While glibc's fork runs,
-/// the calling thread holds a fork slot of the gate page, so that the
-/// seccomp net lets its `clone` run (a `clone` outside such a slot is a
-/// raw fork the net refuses).
+/// The host fork, and PM told about the child.
 fn do_fork(real_fork: impl Fn() -> pid_t) -> pid_t {
+    match host_fork(real_fork) {
+        c if c <= 0 => c,
+        child => libc_ret(register_child(child, false)) as pid_t,
+    }
+}
+
+/// The host fork. While glibc's fork runs, the calling thread holds a
+/// fork slot of the gate page, so that the seccomp net lets its `clone`
+/// run (a `clone` outside such a slot is a raw fork the net refuses). The
+/// child attaches to the binding its parent asks PM for.
+pub(crate) fn host_fork(real_fork: impl Fn() -> pid_t) -> pid_t {
     // SAFETY: gettid has no arguments.
     let tid = unsafe { libc::syscall(SYS_gettid) } as u32;
     let slot = shim::gatepage::fork_enter(tid);
@@ -51,23 +60,34 @@ fn do_fork(real_fork: impl Fn() -> pid_t) -> pid_t {
             shim::gatepage::fork_leave(s);
         }
     }
-    if child < 0 {
-        return child;
-    }
     if child == 0 {
         state::reattach_child();
-        return 0;
     }
-    let r = with_shim(|s| s.forked(child)).unwrap_or(-(ENOSYS as i64));
+    child
+}
+
+/// Tells PM about host task `child` (`PmFork`; `orphan`: its host parent
+/// is the node's subreaper): its DC pid, or `-errno` after killing it (it
+/// must not run outside the DC).
+pub(crate) fn register_child(child: pid_t, orphan: bool) -> i64 {
+    let r = with_shim(|s| s.forked(child, orphan)).unwrap_or(-(ENOSYS as i64));
     if r < 0 {
-        // PM could not take the child: it must not run outside the DC.
-        // SAFETY: signalling our own fresh child.
-        unsafe { libc::kill(child, SIGKILL) };
-        crate::gate::reap(child);
-        set_errno((-r) as i32);
-        return -1;
+        // SAFETY: signalling the task we forked.
+        unsafe { crate::gate::syscall6(SYS_kill, [child as u64, SIGKILL as u64, 0, 0, 0, 0]) };
+        if !orphan {
+            crate::gate::reap(child);
+        }
     }
-    r as pid_t
+    r
+}
+
+/// glibc's `fork` on the host, for a borrowed vfork child that becomes a
+/// process of its own ([`crate::vfork::escape`]): the host pid of the
+/// new task (which its grandparent registers), 0 in it, or -1.
+pub(crate) fn fork_unregistered() -> pid_t {
+    let _g = state::enter_init();
+    // SAFETY: glibc's fork (it runs the atfork handlers).
+    host_fork(|| unsafe { redhook::real!(fork)() })
 }
 
 redhook::hook! {
@@ -83,21 +103,20 @@ redhook::hook! {
     }
 }
 
-redhook::hook! {
-    unsafe fn vfork() -> pid_t => hk_vfork {
-        // A vfork child would share our memory and stack while we attach
-        // it to the DC: run it as a fork (same observable result for the
-        // exec-or-exit children vfork is meant for).
-        let Some(g) = enter() else {
-            // SAFETY: the real libc fork (vfork through a hook cannot be
-            // returned from safely).
-            return unsafe { libc::fork() };
-        };
-        // SAFETY: glibc's fork.
-        let r = do_fork(|| unsafe { redhook::real!(fork)() });
-        drop(g);
-        r
-    }
+/// `vfork` run as a `fork` (same observable result for the exec-or-exit
+/// children vfork is meant for), when [`crate::vfork::vfork`] cannot
+/// take the host's: outside a DC, or in a process whose vfork children
+/// do more than exec.
+pub(crate) extern "C" fn vfork_as_fork() -> pid_t {
+    let Some(g) = enter() else {
+        // SAFETY: the real libc fork (a hook cannot return twice through
+        // one frame, as libc's vfork does).
+        return unsafe { redhook::real!(fork)() };
+    };
+    // SAFETY: glibc's fork.
+    let r = do_fork(|| unsafe { redhook::real!(fork)() });
+    drop(g);
+    r
 }
 
 /// The environment for the image about to be exec'd: the caller's, with
@@ -179,6 +198,7 @@ fn exec_at(
         set_errno(ENOENT);
         return -1;
     };
+    let host = Held::new(host);
     exec_host(&host, p, argv, envp)
 }
 
@@ -190,16 +210,29 @@ fn exec_host(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
-    let env = dc_env(envp, p);
+    let env = Held::new(dc_env(envp, p));
     if let Some(node) = crate::rexec::target_node(&env) {
+        // Moving the process to another node needs a process of its own.
+        if crate::vfork::borrowed() {
+            crate::vfork::escape();
+        }
         return crate::rexec::exec_on(node, host, argv, &env);
     }
     let mut envv: Vec<*const c_char> = env.iter().map(|c| c.as_ptr()).collect();
     envv.push(std::ptr::null());
-    crate::state::drop_parked();
+    let envv = Held::new(envv);
+    let is_static = crate::adopt::is_static(host);
+    // The supervisor traces a static image from its own process.
+    if is_static && crate::vfork::borrowed() {
+        crate::vfork::escape();
+    }
+    // A borrowed vfork child's parked endpoints are its parent's.
+    if !crate::vfork::borrowed() {
+        crate::state::drop_parked();
+    }
     // A static program has no preload: the net's supervisor traces it.
     // Without a supervisor it runs as before, served by nothing.
-    if crate::adopt::is_static(host) && !crate::adopt::request() {
+    if is_static && !crate::adopt::request() {
         crate::state::report_once(
             "static",
             "dvs: a static program runs without the seccomp net (DVS_NET=off): its calls reach the host",
@@ -225,7 +258,7 @@ fn exec_host(
 
 redhook::hook! {
     unsafe fn execveat(dirfd: c_int, path: *const c_char, argv: *const *const c_char, envp: *const *const c_char, flags: c_int) -> c_int => hk_execveat {
-        let Some(_g) = enter() else {
+        let Some(_g) = state::enter_exec() else {
             // SAFETY: the real libc function with the caller's arguments.
             return unsafe { redhook::real!(execveat)(dirfd, path, argv, envp, flags) };
         };
@@ -238,7 +271,10 @@ redhook::hook! {
         if p.to_bytes().is_empty() && flags & AT_EMPTY_PATH != 0 {
             return match with_shim(|s| s.host_path(dirfd)) {
                 Some(Ok(h)) => match CString::new(h) {
-                    Ok(c) => exec_host(&c, &c, argv, envp),
+                    Ok(c) => {
+                        let c = Held::new(c);
+                        exec_host(&c, &c, argv, envp)
+                    }
                     Err(_) => {
                         set_errno(ENOENT);
                         -1
@@ -260,7 +296,7 @@ redhook::hook! {
 
 redhook::hook! {
     unsafe fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int => hk_execve {
-        let Some(_g) = enter() else {
+        let Some(_g) = state::enter_exec() else {
             // SAFETY: the real libc function with the caller's arguments.
             return unsafe { redhook::real!(execve)(path, argv, envp) };
         };
@@ -279,7 +315,7 @@ pub(crate) fn current_env() -> *const *const c_char {
 
 redhook::hook! {
     unsafe fn execv(path: *const c_char, argv: *const *const c_char) -> c_int => hk_execv {
-        let Some(_g) = enter() else {
+        let Some(_g) = state::enter_exec() else {
             // SAFETY: the real libc function with the caller's arguments.
             return unsafe { redhook::real!(execv)(path, argv) };
         };
@@ -307,7 +343,7 @@ fn do_execvpe(
     if f.contains(&b'/') {
         return do_execve(file, argv, envp);
     }
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/bin:/usr/bin".into());
+    let path = Held::new(std::env::var("PATH").unwrap_or_else(|_| "/bin:/usr/bin".into()));
     let mut last = ENOENT;
     let mut seen_eacces = false;
     for dir in path.split(':') {
@@ -318,6 +354,7 @@ fn do_execvpe(
         let Ok(c) = CString::new(cand) else {
             continue;
         };
+        let c = Held::new(c);
         do_execve(c.as_ptr(), argv, envp);
         // SAFETY: reading this thread's errno.
         let e = unsafe { *libc::__errno_location() };
@@ -339,6 +376,7 @@ fn do_execvpe(
                     i += 1;
                 }
                 args.push(std::ptr::null());
+                let args = Held::new(args);
                 return do_execve(c"/bin/sh".as_ptr(), args.as_ptr(), envp);
             }
             ENOENT | ENOTDIR | ESTALE | ENODEV | ETIMEDOUT => {}
@@ -354,7 +392,7 @@ fn do_execvpe(
 
 redhook::hook! {
     unsafe fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int => hk_execvp {
-        let Some(_g) = enter() else {
+        let Some(_g) = state::enter_exec() else {
             // SAFETY: the real libc function with the caller's arguments.
             return unsafe { redhook::real!(execvp)(file, argv) };
         };
@@ -364,7 +402,7 @@ redhook::hook! {
 
 redhook::hook! {
     unsafe fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int => hk_execvpe {
-        let Some(_g) = enter() else {
+        let Some(_g) = state::enter_exec() else {
             // SAFETY: the real libc function with the caller's arguments.
             return unsafe { redhook::real!(execvpe)(file, argv, envp) };
         };
@@ -374,13 +412,16 @@ redhook::hook! {
 
 redhook::hook! {
     unsafe fn fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int => hk_fexecve {
-        let Some(_g) = enter() else {
+        let Some(_g) = state::enter_exec() else {
             // SAFETY: the real libc function with the caller's arguments.
             return unsafe { redhook::real!(fexecve)(fd, argv, envp) };
         };
         match with_shim(|s| s.host_path(fd)) {
             Some(Ok(p)) => match CString::new(p) {
-                Ok(c) => exec_host(&c, &c, argv, envp),
+                Ok(c) => {
+                    let c = Held::new(c);
+                    exec_host(&c, &c, argv, envp)
+                }
                 Err(_) => {
                     set_errno(ENOENT);
                     -1
