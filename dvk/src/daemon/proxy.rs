@@ -550,22 +550,6 @@ async fn sender(node: i32, addr: SocketAddr, w: Arc<Writer>, local: i32, cfg: Pr
             let s = s.into_std()?;
             s.set_nonblocking(false)?;
             s.set_nodelay(true)?;
-            if let Some(v) = std::env::var("DVS_SNDBUF")
-                .ok()
-                .and_then(|v| v.parse::<i32>().ok())
-            {
-                use std::os::fd::AsRawFd;
-                // SAFETY: experiment
-                unsafe {
-                    libc::setsockopt(
-                        s.as_raw_fd(),
-                        libc::SOL_SOCKET,
-                        libc::SO_SNDBUFFORCE,
-                        &v as *const i32 as *const libc::c_void,
-                        4,
-                    )
-                };
-            }
             s.set_write_timeout(Some(WRITE_TIMEOUT))?;
             Ok(s)
         }) {
