@@ -73,6 +73,14 @@ impl std::fmt::Debug for Dvk {
 }
 
 impl Dvk {
+    /// Frees this handle without closing its connection (see
+    /// [`crate::Ipc::forget_foreign`]).
+    pub(crate) fn forget_connection(self) {
+        let Dvk { conn, path, .. } = self;
+        conn.forget();
+        drop(path);
+    }
+
     /// Connects to the daemon at [`socket_path`].
     pub fn open() -> Result<Dvk> {
         Self::connect(&socket_path())

@@ -28,6 +28,13 @@ impl Conn {
         Conn { sock }
     }
 
+    /// Drops the connection without closing its descriptor (which is not
+    /// this process's to close any more).
+    pub(crate) fn forget(self) {
+        use std::os::fd::IntoRawFd;
+        let _ = self.sock.into_raw_fd();
+    }
+
     /// The socket.
     pub fn socket(&self) -> &UnixStream {
         &self.sock

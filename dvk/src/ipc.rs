@@ -157,6 +157,30 @@ impl Ipc {
         self.me
     }
 
+    /// Frees this handle's memory and unmaps its table, mailbox and
+    /// doorbell without a word to the node daemon and without closing its
+    /// connection: a handle that a vfork child made in its parent's memory,
+    /// whose descriptor was the child's (the number may name another file
+    /// of the parent's by now).
+    pub fn forget_foreign(self) {
+        let me = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `me` is never used or dropped again, and each field with
+        // something to release is moved out of it exactly once.
+        let (dvk, table, mbx, bell, peers, pending, dc) = unsafe {
+            (
+                std::ptr::read(&me.dvk),
+                std::ptr::read(&me.table),
+                std::ptr::read(&me.mbx),
+                std::ptr::read(&me.bell),
+                std::ptr::read(&me.peers),
+                std::ptr::read(&me.pending),
+                std::ptr::read(&me.dc),
+            )
+        };
+        dvk.forget_connection();
+        drop((table, mbx, bell, peers, pending, dc));
+    }
+
     /// The DC id.
     pub fn dcid(&self) -> i32 {
         self.dc.dcid

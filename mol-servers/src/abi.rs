@@ -68,11 +68,6 @@ pub fn systask(node: i32) -> Endpoint {
     Endpoint::systask(node)
 }
 
-/// `PmFork` flag: the child task was forked by a vfork child that ended
-/// (its host parent is now its node's subreaper, which reaps it for PM:
-/// the caller cannot).
-pub const FORK_ORPHAN: u64 = 2;
-
 macro_rules! calls {
     ($( $(#[$doc:meta])* $name:ident = $num:expr, )*) => {
         /// A MoL call number (`m_type` of a request).
@@ -102,8 +97,7 @@ calls! {
     PmSpawn = 0x100,
     /// `[child_host_pid, flags]`: the caller has forked; returns the
     /// child's PID. `flags` bit 0: the child is a thread sharing the fd
-    /// table (`CLONE_FILES`); [`FORK_ORPHAN`]: the child's host parent
-    /// is its node's subreaper, not the caller.
+    /// table (`CLONE_FILES`).
     PmFork = 0x101,
     /// `[path, len]`: the caller has successfully exec'd `path`. Word 1
     /// of the reply is 1 if its descriptor 1 is a terminal.

@@ -65,6 +65,10 @@ extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
 /// `SIG_IGN`) is installed as [`trampoline`], and the old action reads as
 /// the program's own. `real` is libc's `sigaction`.
 ///
+/// A vfork child changes only its own (kernel) dispositions, as given:
+/// the tables here are in the memory it shares with its parent, whose
+/// handlers they keep.
+///
 /// # Safety
 /// `act` and `old` are null or valid, as for `sigaction(2)`.
 pub unsafe fn sigaction(
@@ -80,8 +84,9 @@ pub unsafe fn sigaction(
         HANDLERS[i].load(Ordering::Acquire),
         SIGINFO[i].load(Ordering::Acquire),
     );
+    let child = crate::vfork::in_child();
     // SAFETY: the caller's `act`, null or valid.
-    let mine = unsafe { act.as_ref() }.map(|a| {
+    let mine = unsafe { act.as_ref() }.filter(|_| !child).map(|a| {
         let mut k = *a;
         // A handler being replaced by SIG_DFL or SIG_IGN stays callable
         // until the kernel no longer runs the trampoline (it is forgotten
@@ -94,11 +99,8 @@ pub unsafe fn sigaction(
         }
         k
     });
-    let r = real(
-        sig,
-        mine.as_ref().map_or(std::ptr::null(), |k| k as *const _),
-        old,
-    );
+    let given = if child { act } else { std::ptr::null() };
+    let r = real(sig, mine.as_ref().map_or(given, |k| k as *const _), old);
     if let (0, Some(k)) = (r, &mine) {
         if k.sa_sigaction == libc::SIG_DFL || k.sa_sigaction == libc::SIG_IGN {
             HANDLERS[i].store(0, Ordering::Release);
@@ -142,11 +144,17 @@ pub fn siginterrupt(
             return -1;
         }
         let bit = 1u64 << (sig - 1);
+        // A vfork child's choice is not its parent's.
+        let child = crate::vfork::in_child();
         if flag != 0 {
-            INTR.fetch_or(bit, Ordering::AcqRel);
+            if !child {
+                INTR.fetch_or(bit, Ordering::AcqRel);
+            }
             act.sa_flags &= !libc::SA_RESTART;
         } else {
-            INTR.fetch_and(!bit, Ordering::AcqRel);
+            if !child {
+                INTR.fetch_and(!bit, Ordering::AcqRel);
+            }
             act.sa_flags |= libc::SA_RESTART;
         }
         sigaction(sig, &act, std::ptr::null_mut(), &real)

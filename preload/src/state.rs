@@ -55,27 +55,41 @@ pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
 }
 
-/// [`active`], for a hook that is about to act on the process's own state
-/// (signal dispositions): a borrowed vfork child first becomes a process
-/// of its own ([`crate::vfork::escape`]).
-pub fn hook_active() -> bool {
-    if !active() {
-        return false;
-    }
-    if crate::vfork::borrowed() && !busy() {
-        crate::vfork::escape();
-    }
-    true
-}
-
 /// Whether the calling thread is inside the preload.
 pub fn busy() -> bool {
     BUSY.with(|b| b.get())
 }
 
-/// Whether the calling thread has a shim.
-pub fn has_shim() -> bool {
-    SHIM.with(|c| !c.get().is_null())
+/// The calling thread's shim, as an address (`None` without one).
+pub fn shim_ptr() -> Option<usize> {
+    let p = SHIM.with(|c| c.get());
+    (!p.is_null()).then_some(p as usize)
+}
+
+/// Makes `p` (from [`shim_ptr`]) the calling thread's shim again (a
+/// parent whose vfork child attached on this thread's memory).
+pub fn set_shim_ptr(p: usize) {
+    SHIM.with(|c| c.set(p as *const Shim));
+}
+
+/// In a vfork child that registered itself: binds its endpoint and makes
+/// it this thread's shim. Returns the shim's address, which the parent
+/// frees with [`free_vfork_shim`].
+pub fn attach_vfork_child() -> Result<usize, dvk::DvkError> {
+    let sock = socket().ok_or(dvk::DvkError::NoDaemon)?;
+    let ipc = dvk::Dvk::attach(&sock, Duration::from_secs(30))?;
+    Ok(set_shim(Shim::new(ipc)) as usize)
+}
+
+/// Frees the shim a vfork child attached with (its mappings and memory;
+/// its descriptors were the child's).
+///
+/// # Safety
+/// `p` came from [`attach_vfork_child`] and no thread uses it any more.
+pub unsafe fn free_vfork_shim(p: usize) {
+    // SAFETY: the caller's contract; `set_shim` leaked it from a box.
+    let shim = unsafe { Box::from_raw(p as *mut Shim) };
+    shim.forget_foreign();
 }
 
 /// Clears the calling thread's busy and serving flags (a parent whose
@@ -88,14 +102,14 @@ pub fn reset_thread_flags() {
 
 /// Enters the preload for a hooked call. `None`: the process is not in a
 /// DC, or the preload itself is calling: use the real function. A
-/// borrowed vfork child first becomes a process of its own
-/// ([`crate::vfork::escape`]).
+/// borrowed vfork child first gets an endpoint of its own
+/// ([`crate::vfork::attach_child`]).
 pub fn enter() -> Option<Guard> {
     if !ACTIVE.load(Ordering::Relaxed) {
         return None;
     }
     if crate::vfork::borrowed() && !busy() {
-        crate::vfork::escape();
+        crate::vfork::attach_child();
     }
     enter_exec()
 }

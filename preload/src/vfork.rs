@@ -1,32 +1,33 @@
 //! `vfork` in a DC, without copying the parent.
 //!
-//! A shell runs a command with `vfork` + `execve`: the child borrows the
-//! parent's memory and stack until it execs, and the parent sleeps
-//! meanwhile. Run as a `fork` (what the preload did before), every
-//! command cost a copy of the parent's page tables, copy-on-write faults
-//! in both processes and, at the child's `execve`, the teardown of that
-//! copy — with TLB shootdowns to the other CPUs each time.
+//! A shell runs a command with `vfork` + `execve`, and so does Python's
+//! `subprocess`: the child borrows the parent's memory and stack until it
+//! execs, and the parent sleeps meanwhile. Run as a `fork` (what the
+//! preload did before), every command cost a copy of the parent's page
+//! tables, copy-on-write faults in both processes and, at the child's
+//! `execve`, the teardown of that copy — with TLB shootdowns to the other
+//! CPUs each time.
 //!
 //! Here `vfork` is the host's, through the gate page's vfork entry
 //! ([`shim::gatepage::GATE_VFORK`]; a hook written in Rust could not
 //! return twice through one stack frame, so [`vfork`] is assembly that
 //! keeps the return address in a register), and the child starts
-//! *borrowed*: it has no endpoint of its own yet and acts as its parent,
-//! which is exactly right for what a vfork child may do before exec:
+//! *borrowed*: it has no endpoint of its own and acts as its parent,
+//! which is right for the exec family ([`crate::state::enter_exec`]): the
+//! path is resolved in the parent's directory and root, which are still
+//! the child's. When the kernel wakes the parent at the child's exec, the
+//! parent registers the child with PM (`PmFork`, as after a `fork`) while
+//! the new image waits for its binding.
 //!
-//! * the exec family ([`crate::state::enter_exec`]) resolves the path and
-//!   reads the parent's state through the parent's endpoint (the child's
-//!   descriptors, directory and root are still the parent's), then execs
-//!   on the host. When the parent wakes up (the kernel wakes it at the
-//!   child's exec), it registers the child with PM (`PmFork`, as after a
-//!   `fork`) while the new image waits for its binding;
-//! * any other hooked call (`dup2`, `close`, `sigaction`, `chdir`... as a
-//!   vfork child of Python's `subprocess` makes) first turns the child
-//!   into a real process: it forks for real and ends at once
-//!   ([`escape`]); the parent registers the grandchild as its child (its
-//!   host parent is now the node's subreaper, which reaps it for PM), and
-//!   the grandchild, with memory and an endpoint of its own, goes on with
-//!   the call. Such a process's later `vfork`s are run as `fork`s.
+//! Any other hooked call (`dup2`, `close`, `chdir`... as Python's child
+//! makes), or an exec that needs a process of its own (a static program,
+//! another node), first *attaches* the child ([`attach_child`]): it
+//! registers itself through its parent's endpoint and binds an endpoint
+//! of its own, in the parent's memory. When the parent wakes up it takes
+//! its own endpoint back and frees the child's (mappings and memory, not
+//! the child's descriptors). Signal dispositions a child changes are its
+//! own in the kernel; the preload's table of handlers is the parent's and
+//! stays as it is ([`crate::interrupts::sigaction`]).
 //!
 //! The child and its sleeping parent share memory, thread-local storage
 //! included: the child's outcome waits for the parent in [`STATE`], and
@@ -36,16 +37,16 @@
 use crate::state;
 use libc::pid_t;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 /// No vfork child on this thread's memory.
 const NONE: u8 = 0;
-/// A borrowed child is running (set by the child, seen by the parent when
-/// it exec'd or ended without a hooked call).
+/// A borrowed child is running (set by the child; what the parent finds
+/// when it exec'd or ended without another hooked call).
 const BORROWED: u8 = 1;
-/// The child turned into a real process and ended; [`RESULT`] holds the
-/// grandchild's host pid or `-errno`.
-const ESCAPED: u8 = 2;
+/// The child attached: [`RESULT`] is its DC pid, [`CHILD_SHIM`] its shim.
+const ATTACHED: u8 = 2;
+/// PM refused the child, which ended: [`RESULT`] is `-errno`.
+const REFUSED: u8 = 3;
 
 /// Values a borrowed child may hold at once ([`Held`]).
 const HELD_MAX: usize = 16;
@@ -56,20 +57,25 @@ type HeldSlot = Cell<Option<(usize, unsafe fn(usize))>>;
 thread_local! {
     /// The vfork child's state (see the module comment).
     static STATE: Cell<u8> = const { Cell::new(NONE) };
-    /// The escaped child's grandchild (host pid), or `-errno`.
+    /// The attached child's DC pid, or `-errno`.
     static RESULT: Cell<i64> = const { Cell::new(0) };
+    /// The parent's shim, taken back when it wakes up.
+    static PARENT_SHIM: Cell<usize> = const { Cell::new(0) };
+    /// The attached child's shim, freed by the parent.
+    static CHILD_SHIM: Cell<usize> = const { Cell::new(0) };
     /// What a borrowed child holds: (address, drop function) pairs.
     static HELD: [HeldSlot; HELD_MAX] = const { [const { Cell::new(None) }; HELD_MAX] };
 }
 
-/// vfork children that exec'd borrowed, and that had to escape: a process
-/// whose children escape (Python's) gets `fork`s.
-static BORROWED_EXECS: AtomicU32 = AtomicU32::new(0);
-static ESCAPES: AtomicU32 = AtomicU32::new(0);
-
 /// Whether the calling thread is a borrowed vfork child.
 pub fn borrowed() -> bool {
     STATE.with(|s| s.get()) == BORROWED
+}
+
+/// Whether the calling thread is a vfork child, borrowed or attached (it
+/// runs in its parent's memory).
+pub fn in_child() -> bool {
+    matches!(STATE.with(|s| s.get()), BORROWED | ATTACHED)
 }
 
 /// `vfork`: the host's through the vfork gate when the process is in a DC
@@ -77,7 +83,7 @@ pub fn borrowed() -> bool {
 ///
 /// # Safety
 /// Called by C code as libc's `vfork`, with its contract: the child may
-/// only exec or `_exit` (anything else is made safe by [`escape`]).
+/// only exec or `_exit` (anything else is made safe by [`attach_child`]).
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vfork() -> pid_t {
@@ -116,14 +122,15 @@ extern "C" fn prepare() -> u32 {
     let fast = state::active()
         && !state::busy()
         && shim::gatepage::mapped()
-        && state::has_shim()
-        && STATE.with(|s| s.get()) == NONE
-        && ESCAPES.load(Ordering::Relaxed) <= BORROWED_EXECS.load(Ordering::Relaxed);
-    if fast {
-        RESULT.with(|r| r.set(0));
-        drop_held(false);
-    }
-    u32::from(fast)
+        && STATE.with(|s| s.get()) == NONE;
+    let Some(shim) = fast.then(state::shim_ptr).flatten() else {
+        return 0;
+    };
+    PARENT_SHIM.with(|c| c.set(shim));
+    CHILD_SHIM.with(|c| c.set(0));
+    RESULT.with(|r| r.set(0));
+    drop_held(false);
+    1
 }
 
 /// After the host `vfork`, in both tasks: `r` is its raw result.
@@ -132,58 +139,65 @@ extern "C" fn finish(r: i64) -> pid_t {
         STATE.with(|s| s.set(BORROWED));
         return 0;
     }
-    // The parent, once the child exec'd or ended. It left the thread's
-    // flags as they were at its exec; what it held is ours to free.
+    // The parent, once the child exec'd or ended. The child left the
+    // thread's flags and shim as they were at its exec; what it held and
+    // its own shim are ours to free.
     state::reset_thread_flags();
+    state::set_shim_ptr(PARENT_SHIM.with(|c| c.get()));
     let st = STATE.with(|s| s.replace(NONE));
     drop_held(true);
+    let child_shim = CHILD_SHIM.with(|c| c.replace(0));
+    if child_shim != 0 {
+        // SAFETY: the child's shim, leaked by `state::attach_vfork_child`
+        // and used by no one since the child exec'd or ended.
+        unsafe { state::free_vfork_shim(child_shim) };
+    }
     if r < 0 {
         state::set_errno((-r) as i32);
         return -1;
     }
     let child = r as pid_t;
     let _g = state::enter_init();
-    let r = if st == ESCAPED {
-        // The child forked the real one and ended: once it is reaped, its
-        // own child is the subreaper's, and waits for its binding.
-        ESCAPES.fetch_add(1, Ordering::Relaxed);
-        crate::gate::reap(child);
-        match RESULT.with(|c| c.get()) {
-            e if e < 0 => e,
-            task => crate::hooks::procs::register_child(task as pid_t, true),
+    let r = match st {
+        ATTACHED => RESULT.with(|c| c.get()),
+        REFUSED => {
+            crate::gate::reap(child);
+            RESULT.with(|c| c.get())
         }
-    } else {
-        BORROWED_EXECS.fetch_add(1, Ordering::Relaxed);
-        crate::hooks::procs::register_child(child, false)
+        _ => crate::hooks::procs::register_child(child),
     };
     state::libc_ret(r) as pid_t
 }
 
-/// In a borrowed child about to do something other than exec: fork for
-/// real. The grandchild, once its grandparent registered it as its child
-/// (with an endpoint of its own), returns and goes on; this child hands
-/// the grandchild's host pid to the parent and ends.
-pub fn escape() {
-    let r = crate::hooks::procs::fork_unregistered();
-    if r == 0 {
-        // The grandchild: its memory is its own; what the borrowed child
-        // held is on its stack and will be dropped there.
-        STATE.with(|s| s.set(NONE));
-        drop_held(false);
-        return;
+/// In a borrowed child about to do what needs a process of its own:
+/// registers it with PM through the parent's endpoint (`PmFork`, as the
+/// parent would after a `fork`) and binds its own endpoint. A child PM
+/// refuses, or that cannot bind, ends.
+pub fn attach_child() {
+    let _g = state::enter_init();
+    // SAFETY: getpid has no arguments.
+    let me = unsafe { crate::gate::syscall6(libc::SYS_getpid, [0; 6]) } as pid_t;
+    let r = state::with_shim(|s| s.forked(me)).unwrap_or(-(libc::ENOSYS as i64));
+    RESULT.with(|c| c.set(r));
+    if r < 0 {
+        STATE.with(|s| s.set(REFUSED));
+        // SAFETY: ending this task at once, running nothing of the
+        // parent's (whose memory this is).
+        unsafe { crate::gate::syscall6(libc::SYS_exit_group, [127, 0, 0, 0, 0, 0]) };
     }
-    let v = if r < 0 {
-        // SAFETY: reading this thread's errno.
-        -(unsafe { *libc::__errno_location() } as i64)
-    } else {
-        r as i64
-    };
-    RESULT.with(|c| c.set(v));
-    STATE.with(|s| s.set(ESCAPED));
-    // SAFETY: ending this task at once, running nothing of the parent's
-    // (whose memory this is).
-    unsafe { crate::gate::syscall6(libc::SYS_exit_group, [0; 6]) };
-    unreachable!("exit_group returned");
+    match state::attach_vfork_child() {
+        Ok(p) => {
+            CHILD_SHIM.with(|c| c.set(p));
+            STATE.with(|s| s.set(ATTACHED));
+        }
+        Err(e) => {
+            eprintln!("dvs: vfork child could not attach to its DC: {e}");
+            // Registered: PM sees it end.
+            STATE.with(|s| s.set(ATTACHED));
+            // SAFETY: as above.
+            unsafe { crate::gate::syscall6(libc::SYS_exit_group, [127, 0, 0, 0, 0, 0]) };
+        }
+    }
 }
 
 /// Runs (`run`) or forgets the drops of what a borrowed child held.

@@ -147,6 +147,18 @@ impl Shim {
         &self.ipc
     }
 
+    /// Frees a shim that a vfork child made in its parent's memory: its
+    /// mappings and memory go, its descriptors (the child's) are not
+    /// closed ([`Ipc::forget_foreign`]).
+    pub fn forget_foreign(self) {
+        let Shim { ipc, channel, .. } = self;
+        ipc.forget_foreign();
+        if let Some(Some(fd)) = channel.into_inner() {
+            use std::os::fd::IntoRawFd;
+            let _ = fd.into_raw_fd();
+        }
+    }
+
     /// Gives the IPC handle back (a supervisor re-targets it to another
     /// process with [`Shim::on_behalf`]).
     pub fn into_ipc(self) -> Ipc {
@@ -193,11 +205,8 @@ impl Shim {
 
     /// The parent's half of a host fork: registers child host task
     /// `child_host_pid` with PM; returns the child's PID (or `-errno`).
-    /// `orphan`: the task's host parent is its node's subreaper
-    /// ([`abi::FORK_ORPHAN`]).
-    pub fn forked(&self, child_host_pid: i32, orphan: bool) -> i64 {
-        let flags = if orphan { abi::FORK_ORPHAN } else { 0 };
-        ret(self.value(abi::PM, Call::PmFork, &[child_host_pid as u64, flags]))
+    pub fn forked(&self, child_host_pid: i32) -> i64 {
+        ret(self.value(abi::PM, Call::PmFork, &[child_host_pid as u64, 0]))
     }
 
     /// Asks PM for an endpoint for new thread `tid` of this process

@@ -242,12 +242,6 @@ impl Pm {
         });
         match r {
             Ok(pid) => {
-                if req.args[1] & abi::FORK_ORPHAN != 0 {
-                    // Its node's SYSTASK reaps it, as a moved task.
-                    if let Some(p) = self.table.get_mut(pid) {
-                        p.first = Some((p.node, host_pid));
-                    }
-                }
                 // The child's endpoint, for a supervisor that serves the
                 // child's calls on its behalf (the tracer).
                 let mut m = abi::ok(pid as i64);

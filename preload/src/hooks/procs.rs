@@ -31,7 +31,7 @@ sys!(waitid => hk_waitid(t: idtype_t, id: id_t, info: *mut siginfo_t, opt: c_int
 fn do_fork(real_fork: impl Fn() -> pid_t) -> pid_t {
     match host_fork(real_fork) {
         c if c <= 0 => c,
-        child => libc_ret(register_child(child, false)) as pid_t,
+        child => libc_ret(register_child(child)) as pid_t,
     }
 }
 
@@ -39,7 +39,7 @@ fn do_fork(real_fork: impl Fn() -> pid_t) -> pid_t {
 /// fork slot of the gate page, so that the seccomp net lets its `clone`
 /// run (a `clone` outside such a slot is a raw fork the net refuses). The
 /// child attaches to the binding its parent asks PM for.
-pub(crate) fn host_fork(real_fork: impl Fn() -> pid_t) -> pid_t {
+fn host_fork(real_fork: impl Fn() -> pid_t) -> pid_t {
     // SAFETY: gettid has no arguments.
     let tid = unsafe { libc::syscall(SYS_gettid) } as u32;
     let slot = shim::gatepage::fork_enter(tid);
@@ -66,28 +66,16 @@ pub(crate) fn host_fork(real_fork: impl Fn() -> pid_t) -> pid_t {
     child
 }
 
-/// Tells PM about host task `child` (`PmFork`; `orphan`: its host parent
-/// is the node's subreaper): its DC pid, or `-errno` after killing it (it
-/// must not run outside the DC).
-pub(crate) fn register_child(child: pid_t, orphan: bool) -> i64 {
-    let r = with_shim(|s| s.forked(child, orphan)).unwrap_or(-(ENOSYS as i64));
+/// Tells PM about host child `child` (`PmFork`): its DC pid, or `-errno`
+/// after killing it (it must not run outside the DC).
+pub(crate) fn register_child(child: pid_t) -> i64 {
+    let r = with_shim(|s| s.forked(child)).unwrap_or(-(ENOSYS as i64));
     if r < 0 {
-        // SAFETY: signalling the task we forked.
+        // SAFETY: signalling our own fresh child.
         unsafe { crate::gate::syscall6(SYS_kill, [child as u64, SIGKILL as u64, 0, 0, 0, 0]) };
-        if !orphan {
-            crate::gate::reap(child);
-        }
+        crate::gate::reap(child);
     }
     r
-}
-
-/// glibc's `fork` on the host, for a borrowed vfork child that becomes a
-/// process of its own ([`crate::vfork::escape`]): the host pid of the
-/// new task (which its grandparent registers), 0 in it, or -1.
-pub(crate) fn fork_unregistered() -> pid_t {
-    let _g = state::enter_init();
-    // SAFETY: glibc's fork (it runs the atfork handlers).
-    host_fork(|| unsafe { redhook::real!(fork)() })
 }
 
 redhook::hook! {
@@ -214,7 +202,7 @@ fn exec_host(
     if let Some(node) = crate::rexec::target_node(&env) {
         // Moving the process to another node needs a process of its own.
         if crate::vfork::borrowed() {
-            crate::vfork::escape();
+            crate::vfork::attach_child();
         }
         return crate::rexec::exec_on(node, host, argv, &env);
     }
@@ -222,12 +210,12 @@ fn exec_host(
     envv.push(std::ptr::null());
     let envv = Held::new(envv);
     let is_static = crate::adopt::is_static(host);
-    // The supervisor traces a static image from its own process.
+    // The supervisor traces a static image as a process of its own.
     if is_static && crate::vfork::borrowed() {
-        crate::vfork::escape();
+        crate::vfork::attach_child();
     }
-    // A borrowed vfork child's parked endpoints are its parent's.
-    if !crate::vfork::borrowed() {
+    // A vfork child's parked endpoints are its parent's.
+    if !crate::vfork::in_child() {
         crate::state::drop_parked();
     }
     // A static program has no preload: the net's supervisor traces it.

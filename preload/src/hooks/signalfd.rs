@@ -124,7 +124,7 @@ fn read_mask(m: *const sigset_t) -> Option<u64> {
 
 redhook::hook! {
     unsafe fn signalfd(fd: c_int, m: *const sigset_t, flags: c_int) -> c_int => hk_signalfd {
-        if !state::hook_active() {
+        if !state::active() {
             // SAFETY: the real libc function with the caller's arguments.
             return unsafe { redhook::real!(signalfd)(fd, m, flags) };
         }

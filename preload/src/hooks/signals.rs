@@ -23,7 +23,7 @@ fn libc_sigaction() -> impl Fn(c_int, *const libc::sigaction, *mut libc::sigacti
 redhook::hook! {
     unsafe fn sigaction(sig: libc::c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> libc::c_int => hk_sigaction {
         let real = libc_sigaction();
-        if !state::hook_active() {
+        if !state::active() {
             return real(sig, act, old);
         }
         // SAFETY: the caller's pointers, null or valid as sigaction(2)
@@ -35,7 +35,7 @@ redhook::hook! {
 redhook::hook! {
     unsafe fn siginterrupt(sig: libc::c_int, flag: libc::c_int) -> libc::c_int => hk_siginterrupt {
         let real = libc_sigaction();
-        if !state::hook_active() {
+        if !state::active() {
             // SAFETY: libc's siginterrupt with the caller's arguments.
             return unsafe { redhook::real!(siginterrupt)(sig, flag) };
         }
@@ -46,7 +46,7 @@ redhook::hook! {
 redhook::hook! {
     unsafe fn signal(sig: libc::c_int, handler: libc::sighandler_t) -> libc::sighandler_t => hk_signal {
         let real = libc_sigaction();
-        if !state::hook_active() {
+        if !state::active() {
             // SAFETY: libc's signal with the caller's arguments.
             return unsafe { redhook::real!(signal)(sig, handler) };
         }
@@ -91,7 +91,7 @@ fn stops_the_process(sig: c_int) -> bool {
 
 redhook::hook! {
     unsafe fn raise(sig: libc::c_int) -> libc::c_int => hk_raise {
-        if !state::hook_active() {
+        if !state::active() {
             // SAFETY: libc's raise with the caller's argument.
             return unsafe { redhook::real!(raise)(sig) };
         }
@@ -101,7 +101,7 @@ redhook::hook! {
 
 redhook::hook! {
     unsafe fn gsignal(sig: libc::c_int) -> libc::c_int => hk_gsignal {
-        if !state::hook_active() {
+        if !state::active() {
             // SAFETY: libc's gsignal with the caller's argument.
             return unsafe { redhook::real!(gsignal)(sig) };
         }
