@@ -213,9 +213,10 @@ fn drop_held(run: bool) {
     });
 }
 
-/// A value the exec path needs up to the host `execve`. In a borrowed
-/// child, whose successful exec never returns, its memory would be lost
-/// to the parent: it is registered so that the parent frees it.
+/// A value the exec path needs up to the host `execve`. In a vfork child
+/// (borrowed or attached), whose successful exec never returns, its
+/// memory would be lost to the parent: it is registered so that the
+/// parent frees it.
 pub struct Held<T: 'static> {
     value: Box<T>,
     slot: Option<usize>,
@@ -234,7 +235,7 @@ impl<T: 'static> Held<T> {
     /// Holds `x`.
     pub fn new(x: T) -> Held<T> {
         let value = Box::new(x);
-        let slot = if borrowed() {
+        let slot = if in_child() {
             let p = &*value as *const T as usize;
             HELD.with(|h| {
                 let i = h.iter().position(|c| c.get().is_none())?;
