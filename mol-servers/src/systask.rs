@@ -156,6 +156,9 @@ impl Systask {
         } else {
             sig
         };
+        if sig == libc::SIGCHLD {
+            host_exit_barrier();
+        }
         // SAFETY: kill(2) with integer arguments has no memory effects.
         let r = unsafe { libc::kill(pid, host_sig) };
         if r == 0 {
@@ -405,6 +408,29 @@ pub fn host_state(pid: i32) -> (String, u64) {
             .unwrap_or(0)
     };
     (f.first().unwrap_or(&"?").to_string(), ticks(14) + ticks(15))
+}
+
+/// Returns once every task that has begun its end on this host has sent
+/// its parent the kernel's `SIGCHLD`. The kernel sends it while holding
+/// the task list lock, which `waitid` takes too; PM learns of an end from
+/// the task's pidfd, which wakes its watcher inside that locked section,
+/// so PM's own `SIGCHLD` (the one that says the status can be collected)
+/// could otherwise overtake the kernel's when the ending task's CPU is
+/// held up there (a preempted virtual CPU) and be the record a
+/// `signalfd` reader sees first.
+pub fn host_exit_barrier() {
+    // SAFETY: a zeroed siginfo is a valid buffer for waitid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid with a valid siginfo pointer; WNOHANG|WNOWAIT neither
+    // blocks nor reaps (ECHILD without children is fine: the lock was taken).
+    unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
 }
 
 /// The wait status of an ended, not yet reaped task: field 52

@@ -393,6 +393,8 @@ impl Pm {
             // must get one more now that the status can be collected.
             if let Some(parent) = self.table.get(p.ppid).filter(|q| q.life == Life::Alive) {
                 if parent.node == self.node {
+                    // After the kernel's, never before it.
+                    crate::systask::host_exit_barrier();
                     // SAFETY: kill(2) with integer arguments.
                     unsafe { libc::kill(parent.host_pid, libc::SIGCHLD) };
                 } else {
