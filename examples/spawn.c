@@ -1,7 +1,9 @@
 /* The ways glibc starts programs besides fork+exec: system(), popen()
  * and posix_spawn() with file actions. Every child must see this process
  * as its parent. */
+#include <errno.h>
 #include <spawn.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -38,5 +40,26 @@ int main(void) {
     waitpid(c, &st, 0);
     printf("posix_spawnp returned %d, child said: %s", r, buf);
     printf("child status %d\n", WEXITSTATUS(st));
+
+    /* A program that is not there: posix_spawn reports it (glibc's child
+     * shares its parent's memory until it execs), and no child is left. */
+    char *missing[] = {"nonexistent", NULL};
+    r = posix_spawn(&c, "/nonexistent/prog", NULL, NULL, missing, environ);
+    printf("posix_spawn of a missing program: %s\n", strerror(r));
+    printf("children left: %s\n", waitpid(-1, &st, WNOHANG) < 0 && errno == ECHILD ? "none" : "some");
+
+    /* Many in a row. */
+    int ok = 0;
+    for (int i = 0; i < 30; i++) {
+        char *t[] = {"true", NULL};
+        if (posix_spawn(&c, "/bin/true", NULL, NULL, t, environ) == 0 && waitpid(c, &st, 0) == c &&
+            WIFEXITED(st) && WEXITSTATUS(st) == 0)
+            ok++;
+    }
+    printf("30 posix_spawn+wait: %d ok\n", ok);
+    ok = 0;
+    for (int i = 0; i < 10; i++)
+        ok += system("exit 0") == 0;
+    printf("10 system: %d ok\n", ok);
     return 0;
 }

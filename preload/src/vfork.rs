@@ -200,6 +200,109 @@ pub fn attach_child() {
     }
 }
 
+/// Stack of a child started by [`spawn`].
+const SPAWN_STACK: usize = 256 * 1024;
+
+/// What [`spawn_entry`] runs in the child.
+struct SpawnArgs<'a> {
+    child: &'a mut dyn FnMut(),
+    /// The caller's signal mask, which the child gets back.
+    mask: libc::sigset_t,
+}
+
+/// Runs `child` in a new process that borrows this one's memory until it
+/// execs or ends, on a stack of its own, as glibc's `posix_spawn` does
+/// (a Rust function cannot return twice through `vfork`): the child runs
+/// borrowed as a [`vfork`] child does, with no handler of the caller's
+/// (dispositions set to a handler become the default), and must exec or
+/// `_exit` (if `child` returns, the child exits 127). Returns the child's
+/// DC pid, or -1 with `errno`; `None` when this process cannot (the
+/// caller forks instead).
+pub fn spawn(child: &mut dyn FnMut()) -> Option<pid_t> {
+    if prepare() == 0 {
+        return None;
+    }
+    // SAFETY: an anonymous private mapping of our own.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            SPAWN_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        PARENT_SHIM.with(|c| c.set(0));
+        return None;
+    }
+    // SAFETY: zeroed sigsets are valid; filling and swapping this thread's
+    // mask: no handler of ours may run in the child before it resets them.
+    let mut args = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut mask);
+        SpawnArgs { child, mask }
+    };
+    // SAFETY: gettid has no arguments.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+    // The net lets this thread's clone run while it holds a fork slot.
+    let slot = shim::gatepage::fork_enter(tid);
+    // SAFETY: glibc's clone runs `spawn_entry(&mut args)` in the child on
+    // the top of `stack`, which stays mapped until the child exec'd or
+    // ended (CLONE_VFORK: the call returns then); `args` lives on this
+    // frame across the call.
+    let r = unsafe {
+        libc::clone(
+            spawn_entry,
+            stack.cast::<u8>().add(SPAWN_STACK).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut args as *mut SpawnArgs<'_>).cast(),
+        )
+    };
+    // SAFETY: reading this thread's errno right after the call.
+    let e = unsafe { *libc::__errno_location() };
+    if let Some(s) = slot {
+        shim::gatepage::fork_leave(s);
+    }
+    // SAFETY: the child is gone from the stack; back to the caller's mask.
+    unsafe {
+        libc::munmap(stack, SPAWN_STACK);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &args.mask, std::ptr::null_mut());
+    }
+    Some(finish(if r < 0 { -(e as i64) } else { r as i64 }))
+}
+
+/// The child of [`spawn`], on its own stack.
+extern "C" fn spawn_entry(arg: *mut libc::c_void) -> libc::c_int {
+    STATE.with(|s| s.set(BORROWED));
+    // SAFETY: `arg` is the parent's `SpawnArgs`, alive while it waits for
+    // this child.
+    let args = unsafe { &mut *arg.cast::<SpawnArgs<'_>>() };
+    for sig in 1..=64 {
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: querying, then resetting, this child's own disposition
+        // (the kernel's table is the child's; the preload's is not touched).
+        unsafe {
+            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction != libc::SIG_DFL
+                && old.sa_sigaction != libc::SIG_IGN
+            {
+                let mut dfl: libc::sigaction = std::mem::zeroed();
+                dfl.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+        }
+    }
+    // SAFETY: restoring the caller's mask in this child.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &args.mask, std::ptr::null_mut()) };
+    (args.child)();
+    // SAFETY: ending the child, running nothing of the parent's.
+    unsafe { libc::_exit(127) }
+}
+
 /// Runs (`run`) or forgets the drops of what a borrowed child held.
 fn drop_held(run: bool) {
     HELD.with(|h| {

@@ -114,6 +114,9 @@ redhook::hook! {
 
 /// In the child of a spawn: applies the attributes and file actions, then
 /// execs. Never returns; a failure exits with 127, like glibc's child.
+/// The child of `posix_spawn`: the attributes, the file actions, the
+/// exec. A step that fails ends it with 127, its errno in `*err` (which a
+/// child that shares its parent's memory hands over, as glibc's does).
 fn child(
     search: bool,
     path: *const c_char,
@@ -121,7 +124,15 @@ fn child(
     attr: *const posix_spawnattr_t,
     argv: *const *mut c_char,
     envp: *const *mut c_char,
+    err: *mut c_int,
 ) -> ! {
+    // SAFETY: `err` is the spawning call's, valid while it waits.
+    let fail = || -> ! {
+        unsafe {
+            *err = *__errno_location();
+            _exit(127)
+        }
+    };
     // SAFETY (whole function): calls into our own hooked libc entry points
     // (so the descriptor work is FS's) and libc attribute getters, with
     // arguments from the program's posix_spawn call.
@@ -140,13 +151,13 @@ fn child(
                 }
             }
             if flags & POSIX_SPAWN_SETSID as c_int != 0 && libc::setsid() < 0 {
-                _exit(127);
+                fail();
             }
             if flags & POSIX_SPAWN_SETPGROUP != 0 {
                 let mut g: pid_t = 0;
                 posix_spawnattr_getpgroup(attr, &mut g);
                 if libc::setpgid(0, g) < 0 {
-                    _exit(127);
+                    fail();
                 }
             }
             if flags & POSIX_SPAWN_RESETIDS != 0 {
@@ -185,7 +196,7 @@ fn child(
                 Action::Fchdir(fd) => libc::fchdir(fd) == 0,
             };
             if !ok {
-                _exit(127);
+                fail();
             }
         }
         if search {
@@ -201,7 +212,7 @@ fn child(
                 envp as *const *const c_char,
             );
         }
-        _exit(127)
+        fail()
     }
 }
 
@@ -214,14 +225,27 @@ fn spawn(
     argv: *const *mut c_char,
     envp: *const *mut c_char,
 ) -> c_int {
-    // SAFETY: our hooked fork (registers the child with PM).
-    let c = unsafe { libc::fork() };
+    let mut err: c_int = 0;
+    let e: *mut c_int = &mut err;
+    // A child in our memory (as glibc's), else our hooked fork.
+    let c = match crate::vfork::spawn(&mut || child(search, path, fa, attr, argv, envp, e)) {
+        Some(c) => c,
+        // SAFETY: our hooked fork (registers the child with PM).
+        None => match unsafe { libc::fork() } {
+            0 => child(search, path, fa, attr, argv, envp, e),
+            c => c,
+        },
+    };
     if c < 0 {
         // SAFETY: reading this thread's errno.
         return unsafe { *__errno_location() };
     }
-    if c == 0 {
-        child(search, path, fa, attr, argv, envp);
+    if err != 0 {
+        // The child could not exec: reap it and report why, as glibc does.
+        let mut st = 0;
+        // SAFETY: our hooked waitpid on our own child.
+        unsafe { libc::waitpid(c, &mut st, 0) };
+        return err;
     }
     if !pid.is_null() {
         // SAFETY: the caller's result pointer.
@@ -273,15 +297,22 @@ redhook::hook! {
             sigemptyset(&mut chld);
             sigaddset(&mut chld, SIGCHLD);
             sigprocmask(SIG_BLOCK, &chld, &mut old_mask);
-            let c = libc::fork();
-            if c == 0 {
+            let run = || -> ! {
                 sigaction(SIGINT, &old_int, std::ptr::null_mut());
                 sigaction(SIGQUIT, &old_quit, std::ptr::null_mut());
                 sigprocmask(SIG_SETMASK, &old_mask, std::ptr::null_mut());
                 let argv = [c"sh".as_ptr(), c"-c".as_ptr(), cmd, std::ptr::null()];
                 libc::execv(c"/bin/sh".as_ptr(), argv.as_ptr());
-                _exit(127);
-            }
+                _exit(127)
+            };
+            // A child in our memory, else our hooked fork.
+            let c = match crate::vfork::spawn(&mut || run()) {
+                Some(c) => c,
+                None => match libc::fork() {
+                    0 => run(),
+                    c => c,
+                },
+            };
             let mut status = -1;
             if c > 0 {
                 while libc::waitpid(c, &mut status, 0) < 0 {
@@ -330,13 +361,7 @@ redhook::hook! {
                 return std::ptr::null_mut();
             }
             let (mine, theirs, target) = if reading { (p[0], p[1], 1) } else { (p[1], p[0], 0) };
-            let c = libc::fork();
-            if c < 0 {
-                libc::close(p[0]);
-                libc::close(p[1]);
-                return std::ptr::null_mut();
-            }
-            if c == 0 {
+            let run = || -> ! {
                 libc::close(mine);
                 if theirs != target {
                     libc::dup2(theirs, target);
@@ -354,7 +379,20 @@ redhook::hook! {
                 }
                 let argv = [c"sh".as_ptr(), c"-c".as_ptr(), cmd, std::ptr::null()];
                 libc::execv(c"/bin/sh".as_ptr(), argv.as_ptr());
-                _exit(127);
+                _exit(127)
+            };
+            // A child in our memory, else our hooked fork.
+            let c = match crate::vfork::spawn(&mut || run()) {
+                Some(c) => c,
+                None => match libc::fork() {
+                    0 => run(),
+                    c => c,
+                },
+            };
+            if c < 0 {
+                libc::close(p[0]);
+                libc::close(p[1]);
+                return std::ptr::null_mut();
             }
             libc::close(theirs);
             if cloexec {
