@@ -225,6 +225,50 @@ except OSError as e: print("no such interface", e)
     assert_eq!((r.code, n.code), (0, 0), "DC stderr:\n{}", r.stderr);
 }
 
+/// `recv` with `MSG_WAITALL` on a stream fills the whole buffer across
+/// several arrivals, returns what came when the peer ends the stream or a
+/// signal (with a handler) comes after some data, and takes one datagram
+/// on UDP, as natively.
+#[test]
+fn msg_waitall_waits_for_the_whole_buffer() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let script = r#"
+import os, signal, socket, time
+s = socket.create_server(("127.0.0.1", 0)); port = s.getsockname()[1]
+if os.fork() == 0:
+    c = socket.create_connection(("127.0.0.1", port))
+    for i in range(5):
+        c.sendall(bytes([65 + i]) * 1000); time.sleep(0.05)
+    c.sendall(b"z" * 300000); time.sleep(0.05)
+    c.sendall(b"tail"); c.close(); os._exit(0)
+a, _ = s.accept()
+x = a.recv(5000, socket.MSG_WAITALL); print("5 pieces", len(x), x[::1000])
+x = a.recv(300000, socket.MSG_WAITALL); print("large", len(x), set(x) == {ord("z")})
+x = a.recv(100, socket.MSG_WAITALL); print("ended", x)
+print("eof", a.recv(100, socket.MSG_WAITALL)); os.wait()
+signal.signal(signal.SIGALRM, lambda *a: print("alarm"))
+if os.fork() == 0:
+    c = socket.create_connection(("127.0.0.1", port)); c.sendall(b"part")
+    time.sleep(1); os._exit(0)
+a, _ = s.accept()
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+print("interrupted", a.recv(100, socket.MSG_WAITALL)); os.wait()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+v.sendto(b"one", u.getsockname()); v.sendto(b"two", u.getsockname())
+print("udp", u.recv(100, socket.MSG_WAITALL), u.recv(100, socket.MSG_WAITALL))
+"#;
+    let n = native(d.path(), &[PY, "-c", script]);
+    assert_eq!(
+        n.stdout,
+        "5 pieces 5000 b'ABCDE'\nlarge 300000 True\nended b'tail'\neof b''\n\
+         alarm\ninterrupted b'part'\nudp b'one' b'two'\n"
+    );
+    let r = in_dc(d.path(), &[PY, "-c", script]);
+    assert_eq!(r.stdout, n.stdout, "DC stderr:\n{}", r.stderr);
+    assert_eq!((r.code, n.code), (0, 0), "DC stderr:\n{}", r.stderr);
+}
+
 /// A signal sent through PM ends a blocked `accept`/`recv` (FS answers
 /// the deferred call with `EINTR`; the handler runs), as natively.
 #[test]

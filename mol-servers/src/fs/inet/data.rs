@@ -123,7 +123,11 @@ pub(super) fn sendmsg(fs: &mut super::Fs, ctx: &Ctx, req: &Request) -> Outcome {
 }
 
 /// One try of a `recvmsg`: the reply, or `None` when nothing is queued
-/// (and the call may wait).
+/// (and the call may wait). `done` counts the bytes a blocking
+/// `MSG_WAITALL` receive on a stream already moved: such a call goes on
+/// until its buffers are full, the stream ends or an error comes, and
+/// returns what it has then (a signal ends it with that count too).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn try_recv(
     ctx: &Ctx,
     to: Endpoint,
@@ -132,46 +136,65 @@ pub(super) fn try_recv(
     flags: i32,
     (aux, aux_addr): (&RecvAux, u64),
     publish: &[Publish],
+    done: &mut usize,
 ) -> Option<Message> {
     let nonblock = ofd.nonblock() || flags & libc::MSG_DONTWAIT != 0;
-    let got = with_scratch(iov.total.min(CHUNK), |buf| {
-        let ctlcap = (aux.ctlcap as usize).min(CTL_MAX);
-        let got = with_host(ofd, |fd| host::recv(fd, buf, flags & RECV_FLAGS, ctlcap))?;
-        let k = got.n.min(buf.len());
-        iov.copy_out(ctx, to, 0, &buf[..k])?;
-        Ok(got)
-    });
-    let mut got = match got {
-        Ok(g) => g,
-        Err(libc::EAGAIN) if !nonblock => return None,
-        Err(e) => return Some(abi::err(e)),
-    };
-    publish::to_dc(publish, &mut got.from, false);
-    if aux_addr != 0 {
-        if aux.name != 0 && !got.from.is_empty() {
-            let m = got.from.len().min(aux.namecap as usize);
-            if let Err(e) = ctx.copy_out(to, aux.name, &got.from[..m]) {
+    let waitall = flags & libc::MSG_WAITALL != 0
+        && flags & (libc::MSG_PEEK | libc::MSG_OOB) == 0
+        && !nonblock
+        && with_host(ofd, |fd| Ok(host::is_stream(fd))).unwrap_or(false);
+    loop {
+        let at = *done;
+        let got = with_scratch((iov.total - at).min(CHUNK), |buf| {
+            let ctlcap = (aux.ctlcap as usize).min(CTL_MAX);
+            let got = with_host(ofd, |fd| host::recv(fd, buf, flags & RECV_FLAGS, ctlcap))?;
+            let k = got.n.min(buf.len());
+            iov.copy_out(ctx, to, at, &buf[..k])?;
+            Ok(got)
+        });
+        let mut got = match got {
+            Ok(g) => g,
+            Err(libc::EAGAIN) if !nonblock => return None,
+            Err(_) if at > 0 => return Some(abi::ok(at as i64)),
+            Err(e) => return Some(abi::err(e)),
+        };
+        *done += got.n;
+        if waitall && got.n > 0 && *done < iov.total {
+            continue;
+        }
+        publish::to_dc(publish, &mut got.from, false);
+        if aux_addr != 0 {
+            if let Err(e) = write_aux(ctx, to, aux, aux_addr, &got) {
                 return Some(abi::err(e));
             }
         }
-        if aux.ctl != 0 && !got.ctl.is_empty() {
-            if let Err(e) = ctx.copy_out(to, aux.ctl, &got.ctl) {
-                return Some(abi::err(e));
-            }
-        }
-        let mut res = Vec::with_capacity(24);
-        res.extend_from_slice(&(got.from.len() as u64).to_ne_bytes());
-        res.extend_from_slice(&0u64.to_ne_bytes());
-        res.extend_from_slice(&(got.flags as u32 as u64).to_ne_bytes());
-        let ctllen = (got.ctl.len() as u64).to_ne_bytes();
-        let written = ctx
-            .copy_out(to, aux_addr + 32, &res)
-            .and_then(|()| ctx.copy_out(to, aux_addr + 72, &ctllen));
-        if let Err(e) = written {
-            return Some(abi::err(e));
-        }
+        return Some(abi::ok(*done as i64));
     }
-    Some(abi::ok(got.n as i64))
+}
+
+/// Writes what a `recvmsg` returns beside the data (the sender's address,
+/// control messages, flags) into the caller's [`RecvAux`] at `aux_addr`.
+fn write_aux(
+    ctx: &Ctx,
+    to: Endpoint,
+    aux: &RecvAux,
+    aux_addr: u64,
+    got: &host::Received,
+) -> Result<(), i32> {
+    if aux.name != 0 && !got.from.is_empty() {
+        let m = got.from.len().min(aux.namecap as usize);
+        ctx.copy_out(to, aux.name, &got.from[..m])?;
+    }
+    if aux.ctl != 0 && !got.ctl.is_empty() {
+        ctx.copy_out(to, aux.ctl, &got.ctl)?;
+    }
+    let mut res = Vec::with_capacity(24);
+    res.extend_from_slice(&(got.from.len() as u64).to_ne_bytes());
+    res.extend_from_slice(&0u64.to_ne_bytes());
+    res.extend_from_slice(&(got.flags as u32 as u64).to_ne_bytes());
+    let ctllen = (got.ctl.len() as u64).to_ne_bytes();
+    ctx.copy_out(to, aux_addr + 32, &res)?;
+    ctx.copy_out(to, aux_addr + 72, &ctllen)
 }
 
 /// `[fd, iov, iovcnt, flags, aux]`.
@@ -188,6 +211,7 @@ pub(super) fn recvmsg(fs: &mut super::Fs, ctx: &Ctx, req: &Request) -> Outcome {
         Err(e) => return Outcome::err(e),
     };
     let aux_addr = req.args[4];
+    let mut done = 0;
     match try_recv(
         ctx,
         req.sender,
@@ -196,6 +220,7 @@ pub(super) fn recvmsg(fs: &mut super::Fs, ctx: &Ctx, req: &Request) -> Outcome {
         flags,
         (&aux, aux_addr),
         &fs.publish,
+        &mut done,
     ) {
         Some(m) => Outcome::Reply(m),
         None => defer(
@@ -208,6 +233,7 @@ pub(super) fn recvmsg(fs: &mut super::Fs, ctx: &Ctx, req: &Request) -> Outcome {
                 flags,
                 aux,
                 aux_addr,
+                done,
             },
         ),
     }

@@ -166,6 +166,13 @@ pub fn send(
     })
 }
 
+/// Whether `fd` is a stream socket (`SO_TYPE`).
+pub fn is_stream(fd: BorrowedFd<'_>) -> bool {
+    getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, 4).is_ok_and(|v| {
+        v.len() == 4 && i32::from_ne_bytes([v[0], v[1], v[2], v[3]]) == libc::SOCK_STREAM
+    })
+}
+
 /// What one `recvmsg` returned.
 pub struct Received {
     /// Bytes received (a datagram's full length with `MSG_TRUNC`).

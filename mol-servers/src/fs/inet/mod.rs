@@ -21,7 +21,7 @@
 //! Control messages (`IPV6_HOPLIMIT`, `IP_PKTINFO`, timestamps) pass
 //! between the program and the host raw. Known limits:
 //! `SO_RCVTIMEO`/`SO_SNDTIMEO` are accepted but do not end a blocking
-//! call; `MSG_WAITALL` returns after the first data.
+//! call; `MSG_WAITALL` with `MSG_PEEK` returns after the first data.
 
 mod data;
 mod host;
@@ -67,6 +67,8 @@ pub enum Pending {
         aux: RecvAux,
         /// Its address (0: none).
         aux_addr: u64,
+        /// Bytes a `MSG_WAITALL` receive already moved.
+        done: usize,
     },
     /// `sendmsg` that did not fit.
     Send {
@@ -101,7 +103,7 @@ impl Pending {
     /// Bytes a cancelled call already moved (it then returns them).
     pub fn sent(&self) -> usize {
         match self {
-            Pending::Send { done, .. } => *done,
+            Pending::Send { done, .. } | Pending::Recv { done, .. } => *done,
             _ => 0,
         }
     }
@@ -383,7 +385,17 @@ pub fn retry(
             flags,
             aux,
             aux_addr,
-        } => data::try_recv(ctx, sender, ofd, iov, *flags, (aux, *aux_addr), &fs.publish),
+            done,
+        } => data::try_recv(
+            ctx,
+            sender,
+            ofd,
+            iov,
+            *flags,
+            (aux, *aux_addr),
+            &fs.publish,
+            done,
+        ),
         Pending::Send {
             ofd,
             iov,
