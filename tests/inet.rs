@@ -269,6 +269,78 @@ print("udp", u.recv(100, socket.MSG_WAITALL), u.recv(100, socket.MSG_WAITALL))
     assert_eq!((r.code, n.code), (0, 0), "DC stderr:\n{}", r.stderr);
 }
 
+/// `SO_RCVTIMEO` and `SO_SNDTIMEO` end blocked `accept`, `recv` (every
+/// form, `read` included), `send` and `connect` calls with `EAGAIN` (or
+/// what moved, `EINPROGRESS` for an INET `connect`) once they run out, on
+/// INET and `AF_UNIX` sockets, as natively.
+#[test]
+fn socket_timeouts_end_blocked_calls() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let script = r#"
+import errno, os, socket, struct, time
+tv = struct.pack("ll", 0, 300000)
+s = socket.create_server(("127.0.0.1", 0)); port = s.getsockname()[1]
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+t = time.time()
+try: s.accept(); print("accepted?")
+except OSError as e: print("accept", errno.errorcode[e.errno], 0.25 < time.time() - t < 2)
+c = socket.create_connection(("127.0.0.1", port)); a, _ = s.accept()
+a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+for name, fn in [("recv", lambda: a.recv(10)), ("recv flags", lambda: a.recv(10, socket.MSG_WAITALL)),
+                 ("read", lambda: os.read(a.fileno(), 10)), ("recvfrom", lambda: a.recvfrom(10)),
+                 ("recvmsg", lambda: a.recvmsg(10))]:
+    t = time.time()
+    try: print(name, "got", fn())
+    except OSError as e: print(name, errno.errorcode[e.errno], 0.25 < time.time() - t < 2)
+c.sendall(b"abc")
+print("waitall partial", a.recv(10, socket.MSG_WAITALL))
+c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+n = 0
+t = time.time()
+try:
+    while True: n += c.send(b"x" * 65536)
+except OSError as e: print("send", errno.errorcode[e.errno], n > 0, 0.25 < time.time() - t < 3)
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)
+cs = []
+for i in range(4):
+    c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+    t = time.time()
+    try: c.connect(s.getsockname()); print(i, "connected")
+    except OSError as e: print(i, errno.errorcode[e.errno], 0.25 < time.time() - t < 2); break
+    cs.append(c)
+def timed(name, fn):
+    t = time.time()
+    try: print(name, "got", fn())
+    except OSError as e: print(name, errno.errorcode[e.errno], 0.25 < time.time() - t < 2)
+a, b = socket.socketpair()
+a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+print("unix rcvtimeo", a.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16) == tv)
+timed("unix recv", lambda: a.recv(10))
+timed("unix read", lambda: os.read(a.fileno(), 10))
+b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+n = [0]
+def fill():
+    while True: n[0] += b.send(b"y" * 4096)
+timed("unix send", fill)
+print("sent some", n[0] > 0)
+l = socket.socket(socket.AF_UNIX); l.bind("\0dvs-unixto-%d" % os.getpid()); l.listen()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+timed("unix accept", l.accept)"#;
+    let n = native(d.path(), &[PY, "-c", script]);
+    assert_eq!(
+        n.stdout,
+        "accept EAGAIN True\nrecv EAGAIN True\nrecv flags EAGAIN True\nread EAGAIN True\n\
+         recvfrom EAGAIN True\nrecvmsg EAGAIN True\nwaitall partial b'abc'\n\
+         send EAGAIN True True\n0 connected\n1 EINPROGRESS True\nunix rcvtimeo True\n\
+         unix recv EAGAIN True\nunix read EAGAIN True\nunix send EAGAIN True\nsent some True\n\
+         unix accept EAGAIN True\n"
+    );
+    let r = in_dc(d.path(), &[PY, "-c", script]);
+    assert_eq!(r.stdout, n.stdout, "DC stderr:\n{}", r.stderr);
+    assert_eq!((r.code, n.code), (0, 0), "DC stderr:\n{}", r.stderr);
+}
+
 /// A signal sent through PM ends a blocked `accept`/`recv` (FS answers
 /// the deferred call with `EINTR`; the handler runs), as natively.
 #[test]

@@ -483,6 +483,7 @@ impl Fs {
         let r = try_read(ctx, req.sender, &ofd, &iov);
         let pipe = matches!(ofd.kind, Kind::PipeRead(_) | Kind::Socket(_));
         self.finish_io(ctx, req, r, pipe, || Op::Read {
+            deadline: super::sockets::deadline(&ofd, libc::SO_RCVTIMEO),
             ofd: ofd.clone(),
             iov,
         })
@@ -513,6 +514,7 @@ impl Fs {
         let r = try_write(ctx, req.sender, &ofd, &iov, &mut done);
         let pipe = matches!(ofd.kind, Kind::PipeWrite(_) | Kind::Socket(_));
         self.finish_io(ctx, req, r, pipe, || Op::Write {
+            deadline: super::sockets::deadline(&ofd, libc::SO_SNDTIMEO),
             ofd: ofd.clone(),
             iov,
             done,

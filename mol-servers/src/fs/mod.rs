@@ -145,6 +145,8 @@ pub(crate) enum Op {
         ofd: Rc<Ofd>,
         /// The caller's buffers.
         iov: Iov,
+        /// When an INET socket's `SO_RCVTIMEO` ends the call.
+        deadline: Option<Instant>,
     },
     /// A write on a pipe or host stream; `done` bytes are written.
     Write {
@@ -154,15 +156,19 @@ pub(crate) enum Op {
         iov: Iov,
         /// Bytes already written.
         done: usize,
+        /// When an INET socket's `SO_SNDTIMEO` ends the call.
+        deadline: Option<Instant>,
     },
     /// A `poll` with nothing ready yet.
     Poll(poll::PollWait),
     /// An `epoll_wait` with nothing ready yet.
     Epoll(epoll::EpollWait),
-    /// An `AF_UNIX` socket call that would block.
-    Sock(unix::Pending),
-    /// An INET socket call that would block on its host socket.
-    Net(inet::Pending),
+    /// An `AF_UNIX` socket call that would block, and when the socket's
+    /// timeout ends it.
+    Sock(unix::Pending, Option<Instant>),
+    /// An INET socket call that would block on its host socket, and when
+    /// the socket's timeout ends it.
+    Net(inet::Pending, Option<Instant>),
     /// A blocking `open` of a FIFO for writing, waiting for a reader.
     OpenFifo {
         /// Where the path starts.
@@ -185,6 +191,38 @@ pub(crate) enum Op {
         /// When to try again (locks held by host processes give no event).
         next: Instant,
     },
+}
+
+impl Op {
+    /// When the socket's `SO_RCVTIMEO`/`SO_SNDTIMEO` ends the call.
+    fn socket_deadline(&self) -> Option<Instant> {
+        match self {
+            Op::Read { deadline, .. } | Op::Write { deadline, .. } => *deadline,
+            Op::Sock(_, d) | Op::Net(_, d) => *d,
+            _ => None,
+        }
+    }
+
+    /// Whether the socket's timeout ran out.
+    fn timed_out(&self) -> bool {
+        self.socket_deadline().is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// The answer of a call whose socket timeout ran out, as Linux's: the
+    /// bytes it moved, or `EAGAIN` (an INET `connect`: `EINPROGRESS`).
+    fn timeout_answer(&self) -> Message {
+        let moved = match self {
+            Op::Write { done, .. } => *done,
+            Op::Sock(p, _) => p.sent(),
+            Op::Net(p, _) => p.sent(),
+            _ => 0,
+        };
+        match self {
+            _ if moved > 0 => abi::ok(moved as i64),
+            Op::Net(inet::Pending::Connect { .. }, _) => abi::err(libc::EINPROGRESS),
+            _ => abi::err(libc::EAGAIN),
+        }
+    }
 }
 
 /// The result of retrying a deferred call.
@@ -269,6 +307,10 @@ impl Fs {
                             ctx.reply(w.sender, &m);
                             progressed = true;
                         }
+                        Step::Blocked(_) if w.op.timed_out() => {
+                            ctx.reply(w.sender, &w.op.timeout_answer());
+                            progressed = true;
+                        }
                         Step::Blocked(p) => {
                             progressed |= p;
                             self.waiters.push(w);
@@ -288,14 +330,14 @@ impl Fs {
         // on: it does not make the loop go round again (a long write
         // resumes when the watcher sees the stream still ready).
         let (attempt, stream) = match &mut w.op {
-            Op::Read { ofd, iov } => {
+            Op::Read { ofd, iov, .. } => {
                 let stream = matches!(ofd.kind, Kind::Stream { .. });
                 if stream && !host {
                     return Step::Blocked(false);
                 }
                 (io::try_read(ctx, w.sender, ofd, iov), stream)
             }
-            Op::Write { ofd, iov, done } => {
+            Op::Write { ofd, iov, done, .. } => {
                 let stream = matches!(ofd.kind, Kind::Stream { .. });
                 if stream && !host {
                     return Step::Blocked(false);
@@ -314,13 +356,13 @@ impl Fs {
                     None => Step::Blocked(false),
                 };
             }
-            Op::Sock(p) => {
+            Op::Sock(p, _) => {
                 return match unix::retry(self, ctx, w.sender, w.caller, p) {
                     Ok(m) => Step::Done(m),
                     Err(progressed) => Step::Blocked(progressed),
                 };
             }
-            Op::Net(p) => {
+            Op::Net(p, _) => {
                 // Only the watcher knows when a host socket is ready.
                 if !host {
                     return Step::Blocked(false);
@@ -385,6 +427,9 @@ impl Fs {
             deadline = Some(deadline.map_or(d, |x: Instant| x.min(d)));
         };
         for w in &self.waiters {
+            if let Some(d) = w.op.socket_deadline() {
+                near(d);
+            }
             match &w.op {
                 Op::Read { ofd, .. } | Op::Write { ofd, .. } => {
                     if let Kind::Stream { fd, .. } = &ofd.kind {
@@ -409,8 +454,8 @@ impl Fs {
                     }
                 }
                 Op::Lock { next, .. } | Op::OpenFifo { next, .. } => near(*next),
-                Op::Net(p) => interest.fds.extend(p.interest()),
-                Op::Sock(_) => {}
+                Op::Net(p, _) => interest.fds.extend(p.interest()),
+                Op::Sock(..) => {}
             }
         }
         for r in &self.dnotify {
@@ -437,8 +482,8 @@ impl Fs {
         for w in gone {
             let m = match w.op {
                 Op::Write { done, .. } if done > 0 => abi::ok(done as i64),
-                Op::Sock(p) if p.sent() > 0 => abi::ok(p.sent() as i64),
-                Op::Net(p) if p.sent() > 0 => abi::ok(p.sent() as i64),
+                Op::Sock(p, _) if p.sent() > 0 => abi::ok(p.sent() as i64),
+                Op::Net(p, _) if p.sent() > 0 => abi::ok(p.sent() as i64),
                 _ => abi::err(libc::EINTR),
             };
             ctx.reply(w.sender, &m);

@@ -7,6 +7,7 @@ use super::{inet, unix, Fs};
 use crate::abi::Call;
 use crate::server::{Ctx, Handler, Outcome, Request};
 use std::sync::OnceLock;
+use std::time::Instant;
 
 type Table = Vec<(Call, Handler<Fs>)>;
 
@@ -50,4 +51,12 @@ pub fn table() -> Table {
         .iter()
         .map(|&(c, _)| (c, route as Handler<Fs>))
         .collect()
+}
+
+/// When a call that blocks now on `ofd` ends by the socket's timeout
+/// `name` (`SO_RCVTIMEO` for reads and `accept`, `SO_SNDTIMEO` for writes
+/// and `connect`), if `ofd` is a socket with one set.
+pub fn deadline(ofd: &super::table::Ofd, name: i32) -> Option<Instant> {
+    let t = unix::timeout(ofd, name).or_else(|| inet::timeout(ofd, name))?;
+    Some(Instant::now() + t)
 }

@@ -5,6 +5,7 @@
 
 use super::super::sys::{check, check_size, owned, SysResult};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
 
 /// Room for any socket address (`struct sockaddr_storage`).
 pub const ADDR_CAP: usize = 128;
@@ -164,6 +165,25 @@ pub fn send(
             flags | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
         )
     })
+}
+
+/// A socket timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`), if one is set.
+pub fn timeout(fd: BorrowedFd<'_>, name: i32) -> Option<Duration> {
+    let v = getsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        name,
+        std::mem::size_of::<libc::timeval>(),
+    )
+    .ok()?;
+    if v.len() != std::mem::size_of::<libc::timeval>() {
+        return None;
+    }
+    let (sec, usec) = v.split_at(8);
+    let sec = u64::from_ne_bytes(sec.try_into().ok()?);
+    let usec = u64::from_ne_bytes(usec.try_into().ok()?);
+    let t = Duration::from_secs(sec) + Duration::from_micros(usec);
+    (!t.is_zero()).then_some(t)
 }
 
 /// Whether `fd` is a stream socket (`SO_TYPE`).

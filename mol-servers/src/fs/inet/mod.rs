@@ -20,8 +20,9 @@
 //!
 //! Control messages (`IPV6_HOPLIMIT`, `IP_PKTINFO`, timestamps) pass
 //! between the program and the host raw. Known limits:
-//! `SO_RCVTIMEO`/`SO_SNDTIMEO` are accepted but do not end a blocking
-//! call; `MSG_WAITALL` with `MSG_PEEK` returns after the first data.
+//! `MSG_WAITALL` with `MSG_PEEK` returns after the first data.
+//! `SO_RCVTIMEO`/`SO_SNDTIMEO` are the host socket's; a deferred call
+//! takes them when it blocks (`sockets::deadline`).
 
 mod data;
 mod host;
@@ -259,15 +260,26 @@ fn accept(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
 
 /// Keeps `p` to answer when its host socket is ready.
 fn defer(fs: &mut Fs, ctx: &Ctx, req: &Request, p: Pending) -> Outcome {
+    let (ofd, name) = match &p {
+        Pending::Accept { ofd, .. } | Pending::Recv { ofd, .. } => (ofd, libc::SO_RCVTIMEO),
+        Pending::Connect { ofd } | Pending::Send { ofd, .. } => (ofd, libc::SO_SNDTIMEO),
+    };
+    let deadline = super::sockets::deadline(ofd, name);
     fs.defer(
         ctx,
         Waiter {
             sender: req.sender,
             caller: req.caller,
-            op: Op::Net(p),
+            op: Op::Net(p, deadline),
         },
     );
     Outcome::Deferred
+}
+
+/// The timeout `name` (`SO_RCVTIMEO`, `SO_SNDTIMEO`) of `ofd`'s host
+/// socket, if it is an INET socket with one set.
+pub fn timeout(ofd: &Ofd, name: i32) -> Option<std::time::Duration> {
+    host::timeout(host_socket(ofd)?, name)
 }
 
 /// The end of a connect in progress: `None` while it still is.

@@ -176,16 +176,20 @@ fn connect(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
             Outcome::from(r)
         }
         Attempt::Blocked { .. } => {
+            let deadline = super::super::sockets::deadline(&ofd, libc::SO_SNDTIMEO);
             fs.defer(
                 ctx,
                 Waiter {
                     sender: req.sender,
                     caller: req.caller,
-                    op: Op::Sock(Pending::Connect {
-                        ofd,
-                        target: Rc::downgrade(&t),
-                        pid,
-                    }),
+                    op: Op::Sock(
+                        Pending::Connect {
+                            ofd,
+                            target: Rc::downgrade(&t),
+                            pid,
+                        },
+                        deadline,
+                    ),
                 },
             );
             Outcome::Deferred
@@ -269,12 +273,13 @@ fn accept(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
             Outcome::Reply(m)
         }
         _ => {
+            let deadline = super::super::sockets::deadline(&ofd, libc::SO_RCVTIMEO);
             fs.defer(
                 ctx,
                 Waiter {
                     sender: req.sender,
                     caller: req.caller,
-                    op: Op::Sock(Pending::Accept { ofd, addr, flags }),
+                    op: Op::Sock(Pending::Accept { ofd, addr, flags }, deadline),
                 },
             );
             Outcome::Deferred

@@ -467,6 +467,20 @@ fn attempt_retry_msg(a: Result<Option<Message>, bool>) -> Retry {
 }
 
 /// The socket of descriptor `fd` of `ep` (`EBADF`, `ENOTSOCK`).
+/// The timeout `name` (`SO_RCVTIMEO`, `SO_SNDTIMEO`) set on `ofd`, if it
+/// is an `AF_UNIX` socket with one.
+pub fn timeout(ofd: &Ofd, name: i32) -> Option<std::time::Duration> {
+    let Kind::Socket(s) = &ofd.kind else {
+        return None;
+    };
+    let s = s.borrow();
+    let v = s.opts.get(&name)?;
+    let sec = u64::from_ne_bytes(v.get(..8)?.try_into().ok()?);
+    let usec = u64::from_ne_bytes(v.get(8..16)?.try_into().ok()?);
+    let t = std::time::Duration::from_secs(sec) + std::time::Duration::from_micros(usec);
+    (!t.is_zero()).then_some(t)
+}
+
 pub(super) fn socket_of(
     fs: &Fs,
     ep: Endpoint,

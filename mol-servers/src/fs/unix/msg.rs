@@ -237,19 +237,23 @@ fn sendmsg(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
             Outcome::from(r)
         }
         Attempt::Blocked { .. } => {
+            let deadline = super::super::sockets::deadline(&ofd, libc::SO_SNDTIMEO);
             fs.defer(
                 ctx,
                 Waiter {
                     sender: req.sender,
                     caller: req.caller,
-                    op: Op::Sock(Pending::Send {
-                        ofd,
-                        iov,
-                        flags,
-                        dest: dest.as_ref().map(Rc::downgrade),
-                        fds,
-                        done,
-                    }),
+                    op: Op::Sock(
+                        Pending::Send {
+                            ofd,
+                            iov,
+                            flags,
+                            dest: dest.as_ref().map(Rc::downgrade),
+                            fds,
+                            done,
+                        },
+                        deadline,
+                    ),
                 },
             );
             Outcome::Deferred
@@ -282,18 +286,22 @@ fn recvmsg(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
             Outcome::Reply(m)
         }
         _ => {
+            let deadline = super::super::sockets::deadline(&ofd, libc::SO_RCVTIMEO);
             fs.defer(
                 ctx,
                 Waiter {
                     sender: req.sender,
                     caller: req.caller,
-                    op: Op::Sock(Pending::Recv {
-                        ofd,
-                        iov,
-                        flags,
-                        aux,
-                        aux_addr,
-                    }),
+                    op: Op::Sock(
+                        Pending::Recv {
+                            ofd,
+                            iov,
+                            flags,
+                            aux,
+                            aux_addr,
+                        },
+                        deadline,
+                    ),
                 },
             );
             Outcome::Deferred
