@@ -129,6 +129,9 @@ impl Dvk {
     /// Connects and sends `Hello`, without waiting for the answer.
     fn say_hello(path: &Path) -> Result<Dvk> {
         crate::forkwatch::install();
+        // Read here, in every process before it serves a call (see
+        // `own_pid`).
+        crate::sys::own_pid();
         let sock = UnixStream::connect(path).map_err(|_| DvkError::NoDaemon)?;
         let sock = UnixStream::from(crate::sys::high_fd(sock.into()));
         // A daemon that accepts but does not answer must not hang us; later

@@ -5,7 +5,7 @@
 use crate::error::{DvkError, Result};
 use nix::errno::Errno;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Creates an anonymous shared-memory file of `len` bytes (zero-filled).
@@ -277,6 +277,25 @@ pub enum CopyDir {
     Write,
 }
 
+/// This process's host pid, without a system call after the first: it
+/// is kept with the fork epoch it was read in ([`crate::forkwatch`]), so
+/// a `fork` child reads its own. A `vfork` or `CLONE_VM` child gets its
+/// parent's, whose memory it shares: right for [`vm_copy`] on itself, as
+/// long as the parent read it first (a connection to the daemon does),
+/// so that the child never stores its own pid in the shared cache.
+pub fn own_pid() -> i32 {
+    static CACHE: AtomicU64 = AtomicU64::new(0);
+    crate::forkwatch::install();
+    let epoch = crate::forkwatch::epoch() as u32;
+    let c = CACHE.load(Ordering::Relaxed);
+    if c != 0 && (c >> 32) as u32 == epoch {
+        return c as u32 as i32;
+    }
+    let pid = std::process::id();
+    CACHE.store(u64::from(epoch) << 32 | u64::from(pid), Ordering::Relaxed);
+    pid as i32
+}
+
 /// Copies `len` bytes between `local` (an address in this process) and
 /// `remote` (an address in process `pid`) with one kernel copy. Bad
 /// addresses on either side give `EDVSFAULT`; nothing is dereferenced by
@@ -344,4 +363,31 @@ pub fn task_name(pid: i32, tid: i32) -> String {
     read_proc(&path)
         .map(|s| s.trim_end().to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_pid;
+
+    /// The cached pid is the child's own in a `fork` child, and the
+    /// parent's stays right.
+    #[test]
+    fn own_pid_follows_fork() {
+        assert_eq!(own_pid(), std::process::id() as i32);
+        // SAFETY: the child only reads atomics, calls getpid and _exit.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0);
+        if child == 0 {
+            // SAFETY: getpid and _exit are async-signal-safe.
+            unsafe { libc::_exit(if own_pid() == libc::getpid() { 0 } else { 1 }) };
+        }
+        let mut st = 0;
+        // SAFETY: waiting for our own child with a valid status pointer.
+        assert_eq!(unsafe { libc::waitpid(child, &mut st, 0) }, child);
+        assert!(
+            libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+            "status {st:#x}"
+        );
+        assert_eq!(own_pid(), std::process::id() as i32);
+    }
 }

@@ -13,7 +13,7 @@ use crate::error::{DvkError, Result};
 use crate::ipc::Ipc;
 use crate::layout::{unpack_status, IpcState, F_FROZEN};
 use crate::params::ipc_call;
-use crate::sys::{vm_copy, CopyDir};
+use crate::sys::{own_pid, vm_copy, CopyDir};
 use std::sync::atomic::Ordering;
 
 impl Ipc {
@@ -80,7 +80,6 @@ impl Ipc {
             self.mbx.rcopy().fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        let own = std::process::id() as i32;
         let map_err = |died: DvkError| {
             move |e: DvkError| match e {
                 DvkError::Srch => died,
@@ -88,7 +87,7 @@ impl Ipc {
             }
         };
         match (src == me, dst == me) {
-            (true, true) => vm_copy(CopyDir::Write, own, src_addr, dst_addr, len)?,
+            (true, true) => vm_copy(CopyDir::Write, own_pid(), src_addr, dst_addr, len)?,
             (true, false) => {
                 let pid = self.copy_party(dst, DvkError::DstDied)?;
                 vm_copy(CopyDir::Write, pid, src_addr, dst_addr, len)

@@ -10,7 +10,7 @@
 //!   Buffers are bounced through the supervisor's memory.
 
 use crate::errno;
-use dvk::sys::{vm_copy, CopyDir};
+use dvk::sys::{own_pid, vm_copy, CopyDir};
 
 /// Memory of the process a system call is served for.
 pub trait Mem {
@@ -29,10 +29,14 @@ pub trait Mem {
         }
         let mut out = Vec::new();
         let mut a = addr;
+        // Most strings (paths, names) are short: a first read of at most
+        // this much, then up to a page at a time.
+        let mut want = 256;
         while out.len() <= max {
-            // Read up to the end of the page, so a string that ends just
+            // Never across the end of a page, so a string that ends just
             // before an unmapped page is still readable.
-            let room = 4096 - (a as usize % 4096);
+            let room = (4096 - (a as usize % 4096)).min(want);
+            want = 4096;
             let mut chunk = vec![0u8; room];
             self.read(a, &mut chunk)?;
             if let Some(n) = chunk.iter().position(|&b| b == 0) {
@@ -84,7 +88,7 @@ impl Mem for Local {
         }
         vm_copy(
             CopyDir::Read,
-            std::process::id() as i32,
+            own_pid(),
             buf.as_mut_ptr() as u64,
             addr,
             buf.len(),
@@ -97,7 +101,7 @@ impl Mem for Local {
         }
         vm_copy(
             CopyDir::Write,
-            std::process::id() as i32,
+            own_pid(),
             data.as_ptr() as u64,
             addr,
             data.len(),
@@ -201,5 +205,56 @@ impl Buf {
             Some(v) => mem.write(self.user, &v[..n.min(v.len())]),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Strings of every length around the first read (256 bytes) and a
+    /// page, ending right before an unmapped page, too long, or at a bad
+    /// address.
+    #[test]
+    fn read_cstr_finds_the_end_anywhere() {
+        let mem: &dyn Mem = &Local;
+        for len in [0usize, 1, 255, 256, 257, 4095, 4096, 5000] {
+            let mut s = vec![b'x'; len];
+            s.push(0);
+            assert_eq!(mem.read_cstr(s.as_ptr() as u64, 8192), Ok(vec![b'x'; len]));
+            assert_eq!(
+                mem.read_cstr(s.as_ptr() as u64, len.saturating_sub(1)),
+                if len == 0 {
+                    Ok(vec![])
+                } else {
+                    Err(libc::ENAMETOOLONG)
+                }
+            );
+        }
+        // SAFETY: mapping two fresh anonymous pages and unmapping the
+        // second, so the first ends at an unmapped page.
+        let p = unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                8192,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+            libc::munmap((p as usize + 4096) as *mut libc::c_void, 4096);
+            p as *mut u8
+        };
+        // SAFETY: the first page is ours and writable.
+        let page = unsafe { std::slice::from_raw_parts_mut(p, 4096) };
+        page.fill(b'y');
+        page[4095] = 0;
+        assert_eq!(mem.read_cstr(p as u64 + 10, 8192), Ok(vec![b'y'; 4085]));
+        page[4095] = b'y';
+        assert_eq!(mem.read_cstr(p as u64 + 10, 8192), Err(libc::EFAULT));
+        assert_eq!(mem.read_cstr(0, 10), Err(libc::EFAULT));
+        // SAFETY: unmapping the page mapped above.
+        unsafe { libc::munmap(p.cast(), 4096) };
     }
 }
