@@ -918,6 +918,65 @@ fn same_python(script: &str) -> Run {
     same(d.path(), &["python3", "-c", script], "")
 }
 
+/// `SO_PASSCRED` on `AF_UNIX` sockets: every receive reports its sender
+/// (the DC pid) in `SCM_CREDENTIALS`, before `SCM_RIGHTS`, cut as Linux
+/// cuts it in a small control buffer; explicit credentials are checked;
+/// a stream receive does not join two senders' bytes.
+#[test]
+fn unix_sockets_pass_credentials() {
+    let r = same_python(
+        r#"
+import array, os, socket, struct
+def creds(anc):
+    return [("cred", len(d) == 12 and struct.unpack("iII", d)[0] == os.getpid(), len(d)) if t == socket.SCM_CREDENTIALS
+            else ("fds", len(d) // 4) for l, t, d in anc]
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+print("passcred", b.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED))
+a.send(b"hi")
+m, anc, fl, _ = b.recvmsg(10, socket.CMSG_SPACE(12))
+print("dgram", m, creds(anc), [struct.unpack("iII", d)[1:] == (os.getuid(), os.getgid()) for l, t, d in anc])
+a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, struct.pack("iII", os.getpid(), os.getuid(), os.getgid()))])
+print("explicit", creds(b.recvmsg(10, socket.CMSG_SPACE(12))[1]))
+if os.fork() == 0:
+    a.send(b"child"); os._exit(0)
+os.wait()
+m, anc, fl, _ = b.recvmsg(10, socket.CMSG_SPACE(12))
+print("from child", m, creds(anc))
+a, b = socket.socketpair()
+b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+r, w = os.pipe()
+a.sendmsg([b"fd"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r]))])
+m, anc, fl, _ = b.recvmsg(10, socket.CMSG_SPACE(12) + socket.CMSG_SPACE(4))
+print("both", m, creds(anc), fl)
+a.send(b"x")
+m, anc, fl, _ = b.recvmsg(10, 16)
+print("small", m, creds(anc), fl & socket.MSG_CTRUNC != 0)
+a.send(b"y")
+m, anc, fl, _ = b.recvmsg(10)
+print("none", m, anc, fl)
+if os.fork() == 0:
+    a.send(b"child"); os._exit(0)
+os.wait()
+a.send(b"parent")
+m, anc, fl, _ = b.recvmsg(100, 64)
+print("glue1", m, creds(anc))
+m, anc, fl, _ = b.recvmsg(100, 64)
+print("glue2", m, creds(anc))
+try: a.sendmsg([b"z"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, struct.pack("iI", 1, 2))])
+except OSError as e: print("short creds", e.errno)
+b.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
+a.send(b"off")
+print("off", b.recvmsg(10, 64)[:2])
+"#,
+    );
+    assert!(
+        r.stdout.contains("both b'fd' [('cred', True, 12), ('fds', 1)] 0"),
+        "{}",
+        r.stdout
+    );
+}
+
 /// Pseudo-terminals: `openpty` (its `TIOCGPTPEER` gives a new DC
 /// descriptor), a read that waits for the other side, and `pty.fork`
 /// (a child whose stdio is the terminal), natively and in a DC.

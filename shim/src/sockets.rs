@@ -156,8 +156,8 @@ fn read_len(mem: &dyn Mem, addr: u64) -> Result<u64, i32> {
 }
 
 /// A decoded control buffer: the descriptors of its `SCM_RIGHTS`
-/// messages, and whether it holds other messages (`IPV6_HOPLIMIT`...),
-/// which go to FS raw.
+/// messages, and whether it holds other messages (`SCM_CREDENTIALS`,
+/// `IPV6_HOPLIMIT`...), which go to FS raw.
 struct Control {
     fds: Vec<i32>,
     foreign: bool,
@@ -193,8 +193,8 @@ fn control_fds(mem: &dyn Mem, control: u64, len: u64) -> Result<Control, i32> {
                     c.fds.push(i32::from_ne_bytes([f[0], f[1], f[2], f[3]]));
                 }
             }
-            // Credentials are the sender's own; nothing to pass on.
-            (libc::SOL_SOCKET, libc::SCM_CREDENTIALS) => {}
+            // Credentials (FS checks them) and other levels' messages go
+            // to FS raw.
             _ => c.foreign = true,
         }
         off += clen.div_ceil(8) * 8;

@@ -420,8 +420,16 @@ pub fn try_read(ctx: &Ctx, to: Endpoint, ofd: &Ofd, iov: &Iov) -> Attempt {
     }
 }
 
-/// One try of a write on `ofd`.
-pub fn try_write(ctx: &Ctx, from: Endpoint, ofd: &Ofd, iov: &Iov, done: &mut usize) -> Attempt {
+/// One try of a write on `ofd` for DC process `pid` (the sender of what
+/// goes into a socket).
+pub fn try_write(
+    ctx: &Ctx,
+    from: Endpoint,
+    pid: i32,
+    ofd: &Ofd,
+    iov: &Iov,
+    done: &mut usize,
+) -> Attempt {
     match &ofd.kind {
         Kind::PipeWrite(p) => pipe::write(ctx, from, p, ofd.nonblock(), iov, done),
         Kind::Stream { fd, console, plain } => stream_write(
@@ -436,7 +444,18 @@ pub fn try_write(ctx: &Ctx, from: Endpoint, ofd: &Ofd, iov: &Iov, done: &mut usi
         Kind::File { fd, .. } => Attempt::Done(file_write(ctx, from, fd.as_fd(), iov, None)),
         Kind::Socket(s) => {
             let mut none = Vec::new();
-            unix::send(ctx, from, s, ofd.nonblock(), iov, None, &mut none, done)
+            let cred = unix::Cred::of(pid);
+            unix::send(
+                ctx,
+                from,
+                s,
+                ofd.nonblock(),
+                iov,
+                None,
+                &mut none,
+                done,
+                cred,
+            )
         }
         Kind::PipeRead(_) | Kind::Path { .. } | Kind::Listing(_) => Attempt::Done(Err(libc::EBADF)),
         Kind::Epoll(_) => Attempt::Done(Err(libc::EINVAL)),
@@ -511,7 +530,8 @@ impl Fs {
             );
         }
         let mut done = 0;
-        let r = try_write(ctx, req.sender, &ofd, &iov, &mut done);
+        let pid = self.procs.get(&req.caller).map_or(0, |p| p.pid);
+        let r = try_write(ctx, req.sender, pid, &ofd, &iov, &mut done);
         let pipe = matches!(ofd.kind, Kind::PipeWrite(_) | Kind::Socket(_));
         self.finish_io(ctx, req, r, pipe, || Op::Write {
             deadline: super::sockets::deadline(&ofd, libc::SO_SNDTIMEO),

@@ -342,7 +342,8 @@ impl Fs {
                 if stream && !host {
                     return Step::Blocked(false);
                 }
-                (io::try_write(ctx, w.sender, ofd, iov, done), stream)
+                let pid = self.procs.get(&w.caller).map_or(0, |p| p.pid);
+                (io::try_write(ctx, w.sender, pid, ofd, iov, done), stream)
             }
             Op::Poll(pw) => {
                 return match self.poll_retry(ctx, w.caller, w.sender, pw) {

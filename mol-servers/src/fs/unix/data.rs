@@ -3,14 +3,15 @@
 //! Stream sockets move bytes: a send takes what fits in the peer's
 //! queue (the rest waits), a receive takes what is there, never crossing
 //! into a packet that carries descriptors (so descriptors arrive with the
-//! bytes they were sent with). Datagram and seqpacket sockets move whole
+//! bytes they were sent with), nor, for a reader with `SO_PASSCRED`, into
+//! another sender's bytes. Datagram and seqpacket sockets move whole
 //! packets: a send needs room for all of it, a receive takes one packet
 //! and truncates it to the buffers (`MSG_TRUNC`).
 
 use super::super::io::{Attempt, Iov};
 use super::super::table::Ofd;
 use super::addr::Name;
-use super::{Packet, Sock, MAX_DGRAM_QLEN};
+use super::{Cred, Packet, Sock, MAX_DGRAM_QLEN};
 use crate::server::Ctx;
 use dvk::Endpoint;
 use std::cell::RefCell;
@@ -25,6 +26,8 @@ pub struct RecvOut {
     pub fds: Vec<Rc<Ofd>>,
     /// `MSG_TRUNC` if a datagram did not fit.
     pub flags: i32,
+    /// Who sent the bytes received, for a reader with `SO_PASSCRED`.
+    pub cred: Option<Cred>,
 }
 
 fn would_block(nonblock: bool) -> Attempt {
@@ -54,12 +57,18 @@ pub fn recv(
     flags: i32,
     out: &mut RecvOut,
 ) -> Attempt {
-    let (ty, rx, rcv_shut, connected) = {
+    let (ty, rx, rcv_shut, connected, passcred) = {
         let sb = s.borrow();
         if sb.listen.is_some() {
             return Attempt::Done(Err(libc::EINVAL));
         }
-        (sb.ty, sb.rx.clone(), sb.rcv_shut(), sb.tx.is_some())
+        (
+            sb.ty,
+            sb.rx.clone(),
+            sb.rcv_shut(),
+            sb.tx.is_some(),
+            sb.passcred(),
+        )
     };
     let peek = flags & libc::MSG_PEEK != 0;
     let mut q = rx.borrow_mut();
@@ -94,6 +103,9 @@ pub fn recv(
             out.flags |= libc::MSG_TRUNC;
         }
         out.from = p.from.clone();
+        if passcred {
+            out.cred = Some(p.cred);
+        }
         if peek {
             out.fds = p.fds.clone();
         } else if let Some(p) = q.pkts.pop_front() {
@@ -122,6 +134,13 @@ pub fn recv(
         let p = &q.pkts[idx];
         if pos > 0 && !p.fds.is_empty() {
             break;
+        }
+        // A reader of credentials never gets two writers' bytes at once.
+        if passcred {
+            if pos > 0 && out.cred != Some(p.cred) {
+                break;
+            }
+            out.cred = Some(p.cred);
         }
         let avail = &p.data[p.off..];
         let n = avail.len().min(iov.total - pos);
@@ -171,6 +190,7 @@ pub fn send(
     dest: Option<&Rc<RefCell<Sock>>>,
     fds: &mut Vec<Rc<Ofd>>,
     done: &mut usize,
+    cred: Cred,
 ) -> Attempt {
     let (ty, tx, name, shut_wr) = {
         let sb = s.borrow();
@@ -215,6 +235,7 @@ pub fn send(
             off: 0,
             fds: std::mem::take(fds),
             from: name,
+            cred,
         });
         *done = total;
         return Attempt::Done(Ok(total as i64));
@@ -241,6 +262,7 @@ pub fn send(
         off: 0,
         fds: std::mem::take(fds),
         from: None,
+        cred,
     });
     *done += n;
     if *done == total {

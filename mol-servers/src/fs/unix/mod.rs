@@ -54,7 +54,7 @@ pub const SCM_MAX_FD: usize = 253;
 const SOCK_DEV: u64 = 0x08;
 
 /// Credentials of a socket's owner (`SO_PEERCRED`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cred {
     /// DC PID.
     pub pid: i32,
@@ -83,6 +83,8 @@ pub struct Packet {
     pub fds: Vec<Rc<Ofd>>,
     /// The sender's name (datagrams).
     pub from: Option<Rc<addr::Name>>,
+    /// Who sent it (`SCM_CREDENTIALS` for a reader with `SO_PASSCRED`).
+    pub cred: Cred,
 }
 
 /// One direction of data: the receive queue of a socket.
@@ -383,6 +385,8 @@ pub enum Pending {
         fds: Vec<Rc<Ofd>>,
         /// Bytes sent so far.
         done: usize,
+        /// The sender's credentials.
+        cred: Cred,
     },
 }
 
@@ -437,6 +441,7 @@ pub fn retry(fs: &mut Fs, ctx: &Ctx, sender: Endpoint, caller: Endpoint, p: &mut
             dest,
             fds,
             done,
+            cred,
         } => {
             let d = match dest {
                 Some(w) => match w.upgrade() {
@@ -450,7 +455,7 @@ pub fn retry(fs: &mut Fs, ctx: &Ctx, sender: Endpoint, caller: Endpoint, p: &mut
             };
             let nb = ofd.nonblock() || *flags & libc::MSG_DONTWAIT != 0;
             attempt_retry(
-                send(ctx, sender, s, nb, iov, d.as_ref(), fds, done),
+                send(ctx, sender, s, nb, iov, d.as_ref(), fds, done, *cred),
                 abi::ok,
             )
         }
@@ -467,6 +472,15 @@ fn attempt_retry_msg(a: Result<Option<Message>, bool>) -> Retry {
 }
 
 /// The socket of descriptor `fd` of `ep` (`EBADF`, `ENOTSOCK`).
+impl Sock {
+    /// Whether `SO_PASSCRED` is on: every receive reports its sender.
+    pub fn passcred(&self) -> bool {
+        self.opts
+            .get(&libc::SO_PASSCRED)
+            .is_some_and(|v| v.iter().any(|&b| b != 0))
+    }
+}
+
 /// The timeout `name` (`SO_RCVTIMEO`, `SO_SNDTIMEO`) set on `ofd`, if it
 /// is an `AF_UNIX` socket with one.
 pub fn timeout(ofd: &Ofd, name: i32) -> Option<std::time::Duration> {
