@@ -971,7 +971,8 @@ print("off", b.recvmsg(10, 64)[:2])
 "#,
     );
     assert!(
-        r.stdout.contains("both b'fd' [('cred', True, 12), ('fds', 1)] 0"),
+        r.stdout
+            .contains("both b'fd' [('cred', True, 12), ('fds', 1)] 0"),
         "{}",
         r.stdout
     );
