@@ -223,6 +223,53 @@ fn ps_and_pgrep_show_dc_ids() {
     assert!(r.stdout.contains("PPid: 2"), "{}", r.stdout);
 }
 
+/// GNU make with parallel jobs (`-j4`: its job server waits in `pselect`
+/// with SIGCHLD let in) builds a small C program with the compiler, as
+/// natively: the same commands run, the program prints the same, and a
+/// failing rule fails the build the same way.
+#[test]
+fn parallel_make_builds_as_natively() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let p = d.path();
+    let mut main = String::from("#include <stdio.h>\n");
+    for i in 1..=6 {
+        std::fs::write(
+            p.join(format!("f{i}.c")),
+            format!("int f{i}(void){{return {i};}}\n"),
+        )
+        .unwrap();
+        main += &format!("int f{i}(void);\n");
+    }
+    main += "int main(void){printf(\"%d\\n\", f1()+f2()+f3()+f4()+f5()+f6());return 0;}\n";
+    std::fs::write(p.join("main.c"), main).unwrap();
+    std::fs::write(
+        p.join("Makefile"),
+        "OBJS = main.o f1.o f2.o f3.o f4.o f5.o f6.o\n\
+         app: $(OBJS)\n\t@$(CC) -o $@ $(OBJS)\n\
+         %.o: %.c\n\t@$(CC) -O1 -c $< -o $@\n\
+         broken:\n\t@false\n\
+         clean:\n\t@rm -f app *.o\n",
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let r = same(
+            p,
+            &["sh", "-c", "make -j4 -s app && ./app && make -s clean"],
+            "",
+        );
+        assert_eq!(r.stdout, "21\n");
+    }
+    same(
+        p,
+        &[
+            "sh",
+            "-c",
+            "make -j4 -s broken app; echo status $?; make -s clean",
+        ],
+        "",
+    );
+}
+
 #[test]
 fn shell_scripts_match_native() {
     let d = scratch();

@@ -32,7 +32,9 @@ pub mod proxy;
 pub mod sys;
 mod vcopy;
 mod wait;
-pub use wait::{in_ipc_wait, set_handler_pending, set_signal_policy};
+pub use wait::{
+    in_ipc_wait, set_handler_pending, set_handler_runs, set_signal_policy, HandlerRuns,
+};
 
 pub use client::{socket_path, Dvk, PendingAttach, DEFAULT_SOCKET};
 pub use endpoint::Endpoint;

@@ -123,6 +123,40 @@ fn handler_pending() -> bool {
     HANDLER_PENDING.get().is_some_and(|p| p())
 }
 
+/// How to count the signal handlers that ran on the calling thread.
+static HANDLER_RUNS: OnceLock<fn() -> HandlerRuns> = OnceLock::new();
+
+/// Signal handlers run on a thread, as the interception layer counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandlerRuns {
+    /// Handlers run so far.
+    pub now: u64,
+    /// Handlers run when the thread's current call began.
+    pub at_call: u64,
+}
+
+/// Tells the DVK how to count the signal handlers that ran on the calling
+/// thread, so that a handler that runs while a call waits ends the call
+/// (as [`set_signal_policy`] decides) whenever it ran: before the wait,
+/// while the waiter spins, or while it sleeps. Without it only a handler
+/// that interrupts the sleep is seen. Set once per process, by the
+/// interception layer; `runs` must be async-signal-safe and cheap.
+pub fn set_handler_runs(runs: fn() -> HandlerRuns) {
+    let _ = HANDLER_RUNS.set(runs);
+}
+
+fn handler_runs() -> Option<HandlerRuns> {
+    HANDLER_RUNS.get().map(|f| f())
+}
+
+/// Whether handlers ran since `seen` (which then catches up).
+fn new_handler(seen: &mut Option<u64>) -> bool {
+    let now = handler_runs().map(|r| r.now);
+    let ran = now != *seen;
+    *seen = now;
+    ran
+}
+
 /// How long a sleeping waiter goes between calls of its `idle` check (the
 /// checks that cost a system call, such as "is the node daemon still
 /// there?"). Not a whole second: a signal handler that runs while the
@@ -196,6 +230,8 @@ pub fn wait_until_intr<R>(
     let start = Instant::now();
     let mut spins: u32 = 0;
     let mut ended_for_handler = false;
+    // Handlers seen so far: those before the call began are not its.
+    let mut seen_runs = handler_runs().map(|r| r.at_call);
     loop {
         let seen = futex.load(Ordering::Acquire);
         if let Some(r) = check() {
@@ -205,6 +241,10 @@ pub fn wait_until_intr<R>(
         if !ended_for_handler && handler_pending() {
             ended_for_handler = true;
             on_signal(true);
+        }
+        // A handler that ran before the wait, or while it spun.
+        if new_handler(&mut seen_runs) {
+            on_signal(false);
         }
         // Spin phase: wait for the futex word to change.
         let mut changed = false;
@@ -222,6 +262,9 @@ pub fn wait_until_intr<R>(
             if !ended_for_handler && handler_pending() {
                 break;
             }
+            if handler_runs().map(|r| r.now) != seen_runs {
+                break;
+            }
             let now = Instant::now();
             if let Some(d) = deadline {
                 if now >= d {
@@ -237,7 +280,10 @@ pub fn wait_until_intr<R>(
             }
         }
         drop(spinning);
-        if changed || (!ended_for_handler && handler_pending()) {
+        if changed
+            || (!ended_for_handler && handler_pending())
+            || handler_runs().map(|r| r.now) != seen_runs
+        {
             continue;
         }
         // Sleep phase.
@@ -256,7 +302,7 @@ pub fn wait_until_intr<R>(
         let interrupted =
             futex.load(Ordering::SeqCst) == seen && futex_wait(futex, seen, Some(timeout));
         drop(sleeping);
-        if interrupted {
+        if new_handler(&mut seen_runs) || interrupted {
             on_signal(false);
         }
         bell.sleepers().fetch_sub(1, Ordering::SeqCst);

@@ -32,6 +32,81 @@ thread_local! {
     /// Signals whose handler ran on this thread (bit `sig - 1`) since
     /// [`policy`] last looked.
     static RAN: Cell<u64> = const { Cell::new(0) };
+    /// Handlers run on this thread.
+    static RUNS: Cell<u64> = const { Cell::new(0) };
+    /// [`RUNS`] when the thread's current call began, and whether the
+    /// call set it itself before it entered the preload ([`call_from`]).
+    static AT_CALL: Cell<(u64, bool)> = const { Cell::new((0, false)) };
+    /// The current call is one Linux never restarts after a handler
+    /// (`poll`, `select`, `epoll_wait` and their kin), `SA_RESTART` or not.
+    static NO_RESTART: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Handlers run on this thread so far.
+pub fn runs() -> u64 {
+    RUNS.with(|r| r.get())
+}
+
+/// A served call begins: handlers that ran before it are not its (unless
+/// [`call_from`] moved its beginning earlier).
+pub fn begin_call() {
+    AT_CALL.with(|a| {
+        let (mark, preset) = a.get();
+        a.set((if preset { mark } else { runs() }, false));
+    });
+}
+
+/// The next served call began when [`runs`] was `mark`: a handler that
+/// ran since (a `pselect` mask let a pending signal in) ends it.
+pub fn call_from(mark: u64) {
+    AT_CALL.with(|a| a.set((mark, true)));
+}
+
+/// The count given to [`dvk::set_handler_runs`].
+pub fn handler_runs() -> dvk::HandlerRuns {
+    dvk::HandlerRuns {
+        now: runs(),
+        at_call: AT_CALL.with(|a| a.get().0),
+    }
+}
+
+/// Runs `f`, a served wait of `ppoll`, `pselect` or `epoll_pwait`, with
+/// the thread's signal mask set to `*m` (when `m` is not null), as Linux
+/// does atomically: a signal the mask lets in that is pending already
+/// runs its handler at once and the call fails with `EINTR`; one that
+/// comes while the call waits ends it as any handler ends a poll. The
+/// mask is restored afterwards.
+pub fn with_mask(m: *const libc::sigset_t, f: impl FnOnce() -> i64) -> i64 {
+    if m.is_null() || !crate::state::active() || crate::state::busy() {
+        return f();
+    }
+    let mark = runs();
+    // SAFETY: a zeroed sigset_t is a valid value to receive into.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the caller's mask (valid, as for the libc call) and ours.
+    if unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, m, &mut old) } != 0 {
+        return f();
+    }
+    let r = if runs() != mark {
+        crate::state::set_errno(libc::EINTR);
+        -1
+    } else {
+        call_from(mark);
+        let r = f();
+        AT_CALL.with(|a| a.set((a.get().0, false)));
+        r
+    };
+    // SAFETY: restoring the mask read above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    r
+}
+
+/// Marks the calls Linux never restarts while `f` runs.
+pub fn never_restarted<R>(f: impl FnOnce() -> R) -> R {
+    let was = NO_RESTART.with(|n| n.replace(true));
+    let r = f();
+    NO_RESTART.with(|n| n.set(was));
+    r
 }
 
 fn index(sig: c_int) -> Option<usize> {
@@ -44,6 +119,7 @@ fn index(sig: c_int) -> Option<usize> {
 extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
     let Some(i) = index(sig) else { return };
     RAN.with(|r| r.set(r.get() | 1 << (i - 1)));
+    RUNS.with(|r| r.set(r.get().wrapping_add(1)));
     let h = HANDLERS[i].load(Ordering::Acquire);
     if h == 0 {
         return;
@@ -212,6 +288,9 @@ fn action(sig: c_int) -> Option<(bool, bool)> {
 /// handlers that ran while this thread waited end its call.
 pub fn policy() -> bool {
     let ran = RAN.with(|r| r.replace(0));
+    if ran != 0 && NO_RESTART.with(|n| n.get()) {
+        return true;
+    }
     if ran != 0 {
         return (1..NSIG as c_int)
             .filter(|&s| ran & 1 << (s - 1) != 0)

@@ -68,6 +68,7 @@ extern "C" fn init() {
     }
     hooks::stdio::install(tty);
     dvk::set_signal_policy(interrupts::policy);
+    dvk::set_handler_runs(interrupts::handler_runs);
     dvk::set_handler_pending(handler_writes::pending);
 }
 

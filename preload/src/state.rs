@@ -125,6 +125,7 @@ pub fn enter_exec() -> Option<Guard> {
             None
         } else {
             b.set(true);
+            crate::interrupts::begin_call();
             Some(Guard(()))
         }
     })
@@ -484,6 +485,21 @@ pub fn finish(act: Action, native: impl FnOnce() -> i64) -> i64 {
 
 /// A hooked call: serve `nr` through the shim, or run the real function.
 pub fn hooked(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
+    let never_restarted = [
+        libc::SYS_poll,
+        libc::SYS_ppoll,
+        libc::SYS_select,
+        libc::SYS_pselect6,
+        libc::SYS_epoll_wait,
+        libc::SYS_epoll_pwait,
+    ];
+    if never_restarted.contains(&nr) {
+        return crate::interrupts::never_restarted(|| serve_or_host(nr, a, native));
+    }
+    serve_or_host(nr, a, native)
+}
+
+fn serve_or_host(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
     // Serving before busy (see `Guard::drop`).
     let was = SERVING.with(|c| c.get());
     serving(true);

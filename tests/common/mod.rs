@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 23] = [
+pub const C_EXAMPLES: [&str; 24] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -139,6 +139,7 @@ pub const C_EXAMPLES: [&str; 23] = [
     "daemon",
     "forkpty",
     "vfork",
+    "sigmaskwait",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.

@@ -112,13 +112,11 @@ sys!(fcntl64 => hk_fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int, SYS_fc
 sys!(pipe => hk_pipe(fds: *mut c_int) -> c_int, SYS_pipe, [fds]);
 sys!(pipe2 => hk_pipe2(fds: *mut c_int, flags: c_int) -> c_int, SYS_pipe2, [fds, flags]);
 sys!(poll => hk_poll(fds: *mut pollfd, n: nfds_t, t: c_int) -> c_int, SYS_poll, [fds, n, t]);
-sys!(ppoll => hk_ppoll(fds: *mut pollfd, n: nfds_t, t: *const timespec, m: *const sigset_t) -> c_int, SYS_ppoll, [fds, n, t, m, 8]);
 sys!(select => hk_select(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *mut timeval) -> c_int, SYS_select, [n, r, w, e, t]);
 sys!(epoll_create => hk_epoll_create(n: c_int) -> c_int, SYS_epoll_create, [n]);
 sys!(epoll_create1 => hk_epoll_create1(f: c_int) -> c_int, SYS_epoll_create1, [f]);
 sys!(epoll_ctl => hk_epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> c_int, SYS_epoll_ctl, [ep, op, fd, ev]);
 sys!(epoll_wait => hk_epoll_wait(ep: c_int, ev: *mut epoll_event, n: c_int, t: c_int) -> c_int, SYS_epoll_wait, [ep, ev, n, t]);
-sys!(epoll_pwait => hk_epoll_pwait(ep: c_int, ev: *mut epoll_event, n: c_int, t: c_int, m: *const sigset_t) -> c_int, SYS_epoll_pwait, [ep, ev, n, t, m, 8]);
 sys!(close_range => hk_close_range(a: c_uint, b: c_uint, f: c_int) -> c_int, SYS_close_range, [a, b, f]);
 sys!(mknod => hk_mknod(p: *const c_char, m: mode_t, d: dev_t) -> c_int, SYS_mknodat, [CWD, p, m, d]);
 sys!(mknodat => hk_mknodat(dfd: c_int, p: *const c_char, m: mode_t, d: dev_t) -> c_int, SYS_mknodat, [dfd, p, m, d]);
@@ -174,9 +172,33 @@ redhook::hook! {
     unsafe fn pselect(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *const timespec, m: *const sigset_t) -> c_int => hk_pselect {
         // pselect6 takes a pointer to {sigmask, size}.
         let mask = [m as u64, 8u64];
-        hooked(SYS_pselect6, [n as u64, r as u64, w as u64, e as u64, t as u64, mask.as_ptr() as u64], || {
-            // SAFETY: the real libc function with the caller's arguments.
-            unsafe { redhook::real!(pselect)(n, r, w, e, t, m) as i64 }
+        crate::interrupts::with_mask(m, || {
+            hooked(SYS_pselect6, [n as u64, r as u64, w as u64, e as u64, t as u64, mask.as_ptr() as u64], || {
+                // SAFETY: the real libc function with the caller's arguments.
+                unsafe { redhook::real!(pselect)(n, r, w, e, t, m) as i64 }
+            })
+        }) as c_int
+    }
+}
+
+redhook::hook! {
+    unsafe fn ppoll(fds: *mut pollfd, n: nfds_t, t: *const timespec, m: *const sigset_t) -> c_int => hk_ppoll {
+        crate::interrupts::with_mask(m, || {
+            hooked(SYS_ppoll, [fds as u64, n, t as u64, m as u64, 8, 0], || {
+                // SAFETY: the real libc function with the caller's arguments.
+                unsafe { redhook::real!(ppoll)(fds, n, t, m) as i64 }
+            })
+        }) as c_int
+    }
+}
+
+redhook::hook! {
+    unsafe fn epoll_pwait(ep: c_int, ev: *mut epoll_event, n: c_int, t: c_int, m: *const sigset_t) -> c_int => hk_epoll_pwait {
+        crate::interrupts::with_mask(m, || {
+            hooked(SYS_epoll_pwait, [ep as u64, ev as u64, n as u64, t as u64, m as u64, 8], || {
+                // SAFETY: the real libc function with the caller's arguments.
+                unsafe { redhook::real!(epoll_pwait)(ep, ev, n, t, m) as i64 }
+            })
         }) as c_int
     }
 }
