@@ -270,6 +270,66 @@ fn parallel_make_builds_as_natively() {
     );
 }
 
+/// A `dvs-exec` killed with SIGKILL takes its embedded node, and with it
+/// the DC's servers: the DC's processes that wait for a server (a shell
+/// in `wait`, a reader of a pipe) end by SIGKILL too, instead of
+/// retrying failed calls forever.
+#[test]
+fn processes_end_with_a_killed_dvs_exec() {
+    let marker = format!("dvs-killed-{}", std::process::id());
+    let script = format!(
+        "/usr/bin/python3 -c 'import os; r, w = os.pipe(); os.read(r, 1)' {marker} & wait; echo {marker}"
+    );
+    let mut c = dvs_exec_cmd();
+    c.args(["--", "sh", "-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().expect("dvs-exec");
+    let alive = |m: &str| {
+        let mut v = Vec::new();
+        for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'));
+            if String::from_utf8_lossy(&cmd).contains(m) && !zombie {
+                v.push(pid);
+            }
+        }
+        v
+    };
+    let start = std::time::Instant::now();
+    while alive(&marker).len() < 2 && start.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let before = alive(&marker);
+    child.kill().expect("kill dvs-exec");
+    let _ = child.wait();
+    let start = std::time::Instant::now();
+    let mut left = alive(&marker);
+    while !left.is_empty() && start.elapsed() < std::time::Duration::from_secs(8) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        left = alive(&marker);
+    }
+    for p in &left {
+        // SAFETY: killing a leftover of this test.
+        unsafe { libc::kill(*p as i32, libc::SIGKILL) };
+    }
+    assert!(
+        before.len() >= 2,
+        "the DC's processes did not start: {before:?}"
+    );
+    assert!(
+        left.is_empty(),
+        "DC processes outlived their dvs-exec: {left:?}"
+    );
+}
+
 #[test]
 fn shell_scripts_match_native() {
     let d = scratch();

@@ -382,7 +382,11 @@ pub fn syscall(nr: i64, a: [u64; 6]) -> Action {
         if s.wants_channel(nr, &a) {
             s.open_channel(gate::channel_pipe());
         }
-        s.syscall(&Local, nr, a)
+        let r = s.syscall(&Local, nr, a);
+        if matches!(r, Action::Ret(v) if v == -(libc::EIO as i64)) && s.ipc().dvk().daemon_gone() {
+            dc_gone();
+        }
+        r
     })
     .unwrap_or_else(|| {
         serving(false);
@@ -392,6 +396,23 @@ pub fn syscall(nr: i64, a: [u64; 6]) -> Action {
         );
         Action::Ret(-(libc::ENOSYS as i64))
     })
+}
+
+/// The node daemon that holds this process's DC is gone (killed, as a
+/// `dvs-exec` whose embedded node went with it): the DC's servers with
+/// it. The process ends as the processes of a dead node do, by SIGKILL,
+/// rather than see every call fail (`EIO`) and maybe retry forever.
+fn dc_gone() -> ! {
+    // SAFETY: kill through the gate (no supervisor may be left to serve
+    // a trapped one) of our own process; SIGKILL does not return.
+    unsafe {
+        let pid = gate::syscall6(libc::SYS_getpid, [0; 6]);
+        gate::syscall6(
+            libc::SYS_kill,
+            [pid as u64, libc::SIGKILL as u64, 0, 0, 0, 0],
+        );
+        libc::_exit(128 + libc::SIGKILL)
+    }
 }
 
 /// Marks the calling thread as serving a call (or not), in the order a
