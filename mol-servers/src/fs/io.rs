@@ -530,7 +530,7 @@ impl Fs {
             );
         }
         let mut done = 0;
-        let pid = self.procs.get(&req.caller).map_or(0, |p| p.pid);
+        let pid = self.sender_pid(&ofd, req.caller);
         let r = try_write(ctx, req.sender, pid, &ofd, &iov, &mut done);
         let pipe = matches!(ofd.kind, Kind::PipeWrite(_) | Kind::Socket(_));
         self.finish_io(ctx, req, r, pipe, || Op::Write {

@@ -282,6 +282,15 @@ impl Fs {
         }
     }
 
+    /// The DC pid of `caller` when it writes into `ofd`: an `AF_UNIX`
+    /// socket records its senders; for anything else it is not needed.
+    fn sender_pid(&self, ofd: &Ofd, caller: Endpoint) -> i32 {
+        match ofd.kind {
+            Kind::Socket(_) => self.procs.get(&caller).map_or(0, |p| p.pid),
+            _ => 0,
+        }
+    }
+
     /// Keeps a call to answer later, then settles (what it holds may
     /// matter to others) and tells the watcher. A sender waits for one
     /// reply only: an older deferred call of the same sender was
@@ -342,7 +351,7 @@ impl Fs {
                 if stream && !host {
                     return Step::Blocked(false);
                 }
-                let pid = self.procs.get(&w.caller).map_or(0, |p| p.pid);
+                let pid = self.sender_pid(ofd, w.caller);
                 (io::try_write(ctx, w.sender, pid, ofd, iov, done), stream)
             }
             Op::Poll(pw) => {

@@ -669,6 +669,8 @@ pub fn raise_nofile() {
 
 /// The effective uid and gid of this process.
 pub fn ids() -> (u32, u32) {
+    // FS never changes its ids: read once (every AF_UNIX send asks).
+    static IDS: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
     // SAFETY: plain system calls without arguments.
-    unsafe { (libc::geteuid(), libc::getegid()) }
+    *IDS.get_or_init(|| unsafe { (libc::geteuid(), libc::getegid()) })
 }
