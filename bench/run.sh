@@ -2,6 +2,7 @@
 # bench/run.sh: dvs against native and against proot, all in the same run.
 #
 #   stat_ns, pread4k_ns   bench/c/syscalls.c: ns per stat() / 4 KiB pread()
+#   host_ns               the same program: ns per futex wake, a call never served
 #   startup_ms            `dvs-exec /bin/true` vs `/bin/true` (embedded node)
 #   startup_node_ms       the same with an already running node daemon (info)
 #   python_ms             `/usr/bin/python3 -c pass`
@@ -203,37 +204,40 @@ say "timer: $timer; proot ${proot_ver:-?} (${proot_seccomp:-seccomp_filter = ?})
 # ---------------------------------------------------------------- syscalls
 # Median of 3 runs of the C program (each one is itself a median of 9
 # rounds). Iterations are sized so that proot's slow path stays short.
-syscalls_run() { # MODE N [BINARY] -> "stat pread pid"
+syscalls_run() { # MODE N [BINARY] -> "stat pread pid host"
     local mode=$1 n=$2 bin=${3:-$TMP/syscalls} out
     local -n pre="${mode}_mode"
     out=$("${pre[@]}" "$bin" "$TMP/file4k" "$n") ||
         die "syscalls under $mode failed: $out"
-    local s p pid
+    local s p pid h
     s=$(sed -n 's/^stat_ns=//p' <<<"$out")
     p=$(sed -n 's/^pread4k_ns=//p' <<<"$out")
     pid=$(sed -n 's/^pid=//p' <<<"$out")
-    [[ -n $s && -n $p && -n $pid ]] || die "syscalls under $mode: unexpected output: $out"
-    echo "$s $p $pid"
+    h=$(sed -n 's/^host_ns=//p' <<<"$out")
+    [[ -n $s && -n $p && -n $pid && -n $h ]] || die "syscalls under $mode: unexpected output: $out"
+    echo "$s $p $pid $h"
 }
 median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 
 say "stat / 4 KiB pread (bench/c/syscalls.c, median of 3 runs)"
 for mode in native dvs proot; do
     case $mode in native) n=100000 ;; dvs) n=20000 ;; proot) n=2000 ;; esac
-    ss=() ps=()
+    ss=() ps=() hs=()
     for _ in 1 2 3; do
         res=$(syscalls_run "$mode" "$n")
-        read -r s p pid <<<"$res"
-        ss+=("$s") ps+=("$p")
+        read -r s p pid h <<<"$res"
+        ss+=("$s") ps+=("$p") hs+=("$h")
         # In a DC the program is PID 2: proof that the preload served it.
         if [[ $mode == dvs && $pid != 2 ]]; then
             die "syscalls under dvs-exec saw pid $pid, not the DC's 2: not running in a DC"
         fi
     done
-    s=$(median3 "${ss[@]}") p=$(median3 "${ps[@]}")
-    printf '  %-6s stat %8s ns  pread4k %8s ns   (runs: %s / %s)\n' "$mode" "$s" "$p" "${ss[*]}" "${ps[*]}" >&9
+    s=$(median3 "${ss[@]}") p=$(median3 "${ps[@]}") h=$(median3 "${hs[@]}")
+    printf '  %-6s stat %8s ns  pread4k %8s ns  host call %5s ns   (runs: %s / %s / %s)\n' \
+        "$mode" "$s" "$p" "$h" "${ss[*]}" "${ps[*]}" "${hs[*]}" >&9
     echo "stat_ns $mode $s" >>"$RESULTS"
     echo "pread4k_ns $mode $p" >>"$RESULTS"
+    echo "host_ns $mode $h" >>"$RESULTS"
 done
 
 say "static binaries, served by the tracer: stat (syscalls.c -static, median of 3 runs)"
@@ -241,7 +245,7 @@ for mode in native dvs proot; do
     case $mode in native) n=100000 ;; dvs) n=5000 ;; proot) n=2000 ;; esac
     ss=()
     for _ in 1 2 3; do
-        read -r s p pid <<<"$(syscalls_run "$mode" "$n" "$TMP/syscalls-static")"
+        read -r s p pid _ <<<"$(syscalls_run "$mode" "$n" "$TMP/syscalls-static")"
         ss+=("$s")
         if [[ $mode == dvs && $pid != 2 ]]; then
             die "the static syscalls program saw pid $pid under dvs-exec, not the DC's 2: not traced"
@@ -341,7 +345,7 @@ for line in open(sys.argv[1]):
     metric, mode, v = line.split()
     vals.setdefault(metric, {})[mode] = float(v)
 
-order = ["stat_ns", "pread4k_ns", "startup_ms", "startup_node_ms", "python_ms", "loop500_ms",
+order = ["stat_ns", "pread4k_ns", "host_ns", "startup_ms", "startup_node_ms", "python_ms", "loop500_ms",
          "static_stat_ns", "static_spin_ms", "static_loop500_ms"]
 def fmt(v):
     return f"{v:.0f}" if v >= 100 else f"{v:.2f}" if v < 10 else f"{v:.1f}"

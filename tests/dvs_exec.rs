@@ -542,7 +542,10 @@ fn waitid_wnowait_leaves_the_child_waitable() {
 fn proc_from_its_own_directory_shows_dc_pids() {
     let d = scratch();
     std::fs::copy("/bin/sleep", d.path().join("dvsnap")).expect("copy sleep");
-    let script = "./dvsnap 5 & p=$!; [ \"$(pidof dvsnap)\" = \"$p\" ] && echo pidof; \
+    // The background child is `sh` until it has exec'd: wait for that.
+    let script = "./dvsnap 5 & p=$!; \
+                  for i in $(seq 500); do [ \"$(cut -d' ' -f2 /proc/$p/stat)\" = '(dvsnap)' ] && break; sleep 0.01; done; \
+                  [ \"$(pidof dvsnap)\" = \"$p\" ] && echo pidof; \
                   d=$PWD; cd /proc && ls -d [0-9]* | grep -qx \"$p\" && echo listed; \
                   [ \"$(cut -d' ' -f1 $p/stat)\" = \"$p\" ] && cut -d' ' -f2 $p/stat; [ \"$(readlink $p/exe)\" = \"$d/dvsnap\" ] && echo exe; \
                   kill $p";

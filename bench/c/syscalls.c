@@ -2,6 +2,9 @@
  * syscalls.c: times `stat(path)` and `pread(fd, buf, 4096, 0)` on a 4 KiB
  * file, for bench/run.sh. The same binary runs natively, under dvs-exec
  * (calls served by the DC's FS over M3-IPC) and under proot (ptrace).
+ * It also times a call that is never served, a `futex` wake with no
+ * waiter: what any host call costs a process in a DC (the seccomp net's
+ * filter runs on every call that it cannot rule out by number alone).
  *
  * usage: syscalls FILE [N]
  *   FILE  an existing file of at least 4096 bytes
@@ -11,6 +14,7 @@
  * output (one line per call, machine-readable):
  *   stat_ns=<ns/op>
  *   pread4k_ns=<ns/op>
+ *   host_ns=<ns/op>    (the futex wake)
  *   pid=<getpid()>     (2 in a DC: the run script checks it)
  * Exits non-zero (with a message on stderr) if any call fails or returns
  * something unexpected, so a broken run never prints a number.
@@ -21,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,6 +76,14 @@ static void do_pread(int fd)
     }
 }
 
+static int futex_word;
+
+static void do_host_call(void)
+{
+    if (syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0) != 0)
+        die("futex");
+}
+
 /* Median over ROUNDS rounds of `per` calls, in ns per call. */
 #define TIME_IT(result, per, call)                                    \
     do {                                                              \
@@ -110,8 +124,12 @@ int main(int argc, char **argv)
     if (close(fd) != 0)
         die("close");
 
+    double host_ns;
+    TIME_IT(host_ns, per * 10, do_host_call());
+
     printf("stat_ns=%.0f\n", stat_ns);
     printf("pread4k_ns=%.0f\n", pread_ns);
+    printf("host_ns=%.0f\n", host_ns);
     printf("pid=%d\n", (int)getpid());
     return 0;
 }

@@ -8,12 +8,13 @@
 //! * [`Filter::notify`], the net of dynamic programs, installed by
 //!   dvs-exec's child before its first `execve` and inherited by the whole
 //!   DC: `SECCOMP_RET_USER_NOTIF` for the same calls **unless** they come
-//!   from the gate ([`crate::gatepage::GATE_RET`]), which the first five
-//!   instructions allow, so the preload's calls cost five BPF
-//!   instructions more and nothing else (the preload's `vfork` passes
-//!   through the vfork gate, [`crate::gatepage::GATE_VFORK_RET`]); and
-//!   for `mmap` of a descriptor
-//!   from anywhere else (glibc's internal mappings of DC descriptors).
+//!   from the gate ([`crate::gatepage::GATE_RET`]), which five
+//!   instructions allow (the preload's `vfork` passes through the vfork
+//!   gate, [`crate::gatepage::GATE_VFORK_RET`]); and for `mmap` of a
+//!   descriptor from anywhere else (glibc's internal mappings of DC
+//!   descriptors). A search on the call number comes first
+//!   ([`by_number`]): every other call is allowed by the kernel's seccomp
+//!   cache without running the program.
 
 use crate::gatepage::{GATE_RET, GATE_VFORK_RET};
 use seccompiler::{sock_filter, BpfProgram, SeccompAction, SeccompFilter, TargetArch};
@@ -27,9 +28,10 @@ pub const THREAD_SIGNALS: &[i64] = &[libc::SYS_tkill, libc::SYS_tgkill];
 /// x86-64 rules, so they are caught too (and fail with `ENOSYS`).
 pub const X32_BIT: i64 = 0x4000_0000;
 
-/// `seccomp_data` offsets: the call number, and the two halves of the
-/// instruction pointer.
+/// `seccomp_data` offsets: the call number, the architecture, and the
+/// two halves of the instruction pointer.
 const OFF_NR: u32 = 0;
+const OFF_ARCH: u32 = 4;
 const OFF_IP_LO: u32 = 8;
 const OFF_IP_HI: u32 = 12;
 /// The low half of the first argument (`clone`'s flags).
@@ -73,10 +75,88 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
 }
 
 const LD_W_ABS: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+const JA: u32 = libc::BPF_JMP | libc::BPF_JA;
 const JEQ_K: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
 const JGE_K: u32 = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
 const JSET_K: u32 = libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K;
 const RET_K: u32 = libc::BPF_RET | libc::BPF_K;
+
+/// The calls the net looks at beyond their number: the caught ones, and
+/// those its prologue and `mmap` rule test.
+fn watched() -> Vec<u32> {
+    let mut v: Vec<u32> = caught()
+        .into_iter()
+        .chain([
+            libc::SYS_mmap,
+            libc::SYS_clone,
+            libc::SYS_clone3,
+            libc::SYS_vfork,
+        ])
+        .map(|nr| nr as u32)
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// A prefix that lets every x86-64 call outside `watched` run on its
+/// number alone and sends the others (and any other architecture or x32
+/// call) to the rest of the program, which follows it. It loads nothing
+/// but the number and the architecture, so the kernel's seccomp cache can
+/// work out, when the filter is installed, that such a call is always
+/// allowed: it then runs no BPF at all. Without it the net's prologue,
+/// which reads the instruction pointer first, ran the whole program on
+/// every call (a `futex` wake cost 3x native: 0.4 against 0.13 µs).
+///
+/// The set is tested with a binary search: a handful of comparisons on
+/// the way to the caught calls.
+fn by_number(watched: &[u32]) -> Result<Vec<sock_filter>, FilterError> {
+    let mut out = vec![
+        stmt(LD_W_ABS, OFF_ARCH),
+        jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        stmt(JA, 0),
+        stmt(LD_W_ABS, OFF_NR),
+        jump(JGE_K, X32_BIT as u32, 0, 1),
+        stmt(JA, 0),
+    ];
+    let mut to_rest = vec![2, 5];
+    search(watched, &mut out, &mut to_rest)?;
+    let end = out.len();
+    for i in to_rest {
+        out[i].k = (end - i - 1) as u32;
+    }
+    Ok(out)
+}
+
+/// `AUDIT_ARCH_X86_64` (not in the libc crate).
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+/// Emits the search of `set` (sorted, not empty) for the number in the
+/// accumulator: `ret ALLOW` when it is not there, a jump to the rest of
+/// the program (recorded in `to_rest`, its offset set later) when it is.
+fn search(
+    set: &[u32],
+    out: &mut Vec<sock_filter>,
+    to_rest: &mut Vec<usize>,
+) -> Result<(), FilterError> {
+    if set.len() <= 4 {
+        let m = set.len();
+        for (j, &nr) in set.iter().enumerate() {
+            out.push(jump(JEQ_K, nr, (m - j) as u8, 0));
+        }
+        out.push(stmt(RET_K, libc::SECCOMP_RET_ALLOW));
+        to_rest.push(out.len());
+        out.push(stmt(JA, 0));
+        return Ok(());
+    }
+    let mid = set.len() / 2;
+    let at = out.len();
+    out.push(jump(JGE_K, set[mid], 0, 0));
+    search(&set[..mid], out, to_rest)?;
+    out[at].jt = u8::try_from(out.len() - at - 1)
+        .map_err(|_| FilterError("the call-number search is too deep".into()))?;
+    search(&set[mid..], out, to_rest)
+}
 
 /// seccompiler's program: `ret` `action` for every caught call (and, for
 /// the net, `mmap` of a descriptor, see [`mmap_of_descriptor`]), allow
@@ -138,8 +218,9 @@ impl Filter {
     pub fn notify() -> Result<Filter, FilterError> {
         let hi = (GATE_RET >> 32) as u32;
         debug_assert_eq!(hi, (GATE_VFORK_RET >> 32) as u32);
-        let mut prog = vec![
-            // 0-8: a call from the gate runs, and a `vfork` from the
+        let mut prog = by_number(&watched())?;
+        prog.extend([
+            // A call from the gate runs, and a `vfork` from the
             // vfork gate.
             stmt(LD_W_ABS, OFF_IP_HI),
             jump(JEQ_K, hi, 0, 7),
@@ -150,20 +231,20 @@ impl Filter {
             stmt(LD_W_ABS, OFF_NR),
             jump(JEQ_K, libc::SYS_vfork as u32, 0, 1),
             stmt(RET_K, libc::SECCOMP_RET_ALLOW),
-            // 9-11: x32 calls fail.
+            // x32 calls fail.
             stmt(LD_W_ABS, OFF_NR),
             jump(JGE_K, X32_BIT as u32, 0, 1),
             stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-            // 12-13: clone3 fails.
+            // clone3 fails.
             jump(JEQ_K, libc::SYS_clone3 as u32, 0, 1),
             stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-            // 14-17: a clone of a thread runs (seccompiler's program, which
+            // A clone of a thread runs (seccompiler's program, which
             // follows, loads what it tests itself).
             jump(JEQ_K, libc::SYS_clone as u32, 0, 3),
             stmt(LD_W_ABS, OFF_ARG0_LO),
             jump(JSET_K, libc::CLONE_THREAD as u32, 0, 1),
             stmt(RET_K, libc::SECCOMP_RET_ALLOW),
-        ];
+        ]);
         // seccompiler has no USER_NOTIF action: its `Trace(0)` returns
         // become USER_NOTIF ones.
         prog.extend(body(true)?.into_iter().map(|mut i| {
@@ -241,6 +322,123 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `prog` returns for one call (the instructions the filters
+    /// use, as the kernel runs them).
+    fn run(prog: &[sock_filter], nr: u32, arch: u32, ip: u64, args: [u64; 6]) -> u32 {
+        let word = |off: u32| -> u32 {
+            match off {
+                OFF_NR => nr,
+                OFF_ARCH => arch,
+                8 => ip as u32,
+                12 => (ip >> 32) as u32,
+                o if (16..64).contains(&o) => {
+                    let a = args[(o as usize - 16) / 8];
+                    if o % 8 == 0 {
+                        a as u32
+                    } else {
+                        (a >> 32) as u32
+                    }
+                }
+                o => panic!("load of offset {o}"),
+            }
+        };
+        let (mut pc, mut acc) = (0usize, 0u32);
+        loop {
+            let i = &prog[pc];
+            let op = u32::from(i.code);
+            let cond = |c: bool| if c { i.jt } else { i.jf } as usize;
+            pc += 1 + match op {
+                LD_W_ABS => {
+                    acc = word(i.k);
+                    0
+                }
+                RET_K => return i.k,
+                JA => i.k as usize,
+                JEQ_K => cond(acc == i.k),
+                JGE_K => cond(acc >= i.k),
+                JSET_K => cond(acc & i.k != 0),
+                x if x == libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K => cond(acc > i.k),
+                x if x == libc::BPF_ALU | libc::BPF_AND | libc::BPF_K => {
+                    acc &= i.k;
+                    0
+                }
+                other => panic!("instruction {other:#x}"),
+            };
+        }
+    }
+
+    /// The kernel's seccomp cache check (`seccomp_is_const_allow`): whether
+    /// `prog` allows x86-64 call `nr` whatever its arguments and address.
+    fn const_allow(prog: &[sock_filter], nr: u32) -> bool {
+        let (mut pc, mut acc) = (0usize, 0u32);
+        loop {
+            let i = &prog[pc];
+            let op = u32::from(i.code);
+            let cond = |c: bool| if c { i.jt } else { i.jf } as usize;
+            pc += 1 + match op {
+                LD_W_ABS if i.k == OFF_NR => {
+                    acc = nr;
+                    0
+                }
+                LD_W_ABS if i.k == OFF_ARCH => {
+                    acc = AUDIT_ARCH_X86_64;
+                    0
+                }
+                RET_K => return i.k == libc::SECCOMP_RET_ALLOW,
+                JA => i.k as usize,
+                JEQ_K => cond(acc == i.k),
+                JGE_K => cond(acc >= i.k),
+                JSET_K => cond(acc & i.k != 0),
+                _ => return false,
+            };
+        }
+    }
+
+    #[test]
+    fn the_prefix_changes_no_answer() {
+        let net = Filter::notify().unwrap().prog;
+        let without = &net[by_number(&watched()).unwrap().len()..];
+        let flags = [
+            libc::MAP_PRIVATE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            libc::MAP_PRIVATE | libc::MAP_DENYWRITE,
+            libc::CLONE_THREAD | libc::CLONE_VM,
+            libc::SIGCHLD,
+        ];
+        let nrs = (0..480).chain([X32_BIT as u32, X32_BIT as u32 + 59, 0xffff_ffff]);
+        let mut caught = 0;
+        for nr in nrs {
+            for arch in [AUDIT_ARCH_X86_64, 0x4000_0003] {
+                for ip in [GATE_RET, GATE_VFORK_RET, 0x7f12_3456_789a] {
+                    for f in flags {
+                        for fd in [3u64, u64::MAX] {
+                            let args = [f as u64, 0, 0, f as u64, fd, 0];
+                            let r = run(&net, nr, arch, ip, args);
+                            assert_eq!(r, run(without, nr, arch, ip, args), "call {nr}");
+                            caught += usize::from(r == libc::SECCOMP_RET_USER_NOTIF);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(caught > 0);
+    }
+
+    #[test]
+    fn uncaught_calls_cost_no_bpf() {
+        let net = Filter::notify().unwrap().prog;
+        let watched = watched();
+        for nr in 0..480u32 {
+            assert_eq!(const_allow(&net, nr), !watched.contains(&nr), "call {nr}");
+        }
+        assert!(const_allow(&net, libc::SYS_futex as u32));
+        assert!(!const_allow(&net, libc::SYS_openat as u32));
+        // The tracer's filter was cacheable already.
+        let trace = Filter::trace().unwrap().prog;
+        assert!(const_allow(&trace, libc::SYS_futex as u32));
+        assert!(!const_allow(&trace, libc::SYS_openat as u32));
+    }
 
     #[test]
     fn builds() {
