@@ -54,16 +54,49 @@ impl PendingAttach {
     /// Waits until the task is bound (at most `timeout`) and returns its
     /// handle, which keeps this connection.
     pub fn finish(self, timeout: Duration) -> Result<Ipc> {
+        self.finish_with_peers(timeout, &[])
+    }
+
+    /// [`PendingAttach::finish`], also mapping the DC endpoints `peers`
+    /// (at most [`crate::proto::MAX_PEERS_PER_MAP`]; the servers a new
+    /// process calls first) in the same round trip. Best effort for the
+    /// peers: one that cannot be mapped now is mapped at its first use.
+    pub fn finish_with_peers(self, timeout: Duration, peers: &[Endpoint]) -> Result<Ipc> {
         let dvk = self.0;
+        let peers = &peers[..peers.len().min(crate::proto::MAX_PEERS_PER_MAP)];
         dvk.conn.send(
             &Request::Wait4Bind {
                 timeout_ms: ms(Some(timeout)),
             },
             &[],
         )?;
+        if !peers.is_empty() {
+            dvk.conn.send(
+                &Request::MapPeers {
+                    dcid: None,
+                    eps: peers.to_vec(),
+                },
+                &[],
+            )?;
+        }
         dvk.hello_answered()?;
-        dvk.granted()
+        let ipc = dvk.granted()?;
+        if !peers.is_empty() {
+            // The answer must be read off the connection even if unused.
+            if let Ok(mapped) = ipc.dvk().peers_answered(peers.len()) {
+                ipc.add_peers(peers, mapped);
+            }
+        }
+        Ok(ipc)
     }
+}
+
+/// A peer's descriptors (mailbox read-only, doorbell) and its binding
+/// sequence number, as `MapPeers` answers them.
+pub(crate) struct MappedPeer {
+    pub seq: u32,
+    pub mbx: OwnedFd,
+    pub bell: OwnedFd,
 }
 
 impl std::fmt::Debug for Dvk {
@@ -97,8 +130,10 @@ impl Dvk {
     /// process is bound (`wait4bind_T`), handing this connection to the
     /// returned handle: what a process attaching at start-up does. The
     /// hello and the wait go out together (one round trip fewer).
-    pub fn attach(path: &Path, timeout: Duration) -> Result<Ipc> {
-        Self::begin_attach(path)?.finish(timeout)
+    /// The DC endpoints `peers` (the servers a process calls first) are
+    /// mapped in the same round trip ([`PendingAttach::finish_with_peers`]).
+    pub fn attach(path: &Path, timeout: Duration, peers: &[Endpoint]) -> Result<Ipc> {
+        Self::begin_attach(path)?.finish_with_peers(timeout, peers)
     }
 
     /// Connects to the daemon at `path` and binds the calling thread to
@@ -505,20 +540,34 @@ impl Dvk {
     /// Maps peers of a DC the caller is bound in: (read-only mailbox,
     /// doorbell) of each of `eps` (at most
     /// [`crate::proto::MAX_PEERS_PER_MAP`]), in order.
-    pub(crate) fn map_peers(&self, dcid: i32, eps: &[Endpoint]) -> Result<Vec<(OwnedFd, OwnedFd)>> {
-        match self.call(&Request::MapPeers {
-            dcid,
+    pub(crate) fn map_peers(&self, dcid: i32, eps: &[Endpoint]) -> Result<Vec<MappedPeer>> {
+        let answer = self.call(&Request::MapPeers {
+            dcid: Some(dcid),
             eps: eps.to_vec(),
-        })? {
-            (Response::Peers { .. }, fds) if fds.len() == 2 * eps.len() => {
-                let mut it = fds.into_iter();
-                let mut out = Vec::with_capacity(eps.len());
-                while let (Some(mbx), Some(bell)) = (it.next(), it.next()) {
-                    out.push((mbx, bell));
+        })?;
+        mapped_peers(answer, eps.len())
+    }
+
+    /// Reads the answer to a `MapPeers` request for `n` peers.
+    fn peers_answered(&self, n: usize) -> Result<Vec<MappedPeer>> {
+        mapped_peers(self.conn.recv::<Response>()?, n)
+    }
+}
+
+/// The peers of a `MapPeers` answer for `n` of them.
+fn mapped_peers(answer: (Response, Vec<OwnedFd>), n: usize) -> Result<Vec<MappedPeer>> {
+    match answer {
+        (Response::Peers { seqs, .. }, fds) if fds.len() == 2 * n && seqs.len() == n => {
+            let mut it = fds.into_iter();
+            let mut out = Vec::with_capacity(n);
+            for seq in seqs {
+                if let (Some(mbx), Some(bell)) = (it.next(), it.next()) {
+                    out.push(MappedPeer { seq, mbx, bell });
                 }
-                Ok(out)
             }
-            _ => Err(DvkError::Protocol),
+            Ok(out)
         }
+        (Response::Err(code), _) => Err(DvkError::from_code(code)),
+        _ => Err(DvkError::Protocol),
     }
 }

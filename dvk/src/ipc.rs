@@ -310,9 +310,12 @@ impl Ipc {
         if let Some(p) = self.cached_peer(s, ep, seq) {
             return Ok(p);
         }
-        let mut fds = self.dvk.map_peers(self.dc.dcid, &[ep])?;
-        let (mbx_fd, bell_fd) = fds.pop().ok_or(DvkError::Protocol)?;
-        self.add_peer(s, ep, seq, &mbx_fd, &bell_fd)
+        let m = self
+            .dvk
+            .map_peers(self.dc.dcid, &[ep])?
+            .pop()
+            .ok_or(DvkError::Protocol)?;
+        self.add_peer(s, ep, m.seq, &m.mbx, &m.bell)
     }
 
     /// The mapping of peer `ep` (slot `s`, binding sequence `seq`) if this
@@ -351,30 +354,12 @@ impl Ipc {
         Ok(p)
     }
 
-    /// Maps the peers of `eps` not mapped yet, in one request to the
-    /// daemon (a process about to call several servers: one round trip
-    /// instead of one per server). Best effort: a peer that cannot be
-    /// mapped now is mapped at its first use, as usual.
-    pub fn prefetch_peers(&self, eps: &[Endpoint]) {
-        let mut want = Vec::new();
-        for &ep in eps.iter().take(crate::proto::MAX_PEERS_PER_MAP) {
-            let Ok((s, _)) = self.lookup(ep, DvkError::DstDied) else {
-                continue;
-            };
-            let seq = self.table.seq(s).load(Ordering::Acquire);
-            if self.cached_peer(s, ep, seq).is_none() {
-                want.push((s, ep, seq));
+    /// Caches the peers `eps` that `MapPeers` mapped (in that order).
+    pub(crate) fn add_peers(&self, eps: &[Endpoint], mapped: Vec<crate::client::MappedPeer>) {
+        for (&ep, m) in eps.iter().zip(mapped) {
+            if let Ok((s, _)) = self.lookup(ep, DvkError::DstDied) {
+                let _ = self.add_peer(s, ep, m.seq, &m.mbx, &m.bell);
             }
-        }
-        if want.is_empty() {
-            return;
-        }
-        let eps: Vec<Endpoint> = want.iter().map(|w| w.1).collect();
-        let Ok(fds) = self.dvk.map_peers(self.dc.dcid, &eps) else {
-            return;
-        };
-        for ((s, ep, seq), (mbx, bell)) in want.into_iter().zip(fds) {
-            let _ = self.add_peer(s, ep, seq, &mbx, &bell);
         }
     }
 

@@ -11,7 +11,7 @@ use crate::params::{DcInfo, DcParams, DvsInfo, DvsParams, PrivRecord, ProcInfo};
 use serde::{Deserialize, Serialize};
 
 /// Protocol version; the daemon refuses other versions.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Peers one `MapPeers` request may ask for (two descriptors each).
 pub const MAX_PEERS_PER_MAP: usize = 4;
@@ -181,8 +181,9 @@ pub enum Request {
     /// Maps DC peers: returns the read-only mailbox and the doorbell of
     /// each (at most [`MAX_PEERS_PER_MAP`]).
     MapPeers {
-        /// DC id (the caller must be bound in it).
-        dcid: i32,
+        /// DC id (the caller must be bound in it); `None`: the caller's
+        /// own, which a task attaching asks for before it knows it.
+        dcid: Option<i32>,
         /// Peer endpoints.
         eps: Vec<Endpoint>,
     },
@@ -332,6 +333,8 @@ pub enum Response {
     Peers {
         /// DC geometry so the client can check sizes.
         nslots: usize,
+        /// Each peer's binding sequence number when it was mapped.
+        seqs: Vec<u32>,
     },
     /// `Status`.
     Status(Box<StatusSnapshot>),

@@ -35,6 +35,7 @@ fn main() {
         ("fifo_order_of_senders", fifo_order_of_senders),
         ("bad_endpoints_and_deadlock", bad_endpoints_and_deadlock),
         ("fork_then_lclbind_wait4bind", fork_then_lclbind_wait4bind),
+        ("attach_maps_first_peers", attach_maps_first_peers),
         ("threads_have_own_endpoints", threads_have_own_endpoints),
         (
             "parked_thread_endpoint_is_reused",
@@ -346,6 +347,24 @@ fn fork_then_lclbind_wait4bind() -> Result<(), Failed> {
     check!(f.expect("GOT") == "130 42");
     check!(f.expect("CHILD_EXIT") == "0");
     check!(f.wait() == 0);
+    Ok(())
+}
+
+/// A process attaching at start-up asks for the servers it names in the
+/// same round trip; one of them is not bound, so the daemon maps none
+/// (best effort: the attach still succeeds, reads the answer off its
+/// connection, and the bound server answers the sendrec that follows).
+fn attach_maps_first_peers() -> Result<(), Failed> {
+    let d = TestDaemon::start();
+    d.dc(DC0, "dc0");
+    let srv = me(&d, DC0, SYS);
+    let mut a = d.role("attacher", &[&SYS.to_string(), "9"]);
+    d.dvk().lclbind(DC0, a.pid(), Endpoint(130))?;
+    let m = srv.receive_t(Endpoint::ANY, Duration::from_secs(10))?;
+    check!(m.m_source == 130 && m.m_type == 7, "got {m:?}");
+    srv.reply(Endpoint(130), &msg(43, 0))?;
+    check!(a.expect("GOT") == "43");
+    check!(a.wait() == 0);
     Ok(())
 }
 
@@ -1014,6 +1033,7 @@ mod roles {
             }
             // forker DC EP CHILD_EP
             "forker" => forker(&a),
+            "attacher" => attacher(&a),
             // threads DC BASE N
             "threads" => threads(&a),
             "retask" => retask(&a),
@@ -1115,6 +1135,24 @@ mod roles {
             }
             Err(_) => 1,
         }
+    }
+
+    /// attacher SERVER OTHER: attaches mapping both, then asks SERVER.
+    fn attacher(a: &[&str]) -> i32 {
+        let peers = [ep(a[0]), ep(a[1])];
+        let me = match Dvk::attach(&dvk::socket_path(), Duration::from_secs(10), &peers) {
+            Ok(m) => m,
+            Err(e) => {
+                say!("ERR attach {}", e.code());
+                return 1;
+            }
+        };
+        let mut m = msg(7, 0);
+        match me.sendrec_t(peers[0], &mut m, Duration::from_secs(10)) {
+            Ok(()) => say!("GOT {}", m.m_type),
+            Err(e) => say!("ERR sendrec {}", e.code()),
+        }
+        0
     }
 
     /// A thread endpoint parked by one thread and taken over by another.

@@ -38,7 +38,7 @@ extern "C" fn init() {
             unsafe { libc::_exit(127) };
         }
     }
-    match state::attach(Duration::from_secs(5)) {
+    match state::attach(Duration::from_secs(5), state::FIRST_PEERS) {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
@@ -50,11 +50,6 @@ extern "C" fn init() {
             unsafe { libc::_exit(127) };
         }
     }
-    // Nearly every program calls PM and FS: map both in one request.
-    state::with_shim(|s| {
-        s.ipc()
-            .prefetch_peers(&[mol_servers::abi::PM, mol_servers::abi::FS])
-    });
     // After an exec, PM's answer says whether stdout is a terminal.
     let mut tty = None;
     if let Some(p) = std::env::var_os("DVS_EXEC_PATH") {

@@ -77,7 +77,8 @@ pub fn set_shim_ptr(p: usize) {
 /// frees with [`free_vfork_shim`].
 pub fn attach_vfork_child() -> Result<usize, dvk::DvkError> {
     let sock = socket().ok_or(dvk::DvkError::NoDaemon)?;
-    let ipc = dvk::Dvk::attach(&sock, Duration::from_secs(30))?;
+    // The parent's mappings of its peers are this child's too (one memory).
+    let ipc = dvk::Dvk::attach(&sock, Duration::from_secs(30), &[])?;
     Ok(set_shim(Shim::new(ipc)) as usize)
 }
 
@@ -165,13 +166,18 @@ pub fn socket() -> Option<std::path::PathBuf> {
         .map(|(_, v)| std::path::PathBuf::from(v))
 }
 
-/// Attaches the calling (main) thread to its binding. Returns false if
-/// the process is not meant to be in a DC.
-pub fn attach(timeout: Duration) -> Result<bool, dvk::DvkError> {
+/// The servers nearly every process calls: a new image maps them when it
+/// attaches, in the same round trip to the node daemon (a fork child
+/// inherits its parent's mappings).
+pub const FIRST_PEERS: &[dvk::Endpoint] = &[mol_servers::abi::PM, mol_servers::abi::FS];
+
+/// Attaches the calling (main) thread to its binding, mapping `peers` on
+/// the way. Returns false if the process is not meant to be in a DC.
+pub fn attach(timeout: Duration, peers: &[dvk::Endpoint]) -> Result<bool, dvk::DvkError> {
     let Some(sock) = socket() else {
         return Ok(false);
     };
-    let ipc = dvk::Dvk::attach(&sock, timeout)?;
+    let ipc = dvk::Dvk::attach(&sock, timeout, peers)?;
     set_shim(Shim::new(ipc));
     ACTIVE.store(true, Ordering::Release);
     // From now on the seccomp net's supervisor serves the calls that
@@ -186,7 +192,7 @@ pub fn reattach_child() {
     // The parent's shim stays leaked: its mappings are not ours any more.
     SHIM.with(|s| s.set(std::ptr::null()));
     shim::gatepage::fork_clear();
-    if let Err(e) = attach(Duration::from_secs(30)) {
+    if let Err(e) = attach(Duration::from_secs(30), &[]) {
         eprintln!("dvs: forked child could not attach to its DC: {e}");
         // SAFETY: terminating the child without running the parent's
         // exit handlers.

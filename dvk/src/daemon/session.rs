@@ -232,14 +232,20 @@ fn immediate(st: &mut super::state::State, c: &Caller, req: Request) -> Result<R
             if eps.len() > crate::proto::MAX_PEERS_PER_MAP {
                 return Err(DvkError::TooBig);
             }
+            let dcid = match dcid {
+                Some(d) => d,
+                None => st.binding_of(c).ok_or(DvkError::NotBind)?.0,
+            };
             let mut all = Vec::with_capacity(2 * eps.len());
+            let mut seqs = Vec::with_capacity(eps.len());
             let mut nslots = 0;
             for ep in eps {
-                let (n, fds) = st.peer_fds(c, dcid, ep)?;
+                let (n, seq, fds) = st.peer_fds(c, dcid, ep)?;
                 nslots = n;
+                seqs.push(seq);
                 all.extend(fds);
             }
-            Ok((Response::Peers { nslots }, all))
+            Ok((Response::Peers { nslots, seqs }, all))
         }
         Request::Status => {
             let mut snap = st.status()?;

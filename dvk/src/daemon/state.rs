@@ -542,8 +542,14 @@ impl State {
         Ok((dc.params.clone(), b.ep, b.node, fds))
     }
 
-    /// Descriptors of a peer for a caller bound in the same DC.
-    pub fn peer_fds(&self, c: &Caller, dcid: i32, ep: Endpoint) -> Result<(usize, Vec<OwnedFd>)> {
+    /// Descriptors of a peer for a caller bound in the same DC, and its
+    /// binding sequence number.
+    pub fn peer_fds(
+        &self,
+        c: &Caller,
+        dcid: i32,
+        ep: Endpoint,
+    ) -> Result<(usize, u32, Vec<OwnedFd>)> {
         match self.binding_of(c) {
             Some((d, _)) if d == dcid => {}
             Some(_) => return Err(DvkError::Perm),
@@ -556,7 +562,7 @@ impl State {
             b.mbx_ro.try_clone().map_err(|_| DvkError::NoMem)?,
             b.bell_fd.try_clone().map_err(|_| DvkError::NoMem)?,
         ];
-        Ok((dc.slots.len(), fds))
+        Ok((dc.slots.len(), dc.table.seq(s).load(Ordering::Acquire), fds))
     }
 
     /// Unbind requested through the API: by a manager, or by the endpoint itself.
