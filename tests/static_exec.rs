@@ -172,6 +172,23 @@ fn static_c_program_matches_native() {
     assert!(r.stdout.contains("killed by 15"), "{}", r.stdout);
 }
 
+/// File calls and their errno values from a static program: those the
+/// ptrace thread serves itself (`stat`, `readlink`, `lseek`...) and those
+/// it hands to a worker give what they give natively.
+#[test]
+fn static_file_errors_match_native() {
+    let d = tempfile::tempdir().unwrap();
+    let prog = static_example("fileerrno", d.path());
+    let p = prog.to_str().unwrap();
+    std::fs::create_dir(d.path().join("n")).unwrap();
+    std::fs::create_dir(d.path().join("c")).unwrap();
+    let n = native(d.path(), &[p, "n"]);
+    let c = in_dc(d.path(), None, &[p, "c"]);
+    assert_eq!(c.stdout, n.stdout, "DC stderr:\n{}", c.stderr);
+    assert_eq!(c.code, n.code);
+    assert!(n.stdout.contains("stat(\"d/g\", &st)"), "{}", n.stdout);
+}
+
 /// Extended attributes and `splice` of a static program go through the
 /// tracer to FS (data through the shim's bounce buffers).
 #[test]

@@ -3,9 +3,12 @@
 //! ([`crate::serve`]), and the control channel from dvs-exec.
 //!
 //! The ptrace thread `poll`s a signalfd (`SIGCHLD`: a tracee stopped or
-//! ended), the workers' eventfd and the control socket. It never blocks
-//! on anything else, so a call that waits in the servers (a read on an
-//! empty pipe) stops only its own tracee.
+//! ended), the workers' eventfd and the control socket. It never waits
+//! for a call that the servers may defer, so a call that waits in the
+//! servers (a read on an empty pipe) stops only its own tracee; the calls
+//! they always answer at once ([`SERVED_HERE`]: `stat`, `readlink`,
+//! `getpid`...) it serves itself, as its own endpoint on behalf of the
+//! tracee's, without the two hand-offs to a worker and back.
 
 use crate::notify::{self, Endpoints, Notif, Triage};
 use crate::serve::{Done, JobKind, Pool, Reply};
@@ -15,7 +18,8 @@ use crate::{elf, filter, procs};
 use dvk::Endpoint;
 use nix::sys::ptrace::Options;
 use nix::unistd::Pid;
-use shim::Action;
+use shim::mem::Remote;
+use shim::{Action, Shim};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -28,6 +32,30 @@ use std::time::{Duration, Instant};
 /// (seen at two checks, the tracer gives up on the call and returns
 /// `EINTR`, so that the tracee dies).
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+/// Calls that PM and FS answer at once, never with a deferred reply: the
+/// ptrace thread serves them itself ([`Engine::serve_here`]). Path
+/// lookups, metadata and identity; nothing that reads, writes or waits.
+const SERVED_HERE: &[i64] = &[
+    libc::SYS_stat,
+    libc::SYS_lstat,
+    libc::SYS_fstat,
+    libc::SYS_newfstatat,
+    libc::SYS_statx,
+    libc::SYS_access,
+    libc::SYS_faccessat,
+    libc::SYS_faccessat2,
+    libc::SYS_readlink,
+    libc::SYS_readlinkat,
+    libc::SYS_getcwd,
+    libc::SYS_lseek,
+    libc::SYS_umask,
+    libc::SYS_getpid,
+    libc::SYS_getppid,
+    libc::SYS_getpgrp,
+    libc::SYS_getpgid,
+    libc::SYS_getsid,
+];
 
 /// The ptrace options of every tracee.
 pub fn options() -> Options {
@@ -54,6 +82,11 @@ struct Engine {
     endpoints: Arc<Endpoints>,
     /// Notifications waiting for a free worker.
     queued: VecDeque<Notif>,
+    /// This thread's own endpoint, for [`SERVED_HERE`] calls, and the
+    /// tracee endpoint its shim last served; bound at the first such call.
+    own: Option<(Shim, Endpoint)>,
+    /// Whether binding it was tried (it is not retried).
+    own_tried: bool,
 }
 
 /// Entry point of the tracer process (after the fork in
@@ -124,6 +157,8 @@ fn setup(ctl: UnixStream, parent: i32) -> Result<Engine, crate::Error> {
         listener: None,
         endpoints: Arc::new(Endpoints::default()),
         queued: VecDeque::new(),
+        own: None,
+        own_tried: false,
     })
 }
 
@@ -565,11 +600,36 @@ impl Engine {
             }
             libc::SYS_tkill | libc::SYS_tgkill => self.thread_kill(tid, nr, args),
             _ => {
-                if !self.submit(tid, Waiting::Syscall, JobKind::Syscall { nr, args }) {
+                let ep = t.ep;
+                if let Some(a) = self.serve_here(tid, ep, nr, args) {
+                    self.apply(tid, a);
+                } else if !self.submit(tid, Waiting::Syscall, JobKind::Syscall { nr, args }) {
                     self.skip(tid, -(libc::ENOSYS as i64));
                 }
             }
         }
+    }
+
+    /// Serves call `nr` of tracee `tid` (endpoint `ep`) on this thread, if
+    /// it is one of [`SERVED_HERE`] and this thread has its endpoint.
+    fn serve_here(&mut self, tid: i32, ep: Endpoint, nr: i64, args: [u64; 6]) -> Option<Action> {
+        if !SERVED_HERE.contains(&nr) {
+            return None;
+        }
+        if !self.own_tried {
+            let pool = self.pool.as_ref()?;
+            self.own_tried = true;
+            self.own = pool.own_endpoint().map(|s| (s, Endpoint::NONE));
+        }
+        let (shim, behalf) = self.own.take()?;
+        let shim = if behalf == ep {
+            shim
+        } else {
+            Shim::on_behalf(shim.into_ipc(), ep)
+        };
+        let a = shim.syscall(&Remote { pid: tid }, nr, args);
+        self.own = Some((shim, ep));
+        Some(a)
     }
 
     /// `tkill`/`tgkill` name host thread ids: allowed within the caller's

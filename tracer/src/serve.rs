@@ -24,7 +24,10 @@ use std::sync::Arc;
 /// `FIRST_USER_SLOT` (64) are privileged by default; 0..=6 are the MoL
 /// servers, the launcher and the signal forwarder.
 pub const WORKER_FIRST: i32 = 20;
-/// Number of workers, hence of threads that can be traced at once.
+/// Endpoints of the tracer: the first (from the end of the range the pool
+/// takes) is the ptrace thread's own, for the calls it serves itself
+/// ([`Pool::own_endpoint`]); each of the others is a worker's, hence
+/// `WORKERS - 1` threads can be traced at once.
 pub const WORKERS: usize = 40;
 
 /// What a worker is asked to do for a tracee.
@@ -146,7 +149,7 @@ impl Pool {
     pub fn acquire(&mut self, tid: i32, ep: Endpoint) -> Option<usize> {
         let w = match self.slots.iter().position(|s| s.owner.is_none() && !s.busy) {
             Some(w) => w,
-            None if self.slots.len() < WORKERS => self.spawn()?,
+            None if self.slots.len() < WORKERS - 1 => self.spawn()?,
             None => return None,
         };
         self.slots[w].owner = Some(tid);
@@ -188,6 +191,28 @@ impl Pool {
         }
     }
 
+    /// Endpoint `i` of the pool's range (0: the ptrace thread's).
+    fn endpoint(&self, i: usize) -> Endpoint {
+        Endpoint(if self.down {
+            WORKER_FIRST + (WORKERS - 1 - i) as i32
+        } else {
+            WORKER_FIRST + i as i32
+        })
+    }
+
+    /// Binds the calling thread (the ptrace thread) as the pool's first
+    /// endpoint, to serve calls on behalf of tracees itself.
+    pub fn own_endpoint(&self) -> Option<Shim> {
+        let ep = self.endpoint(0);
+        match Dvk::tbind_at(&self.socket, self.dcid, ep) {
+            Ok(ipc) => Some(Shim::on_behalf(ipc, Endpoint::NONE)),
+            Err(e) => {
+                tracing::warn!(endpoint = %ep, %e, "the ptrace thread cannot bind");
+                None
+            }
+        }
+    }
+
     fn spawn(&mut self) -> Option<usize> {
         let w = self.slots.len();
         let (tx, rx) = channel();
@@ -195,11 +220,7 @@ impl Pool {
         let dcid = self.dcid;
         let done = self.done_tx.clone();
         let wake = self.wake.clone();
-        let ep = Endpoint(if self.down {
-            WORKER_FIRST + (WORKERS - 1 - w) as i32
-        } else {
-            WORKER_FIRST + w as i32
-        });
+        let ep = self.endpoint(w + 1);
         let r = std::thread::Builder::new()
             .name(format!("tracer-w{w}"))
             .spawn(move || worker(socket, dcid, ep, w, rx, done, wake));
