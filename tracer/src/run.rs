@@ -5,10 +5,11 @@
 //! The ptrace thread `poll`s a signalfd (`SIGCHLD`: a tracee stopped or
 //! ended), the workers' eventfd and the control socket. It never waits
 //! for a call that the servers may defer, so a call that waits in the
-//! servers (a read on an empty pipe) stops only its own tracee; the calls
-//! they always answer at once ([`SERVED_HERE`]: `stat`, `readlink`,
-//! `getpid`...) it serves itself, as its own endpoint on behalf of the
-//! tracee's, without the two hand-offs to a worker and back.
+//! servers (a read on an empty pipe) stops only its own tracee; what they
+//! always answer at once (the calls of [`SERVED_HERE`]: `stat`,
+//! `readlink`, `getpid`...; an exec's program and its `PmExec`) it does
+//! itself, as its own endpoint on behalf of the tracee's, without the two
+//! hand-offs to a worker and back.
 
 use crate::notify::{self, Endpoints, Notif, Triage};
 use crate::serve::{Done, JobKind, Pool, Reply};
@@ -501,6 +502,10 @@ impl Engine {
 
     /// Sends a job for tracee `tid` to its worker; false if it has none.
     fn submit(&mut self, tid: i32, what: Waiting, kind: JobKind) -> bool {
+        if let Some(reply) = self.serve_here(tid, &kind) {
+            self.answered(tid, what, reply);
+            return true;
+        }
         let seq = self.next_seq();
         let Some(t) = self.tracees.get_mut(&tid) else {
             return false;
@@ -600,20 +605,25 @@ impl Engine {
             }
             libc::SYS_tkill | libc::SYS_tgkill => self.thread_kill(tid, nr, args),
             _ => {
-                let ep = t.ep;
-                if let Some(a) = self.serve_here(tid, ep, nr, args) {
-                    self.apply(tid, a);
-                } else if !self.submit(tid, Waiting::Syscall, JobKind::Syscall { nr, args }) {
+                if !self.submit(tid, Waiting::Syscall, JobKind::Syscall { nr, args }) {
                     self.skip(tid, -(libc::ENOSYS as i64));
                 }
             }
         }
     }
 
-    /// Serves call `nr` of tracee `tid` (endpoint `ep`) on this thread, if
-    /// it is one of [`SERVED_HERE`] and this thread has its endpoint.
-    fn serve_here(&mut self, tid: i32, ep: Endpoint, nr: i64, args: [u64; 6]) -> Option<Action> {
-        if !SERVED_HERE.contains(&nr) {
+    /// Does job `kind` for tracee `tid` on this thread, if the servers
+    /// answer it at once (a [`SERVED_HERE`] call, the resolution of an
+    /// exec's program, `PmExec`), run on this node, and this thread has
+    /// its endpoint.
+    fn serve_here(&mut self, tid: i32, kind: &JobKind) -> Option<Reply> {
+        let here = match kind {
+            JobKind::Syscall { nr, .. } => SERVED_HERE.contains(nr),
+            JobKind::ExecPath(_) | JobKind::Execed { .. } => true,
+            _ => false,
+        };
+        let ep = self.tracees.get(&tid)?.ep;
+        if !here || ep == Endpoint::NONE {
             return None;
         }
         if !self.own_tried {
@@ -621,15 +631,34 @@ impl Engine {
             self.own_tried = true;
             self.own = pool.own_endpoint().map(|s| (s, Endpoint::NONE));
         }
+        // Only with PM and FS on this node: a call that crosses the
+        // network would hold every other tracee for its round trip.
+        let ipc = self.own.as_ref()?.0.ipc();
+        let local = |e: Endpoint| ipc.node_of(e) == Some(ipc.node());
+        if !local(mol_servers::abi::PM) || !local(mol_servers::abi::FS) {
+            return None;
+        }
         let (shim, behalf) = self.own.take()?;
         let shim = if behalf == ep {
             shim
         } else {
             Shim::on_behalf(shim.into_ipc(), ep)
         };
-        let a = shim.syscall(&Remote { pid: tid }, nr, args);
+        let mem = Remote { pid: tid };
+        let reply = match kind {
+            JobKind::Syscall { nr, args } => Reply::Action(shim.syscall(&mem, *nr, *args)),
+            JobKind::ExecPath(req) => Reply::ExecPath(procs::exec_path(&shim, &mem, req)),
+            _ => {
+                if let JobKind::Execed { path } = kind {
+                    if let Err(errno) = shim.execed(path) {
+                        tracing::warn!(errno, "PM did not accept an exec");
+                    }
+                }
+                Reply::Execed
+            }
+        };
         self.own = Some((shim, ep));
-        Some(a)
+        Some(reply)
     }
 
     /// `tkill`/`tgkill` name host thread ids: allowed within the caller's
@@ -822,7 +851,16 @@ impl Engine {
             }
             _ => return,
         };
-        match d.reply {
+        self.answered(tid, what, d.reply);
+    }
+
+    /// Acts on `reply`, the answer to tracee `tid`'s job (`what` it was
+    /// waiting for).
+    fn answered(&mut self, tid: i32, what: Waiting, reply: Reply) {
+        let Some(t) = self.tracees.get_mut(&tid) else {
+            return;
+        };
+        match reply {
             Reply::Action(a) => self.apply(tid, a),
             Reply::ExecPath(Err(e)) => self.skip(tid, -(e as i64)),
             Reply::ExecPath(Ok((addr, dc))) => {
