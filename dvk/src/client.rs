@@ -537,8 +537,8 @@ impl Dvk {
         self.call_ok(&Request::Shutdown)
     }
 
-    /// Maps peers of a DC the caller is bound in: (read-only mailbox,
-    /// doorbell) of each of `eps` (at most
+    /// Maps peers of a DC the caller is bound in: the read-only mailbox,
+    /// doorbell and binding sequence number of each of `eps` (at most
     /// [`crate::proto::MAX_PEERS_PER_MAP`]), in order.
     pub(crate) fn map_peers(&self, dcid: i32, eps: &[Endpoint]) -> Result<Vec<MappedPeer>> {
         let answer = self.call(&Request::MapPeers {

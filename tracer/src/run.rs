@@ -83,8 +83,9 @@ struct Engine {
     endpoints: Arc<Endpoints>,
     /// Notifications waiting for a free worker.
     queued: VecDeque<Notif>,
-    /// This thread's own endpoint, for [`SERVED_HERE`] calls, and the
-    /// tracee endpoint its shim last served; bound at the first such call.
+    /// This thread's own endpoint, for the jobs it does itself
+    /// ([`Engine::serve_here`]), and the tracee endpoint its shim last
+    /// served; bound at the first such job.
     own: Option<(Shim, Endpoint)>,
     /// Whether binding it was tried (it is not retried).
     own_tried: bool,
@@ -648,13 +649,16 @@ impl Engine {
         let reply = match kind {
             JobKind::Syscall { nr, args } => Reply::Action(shim.syscall(&mem, *nr, *args)),
             JobKind::ExecPath(req) => Reply::ExecPath(procs::exec_path(&shim, &mem, req)),
-            _ => {
-                if let JobKind::Execed { path } = kind {
-                    if let Err(errno) = shim.execed(path) {
-                        tracing::warn!(errno, "PM did not accept an exec");
-                    }
+            JobKind::Execed { path } => {
+                if let Err(errno) = shim.execed(path) {
+                    tracing::warn!(errno, "PM did not accept an exec");
                 }
                 Reply::Execed
+            }
+            // Not let through above.
+            _ => {
+                self.own = Some((shim, ep));
+                return None;
             }
         };
         self.own = Some((shim, ep));
