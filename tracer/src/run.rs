@@ -19,7 +19,6 @@ use crate::{elf, filter, procs};
 use dvk::Endpoint;
 use nix::sys::ptrace::Options;
 use nix::unistd::Pid;
-use shim::mem::Remote;
 use shim::{Action, Shim};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
@@ -645,24 +644,9 @@ impl Engine {
         } else {
             Shim::on_behalf(shim.into_ipc(), ep)
         };
-        let mem = Remote { pid: tid };
-        let reply = match kind {
-            JobKind::Syscall { nr, args } => Reply::Action(shim.syscall(&mem, *nr, *args)),
-            JobKind::ExecPath(req) => Reply::ExecPath(procs::exec_path(&shim, &mem, req)),
-            JobKind::Execed { path } => {
-                if let Err(errno) = shim.execed(path) {
-                    tracing::warn!(errno, "PM did not accept an exec");
-                }
-                Reply::Execed
-            }
-            // Not let through above.
-            _ => {
-                self.own = Some((shim, ep));
-                return None;
-            }
-        };
+        let reply = crate::serve::direct(&shim, tid, kind);
         self.own = Some((shim, ep));
-        Some(reply)
+        reply
     }
 
     /// `tkill`/`tgkill` name host thread ids: allowed within the caller's

@@ -203,14 +203,7 @@ impl Pool {
     /// Binds the calling thread (the ptrace thread) as the pool's first
     /// endpoint, to serve calls on behalf of tracees itself.
     pub fn own_endpoint(&self) -> Option<Shim> {
-        let ep = self.endpoint(0);
-        match Dvk::tbind_at(&self.socket, self.dcid, ep) {
-            Ok(ipc) => Some(Shim::on_behalf(ipc, Endpoint::NONE)),
-            Err(e) => {
-                tracing::warn!(endpoint = %ep, %e, "the ptrace thread cannot bind");
-                None
-            }
-        }
+        bind(&self.socket, self.dcid, self.endpoint(0))
     }
 
     fn spawn(&mut self) -> Option<usize> {
@@ -239,6 +232,25 @@ impl Pool {
             }
         }
     }
+}
+
+/// Does for tracee `tid`, as `s`, one of the jobs that are a single call
+/// to the servers (a system call, the resolution of an exec's program,
+/// `PmExec`); `None` for the others. Workers and the ptrace thread
+/// ([`crate::run`]) both do them through here.
+pub(crate) fn direct(s: &Shim, tid: i32, kind: &JobKind) -> Option<Reply> {
+    let mem = Remote { pid: tid };
+    Some(match kind {
+        JobKind::Syscall { nr, args } => Reply::Action(s.syscall(&mem, *nr, *args)),
+        JobKind::ExecPath(req) => Reply::ExecPath(procs::exec_path(s, &mem, req)),
+        JobKind::Execed { path } => {
+            if let Err(errno) = s.execed(path) {
+                tracing::warn!(errno, "PM did not accept an exec");
+            }
+            Reply::Execed
+        }
+        _ => return None,
+    })
 }
 
 /// The answer when the worker could not bind its endpoint.
@@ -272,6 +284,18 @@ fn next_job(rx: &Receiver<Job>) -> Option<Job> {
     rx.recv().ok()
 }
 
+/// Binds the calling thread as tracer endpoint `ep` of DC `dcid`: a shim
+/// to be pointed at a tracee's endpoint.
+fn bind(socket: &std::path::Path, dcid: i32, ep: Endpoint) -> Option<Shim> {
+    match Dvk::tbind_at(socket, dcid, ep) {
+        Ok(ipc) => Some(Shim::on_behalf(ipc, Endpoint::NONE)),
+        Err(e) => {
+            tracing::error!(endpoint = %ep, %e, "a tracer thread cannot bind");
+            None
+        }
+    }
+}
+
 fn worker(
     socket: PathBuf,
     dcid: i32,
@@ -281,13 +305,7 @@ fn worker(
     done: Sender<Done>,
     wake: Arc<OwnedFd>,
 ) {
-    let mut shim = match Dvk::tbind_at(&socket, dcid, me) {
-        Ok(ipc) => Some(Shim::on_behalf(ipc, Endpoint::NONE)),
-        Err(e) => {
-            tracing::error!(endpoint = %me, %e, "tracer worker cannot bind");
-            None
-        }
-    };
+    let mut shim = bind(&socket, dcid, me);
     let mut behalf = Endpoint::NONE;
     while let Some(job) = next_job(&rx) {
         let reply = match (&mut shim, job.kind) {
@@ -303,12 +321,6 @@ fn worker(
                 crate::notify::serve(s, &mut behalf, j);
                 Reply::Notified
             }
-            (Some(s), JobKind::Syscall { nr, args }) => {
-                Reply::Action(s.syscall(&Remote { pid: job.tid }, nr, args))
-            }
-            (Some(s), JobKind::ExecPath(req)) => {
-                Reply::ExecPath(procs::exec_path(s, &Remote { pid: job.tid }, &req))
-            }
             (Some(s), JobKind::Fork { child }) => Reply::Forked(procs::fork(s, behalf, child)),
             (Some(s), JobKind::Thread { tid }) => {
                 let r = s.thread(tid);
@@ -318,13 +330,10 @@ fn worker(
                     Ok(Endpoint(r as i32))
                 })
             }
-            (Some(s), JobKind::Execed { path }) => {
-                if let Err(errno) = s.execed(&path) {
-                    tracing::warn!(errno, "PM did not accept an exec");
-                }
-                Reply::Execed
-            }
             (Some(s), JobKind::Lookup { host_pid }) => Reply::Lookup(procs::lookup(s, host_pid)),
+            (Some(s), kind) => {
+                direct(s, job.tid, &kind).unwrap_or_else(|| failed(&kind, libc::ENOSYS))
+            }
         };
         if done
             .send(Done {
