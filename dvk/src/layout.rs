@@ -109,8 +109,9 @@ impl DcTable {
 
     /// Creates and initialises a table (daemon side).
     pub fn create(g: &TableGeometry) -> Result<(OwnedFd, DcTable)> {
-        let fd = crate::sys::memfd(&format!("dvs-dc{}-table", g.dcid), Self::len_for(g.nslots))?;
-        let map = Mapping::map(&fd, true, true)?;
+        let len = Self::len_for(g.nslots);
+        let fd = crate::sys::memfd(&format!("dvs-dc{}-table", g.dcid), len)?;
+        let map = Mapping::map_len(&fd, len, true, true)?;
         let t = DcTable {
             map,
             nslots: g.nslots,
@@ -354,6 +355,20 @@ pub fn unpack_status(w: u64) -> (IpcState, Endpoint) {
     )
 }
 
+/// What a binding of a slot leaves for the next binding of that slot,
+/// towards one peer slot ([`Mailbox::carried`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Carried {
+    /// The peer slot.
+    pub slot: usize,
+    /// The outgoing slot's state word (its sequence number goes on).
+    pub out: u64,
+    /// Notifications sent to the peer.
+    pub ntf_sent: u64,
+    /// Notifications seen from the peer.
+    pub ntf_seen: u64,
+}
+
 /// View of an endpoint's mailbox.
 pub struct Mailbox {
     map: Mapping,
@@ -390,11 +405,59 @@ impl Mailbox {
         nslots: usize,
         incarnation: u32,
     ) -> Result<(OwnedFd, Mailbox)> {
-        let fd = crate::sys::memfd(&format!("dvs-dc{dcid}-mbx{}", ep.0), Self::len_for(nslots))?;
-        let map = Mapping::map(&fd, true, true)?;
+        let len = Self::len_for(nslots);
+        let fd = crate::sys::memfd(&format!("dvs-dc{dcid}-mbx{}", ep.0), len)?;
+        let map = Mapping::map_len(&fd, len, true, true)?;
         map.u32(M_INCARNATION).store(incarnation, Ordering::Relaxed);
         map.i32(M_EP).store(ep.0, Ordering::Release);
         Ok((fd, Mailbox { map, nslots }))
+    }
+
+    /// The counters that a later binding of the same slot continues:
+    /// `(peer slot, out_state, ntf_sent, ntf_seen)` for every peer that
+    /// one of them is not zero for. They are read from `fd`, this
+    /// mailbox's file, where a page nobody wrote reads as zeros without
+    /// being allocated; a load through the mapping would allocate and
+    /// clear it, and most of a mailbox is slots towards peers its owner
+    /// never talked to.
+    pub fn carried(&self, fd: &OwnedFd) -> Vec<Carried> {
+        let start = self.out_base();
+        let mut bytes = vec![0u8; self.refused_base() - start];
+        let read = crate::sys::pread_all(fd, &mut bytes, start).is_ok();
+        let word = |off: usize| -> u64 {
+            if read {
+                let at = off - start;
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&bytes[at..at + 8]);
+                u64::from_ne_bytes(w)
+            } else {
+                // Not expected (the daemon's own memfd): the mapping
+                // gives the same words, at the price of the pages.
+                self.map.u64(off).load(Ordering::Acquire)
+            }
+        };
+        (0..self.nslots)
+            .map(|d| Carried {
+                slot: d,
+                out: word(self.out_base() + d * OUT_SLOT + O_STATE),
+                ntf_sent: word(self.ntf_sent_base() + 8 * d),
+                ntf_seen: word(self.ntf_seen_base() + 8 * d),
+            })
+            .filter(|c| c.out != 0 || c.ntf_sent != 0 || c.ntf_seen != 0)
+            .collect()
+    }
+
+    /// Starts this (new) mailbox from the counters a previous binding of
+    /// its slot left ([`Mailbox::carried`]): the sequence numbers go on,
+    /// the phases start empty. Untouched entries stay untouched (zero).
+    pub fn continue_from(&self, carried: &[Carried]) {
+        for c in carried {
+            let (seq, _, _) = unpack_out(c.out);
+            self.out_state(c.slot)
+                .store(pack_out(seq, phase::EMPTY, 0), Ordering::Relaxed);
+            self.ntf_sent(c.slot).store(c.ntf_sent, Ordering::Relaxed);
+            self.ntf_seen(c.slot).store(c.ntf_seen, Ordering::Relaxed);
+        }
     }
 
     /// Maps a mailbox fd: writable for its owner, read-only for peers.
@@ -532,8 +595,13 @@ impl Doorbell {
 
     /// Creates a doorbell (daemon side).
     pub fn create(dcid: i32, ep: Endpoint, nslots: usize) -> Result<(OwnedFd, Doorbell)> {
-        let fd = crate::sys::memfd(&format!("dvs-dc{dcid}-bell{}", ep.0), Self::len_for(nslots))?;
-        let bell = Self::open(&fd, nslots)?;
+        let len = Self::len_for(nslots);
+        let fd = crate::sys::memfd(&format!("dvs-dc{dcid}-bell{}", ep.0), len)?;
+        let map = Mapping::map_len(&fd, len, true, false)?;
+        let bell = Doorbell {
+            map,
+            words: nslots.div_ceil(64),
+        };
         Ok((fd, bell))
     }
 

@@ -97,7 +97,12 @@ impl Mapping {
     /// Maps the whole file. `writable` needs an fd opened for writing.
     /// `dontfork` keeps the mapping out of children created by `fork`.
     pub fn map(fd: &OwnedFd, writable: bool, dontfork: bool) -> Result<Mapping> {
-        let len = fd_len(fd)?;
+        Self::map_len(fd, fd_len(fd)?, writable, dontfork)
+    }
+
+    /// Maps the first `len` bytes of `fd`, a file the caller knows is that
+    /// long (one it created with [`memfd`]), without asking its size.
+    pub fn map_len(fd: &OwnedFd, len: usize, writable: bool, dontfork: bool) -> Result<Mapping> {
         if len == 0 {
             return Err(DvkError::Inval);
         }
@@ -343,14 +348,44 @@ pub fn vm_read(pid: i32, remote: u64, len: usize) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Reads a `/proc` file whole. `std::fs::read_to_string` starts with a
-/// tiny buffer for files that report size 0 (all of `/proc`), so a
-/// `status` file took seven `read`s; this takes two.
+/// Reads a `/proc` file whole: `open`, two `read`s and `close`.
+/// `std::fs::read_to_string` starts with a tiny buffer for files that
+/// report size 0 (all of `/proc`), so a `status` file took seven `read`s,
+/// and `File::read_to_string` asks for the size and position first
+/// (`statx`, `lseek`), which `/proc` does not know.
 pub fn read_proc(path: &str) -> std::io::Result<String> {
     use std::io::Read;
-    let mut s = String::with_capacity(4096);
-    std::fs::File::open(path)?.read_to_string(&mut s)?;
-    Ok(s)
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    let mut n = 0;
+    loop {
+        if n == buf.len() {
+            buf.resize(2 * n, 0);
+        }
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(n);
+    String::from_utf8(buf).map_err(|_| std::io::ErrorKind::InvalidData.into())
+}
+
+/// Fills `buf` from `fd` at `offset` (`pread`); a file shorter than that
+/// is an error.
+pub fn pread_all(fd: &OwnedFd, buf: &mut [u8], offset: usize) -> Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match nix::sys::uio::pread(fd, &mut buf[done..], (offset + done) as libc::off_t) {
+            Ok(0) => return Err(DvkError::Protocol),
+            Ok(n) => done += n,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(DvkError::from_errno(e)),
+        }
+    }
+    Ok(())
 }
 
 /// The comm name of a task, for status displays (empty if unknown).

@@ -36,6 +36,10 @@ fn main() {
         ("bad_endpoints_and_deadlock", bad_endpoints_and_deadlock),
         ("fork_then_lclbind_wait4bind", fork_then_lclbind_wait4bind),
         ("attach_maps_first_peers", attach_maps_first_peers),
+        (
+            "rebinding_continues_sequences",
+            rebinding_continues_sequences,
+        ),
         ("threads_have_own_endpoints", threads_have_own_endpoints),
         (
             "parked_thread_endpoint_is_reused",
@@ -365,6 +369,57 @@ fn attach_maps_first_peers() -> Result<(), Failed> {
     srv.reply(Endpoint(130), &msg(43, 0))?;
     check!(a.expect("GOT") == "43");
     check!(a.wait() == 0);
+    Ok(())
+}
+
+/// Waits until endpoint `e` of `dc` is not bound any more (the daemon
+/// unbinds a task that ended on its own time).
+fn wait_unbound(d: &TestDaemon, dc: i32, e: i32) -> Result<(), Failed> {
+    let dvk = d.dvk();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dvk.getprocinfo(dc, Endpoint(e)).is_ok() {
+        check!(
+            Instant::now() < deadline,
+            "endpoint {e} still bound after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// A new binding of an endpoint number goes on from its predecessor's
+/// sequence numbers and notification counts, so the receiver's record of
+/// what it took from the predecessor never swallows the new binding's
+/// first message or notification.
+fn rebinding_continues_sequences() -> Result<(), Failed> {
+    let d = TestDaemon::start();
+    d.dc(DC0, "dc0");
+    let rx = me(&d, DC0, 4);
+    for round in 0..3 {
+        wait_unbound(&d, DC0, 101)?;
+        let t = (40 + round).to_string();
+        let mut s = d.role("send_once", &["0", "101", "4", &t, "0"]);
+        s.expect("READY");
+        let m = rx.receive_t(Endpoint::ANY, Duration::from_secs(5));
+        check!(
+            m.as_ref()
+                .is_ok_and(|m| m.source() == Endpoint(101) && m.m_type == 40 + round),
+            "round {round}: the message of binding {round} of 101: {m:?}"
+        );
+        check!(s.expect("SENT") == "0");
+        check!(s.wait() == 0);
+        wait_unbound(&d, DC0, 7)?;
+        let mut n = d.role("notifier", &["0", "7", "4", "1"]);
+        n.expect("READY");
+        n.expect("NOTIFIED");
+        let m = rx.receive_t(Endpoint::ANY, Duration::from_secs(5));
+        check!(
+            m.as_ref()
+                .is_ok_and(|m| m.as_notification() == Some((Endpoint(7), NotifyKind::Notify))),
+            "round {round}: the notification of binding {round} of 7: {m:?}"
+        );
+        n.kill();
+    }
     Ok(())
 }
 

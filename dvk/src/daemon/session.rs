@@ -76,7 +76,8 @@ fn hello(conn: &Conn) -> Result<Caller> {
             if version != PROTOCOL_VERSION {
                 return Err(DvkError::Protocol);
             }
-            if !task_exists(pid, tid) {
+            // The peer's process is alive; another of its threads is checked.
+            if tid != pid && !task_exists(pid, tid) {
                 return Err(DvkError::BadPid);
             }
             Ok(Caller { pid, tid, uid })

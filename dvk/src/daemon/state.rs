@@ -7,8 +7,8 @@
 use crate::endpoint::Endpoint;
 use crate::error::{DvkError, Result};
 use crate::layout::{
-    pack_pair, unpack_status, DcTable, Doorbell, IpcState, Mailbox, TableGeometry, DC_ENDED,
-    F_BOUND, F_FROZEN, F_KIND_SHIFT, F_PRIV, KNTF_RING,
+    pack_pair, unpack_status, Carried, DcTable, Doorbell, IpcState, Mailbox, TableGeometry,
+    DC_ENDED, F_BOUND, F_FROZEN, F_KIND_SHIFT, F_PRIV, KNTF_RING,
 };
 use crate::message::NotifyKind;
 use crate::params::{DcInfo, DcParams, DvsInfo, DvsParams, PrivRecord, ProcInfo, ProcKind};
@@ -45,7 +45,6 @@ pub(crate) struct Binding {
     pub pidfd: Option<OwnedFd>,
     pub token: u64,
     pub granted: bool,
-    pub name: String,
 }
 
 pub(crate) struct Dc {
@@ -59,7 +58,7 @@ pub(crate) struct Dc {
     /// them, so that a receiver's `consumed` or `ntf_seen` entry left from
     /// the previous binding of the same endpoint number can never match a
     /// new message, and a notification taken before is not taken again.
-    pub carried: Vec<Option<Vec<(u64, u64, u64)>>>,
+    pub carried: Vec<Option<Vec<Carried>>>,
 }
 
 /// A DVK notification that did not fit in its target's ring yet.
@@ -95,6 +94,9 @@ pub(crate) struct State {
     /// endpoints, messages in flight between nodes, which nodes are up.
     pub remote: super::remote::Remote,
 }
+
+/// A host task, `(process, task, bound as a thread)`, and a pidfd for it.
+type Task = ((i32, i32, bool), OwnedFd);
 
 /// The thread group (process) of host task `tid`, if it exists.
 fn thread_group(tid: i32) -> Option<i32> {
@@ -377,18 +379,37 @@ impl State {
         target: BindTarget,
     ) -> Result<BindOutcome> {
         let (local, dvs) = self.dvs()?;
-        // A thread id binds that thread only.
-        let task_of = |p: i32| -> Result<(i32, i32, bool)> {
+        // The host task `(process, task, bound as a thread)` and a pidfd
+        // for it. A thread id binds that thread only.
+        let open = |pid: i32, tid: i32, thread: bool| -> Result<Task> {
+            let fd = crate::sys::pidfd_open(pid, if thread { tid } else { pid })
+                .map_err(|_| DvkError::BadPid)?;
+            Ok(((pid, tid, thread), fd))
+        };
+        let task_of = |p: i32| -> Result<Task> {
+            if p <= 0 {
+                return Err(DvkError::BadPid);
+            }
+            // A pidfd of a process (no PIDFD_THREAD) opens for a thread
+            // group's leader only: a forked process, the usual case,
+            // needs no /proc read to tell.
+            if let Ok(fd) = crate::sys::pidfd_open(p, p) {
+                return Ok(((p, p, false), fd));
+            }
             let tgid = thread_group(p).ok_or(DvkError::BadPid)?;
-            Ok((tgid, p, tgid != p))
+            open(tgid, p, tgid != p)
         };
         let (kind, node, task) = match target {
-            BindTarget::Process => (ProcKind::Local, local, Some((c.pid, c.tid, false))),
-            BindTarget::Thread => (ProcKind::Local, local, Some((c.pid, c.tid, true))),
+            BindTarget::Process => (ProcKind::Local, local, Some(open(c.pid, c.tid, false)?)),
+            BindTarget::Thread => (ProcKind::Local, local, Some(open(c.pid, c.tid, true)?)),
             BindTarget::Pid(p) => (ProcKind::Local, local, Some(task_of(p)?)),
             BindTarget::Replica(p) => (ProcKind::Replica, local, Some(task_of(p)?)),
             BindTarget::Remote(n) => (ProcKind::Remote, n, None),
             BindTarget::Backup { pid, node } => (ProcKind::Backup, node, Some(task_of(pid)?)),
+        };
+        let (task, pidfd) = match task {
+            Some((t, fd)) => (Some(t), Some(fd)),
+            None => (None, None),
         };
         if let Some((pid, tid, thread)) = task {
             if self.task_bound(pid, tid, thread) {
@@ -418,15 +439,7 @@ impl State {
         let token = self.next_token;
         let (mbx_fd, mbx) = Mailbox::create(dcid, ep, nslots, token as u32)?;
         if let Some(carried) = &dc.carried[s] {
-            for (b, &(out, ntf, seen)) in carried.iter().enumerate() {
-                let (seq, _, _) = crate::layout::unpack_out(out);
-                mbx.out_state(b).store(
-                    crate::layout::pack_out(seq, crate::layout::phase::EMPTY, 0),
-                    Ordering::Relaxed,
-                );
-                mbx.ntf_sent(b).store(ntf, Ordering::Relaxed);
-                mbx.ntf_seen(b).store(seen, Ordering::Relaxed);
-            }
+            mbx.continue_from(carried);
         }
         let mbx_ro = crate::sys::reopen_readonly(&mbx_fd)?;
         // The mailbox of an endpoint of another node is a surrogate that
@@ -436,19 +449,8 @@ impl State {
         } else {
             self.remote.bell_for(nslots)?
         };
-        let pidfd = match task {
-            Some((pid, tid, thread)) => Some(
-                crate::sys::pidfd_open(pid, if thread { tid } else { pid })
-                    .map_err(|_| DvkError::BadPid)?,
-            ),
-            None => None,
-        };
         let (pid, tid, thread) = task.unwrap_or((0, 0, false));
         let privilege = PrivRecord::default_for(privileged);
-        let name = match task {
-            Some(_) => crate::sys::task_name(pid, if thread { tid } else { pid }),
-            None => format!("(node {node})"),
-        };
         self.next_token += 1;
         let granted = matches!(target, BindTarget::Process | BindTarget::Thread)
             || !matches!(kind, ProcKind::Local | ProcKind::Replica);
@@ -468,7 +470,6 @@ impl State {
             pidfd,
             token,
             granted,
-            name,
         };
         self.publish(dcid, s, b)?;
         tracing::debug!(dcid, %ep, pid, tid, ?kind, node, "bound");
@@ -621,17 +622,7 @@ impl State {
         t.pid(s).store(0, Ordering::Relaxed);
         t.tid(s).store(0, Ordering::Relaxed);
         self.tokens.remove(&b.token);
-        dc.carried[s] = Some(
-            (0..dc.slots.len())
-                .map(|d| {
-                    (
-                        b.mbx.out_state(d).load(Ordering::Acquire),
-                        b.mbx.ntf_sent(d).load(Ordering::Acquire),
-                        b.mbx.ntf_seen(d).load(Ordering::Acquire),
-                    )
-                })
-                .collect(),
-        );
+        dc.carried[s] = Some(b.mbx.carried(&b.mbx_fd));
         // The endpoint's own blocked call and peers blocked on it re-check
         // and fail. A local peer whose published IPC state waits on
         // another endpoint (a server idle in `receive(ANY)`) has nothing
@@ -769,9 +760,6 @@ impl State {
         self.tokens.remove(&b.token);
         b.token = token;
         b.tid = new_tid;
-        if tid != 0 {
-            b.name = crate::sys::task_name(c.pid, tid);
-        }
         use std::os::fd::AsRawFd;
         self.new_pidfds.push((token, pidfd.as_raw_fd()));
         b.pidfd = Some(pidfd);
@@ -837,7 +825,6 @@ impl State {
             b.tid = pid;
             b.thread = false;
             b.granted = false;
-            b.name = crate::sys::task_name(pid, pid);
             use std::os::fd::AsRawFd;
             self.new_pidfds.push((b.token, pidfd.as_raw_fd()));
             b.pidfd = Some(pidfd);
@@ -877,7 +864,11 @@ impl State {
             state: st.name().to_string(),
             getf,
             sndt,
-            name: b.name.clone(),
+            // Read when asked: it follows the task's execs.
+            name: match b.kind {
+                ProcKind::Remote => format!("(node {})", b.node),
+                _ => crate::sys::task_name(b.pid, if b.thread { b.tid } else { b.pid }),
+            },
             lsnt: b.mbx.lsnt().load(Ordering::Relaxed),
             rsnt: b.mbx.rsnt().load(Ordering::Relaxed),
             lcopy: b.mbx.lcopy().load(Ordering::Relaxed),
