@@ -240,6 +240,50 @@ fn dc_init_list_end_round_trip() {
     );
 }
 
+/// dvs-exec on a running node takes the first free DC id, refuses a DC
+/// name that is taken, and leaves the node's other DCs alone.
+#[test]
+fn dvs_exec_next_to_other_dcs() {
+    let node = Node::start();
+    ok(node.dvs(&["dc", "init", "web"]));
+    ok(node.dvs(&["dc", "init", "db", "--id", "1"]));
+    let exec = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dvs-exec"))
+            .arg("--socket")
+            .arg(&node.socket)
+            .args(args)
+            .env_remove("DVS_SOCKET")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run dvs-exec")
+    };
+    let o = exec(&["--dc", "web", "--", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(125), "stderr: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a DC named \"web\" already exists"),
+        "stderr: {}",
+        stderr(&o)
+    );
+    // Ids 0 and 1 are taken: the run's DC is 2, ended afterwards.
+    let o = exec(&[
+        "--dc",
+        "job",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo in the DC; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "stderr: {}", stderr(&o));
+    assert_eq!(stdout(&o), "in the DC\n");
+    let list = ok(node.dvs(&["dc", "list"]));
+    let names: Vec<&str> = list
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(names, ["web", "db"], "{list}");
+}
+
 #[test]
 fn status_json_is_the_snapshot() {
     let node = Node::start();

@@ -3,7 +3,7 @@
 use crate::node::Node;
 use crate::resolve;
 use anyhow::{bail, Context, Result};
-use dvk::{DcParams, Dvk, Endpoint, Ipc};
+use dvk::{DcParams, Dvk, DvsInfo, Endpoint, Ipc};
 use mol_servers::abi::{self, Call};
 use mol_servers::fs::{ConsoleFds, Publish};
 use mol_servers::mol::{self, MolConfig};
@@ -45,39 +45,42 @@ fn value(ipc: &Ipc, to: Endpoint, c: Call, args: &[u64]) -> Result<i64> {
 }
 
 /// Picks a free DC id and creates the DC, on this node and `remote`.
-fn create_dc(dvk: &Dvk, name: &str, remote: Option<i32>) -> Result<i32> {
+fn create_dc(dvk: &Dvk, name: &str, remote: Option<i32>, embedded: bool) -> Result<(i32, DvsInfo)> {
     let info = dvk
         .getdvsinfo()
         .context("the node daemon is not initialised")?;
-    if dvk.dc_lookup(name).is_ok() {
-        bail!("a DC named {name:?} already exists; dvs-exec runs each program in a DC of its own");
-    }
-    for id in 0..info.params.nr_dcs {
-        if dvk.getdcinfo(id).is_ok() {
-            continue;
-        }
-        let mut p = DcParams::new(id, name, &info.params);
-        // The DC may span every node of the cluster: a program of the DC
-        // may exec on another node (`DVS_NODE`).
-        p.nodes = 1 << info.node;
+    // The DC may span every node of the cluster: a program of the DC
+    // may exec on another node (`DVS_NODE`). An embedded node has no
+    // cluster.
+    let mut nodes = 1u64 << info.node;
+    if !embedded {
         if let Ok(st) = dvk.status() {
             for n in st.nodes.iter().filter(|n| (0..64).contains(&n.id)) {
-                p.nodes |= 1 << n.id;
+                nodes |= 1 << n.id;
             }
         }
-        if let Some(n) = remote {
-            if !(0..64).contains(&n) || n >= info.params.nr_nodes {
-                bail!(
-                    "there is no node {n} (nodes are 0..{})",
-                    info.params.nr_nodes.min(64) - 1
-                );
-            }
-            p.nodes |= 1 << n;
+    }
+    if let Some(n) = remote {
+        if !(0..64).contains(&n) || n >= info.params.nr_nodes {
+            bail!(
+                "there is no node {n} (nodes are 0..{})",
+                info.params.nr_nodes.min(64) - 1
+            );
         }
+        nodes |= 1 << n;
+    }
+    // The first free id: the daemon refuses a taken id (DcExist) and a
+    // taken name (Exist), so one call per id does.
+    for id in 0..info.params.nr_dcs {
+        let mut p = DcParams::new(id, name, &info.params);
+        p.nodes = nodes;
         p.warn2proc = abi::PM;
         match dvk.dc_init(&p) {
-            Ok(_) => return Ok(id),
+            Ok(_) => return Ok((id, info)),
             Err(dvk::DvkError::DcExist) => continue,
+            Err(dvk::DvkError::Exist) => bail!(
+                "a DC named {name:?} already exists; dvs-exec runs each program in a DC of its own"
+            ),
             Err(e) => return Err(e).context("cannot create the DC"),
         }
     }
@@ -387,11 +390,12 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let name = dc_name.unwrap_or_else(|| format!("exec-{}", std::process::id()));
-    let dcid = create_dc(&dvk, &name, remote)?;
+    let (dcid, info) = create_dc(&dvk, &name, remote, node.is_embedded())?;
     let result = run_in_dc(
         &node,
         &dvk,
         dcid,
+        &info,
         &root,
         &prog,
         command,
@@ -415,6 +419,7 @@ fn run_in_dc(
     node: &Node,
     dvk: &Dvk,
     dcid: i32,
+    info: &DvsInfo,
     root: &std::path::Path,
     prog: &std::path::Path,
     command: &[OsString],
@@ -427,7 +432,6 @@ fn run_in_dc(
     remote: Option<i32>,
     inherited: Vec<(i32, OwnedFd)>,
 ) -> Result<i32> {
-    let info = dvk.getdvsinfo()?;
     // The servers, the signal forwarder and the launcher bind at once.
     let servers = mol::spawn(
         &node.socket,

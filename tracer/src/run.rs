@@ -239,7 +239,13 @@ impl Engine {
                 }
                 return Err(crate::Error::sys("poll", e));
             }
-            busy = n > 0;
+            // Answering a notification wakes its caller on this CPU
+            // (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`): spinning here would
+            // keep it from running (a `sched_yield` does not hand over the
+            // CPU to a task just woken), for up to SPIN at every call the
+            // net catches. Its next notification wakes this thread at once.
+            let notification_only = fds[3].revents != 0 && fds[..3].iter().all(|f| f.revents == 0);
+            busy = n > 0 && !notification_only;
             if fds[0].revents != 0 && !self.control()? {
                 return Ok(());
             }
