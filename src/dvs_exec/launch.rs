@@ -142,33 +142,94 @@ fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
 /// after its release, when the tracer has seized it, right before its
 /// `execve`; a dynamic one installs the seccomp net (`net` set) and sends
 /// its listener back.
-fn spawn(
-    prog: &CString,
-    argv: &[CString],
-    envp: &[CString],
-    signals: SignalState,
-    filter: Option<&tracer::Filter>,
-    net: Option<&NetChild>,
-) -> Result<Held> {
-    let exec = |a: &ExecArgs| -> i32 {
-        if let Some(f) = filter {
-            if f.install_raw() != 0 {
-                return 0;
+/// The program's `execve` arguments: path, `argv`, and the environment
+/// with the preload and the node's socket.
+struct ProgramArgs {
+    prog: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+impl ProgramArgs {
+    fn new(
+        prog: &std::path::Path,
+        command: &[OsString],
+        preload: &std::path::Path,
+        socket: &std::path::Path,
+    ) -> Result<ProgramArgs> {
+        let cstr = |b: &[u8]| CString::new(b).context("arguments must not contain NUL bytes");
+        let argv = command
+            .iter()
+            .map(|a| cstr(a.as_bytes()))
+            .collect::<Result<_>>()?;
+        let mut envp: Vec<CString> = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            if k == "LD_PRELOAD" || k == "DVS_SOCKET" || k == "DVS_EXEC_PATH" {
+                continue;
             }
+            envp.push(cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat())?);
         }
-        match net {
-            Some(n) => {
-                if n.install() != 0 {
+        envp.push(cstr(
+            &[b"LD_PRELOAD=", preload.as_os_str().as_bytes()].concat(),
+        )?);
+        envp.push(cstr(
+            &[b"DVS_SOCKET=", socket.as_os_str().as_bytes()].concat(),
+        )?);
+        Ok(ProgramArgs {
+            prog: cstr(prog.as_os_str().as_bytes())?,
+            argv,
+            envp,
+        })
+    }
+}
+
+/// The program forked on this node, held before its `execve`, and the
+/// socket its seccomp net's listener comes back on.
+struct LocalStart {
+    held: Held,
+    net: Option<NetChild>,
+}
+
+impl LocalStart {
+    /// Forks the program. With the tracer it runs traced (a static
+    /// program) or under the seccomp net (a dynamic one).
+    fn fork(
+        args: &ProgramArgs,
+        signals: SignalState,
+        traced: bool,
+        is_static: bool,
+    ) -> Result<LocalStart> {
+        let filter = match (traced, is_static) {
+            (true, true) => Some(tracer::Filter::trace()?),
+            _ => None,
+        };
+        let net = match (traced, is_static) {
+            (true, false) => Some(NetChild::new()?),
+            _ => None,
+        };
+        let exec = |a: &ExecArgs| -> i32 {
+            if let Some(f) = &filter {
+                if f.install_raw() != 0 {
                     return 0;
                 }
-                // SAFETY: `fork_held` passes NUL-terminated arrays of
-                // NUL-terminated strings that outlive the call.
-                unsafe { NetChild::exec(a.prog(), a.argv(), a.envp()) }
             }
-            None => mol_servers::spawn::execve(a),
-        }
-    };
-    mol_servers::spawn::fork_held(prog, argv, envp, None, signals, &exec).context("fork")
+            match &net {
+                Some(n) => {
+                    if n.install() != 0 {
+                        return 0;
+                    }
+                    // SAFETY: `fork_held` passes NUL-terminated arrays of
+                    // NUL-terminated strings that outlive the call.
+                    unsafe { NetChild::exec(a.prog(), a.argv(), a.envp()) }
+                }
+                None => mol_servers::spawn::execve(a),
+            }
+        };
+        let held =
+            mol_servers::spawn::fork_held(&args.prog, &args.argv, &args.envp, None, signals, &exec)
+                .context("fork")?;
+        Ok(LocalStart { held, net })
+    }
 }
 
 /// The program, started and held before its `execve`: here, or by the
@@ -381,10 +442,24 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     } else {
         None
     };
-    let node = match early {
+    let mut node = match early {
         Some((node, _)) => node,
         None => Node::get(socket)?,
     };
+    let command_c = ProgramArgs::new(&prog, command, &preload, &node.socket)?;
+    // A program of this node is forked now, while this process has no
+    // thread (a fork copies every thread's stack mappings: 0.2-0.4 ms
+    // later on); it waits before its exec until PM and FS know it.
+    let local = match remote {
+        None => Some(LocalStart::fork(
+            &command_c,
+            signals,
+            tracer.is_some(),
+            is_static,
+        )?),
+        Some(_) => None,
+    };
+    node.serve()?;
     let dvk = Dvk::connect(&node.socket).context("cannot reach the node daemon")?;
 
     // SAFETY: prctl with integer arguments.
@@ -398,8 +473,8 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
         &info,
         &root,
         &prog,
-        command,
-        &preload,
+        &command_c,
+        local,
         set,
         signals,
         tracer.as_mut(),
@@ -422,8 +497,8 @@ fn run_in_dc(
     info: &DvsInfo,
     root: &std::path::Path,
     prog: &std::path::Path,
-    command: &[OsString],
-    preload: &std::path::Path,
+    command: &ProgramArgs,
+    local: Option<LocalStart>,
     forwarded: SigSet,
     signals: SignalState,
     mut tracer: Option<&mut tracer::Tracer>,
@@ -464,52 +539,13 @@ fn run_in_dc(
         t.configure(&node.socket, dcid)
             .context("cannot configure the tracer")?;
     }
-    let filter = match (&tracer, is_static) {
-        (Some(_), true) => Some(tracer::Filter::trace()?),
-        _ => None,
-    };
-    let net = match (&tracer, is_static) {
-        (Some(_), false) => Some(NetChild::new()?),
-        _ => None,
-    };
-
-    let cstr = |b: &[u8]| CString::new(b).context("arguments must not contain NUL bytes");
-    let prog_c = cstr(prog.as_os_str().as_bytes())?;
-    let argv: Vec<CString> = command
-        .iter()
-        .map(|a| cstr(a.as_bytes()))
-        .collect::<Result<_>>()?;
-    let mut envp: Vec<CString> = Vec::new();
-    for (k, v) in std::env::vars_os() {
-        if k == "LD_PRELOAD" || k == "DVS_SOCKET" || k == "DVS_EXEC_PATH" {
-            continue;
-        }
-        let mut e = k.as_bytes().to_vec();
-        e.push(b'=');
-        e.extend_from_slice(v.as_bytes());
-        envp.push(cstr(&e)?);
-    }
-    envp.push(cstr(
-        &[b"LD_PRELOAD=".as_slice(), preload.as_os_str().as_bytes()].concat(),
-    )?);
-    envp.push(cstr(
-        &[
-            b"DVS_SOCKET=".as_slice(),
-            node.socket.as_os_str().as_bytes(),
-        ]
-        .concat(),
-    )?);
-
-    let started = match remote {
-        Some(n) => spawn_on(&me, n, &prog_c, &argv, &envp, signals)?,
-        None => Started::Here(spawn(
-            &prog_c,
-            &argv,
-            &envp,
-            signals,
-            filter.as_ref(),
-            net.as_ref(),
-        )?),
+    let (started, net) = match (remote, local) {
+        (Some(n), _) => (
+            spawn_on(&me, n, &command.prog, &command.argv, &command.envp, signals)?,
+            None,
+        ),
+        (None, Some(l)) => (Started::Here(l.held), l.net),
+        (None, None) => bail!("the program was not started"),
     };
     let host_pid = started.host_pid();
     let here = info.node;

@@ -14,13 +14,17 @@ pub struct Node {
     /// Control socket.
     pub socket: PathBuf,
     embedded: Option<Embedded>,
+    /// An embedded daemon that is bound (its socket exists) but has no
+    /// thread yet: [`Node::serve`] starts it.
+    bound: Option<dvk::daemon::Daemon>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Node {
     /// Uses the daemon at `socket` (or `$DVS_SOCKET`), which must be
     /// running; with neither, the default daemon if one runs, else an
-    /// embedded one.
+    /// embedded one, bound but started only by [`Node::serve`] (so that
+    /// this process can fork before it has threads).
     pub fn get(socket: Option<PathBuf>) -> Result<Node> {
         match Self::running(socket)? {
             Some(n) => Ok(n),
@@ -47,6 +51,7 @@ impl Node {
             return Ok(Some(Node {
                 socket: s,
                 embedded: None,
+                bound: None,
                 _dir: None,
             }));
         }
@@ -55,6 +60,7 @@ impl Node {
             return Ok(Some(Node {
                 socket: default,
                 embedded: None,
+                bound: None,
                 _dir: None,
             }));
         }
@@ -63,14 +69,32 @@ impl Node {
 
     /// Whether the daemon is this process's own.
     pub fn is_embedded(&self) -> bool {
-        self.embedded.is_some()
+        self.embedded.is_some() || self.bound.is_some()
+    }
+
+    /// Starts the embedded daemon's thread (nothing for a running one).
+    pub fn serve(&mut self) -> Result<()> {
+        let Some(daemon) = self.bound.take() else {
+            return Ok(());
+        };
+        let stop = Box::new(daemon.stopper());
+        let thread = std::thread::Builder::new()
+            .name("dvkd".into())
+            .spawn(move || {
+                if let Err(e) = daemon.run() {
+                    eprintln!("dvs-exec: embedded node daemon: {e:#}");
+                }
+            })
+            .context("cannot start the embedded node daemon")?;
+        self.embedded = Some((stop, thread));
+        Ok(())
     }
 
     /// Exits with `code` at once, without stopping an embedded daemon in
     /// order: only its socket (and the directory made for it) outlive the
     /// process, and they are removed first.
     pub fn exit_now(&self, code: i32) -> ! {
-        if self.embedded.is_some() {
+        if self.is_embedded() {
             let _ = std::fs::remove_file(&self.socket);
             if let Some(d) = &self._dir {
                 let _ = std::fs::remove_dir_all(d.path());
@@ -98,17 +122,10 @@ impl Node {
         };
         let daemon =
             dvk::daemon::Daemon::bind(&cfg).context("cannot start the embedded node daemon")?;
-        let stop = Box::new(daemon.stopper());
-        let thread = std::thread::Builder::new()
-            .name("dvkd".into())
-            .spawn(move || {
-                if let Err(e) = daemon.run() {
-                    eprintln!("dvs-exec: embedded node daemon: {e:#}");
-                }
-            })?;
         Ok(Node {
             socket,
-            embedded: Some((stop, thread)),
+            embedded: None,
+            bound: Some(daemon),
             _dir: dir,
         })
     }
@@ -141,6 +158,10 @@ impl Drop for Node {
         if let Some((stop, thread)) = self.embedded.take() {
             stop();
             let _ = thread.join();
+        }
+        if self.bound.take().is_some() {
+            // Never served: its socket is all it left.
+            let _ = std::fs::remove_file(&self.socket);
         }
     }
 }
