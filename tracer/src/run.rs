@@ -250,9 +250,13 @@ impl Engine {
                 return Ok(());
             }
             if fds[1].revents != 0 {
+                // Every tracee report comes with a SIGCHLD (blocked, so it
+                // waits on the signalfd until drained): without one there
+                // is nothing to reap. Drained first, so that a report
+                // arriving meanwhile leaves the signal for the next round.
                 drain(&self.sigfd, std::mem::size_of::<libc::signalfd_siginfo>());
+                self.reap_events();
             }
-            self.reap_events();
             if fds[2].revents != 0 {
                 drain(&self.wake, 8);
             }
