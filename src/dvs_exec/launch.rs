@@ -183,10 +183,12 @@ impl ProgramArgs {
     }
 }
 
-/// The program forked on this node, held before its `execve`, and the
-/// socket its seccomp net's listener comes back on.
+/// The program forked on this node, held before its `execve` (or already
+/// let go, [`LocalStart::go`]), and the socket its seccomp net's listener
+/// comes back on.
 struct LocalStart {
-    held: Held,
+    pid: i32,
+    held: Option<Held>,
     net: Option<NetChild>,
 }
 
@@ -228,7 +230,50 @@ impl LocalStart {
         let held =
             mol_servers::spawn::fork_held(&args.prog, &args.argv, &args.envp, None, signals, &exec)
                 .context("fork")?;
-        Ok(LocalStart { held, net })
+        Ok(LocalStart {
+            pid: held.pid,
+            held: Some(held),
+            net,
+        })
+    }
+
+    /// Lets the program exec now, and hands its seccomp net's listener to
+    /// the tracer, which answers its loader's calls at once: the exec and
+    /// the dynamic loading go on while the DC is made. The preload waits
+    /// for the program's binding, which PM makes once FS knows it.
+    fn go(mut self, tracer: Option<&mut tracer::Tracer>) -> Result<LocalStart> {
+        if let Some(h) = self.held.take() {
+            h.release().context("cannot start the program")?;
+        }
+        if let (Some(n), Some(t)) = (self.net.take(), tracer) {
+            n.receive()
+                .and_then(|l| t.listen(l))
+                .context("cannot start the seccomp net")?;
+        }
+        Ok(self)
+    }
+
+    /// The program as the rest of the start sees it.
+    fn into_started(mut self) -> (Started, Option<NetChild>) {
+        let net = self.net.take();
+        let started = match self.held.take() {
+            Some(h) => Started::Here(h),
+            None => Started::Running(self.pid),
+        };
+        // Handed on: not killed on drop.
+        self.pid = 0;
+        (started, net)
+    }
+}
+
+impl Drop for LocalStart {
+    fn drop(&mut self) {
+        // A program let go that the start failed for must not run on
+        // unserved (one still held exits when its pipe closes).
+        if self.held.is_none() && self.pid > 0 {
+            // SAFETY: killing our own child.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
     }
 }
 
@@ -236,14 +281,19 @@ impl LocalStart {
 /// SYSTASK of another node.
 enum Started {
     Here(Held),
-    On { node: i32, pid: i32 },
+    /// Forked here and already let go ([`LocalStart::go`]).
+    Running(i32),
+    On {
+        node: i32,
+        pid: i32,
+    },
 }
 
 impl Started {
     fn host_pid(&self) -> i32 {
         match self {
             Started::Here(h) => h.pid,
-            Started::On { pid, .. } => *pid,
+            Started::Running(pid) | Started::On { pid, .. } => *pid,
         }
     }
 
@@ -251,6 +301,7 @@ impl Started {
     fn release(self, me: &Ipc) -> Result<()> {
         match self {
             Started::Here(h) => h.release().context("cannot start the program"),
+            Started::Running(_) => Ok(()),
             Started::On { node, pid } => value(me, abi::systask(node), Call::SysGo, &[pid as u64])
                 .map(|_| ())
                 .with_context(|| format!("cannot start the program on node {node}")),
@@ -262,6 +313,10 @@ impl Started {
         match self {
             // Dropped, it exits without running.
             Started::Here(_) => {}
+            // SAFETY: killing our own child.
+            Started::Running(pid) => unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            },
             Started::On { node, pid } => {
                 let _ = value(
                     me,
@@ -459,6 +514,12 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
         )?),
         Some(_) => None,
     };
+    // A dynamic program goes ahead at once; a static one is traced from
+    // its exec on, which waits for the tracer's adoption (after PmSpawn).
+    let local = match local {
+        Some(l) if !is_static => Some(l.go(tracer.as_mut())?),
+        other => other,
+    };
     node.serve()?;
     let dvk = Dvk::connect(&node.socket).context("cannot reach the node daemon")?;
 
@@ -544,13 +605,20 @@ fn run_in_dc(
             spawn_on(&me, n, &command.prog, &command.argv, &command.envp, signals)?,
             None,
         ),
-        (None, Some(l)) => (Started::Here(l.held), l.net),
+        (None, Some(l)) => l.into_started(),
         (None, None) => bail!("the program was not started"),
     };
     let host_pid = started.host_pid();
     let here = info.node;
     let name = prog.file_name().map_or(&[][..], |n| n.as_bytes());
     let start = (|| -> Result<i32> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let cwd = if root == std::path::Path::new("/") {
+            cwd
+        } else {
+            PathBuf::from("/")
+        };
+        let cwd = cwd.as_os_str().as_bytes();
         let m = call(
             &me,
             abi::PM,
@@ -561,6 +629,8 @@ fn run_in_dc(
                 remote.unwrap_or(here) as u64,
                 name.as_ptr() as u64,
                 name.len() as u64,
+                cwd.as_ptr() as u64,
+                cwd.len() as u64,
             ],
         )?;
         let pid = abi::result(&m).map_err(|e| {
@@ -570,19 +640,6 @@ fn run_in_dc(
             )
         })? as i32;
         let ep = m.words()[1];
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        let cwd = if root == std::path::Path::new("/") {
-            cwd
-        } else {
-            PathBuf::from("/")
-        };
-        let cwd = cwd.as_os_str().as_bytes();
-        value(
-            &me,
-            abi::FS,
-            Call::FsNewProc,
-            &[ep, 1, cwd.as_ptr() as u64, cwd.len() as u64, pid as u64],
-        )?;
         if let (Some(t), true) = (tracer.as_deref_mut(), is_static) {
             t.adopt(host_pid, Endpoint(ep as i32), true)
                 .context("cannot trace the static program")?;

@@ -328,13 +328,10 @@ impl Engine {
 
     /// Hands queued notifications to free workers.
     fn dispatch(&mut self) {
+        // Without workers yet (dvs-exec hands over the listener of a
+        // program it lets go while it still makes the DC), the calls wait
+        // for the configuration.
         let (Some(l), Some(pool)) = (self.listener.clone(), self.pool.as_mut()) else {
-            // No workers: nothing can be served.
-            if let Some(l) = &self.listener {
-                for n in self.queued.drain(..) {
-                    notify::answer(l, n.id, notify::Answer::Ret(-(libc::ENOSYS as i64)));
-                }
-            }
             return;
         };
         while let Some(n) = self.queued.pop_front() {
@@ -366,6 +363,7 @@ impl Engine {
                     down,
                     self.wake.clone(),
                 ));
+                self.dispatch();
                 Ok(())
             }
             Some(crate::spawn::Command::Adopt {

@@ -19,13 +19,6 @@ pub(super) const CALLS: &[(Call, Handler<Pm>)] = &[
     (Call::PmThread, Pm::thread),
 ];
 
-/// Command name of a host task, for the process table.
-fn host_comm(pid: i32) -> String {
-    dvk::sys::read_proc(&format!("/proc/{pid}/comm"))
-        .map(|s| s.trim_end().to_string())
-        .unwrap_or_default()
-}
-
 impl Pm {
     /// Allocates a PID and endpoint for host task `host_pid`, has FS set up
     /// its descriptors (`fs_call`), then binds it (a `forked` task through
@@ -162,16 +155,24 @@ impl Pm {
             })
     }
 
-    /// `PmSpawn [host_pid, parent_pid, node, name, len]`: the first process
-    /// of a run (named `name` if it runs on another node), a
-    /// child of init in its own session. Privileged callers only; the
-    /// caller sets up its descriptors with `FsNewProc` afterwards.
+    /// `PmSpawn [host_pid, parent_pid, node, name, len, cwd, len]`: the
+    /// first process of a run, named `name`, a child of init in its own
+    /// session, on the console and in directory `cwd` (FS sets up its
+    /// descriptors before it is bound, so that the program may already
+    /// be running: it waits for its binding). Privileged callers only.
     fn spawn(&mut self, ctx: &Ctx, req: &Request) -> Outcome {
         if !ctx.ipc.is_privileged(req.sender) {
             return Outcome::err(libc::EPERM);
         }
         let host_pid = req.i32(0);
         let node = req.i32(2);
+        let (name, cwd) = match (
+            ctx.path(req.sender, req.args[3], req.args[4]),
+            ctx.path(req.sender, req.args[5], req.args[6]),
+        ) {
+            (Ok(n), Ok(c)) => (n, c),
+            (Err(e), _) | (_, Err(e)) => return Outcome::err(e),
+        };
         // The spawner made that node join the DC.
         self.joined.insert(node);
         let template = Proc {
@@ -184,21 +185,30 @@ impl Pm {
             node,
             slot_node: node,
             first: None,
-            // A program on another node is named by the spawner.
-            cmd: if node == self.node {
-                host_comm(host_pid)
-            } else {
-                let name = ctx.path(req.sender, req.args[3], req.args[4]);
-                String::from_utf8_lossy(&name.unwrap_or_default()).into_owned()
-            },
+            // The spawner names it: the program may or may not have
+            // exec'd yet.
+            cmd: String::from_utf8_lossy(&name).into_owned(),
             life: Life::Alive,
             execed: false,
             stopped: false,
             job_report: None,
             started: Instant::now(),
         };
-        // FsNewProc comes from the spawner, which knows the console and cwd.
-        match self.create(ctx, host_pid, template, false, |_, _| Ok(())) {
+        let fs_call = |ep: Endpoint, pid: i32| {
+            let m = ctx.call(
+                abi::FS,
+                Call::FsNewProc,
+                &[
+                    ep.0 as u64,
+                    1,
+                    cwd.as_ptr() as u64,
+                    cwd.len() as u64,
+                    pid as u64,
+                ],
+            )?;
+            abi::result(&m).map(|_| ())
+        };
+        match self.create(ctx, host_pid, template, false, fs_call) {
             Ok(pid) => {
                 if let Some(p) = self.table.get_mut(pid) {
                     p.pgid = pid;
