@@ -3,6 +3,8 @@
 //! Every test runs its own node daemon on a socket in its own temporary
 //! directory; [`Node`] stops it on drop, whatever happens in the test.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -248,11 +250,10 @@ fn dvs_exec_next_to_other_dcs() {
     ok(node.dvs(&["dc", "init", "web"]));
     ok(node.dvs(&["dc", "init", "db", "--id", "1"]));
     let exec = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_dvs-exec"))
+        common::dvs_exec_cmd()
             .arg("--socket")
             .arg(&node.socket)
             .args(args)
-            .env_remove("DVS_SOCKET")
             .stdin(Stdio::null())
             .output()
             .expect("run dvs-exec")
