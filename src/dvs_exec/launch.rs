@@ -237,18 +237,26 @@ impl LocalStart {
         })
     }
 
-    /// Lets the program exec now, and hands its seccomp net's listener to
-    /// the tracer, which answers its loader's calls at once: the exec and
-    /// the dynamic loading go on while the DC is made. The preload waits
-    /// for the program's binding, which PM makes once FS knows it.
-    fn go(mut self, tracer: Option<&mut tracer::Tracer>) -> Result<LocalStart> {
+    /// Lets the program exec now: the exec and the dynamic loading go on
+    /// while the DC is made, and its preload waits for the program's
+    /// binding, which PM makes once FS knows it.
+    fn go(mut self) -> Result<LocalStart> {
         if let Some(h) = self.held.take() {
             h.release().context("cannot start the program")?;
         }
-        if let (Some(n), Some(t)) = (self.net.take(), tracer) {
-            n.receive()
-                .and_then(|l| t.listen(l))
-                .context("cannot start the seccomp net")?;
+        Ok(self)
+    }
+
+    /// Hands the seccomp net's listener of a program let go to the tracer,
+    /// which answers its loader's calls at once. The program sent it just
+    /// before its exec; its loader's first call waits until then.
+    fn hand_over_net(mut self, tracer: Option<&mut tracer::Tracer>) -> Result<LocalStart> {
+        if self.held.is_none() {
+            if let (Some(n), Some(t)) = (self.net.take(), tracer) {
+                n.receive()
+                    .and_then(|l| t.listen(l))
+                    .context("cannot start the seccomp net")?;
+            }
         }
         Ok(self)
     }
@@ -517,7 +525,7 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     // A dynamic program goes ahead at once; a static one is traced from
     // its exec on, which waits for the tracer's adoption (after PmSpawn).
     let local = match local {
-        Some(l) if !is_static => Some(l.go(tracer.as_mut())?),
+        Some(l) if !is_static => Some(l.go()?),
         other => other,
     };
     node.serve()?;
@@ -527,6 +535,11 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let name = dc_name.unwrap_or_else(|| format!("exec-{}", std::process::id()));
     let (dcid, info) = create_dc(&dvk, &name, remote, node.is_embedded())?;
+    // By now the program has long sent its listener.
+    let local = match local {
+        Some(l) => Some(l.hand_over_net(tracer.as_mut())?),
+        None => None,
+    };
     let result = run_in_dc(
         &node,
         &dvk,
