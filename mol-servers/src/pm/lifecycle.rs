@@ -397,11 +397,15 @@ impl Pm {
         if p.ppid == INIT_PID {
             self.reap_by_init(ctx, pid);
         } else {
-            self.wake_waiters(ctx, p.ppid);
+            let reaped = self.wake_waiters(ctx, p.ppid).contains(&pid)
+                && self.table.get(pid).is_none();
             // The host sent SIGCHLD when the task died, possibly before PM
             // knew; a parent that waits with WNOHANG after SIGCHLD (shells)
             // must get one more now that the status can be collected.
-            if let Some(parent) = self.table.get(p.ppid).filter(|q| q.life == Life::Alive) {
+            // Unless a wait of the parent's that was waiting took it: there
+            // is nothing left to collect (and a shell would only ask again).
+            let parent = self.table.get(p.ppid).filter(|q| q.life == Life::Alive);
+            if let Some(parent) = parent.filter(|_| !reaped) {
                 if parent.node == self.node {
                     // After the kernel's, never before it.
                     crate::systask::host_exit_barrier();

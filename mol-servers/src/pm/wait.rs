@@ -117,21 +117,27 @@ impl Pm {
         }
     }
 
-    /// Answers the deferred `wait4` calls of `parent` that can now complete.
-    pub(crate) fn wake_waiters(&mut self, ctx: &Ctx, parent: i32) {
+    /// Answers the deferred `wait4` calls of `parent` that can now
+    /// complete, and returns the children they reported.
+    pub(crate) fn wake_waiters(&mut self, ctx: &Ctx, parent: i32) -> Vec<i32> {
         let mut keep = Vec::new();
+        let mut reported = Vec::new();
         for w in std::mem::take(&mut self.waiters) {
             if w.pid != parent {
                 keep.push(w);
                 continue;
             }
             match self.collect(w.pid, w.spec, w.options) {
-                Ok(Some(r)) => ctx.reply(w.reply_to, &r),
+                Ok(Some(r)) => {
+                    reported.push(r.words()[0] as i32);
+                    ctx.reply(w.reply_to, &r);
+                }
                 Ok(None) => keep.push(w),
                 Err(e) => ctx.reply(w.reply_to, &abi::err(e)),
             }
         }
         self.waiters.append(&mut keep);
+        reported
     }
 
     /// `PmWaitExit [pid]`: for the spawner, the wait status of a child of
