@@ -397,8 +397,8 @@ impl Pm {
         if p.ppid == INIT_PID {
             self.reap_by_init(ctx, pid);
         } else {
-            let reaped = self.wake_waiters(ctx, p.ppid).contains(&pid)
-                && self.table.get(pid).is_none();
+            let reaped =
+                self.wake_waiters(ctx, p.ppid).contains(&pid) && self.table.get(pid).is_none();
             // The host sent SIGCHLD when the task died, possibly before PM
             // knew; a parent that waits with WNOHANG after SIGCHLD (shells)
             // must get one more now that the status can be collected.
