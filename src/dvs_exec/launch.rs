@@ -135,13 +135,6 @@ fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
-/// Host fork of the program, held until the DC knows it (see
-/// [`mol_servers::spawn`]).
-///
-/// A static program (`filter` set) installs the tracer's seccomp filter
-/// after its release, when the tracer has seized it, right before its
-/// `execve`; a dynamic one installs the seccomp net (`net` set) and sends
-/// its listener back.
 /// The program's `execve` arguments: path, `argv`, and the environment
 /// with the preload and the node's socket.
 struct ProgramArgs {
@@ -193,8 +186,11 @@ struct LocalStart {
 }
 
 impl LocalStart {
-    /// Forks the program. With the tracer it runs traced (a static
-    /// program) or under the seccomp net (a dynamic one).
+    /// Host fork of the program, held until it is let go (see
+    /// [`mol_servers::spawn`]). With the tracer, a static program installs
+    /// the tracer's seccomp filter after its release, when the tracer has
+    /// seized it, right before its `execve`; a dynamic one installs the
+    /// seccomp net and sends its listener back.
     fn fork(
         args: &ProgramArgs,
         signals: SignalState,
