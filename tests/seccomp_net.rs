@@ -5,7 +5,7 @@
 //! forks refused instead of leaking host PIDs.
 
 mod common;
-use common::{dvs_exec, example, preload, run_cmd, Guard, Run};
+use common::{dvs_exec, example, preload, run_cmd, Guard, Run, BUSYBOX};
 use std::path::Path;
 use std::process::Command;
 
@@ -172,17 +172,8 @@ fn setxid_with_threads_returns() {
     assert_eq!(r.code, 0, "stderr:\n{}", r.stderr);
 }
 
-const BUSYBOX: &str = "/bin/busybox";
-
-/// Whether the static busybox is installed (`apt-get install busybox-static`).
 fn static_busybox() -> bool {
-    let ok = std::fs::read(BUSYBOX)
-        .map(|b| !b.windows(b"ld-linux".len()).any(|w| w == b"ld-linux"))
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("skipped: {BUSYBOX} is not a static busybox (apt-get install busybox-static)");
-    }
-    ok
+    common::static_busybox()
 }
 
 /// A dynamic `sh` runs a static busybox: its preload has the net's

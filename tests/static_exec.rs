@@ -5,22 +5,13 @@
 //! (`libc6-dev`, for `cc -static`).
 
 mod common;
-use common::{dvs_exec_cmd, run_cmd, Guard, Run};
+use common::{dvs_exec_cmd, run_cmd, Guard, Run, BUSYBOX};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BUSYBOX: &str = "/bin/busybox";
-
 /// Whether the static busybox is installed (`apt-get install busybox-static`).
 fn busybox() -> bool {
-    let ok = Path::new(BUSYBOX).exists()
-        && std::fs::read(BUSYBOX)
-            .map(|b| !b.windows(b"ld-linux".len()).any(|w| w == b"ld-linux"))
-            .unwrap_or(false);
-    if !ok {
-        eprintln!("skipped: {BUSYBOX} is not a static busybox (apt-get install busybox-static)");
-    }
-    ok
+    common::static_busybox()
 }
 
 fn native(cwd: &Path, args: &[&str]) -> Run {
@@ -116,6 +107,26 @@ fn busybox_script_matches_native() {
     let r = same(d.path(), &[BUSYBOX, "sh", "s.sh"]);
     assert_eq!(r.code, 4);
     assert!(r.stdout.contains("subshell=7"), "{}", r.stdout);
+}
+
+/// A script whose `#!` interpreter is the static busybox is traced as
+/// busybox is: started by dvs-exec itself, and exec'd by a dynamic
+/// program inside the DC.
+#[test]
+fn static_interpreter_scripts_match_native() {
+    if !busybox() {
+        return;
+    }
+    let d = scratch();
+    let script = d.path().join("s.sh");
+    std::fs::write(&script, format!("#!{BUSYBOX} sh\n{SCRIPT}")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = same(d.path(), &["./s.sh"]);
+    assert_eq!(r.code, 4);
+    assert!(r.stdout.contains("subshell=7"), "{}", r.stdout);
+    let r = same(d.path(), &["/bin/sh", "-c", "./s.sh; echo \"script=$?\""]);
+    assert!(r.stdout.contains("script=4"), "{}", r.stdout);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use goblin::elf::header::{ELFMAG, SELFMAG};
 use goblin::elf::program_header::{ProgramHeader, PT_INTERP};
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// How much of the file is read first: the ELF header and the program
@@ -22,7 +23,9 @@ pub enum Kind {
     Static,
     /// An ELF executable with a dynamic loader.
     Dynamic,
-    /// Not ELF (a script, ...): the host kernel decides what runs.
+    /// Not ELF, or a script whose interpreter cannot be read: the host
+    /// kernel decides what runs. (A script with a readable `#!`
+    /// interpreter is of its interpreter's kind.)
     Other,
 }
 
@@ -47,8 +50,49 @@ pub enum ElfError {
     },
 }
 
-/// Classifies the program at `path` (only its first bytes are read).
+/// How many `#!` interpreters are followed, as Linux does
+/// (`BINPRM_MAX_RECURSION`).
+const MAX_INTERPRETERS: usize = 4;
+
+/// Classifies the program at `path` (only its first bytes are read). A
+/// script is of its `#!` interpreter's kind: what runs is the interpreter
+/// (a script for a static busybox needs the tracer as busybox does).
 pub fn kind(path: &Path) -> Result<Kind, ElfError> {
+    let mut path = path.to_path_buf();
+    for _ in 0..=MAX_INTERPRETERS {
+        let head = read_head(&path)?;
+        let Some(interp) = interpreter(&head) else {
+            return kind_of(&head).map_err(|reason| ElfError::Elf {
+                path: path.display().to_string(),
+                reason,
+            });
+        };
+        let next = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(interp));
+        // An interpreter that cannot be read fails at the exec itself.
+        if std::fs::metadata(&next).is_err() {
+            return Ok(Kind::Other);
+        }
+        path = next;
+    }
+    Ok(Kind::Other)
+}
+
+/// The interpreter a script's `#!` line names: its first word.
+fn interpreter(head: &[u8]) -> Option<&[u8]> {
+    let line = head.strip_prefix(b"#!")?;
+    let line = line.split(|&b| b == b'\n').next()?;
+    let start = line.iter().position(|&b| b != b' ' && b != b'\t')?;
+    let word = &line[start..];
+    let end = word
+        .iter()
+        .position(|&b| b == b' ' || b == b'\t')
+        .unwrap_or(word.len());
+    Some(&word[..end])
+}
+
+/// The first bytes of the file at `path`: its ELF header and program
+/// headers when it is ELF.
+fn read_head(path: &Path) -> Result<Vec<u8>, ElfError> {
     let read_err = |source| ElfError::Read {
         path: path.display().to_string(),
         source,
@@ -63,10 +107,7 @@ pub fn kind(path: &Path) -> Result<Kind, ElfError> {
     if more > 0 && buf.len() as u64 == FIRST {
         f.take(more).read_to_end(&mut buf).map_err(read_err)?;
     }
-    kind_of(&buf).map_err(|reason| ElfError::Elf {
-        path: path.display().to_string(),
-        reason,
-    })
+    Ok(buf)
 }
 
 /// Where the program headers of an ELF image end (from its header).
@@ -112,6 +153,13 @@ mod tests {
             assert_eq!(kind(bb).unwrap(), Kind::Static);
         }
         assert_eq!(kind_of(b"#!/bin/sh\n").unwrap(), Kind::Other);
+        assert_eq!(interpreter(b"#!/bin/sh\n"), Some(&b"/bin/sh"[..]));
+        assert_eq!(
+            interpreter(b"#! /usr/bin/env  python3 -u\n"),
+            Some(&b"/usr/bin/env"[..])
+        );
+        assert_eq!(interpreter(b"#!\n"), None);
+        assert_eq!(interpreter(b"\x7fELF"), None);
         // Program headers past the first read: read as well.
         let img = |phoff: usize, p_type: u32| {
             let mut b = vec![0u8; phoff + 56];
@@ -142,5 +190,49 @@ mod tests {
         }
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(kind_of(b"\x7fELF\x02\x01").is_err());
+    }
+
+    /// A script is of its interpreter's kind, through a chain of scripts;
+    /// one whose interpreter is missing is left to the kernel.
+    #[test]
+    fn scripts_are_of_their_interpreters_kind() {
+        let dir = std::env::temp_dir().join(format!("dvs-elf-sh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = |name: &str, text: String| {
+            let f = dir.join(name);
+            std::fs::write(&f, text).unwrap();
+            f
+        };
+        let static_img = script("static", String::new());
+        let mut img = vec![0u8; 64 + 56];
+        img[..4].copy_from_slice(ELFMAG);
+        img[4] = 2;
+        img[5] = 1;
+        img[6] = 1;
+        img[16..18].copy_from_slice(&2u16.to_le_bytes());
+        img[18..20].copy_from_slice(&62u16.to_le_bytes());
+        img[20..24].copy_from_slice(&1u32.to_le_bytes());
+        img[32..40].copy_from_slice(&64u64.to_le_bytes());
+        img[52..54].copy_from_slice(&64u16.to_le_bytes());
+        img[54..56].copy_from_slice(&56u16.to_le_bytes());
+        img[56..58].copy_from_slice(&1u16.to_le_bytes());
+        img[64..68].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD only
+        std::fs::write(&static_img, img).unwrap();
+        let a = script("a", format!("#!{} -x\necho\n", static_img.display()));
+        let b = script("b", format!("#! {}\n", a.display()));
+        let gone = script("gone", "#!/nonexistent/interpreter\n".into());
+        assert_eq!(kind(&a).unwrap(), Kind::Static);
+        assert_eq!(kind(&b).unwrap(), Kind::Static);
+        assert_eq!(kind(&gone).unwrap(), Kind::Other);
+        if Path::new("/bin/sh").exists() {
+            let sh = script("sh", "#!/bin/sh\n".into());
+            assert_eq!(kind(&sh).unwrap(), Kind::Dynamic);
+        }
+        // A loop of scripts ends (as the kernel's ELOOP).
+        let l1 = dir.join("l1");
+        let l2 = script("l2", format!("#!{}\n", l1.display()));
+        std::fs::write(&l1, format!("#!{}\n", l2.display())).unwrap();
+        assert_eq!(kind(&l1).unwrap(), Kind::Other);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -157,3 +157,20 @@ pub fn example(name: &str, dir: &Path) -> PathBuf {
     assert!(st.success(), "cannot compile {}", src.display());
     out
 }
+
+/// Debian's static busybox (`apt-get install busybox-static`).
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Whether [`BUSYBOX`] is a static program (no `PT_INTERP`), as the
+/// tracer tells them apart. (Its text mentions `ld-linux`, so a search
+/// for that string took it for a dynamic one.)
+pub fn static_busybox() -> bool {
+    let ok = matches!(
+        tracer::elf::kind(Path::new(BUSYBOX)),
+        Ok(tracer::elf::Kind::Static)
+    );
+    if !ok {
+        eprintln!("skipped: {BUSYBOX} is not a static busybox (apt-get install busybox-static)");
+    }
+    ok
+}
