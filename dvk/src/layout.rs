@@ -109,9 +109,11 @@ impl DcTable {
 
     /// Creates and initialises a table (daemon side).
     pub fn create(g: &TableGeometry) -> Result<(OwnedFd, DcTable)> {
-        let len = Self::len_for(g.nslots);
-        let fd = crate::sys::memfd(&format!("dvs-dc{}-table", g.dcid), len)?;
-        let map = Mapping::map_len(&fd, len, true, true)?;
+        let (fd, map) = Mapping::create(
+            &format!("dvs-dc{}-table", g.dcid),
+            Self::len_for(g.nslots),
+            true,
+        )?;
         let t = DcTable {
             map,
             nslots: g.nslots,
@@ -405,9 +407,11 @@ impl Mailbox {
         nslots: usize,
         incarnation: u32,
     ) -> Result<(OwnedFd, Mailbox)> {
-        let len = Self::len_for(nslots);
-        let fd = crate::sys::memfd(&format!("dvs-dc{dcid}-mbx{}", ep.0), len)?;
-        let map = Mapping::map_len(&fd, len, true, true)?;
+        let (fd, map) = Mapping::create(
+            &format!("dvs-dc{dcid}-mbx{}", ep.0),
+            Self::len_for(nslots),
+            true,
+        )?;
         map.u32(M_INCARNATION).store(incarnation, Ordering::Relaxed);
         map.i32(M_EP).store(ep.0, Ordering::Release);
         Ok((fd, Mailbox { map, nslots }))
@@ -595,14 +599,12 @@ impl Doorbell {
 
     /// Creates a doorbell (daemon side).
     pub fn create(dcid: i32, ep: Endpoint, nslots: usize) -> Result<(OwnedFd, Doorbell)> {
-        let len = Self::len_for(nslots);
-        let fd = crate::sys::memfd(&format!("dvs-dc{dcid}-bell{}", ep.0), len)?;
-        let map = Mapping::map_len(&fd, len, true, false)?;
-        let bell = Doorbell {
-            map,
-            words: nslots.div_ceil(64),
-        };
-        Ok((fd, bell))
+        let (fd, map) = Mapping::create(
+            &format!("dvs-dc{dcid}-bell{}", ep.0),
+            Self::len_for(nslots),
+            false,
+        )?;
+        Ok((fd, Self::from_map(map, nslots)))
     }
 
     /// Maps a doorbell (always writable).
@@ -611,10 +613,14 @@ impl Doorbell {
         if map.len() < Self::len_for(nslots) {
             return Err(crate::error::DvkError::Protocol);
         }
-        Ok(Doorbell {
+        Ok(Self::from_map(map, nslots))
+    }
+
+    fn from_map(map: Mapping, nslots: usize) -> Doorbell {
+        Doorbell {
             map,
             words: nslots.div_ceil(64),
-        })
+        }
     }
 
     /// The futex word, bumped on every ring.

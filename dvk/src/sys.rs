@@ -100,9 +100,15 @@ impl Mapping {
         Self::map_len(fd, fd_len(fd)?, writable, dontfork)
     }
 
-    /// Maps the first `len` bytes of `fd`, a file the caller knows is that
-    /// long (one it created with [`memfd`]), without asking its size.
-    pub fn map_len(fd: &OwnedFd, len: usize, writable: bool, dontfork: bool) -> Result<Mapping> {
+    /// Creates a shared-memory file `name` of `len` bytes ([`memfd`]) and
+    /// maps it writable, without asking the size it was just given.
+    pub fn create(name: &str, len: usize, dontfork: bool) -> Result<(OwnedFd, Mapping)> {
+        let fd = memfd(name, len)?;
+        let map = Self::map_len(&fd, len, true, dontfork)?;
+        Ok((fd, map))
+    }
+
+    fn map_len(fd: &OwnedFd, len: usize, writable: bool, dontfork: bool) -> Result<Mapping> {
         if len == 0 {
             return Err(DvkError::Inval);
         }
