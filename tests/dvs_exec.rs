@@ -554,6 +554,22 @@ fn proc_from_its_own_directory_shows_dc_pids() {
     assert!(r.stdout.contains("(dvsnap)\nexe\n"), "{}", r.stdout);
 }
 
+/// A program exec'd through a symlink has the name it was exec'd by, as
+/// natively (`/proc/<pid>/comm`, what `ps` and `pgrep -x` match): the host
+/// runs the file FS resolved, whose name differs (`python3` is
+/// `python3.11`, `/bin/sh` is `dash`).
+#[test]
+fn programs_run_through_symlinks_keep_their_names() {
+    let d = scratch();
+    std::os::unix::fs::symlink("/bin/sleep", d.path().join("dvsnooze")).expect("symlink");
+    let script = "./dvsnooze 5 & p=$!; \
+        for i in $(seq 300); do [ \"$(cat /proc/$p/comm)\" = dvsnooze ] && break; sleep 0.01; done; \
+        cat /proc/$p/comm; pgrep -x dvsnooze >/dev/null && echo pgrep; kill $p; \
+        python3 -c 'print(open(\"/proc/self/comm\").read().strip())'; cat /proc/$$/comm";
+    let r = same(d.path(), &["sh", "-c", script], "");
+    assert_eq!(r.stdout, "dvsnooze\npgrep\npython3\nsh\n", "{}", r.stderr);
+}
+
 /// A standard descriptor closed when dvs-exec starts (`prog <&-`) is
 /// closed for the program too (it was `/dev/null`, which Rust's runtime
 /// puts there), and a program that closes its own can have glibc open a

@@ -54,6 +54,7 @@ extern "C" fn init() {
     let mut tty = None;
     if let Some(p) = std::env::var_os("DVS_EXEC_PATH") {
         let p = std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec();
+        name_after(&p);
         match state::with_shim(|s| s.execed(&p)) {
             Some(Ok(t)) => tty = Some(t),
             Some(Err(e)) => eprintln!("dvs: PM did not accept the exec of this image ({e})"),
@@ -65,6 +66,23 @@ extern "C" fn init() {
     dvk::set_signal_policy(interrupts::policy);
     dvk::set_handler_runs(interrupts::handler_runs);
     dvk::set_handler_pending(handler_writes::pending);
+}
+
+/// Gives the task the name Linux gives it at an exec of DC path `path`:
+/// its last component (at most 15 bytes). The host ran the file FS
+/// resolved, whose name can differ (`/bin/sh` is `/usr/bin/dash` here),
+/// and `ps`, `pgrep` and `/proc/self/comm` show the task's name.
+fn name_after(path: &[u8]) {
+    let base = path.rsplit(|&b| b == b'/').next().unwrap_or_default();
+    let mut name = [0u8; 16];
+    let n = base.len().min(15);
+    name[..n].copy_from_slice(&base[..n]);
+    if n == 0 || name[..n].contains(&0) {
+        return;
+    }
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16
+    // bytes from `name`, which holds one.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
 }
 
 #[used]
