@@ -570,6 +570,55 @@ fn programs_run_through_symlinks_keep_their_names() {
     assert_eq!(r.stdout, "dvsnooze\npgrep\npython3\nsh\n", "{}", r.stderr);
 }
 
+/// A process's own `/proc` directory, named `self` or by its pid, as
+/// natively: the magic links `exe`, `cwd` and `root` are followed (and
+/// `lstat` sees the link), and `/proc/<pid>/fd` lists and reopens the
+/// process's descriptors, a pipe's included. A regular file reopened
+/// through its link (`/dev/stdin`, `/dev/fd/N`) has an offset of its own,
+/// and `O_TRUNC` truncates it.
+#[test]
+fn own_proc_directory_links_match_native() {
+    let r = same_python(
+        r#"
+import os, stat
+pid = os.getpid()
+fd = os.open("fruit", os.O_RDONLY)
+for d in ("/proc/self", f"/proc/{pid}"):
+    print(stat.S_ISREG(os.stat(d + "/exe").st_mode), stat.S_ISLNK(os.lstat(d + "/exe").st_mode))
+    print(os.path.samefile(d + "/cwd", "."), os.path.exists(d + "/root/etc/hostname"))
+    print(sorted(os.listdir(d + "/fd")) == sorted(os.listdir("/proc/self/fd")))
+    print(open(f"{d}/fd/{fd}").read().split())
+    r, w = os.pipe()
+    os.write(w, b"piped")
+    print(os.read(os.open(f"{d}/fd/{r}", os.O_RDONLY), 10))
+"#,
+    );
+    assert_eq!(
+        r.stdout.lines().filter(|l| *l == "True True").count(),
+        4,
+        "{}",
+        r.stdout
+    );
+    let sh = same(
+        scratch().path(),
+        &[
+            "sh",
+            "-c",
+            "stat -L -c %F /proc/self/exe; test -e /proc/$$/exe && echo exe; \
+             cat /proc/self/root/$PWD/fruit | wc -l; readlink /proc/self/cwd | grep -c .; \
+             { read a; cat /dev/stdin; } < fruit | wc -l; \
+             exec 3<fruit; read a <&3; cat /dev/fd/3 | wc -l; \
+             exec 4>out; echo one >&4; echo two > /proc/self/fd/4; cat out",
+        ],
+        "",
+    );
+    assert_eq!(
+        sh.stdout, "regular file\nexe\n5\n1\n5\n5\ntwo\n",
+        "{}",
+        sh.stderr
+    );
+}
+
 /// A standard descriptor closed when dvs-exec starts (`prog <&-`) is
 /// closed for the program too (it was `/dev/null`, which Rust's runtime
 /// puts there), and a program that closes its own can have glibc open a

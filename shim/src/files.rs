@@ -112,6 +112,13 @@ impl Shim {
         else {
             return path;
         };
+        // The caller's own directory is `/proc/self`, which FS knows how
+        // to serve (its descriptors, the magic links in it).
+        if i64::from(pid) == self.getpid() {
+            let mut out = b"/proc/self".to_vec();
+            out.extend_from_slice(&rest[digits..]);
+            return out;
+        }
         let host = if pid == abi::INIT_PID {
             // The DC's init is PM's: the process that runs PM stands for it.
             self.ipc.host_pid(abi::PM)

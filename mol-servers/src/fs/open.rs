@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The descriptor a DC path names directly (`/dev/stdin`, `/dev/fd/N`,
-/// `/proc/self/fd/N`): such opens duplicate the descriptor, as the
-/// magic links they are on Linux cannot be followed inside the root.
+/// `/proc/self/fd/N`), magic links on Linux that cannot be followed inside
+/// the root: an open of one opens a regular file or a directory anew,
+/// through FS's own link of it, and duplicates any other descriptor.
 pub(super) fn fd_alias(path: &[u8]) -> Option<i32> {
     match path {
         b"/dev/stdin" => return Some(0),
@@ -114,8 +115,20 @@ impl Fs {
         let proc = self.procs.get(&req.caller).ok_or(libc::EBADF)?;
         let cloexec = flags & libc::O_CLOEXEC != 0;
         if let Some(n) = fd_alias(path) {
+            let ofd = proc
+                .files
+                .borrow()
+                .get(n)
+                .map_err(|_| libc::ENOENT)?
+                .ofd
+                .clone();
+            if let Some(host) = ofd.reopenable() {
+                let link = sys::cstr(format!("/proc/self/fd/{}", host.as_raw_fd()).as_bytes())?;
+                return self.open_with(req.caller, flags, mode, |fs, h, m| {
+                    sys::openat(fs.root.fd.as_fd(), &link, h as i32, m as u32)
+                });
+            }
             let mut t = proc.files.borrow_mut();
-            let ofd = t.get(n).map_err(|_| libc::ENOENT)?.ofd.clone();
             return t.alloc(0, FdEntry::new(ofd, cloexec)).map(i64::from);
         }
         if super::listing::names_fd_dir(path) {
@@ -185,6 +198,20 @@ impl Fs {
         flags: i32,
         mode: u32,
     ) -> Result<i64, i32> {
+        self.open_with(caller, flags, mode, |fs, host, mode| {
+            fs.open_from(base, path, host, mode)
+        })
+    }
+
+    /// [`Fs::open_at`] with `open` making the host open, given the host
+    /// flags and the creation mode (the caller's umask applied).
+    fn open_with(
+        &mut self,
+        caller: Endpoint,
+        flags: i32,
+        mode: u32,
+        open: impl FnOnce(&Fs, u64, u64) -> Result<OwnedFd, i32>,
+    ) -> Result<i64, i32> {
         let proc = self.procs.get(&caller).ok_or(libc::EBADF)?;
         let cloexec = flags & libc::O_CLOEXEC != 0;
         let umask = proc.fs.borrow().umask;
@@ -197,7 +224,7 @@ impl Fs {
         } else {
             flags | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK
         };
-        let fd = self.open_from(base, path, host as u32 as u64, mode as u64)?;
+        let fd = open(self, host as u32 as u64, mode as u64)?;
         let kind = classify(fd, flags)?;
         let ofd = Ofd::new(kind, status_flags(flags));
         let proc = self.procs.get(&caller).ok_or(libc::EBADF)?;

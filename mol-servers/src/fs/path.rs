@@ -22,6 +22,7 @@ use crate::server::{Ctx, Request};
 use dvk::Endpoint;
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
 /// A DC path argument of `req` (address and length at `args[at]`,
@@ -256,6 +257,10 @@ impl Fs {
             return Err(libc::ENOENT);
         }
         let Some(dir) = base.fd() else {
+            let follow = flags & libc::O_NOFOLLOW as u64 == 0;
+            if let Some(p) = self.through_proc_link(path, follow) {
+                return self.root.openat2(None, &p, flags, mode);
+            }
             return self.root.openat2(None, path, flags, mode);
         };
         match self.root.openat2(Some(dir), path, flags, mode) {
@@ -276,6 +281,37 @@ impl Fs {
             return Err(libc::ENAMETOOLONG);
         }
         self.root.openat2(None, &full, flags, mode)
+    }
+
+    /// `path` with its leading `/proc/<pid>/exe`, `/cwd` or `/root` replaced
+    /// by the DC path of what that magic link names. Resolution inside the
+    /// root never follows magic links (`RESOLVE_NO_MAGICLINKS`), but Linux
+    /// does, and programs rely on it (`stat -L /proc/self/exe`, `test -e
+    /// /proc/self/exe`, `/proc/self/root/etc/...`). `None` for any other
+    /// path, for the link itself when it is the last component and is not
+    /// followed, and for a target outside the root.
+    fn through_proc_link(&self, path: &[u8], follow: bool) -> Option<Vec<u8>> {
+        let rest = path.strip_prefix(b"/proc/")?;
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let after = rest
+            .get(digits..)?
+            .strip_prefix(b"/")
+            .filter(|_| digits > 0)?;
+        let end = after.iter().position(|&b| b == b'/').unwrap_or(after.len());
+        let (link, tail) = after.split_at(end);
+        if !matches!(link, b"exe" | b"cwd" | b"root") || (tail.is_empty() && !follow) {
+            return None;
+        }
+        let at = path.len() - tail.len();
+        let host = std::fs::read_link(std::ffi::OsStr::from_bytes(&path[..at])).ok()?;
+        let mut dc = self.root.dc_path(host.as_os_str().as_bytes())?;
+        if !tail.is_empty() {
+            while dc.last() == Some(&b'/') {
+                dc.pop();
+            }
+            dc.extend_from_slice(tail);
+        }
+        Some(dc)
     }
 
     /// An `O_PATH` descriptor of what `path` names (following a final

@@ -121,6 +121,20 @@ impl Ofd {
         }
     }
 
+    /// The host descriptor of a regular file or a directory, which an open
+    /// of its descriptor's link (`/dev/fd/N`, `/proc/self/fd/N`) opens anew,
+    /// as Linux does: an offset and status flags of its own.
+    pub fn reopenable(&self) -> Option<BorrowedFd<'_>> {
+        match &self.kind {
+            Kind::File { fd, ftype } | Kind::Path { fd, ftype }
+                if matches!(*ftype, libc::S_IFREG | libc::S_IFDIR) =>
+            {
+                Some(fd.as_fd())
+            }
+            _ => None,
+        }
+    }
+
     /// The host directory descriptor when this is a directory (`*at` base).
     pub fn dir_fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.kind {
