@@ -570,6 +570,21 @@ fn programs_run_through_symlinks_keep_their_names() {
     assert_eq!(r.stdout, "dvsnooze\npgrep\npython3\nsh\n", "{}", r.stderr);
 }
 
+/// `fchmodat(AT_SYMLINK_NOFOLLOW)` on a symlink fails with `EOPNOTSUPP`,
+/// as natively, and leaves the link's target alone: `tar` sets each
+/// extracted member's mode that way, and the flag once got lost on the way
+/// to FS, so a symlink's `rwxrwxrwx` went to its target.
+#[test]
+fn modes_of_symlinks_are_not_their_targets() {
+    let d = scratch();
+    let script = "mkdir t; echo x > t/z_target; chmod 640 t/z_target; ln -s z_target t/a_link; \
+        tar cf t.tar t; rm -rf t; tar xf t.tar && echo extracted; stat -c %a t/z_target; \
+        python3 -c 'import os\ntry:\n    os.chmod(\"t/a_link\", 0o777, follow_symlinks=False)\nexcept NotImplementedError:\n    print(\"refused\")'; \
+        stat -c %a t/z_target";
+    let r = same(d.path(), &["sh", "-c", script], "");
+    assert_eq!(r.stdout, "extracted\n640\nrefused\n640\n", "{}", r.stderr);
+}
+
 /// A process's own `/proc` directory, named `self` or by its pid, as
 /// natively: the magic links `exe`, `cwd` and `root` are followed (and
 /// `lstat` sees the link), and `/proc/<pid>/fd` lists and reopens the

@@ -605,6 +605,7 @@ impl Shim {
                 &[a[0], 0, 0, a[1], AT_EMPTY_PATH as u64],
             )),
             SYS_fchmodat => r(self.at(mem, Call::FsFchmodat, a[0], a[1], &[a[2], 0])),
+            SYS_fchmodat2 => r(self.at(mem, Call::FsFchmodat, a[0], a[1], &[a[2], a[3]])),
             SYS_chown => r(self.at(mem, Call::FsFchownat, AT_FDCWD, a[0], &[a[1], a[2], 0])),
             SYS_lchown => r(self.at(
                 mem,

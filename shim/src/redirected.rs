@@ -56,6 +56,7 @@ const SERVED: &[i64] = &[
     SYS_chmod,
     SYS_fchmod,
     SYS_fchmodat,
+    SYS_fchmodat2,
     SYS_chown,
     SYS_fchown,
     SYS_lchown,

@@ -72,7 +72,8 @@ sys!(fsync => hk_fsync(fd: c_int) -> c_int, SYS_fsync, [fd]);
 sys!(fdatasync => hk_fdatasync(fd: c_int) -> c_int, SYS_fdatasync, [fd]);
 sys!(chmod => hk_chmod(path: *const c_char, mode: mode_t) -> c_int, SYS_chmod, [path, mode]);
 sys!(fchmod => hk_fchmod(fd: c_int, mode: mode_t) -> c_int, SYS_fchmod, [fd, mode]);
-sys!(fchmodat => hk_fchmodat(dirfd: c_int, path: *const c_char, mode: mode_t, flags: c_int) -> c_int, SYS_fchmodat, [dirfd, path, mode, flags]);
+// libc's `fchmodat` takes flags, which only the `fchmodat2` call carries.
+sys!(fchmodat => hk_fchmodat(dirfd: c_int, path: *const c_char, mode: mode_t, flags: c_int) -> c_int, SYS_fchmodat2, [dirfd, path, mode, flags]);
 sys!(chown => hk_chown(path: *const c_char, u: uid_t, g: gid_t) -> c_int, SYS_chown, [path, u, g]);
 sys!(lchown => hk_lchown(path: *const c_char, u: uid_t, g: gid_t) -> c_int, SYS_lchown, [path, u, g]);
 sys!(fchown => hk_fchown(fd: c_int, u: uid_t, g: gid_t) -> c_int, SYS_fchown, [fd, u, g]);
