@@ -9,14 +9,15 @@ use std::path::{Path, PathBuf};
 /// First and last slot tried for the probe endpoint.
 const PROBE_SLOTS: std::ops::Range<i32> = 40..64;
 
-/// Node daemons to look at: the given socket, or every daemon under
-/// `/run/dvs` when the default one is not running (dvs-exec runs an
-/// embedded daemon per run there).
+/// Node daemons to look at: the given socket, or every daemon in the
+/// user's directory of embedded nodes (`/run/dvs` for root, see
+/// [`dvk::client::embedded_dir`]) when the default one is not running
+/// (dvs-exec runs an embedded daemon per run there).
 pub fn sockets(socket: &Path, explicit: bool) -> Vec<PathBuf> {
     if explicit || Dvk::connect(socket).is_ok() {
         return vec![socket.to_path_buf()];
     }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/run/dvs")
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dvk::client::embedded_dir())
         .map(|rd| {
             rd.filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "sock"))

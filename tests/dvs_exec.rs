@@ -1315,6 +1315,59 @@ except BlockingIOError:
     same(d.path(), &["/usr/bin/python3", "-c", script], "");
 }
 
+/// A user other than root runs programs in a DC: the embedded node's
+/// socket goes in a directory of that user's (it used to go in root's
+/// `/run/dvs`, which refused it), the program runs with the user's
+/// permissions, and nothing is left behind.
+#[test]
+fn an_unprivileged_user_runs_programs_in_a_dc() {
+    use std::os::unix::fs::PermissionsExt;
+    const NOBODY: u32 = 65534;
+    // The binaries under test, where that user can run them.
+    let bin = tempfile::tempdir().expect("tempdir");
+    let open = |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+    open(bin.path(), 0o755).expect("chmod");
+    let exe = bin.path().join("dvs-exec");
+    let lib = bin.path().join("libdvs_preload.so");
+    std::fs::copy(dvs_exec(), &exe).expect("copy dvs-exec");
+    std::fs::copy(common::preload(), &lib).expect("copy the preload");
+    open(&lib, 0o755).expect("chmod");
+    // Root's directory of embedded nodes exists, as once root ran dvs-exec.
+    std::fs::create_dir_all("/run/dvs").expect("/run/dvs");
+    let run = PathBuf::from(format!("/tmp/dvs-{NOBODY}"));
+    let _ = std::fs::remove_dir_all(&run);
+    let o = Command::new("setpriv")
+        .args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+        ])
+        .arg(&exe)
+        .args([
+            "sh",
+            "-c",
+            "id -u; cat /etc/shadow >/dev/null 2>&1 || echo denied; echo $$",
+        ])
+        .env("DVS_PRELOAD", &lib)
+        .env_remove("DVS_SOCKET")
+        .env_remove("XDG_RUNTIME_DIR")
+        .current_dir("/")
+        .output()
+        .expect("setpriv");
+    let left: Vec<_> = std::fs::read_dir(&run)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&run);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "65534\ndenied\n2\n",
+        "{err}"
+    );
+    assert!(left.is_empty(), "left in {}: {left:?}", run.display());
+}
+
 #[test]
 fn stale_embedded_node_sockets_are_swept() {
     // What a dvs-exec killed by SIGKILL leaves behind: a socket file nobody

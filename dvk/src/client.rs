@@ -30,6 +30,22 @@ pub fn socket_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
 }
 
+/// Where dvs-exec's embedded node daemons put their control sockets for
+/// the calling user, and where `dvs ps` and `dvs kill` look for them:
+/// `/run/dvs` for root; for another user `$XDG_RUNTIME_DIR/dvs`, or
+/// `/tmp/dvs-<uid>` without it (`/run/dvs` is root's).
+pub fn embedded_dir() -> PathBuf {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if uid == 0 {
+        return PathBuf::from("/run/dvs");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d).join("dvs"),
+        None => PathBuf::from(format!("/tmp/dvs-{uid}")),
+    }
+}
+
 /// How long a new connection waits for the daemon's answer to `Hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 

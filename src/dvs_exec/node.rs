@@ -104,10 +104,10 @@ impl Node {
     }
 
     fn embedded() -> Result<Node> {
-        let run = Path::new("/run/dvs");
-        let (socket, dir) = match std::fs::create_dir_all(run) {
+        let run = dvk::client::embedded_dir();
+        let (socket, dir) = match usable_run_dir(&run) {
             Ok(()) => {
-                sweep_stale(run);
+                sweep_stale(&run);
                 (run.join(format!("exec-{}.sock", std::process::id())), None)
             }
             Err(_) => {
@@ -129,6 +129,28 @@ impl Node {
             _dir: dir,
         })
     }
+}
+
+/// Makes `dir` (only the user can enter it, unless it is root's
+/// `/run/dvs`) and checks that it is a directory of this user's that this
+/// user can write: a directory someone else made in `/tmp` under that
+/// name is not used.
+fn usable_run_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    // SAFETY: geteuid has no arguments and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let mode = if uid == 0 { 0o755 } else { 0o700 };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)?;
+    let m = std::fs::symlink_metadata(dir)?;
+    let foreign =
+        !m.is_dir() || m.uid() != uid || (uid != 0 && m.permissions().mode() & 0o077 != 0);
+    if foreign {
+        return Err(std::io::ErrorKind::PermissionDenied.into());
+    }
+    Ok(())
 }
 
 /// Removes the sockets of embedded nodes whose dvs-exec was killed before
