@@ -570,6 +570,22 @@ fn programs_run_through_symlinks_keep_their_names() {
     assert_eq!(r.stdout, "dvsnooze\npgrep\npython3\nsh\n", "{}", r.stderr);
 }
 
+/// The dynamic loader run as a program (what `ldd` does) is a dynamic
+/// program: it loads the program it is given, and `ldd` lists the same
+/// libraries as natively (the preload is not among them). It used to run
+/// as a static program under the tracer, which cannot map DC files: `ldd`
+/// said "not a dynamic executable".
+#[test]
+fn ldd_and_the_loader_run_as_natively() {
+    let d = scratch();
+    let script = "ldd /bin/true | sed 's/ (0x[0-9a-f]*)//'; \
+        /lib64/ld-linux-x86-64.so.2 /bin/echo through the loader; \
+        ldd fruit; echo $?";
+    let r = same(d.path(), &["sh", "-c", script], "");
+    assert!(r.stdout.contains("libc.so.6 => "), "{}", r.stdout);
+    assert!(r.stdout.contains("through the loader\n"), "{}", r.stdout);
+}
+
 /// `fchmodat(AT_SYMLINK_NOFOLLOW)` on a symlink fails with `EOPNOTSUPP`,
 /// as natively, and leaves the link's target alone: `tar` sets each
 /// extracted member's mode that way, and the flag once got lost on the way

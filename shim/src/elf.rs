@@ -62,9 +62,14 @@ pub fn kind(path: &Path) -> Result<Kind, ElfError> {
     for _ in 0..=MAX_INTERPRETERS {
         let head = read_head(&path)?;
         let Some(interp) = interpreter(&head) else {
-            return kind_of(&head).map_err(|reason| ElfError::Elf {
+            let k = kind_of(&head).map_err(|reason| ElfError::Elf {
                 path: path.display().to_string(),
                 reason,
+            })?;
+            return Ok(if k == Kind::Static && is_loader(&path, &head) {
+                Kind::Dynamic
+            } else {
+                k
             });
         };
         let next = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(interp));
@@ -119,6 +124,25 @@ fn phdrs_end(bytes: &[u8]) -> Option<u64> {
     Some(h.e_phoff + u64::from(h.e_phnum) * u64::from(h.e_phentsize))
 }
 
+/// Whether the image at `path` is the dynamic loader itself (`ldd` runs
+/// `/lib64/ld-linux-x86-64.so.2 --verify PROG`, and so may anyone): a
+/// shared object (`ET_DYN`) without `PT_INTERP` named `ld-*.so*` or
+/// `ld.so*` (a static-pie program is `ET_DYN` without `PT_INTERP` too). It
+/// loads the program it is given with the preload, as a program's own
+/// loader does.
+fn is_loader(path: &Path, head: &[u8]) -> bool {
+    let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let name = resolved
+        .file_name()
+        .map(|n| n.as_bytes().to_vec())
+        .unwrap_or_default();
+    let named = (name.starts_with(b"ld-") || name.starts_with(b"ld."))
+        && name.windows(3).any(|w| w == b".so");
+    named
+        && goblin::elf::Elf::parse_header(head)
+            .is_ok_and(|h| h.e_type == goblin::elf::header::ET_DYN)
+}
+
 /// Classifies an image from its first bytes.
 pub fn kind_of(bytes: &[u8]) -> Result<Kind, String> {
     if bytes.len() < SELFMAG || &bytes[..SELFMAG] != ELFMAG {
@@ -151,6 +175,12 @@ mod tests {
         let bb = Path::new("/bin/busybox");
         if bb.exists() && kind(bb).unwrap() == Kind::Static {
             assert_eq!(kind(bb).unwrap(), Kind::Static);
+        }
+        // The dynamic loader run as a program loads the program it is
+        // given (with the preload).
+        let ld = Path::new("/lib64/ld-linux-x86-64.so.2");
+        if ld.exists() {
+            assert_eq!(kind(ld).unwrap(), Kind::Dynamic);
         }
         assert_eq!(kind_of(b"#!/bin/sh\n").unwrap(), Kind::Other);
         assert_eq!(interpreter(b"#!/bin/sh\n"), Some(&b"/bin/sh"[..]));

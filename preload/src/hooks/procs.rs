@@ -112,6 +112,10 @@ pub(crate) extern "C" fn vfork_as_fork() -> pid_t {
 fn dc_env(envp: *const *const c_char, path: &CStr) -> Vec<CString> {
     let mut out = Vec::new();
     let keep = state::DC_VARS;
+    // With `LD_TRACE_LOADED_OBJECTS` (`ldd`) the loader lists the
+    // program's libraries and runs nothing: the preload is left out of the
+    // list, as it is of a native `ldd`'s.
+    let mut listing = false;
     if !envp.is_null() {
         let mut i = 0;
         loop {
@@ -124,6 +128,8 @@ fn dc_env(envp: *const *const c_char, path: &CStr) -> Vec<CString> {
             // SAFETY: p is a valid C string.
             let s = unsafe { CStr::from_ptr(p) };
             let b = s.to_bytes();
+            listing |= b.len() > b"LD_TRACE_LOADED_OBJECTS=".len()
+                && b.starts_with(b"LD_TRACE_LOADED_OBJECTS=");
             let ours = keep
                 .iter()
                 .any(|k| b.starts_with(k.as_bytes()) && b.get(k.len()) == Some(&b'='))
@@ -135,6 +141,9 @@ fn dc_env(envp: *const *const c_char, path: &CStr) -> Vec<CString> {
         }
     }
     for (k, v) in state::dc_vars() {
+        if listing && *k == "LD_PRELOAD" {
+            continue;
+        }
         let mut e = k.as_bytes().to_vec();
         e.push(b'=');
         e.extend_from_slice(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()));
