@@ -570,6 +570,21 @@ fn programs_run_through_symlinks_keep_their_names() {
     assert_eq!(r.stdout, "dvsnooze\npgrep\npython3\nsh\n", "{}", r.stderr);
 }
 
+/// bash's `wait` with a trap: the trapped signal ends the `wait` (bash
+/// leaves it with `longjmp` from its handler), the trap runs, and a second
+/// `wait` gets the child's status, as natively. The call the jump left
+/// used to keep the shell marked as inside the preload: the next `wait`
+/// hung (`examples/sigjmp.c` is the same in C).
+#[test]
+fn bash_wait_is_ended_by_a_trapped_signal() {
+    let d = scratch();
+    let script = "trap 'echo trapped' USR1; \
+        (sleep 0.2; kill -USR1 $$; sleep 0.2; exit 7) & p=$!; \
+        wait $p; echo first $?; wait $p; echo second $?";
+    let r = same(d.path(), &["bash", "-c", script], "");
+    assert_eq!(r.stdout, "trapped\nfirst 138\nsecond 7\n", "{}", r.stderr);
+}
+
 /// The dynamic loader run as a program (what `ldd` does) is a dynamic
 /// program: it loads the program it is given, and `ldd` lists the same
 /// libraries as natively (the preload is not among them). It used to run

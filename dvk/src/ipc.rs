@@ -583,6 +583,63 @@ impl Ipc {
         Ok(())
     }
 
+    /// How long [`Ipc::abandon_call`] waits for an answer on its way
+    /// before it asks the server to end the call.
+    const SETTLE: Duration = Duration::from_millis(20);
+
+    /// Cleans up after a call that the calling thread left without
+    /// returning: a signal handler `longjmp`ed out of its wait (shells do
+    /// it to end their `wait` builtin when a trapped signal comes). A
+    /// message still posted is withdrawn; a request a server took (one it
+    /// keeps for later, such as a `wait` for a child) is ended the way a
+    /// signal ends it (`Interrupt`: the server answers `EINTR`), and that
+    /// answer is taken here, so that it cannot pass for the reply to a
+    /// later call. Waits for that answer at most `patience`.
+    pub fn abandon_call(&self, patience: Duration) {
+        crate::wait::forget_wait();
+        let (st, peer) = unpack_status(self.mbx.status().load(Ordering::Acquire));
+        if matches!(st, IpcState::Sending | IpcState::SendRec) {
+            if let Some(b) = self.dc.slot_of(peer.p_nr()) {
+                let (seq, ph, _) = unpack_out(self.mbx.out_state(b).load(Ordering::Acquire));
+                let taken = match ph {
+                    phase::POSTED => self.peer(b, peer).is_ok_and(|p| self.withdraw(b, &p, seq)),
+                    phase::ABORTED => false,
+                    _ => true,
+                };
+                if !taken || st == IpcState::Sending {
+                    self.set_status(IpcState::Running, Endpoint::NONE);
+                    return;
+                }
+                self.set_status(IpcState::ReplyWait, peer);
+            }
+        }
+        let (st, peer) = unpack_status(self.mbx.status().load(Ordering::Acquire));
+        if st == IpcState::ReplyWait {
+            let spin = self.spin_for(self.dc.slot_of(peer.p_nr()).unwrap_or(0));
+            // A signal sent through PM ends the call at its server by
+            // itself: that answer comes at once. Asking for it as well
+            // could end the next call instead, if the request arrived
+            // after that call's.
+            let r = self.receive_mode_with(
+                Mode::Reply(peer),
+                spin,
+                deadline(Some(Self::SETTLE)),
+                |_| {},
+            );
+            if matches!(r, Err(DvkError::TimedOut)) {
+                self.set_status(IpcState::ReplyWait, peer);
+                let _ = self.dvk.interrupt(self.dc.dcid, self.me);
+                let _ = self.receive_mode_with(
+                    Mode::Reply(peer),
+                    spin,
+                    deadline(Some(patience)),
+                    |_| {},
+                );
+            }
+        }
+        self.set_status(IpcState::Running, Endpoint::NONE);
+    }
+
     /// `notify`: sets a pending notification at `dst`, which `receive`
     /// delivers as a message from `HARDWARE`. Privileged callers only;
     /// never blocks; repeated notifications before a receive coalesce.

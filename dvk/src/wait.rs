@@ -178,6 +178,12 @@ pub fn in_ipc_wait() -> bool {
     IN_WAIT.with(|w| w.get())
 }
 
+/// Forgets a wait the calling thread left without returning (a signal
+/// handler `longjmp`ed out of it): see [`crate::Ipc::abandon_call`].
+pub(crate) fn forget_wait() {
+    IN_WAIT.with(|w| w.set(false));
+}
+
 /// Marks the thread as waiting while alive.
 struct Waiting;
 

@@ -40,6 +40,47 @@ thread_local! {
     /// The current call is one Linux never restarts after a handler
     /// (`poll`, `select`, `epoll_wait` and their kin), `SA_RESTART` or not.
     static NO_RESTART: Cell<bool> = const { Cell::new(false) };
+    /// Handlers running on this thread that interrupted it inside the
+    /// preload, and where the outermost one's frame is (its stack address,
+    /// whether on the alternate signal stack): see [`escaped_handler`].
+    static IN_CALL_HANDLER: Cell<(u32, usize, bool)> = const { Cell::new((0, 0, false)) };
+}
+
+/// About where the calling function's frame is on the stack.
+#[inline(always)]
+fn stack_mark() -> usize {
+    let mark = 0u8;
+    std::hint::black_box(&mark) as *const u8 as usize
+}
+
+/// Whether the thread runs on its alternate signal stack.
+fn on_alt_stack() -> bool {
+    // SAFETY: sigaltstack with a null new stack only reads the current one
+    // into `ss`, a valid out-parameter; async-signal-safe.
+    unsafe {
+        let mut ss: libc::stack_t = std::mem::zeroed();
+        libc::sigaltstack(std::ptr::null(), &mut ss) == 0 && ss.ss_flags & libc::SS_ONSTACK != 0
+    }
+}
+
+/// Whether a handler that interrupted this thread inside the preload
+/// (waiting for a server) left without returning, by `longjmp` (bash's
+/// `wait` builtin with a trap does): the interrupted call's frames are
+/// gone, and the thread, still marked as inside the preload, now makes a
+/// call of the program's. A call the handler itself makes runs below the
+/// handler's frame, or on the alternate stack the handler runs on; after
+/// the jump the thread runs above it, off the alternate stack.
+pub fn escaped_handler() -> bool {
+    let (depth, sp, alt) = IN_CALL_HANDLER.with(|h| h.get());
+    if depth == 0 || on_alt_stack() {
+        return false;
+    }
+    alt || stack_mark() > sp
+}
+
+/// The escaped handler's call was cleaned up.
+pub fn forget_escaped_handler() {
+    IN_CALL_HANDLER.with(|h| h.set((0, 0, false)));
 }
 
 /// Handlers run on this thread so far.
@@ -124,6 +165,19 @@ extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
     if h == 0 {
         return;
     }
+    // A handler that interrupted a call of the preload: noted, in case it
+    // never returns (see `escaped_handler`).
+    let in_call = crate::state::busy();
+    if in_call {
+        IN_CALL_HANDLER.with(|c| {
+            let (depth, sp, alt) = c.get();
+            c.set(if depth == 0 {
+                (1, stack_mark(), on_alt_stack())
+            } else {
+                (depth + 1, sp, alt)
+            });
+        });
+    }
     // SAFETY: `h` is the handler the program gave `sigaction` for this
     // signal, with the signature its `SA_SIGINFO` flag names.
     unsafe {
@@ -134,6 +188,12 @@ extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
             let f: extern "C" fn(c_int) = std::mem::transmute(h);
             f(sig)
         }
+    }
+    if in_call {
+        IN_CALL_HANDLER.with(|c| {
+            let (depth, sp, alt) = c.get();
+            c.set((depth.saturating_sub(1), sp, alt));
+        });
     }
 }
 

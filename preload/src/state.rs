@@ -121,15 +121,19 @@ pub fn enter_exec() -> Option<Guard> {
     if !ACTIVE.load(Ordering::Relaxed) {
         return None;
     }
-    BUSY.with(|b| {
-        if b.get() {
-            None
-        } else {
-            b.set(true);
-            crate::interrupts::begin_call();
-            Some(Guard(()))
+    if BUSY.with(|b| b.get()) {
+        if !crate::interrupts::escaped_handler() {
+            return None;
         }
-    })
+        // The left call's request is ended at its server, and its answer
+        // taken, before this call makes one.
+        SERVING.with(|c| c.set(false));
+        crate::interrupts::forget_escaped_handler();
+        with_shim(|s| s.ipc().abandon_call(Duration::from_secs(2)));
+    }
+    BUSY.with(|b| b.set(true));
+    crate::interrupts::begin_call();
+    Some(Guard(()))
 }
 
 /// Marks the calling thread busy without requiring an attached process

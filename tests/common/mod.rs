@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 24] = [
+pub const C_EXAMPLES: [&str; 25] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -140,6 +140,7 @@ pub const C_EXAMPLES: [&str; 24] = [
     "forkpty",
     "vfork",
     "sigmaskwait",
+    "sigjmp",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.
