@@ -19,7 +19,18 @@ mod supervise;
 mod table;
 mod testbed;
 
+/// dvs-exec's code, which runs here when dvs-exec hands a run in a
+/// cluster over (see `dvs_exec::cli::NAME`).
+#[path = "dvs_exec"]
+mod dvs_exec {
+    pub mod cli;
+    pub mod launch;
+    pub mod node;
+    pub mod resolve;
+}
+
 use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -287,14 +298,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let str_args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap_or("")).collect();
     // A tracer started by a node's SYSTASK (see `supervise`).
-    let args: Vec<String> = std::env::args().collect();
-    if let [_, arg, fd, parent] = args.as_slice() {
-        if arg == supervise::TRACER_ARG {
+    if let [_, arg, fd, parent] = str_args.as_slice() {
+        if *arg == supervise::TRACER_ARG {
             if let (Ok(fd), Ok(parent)) = (fd.parse(), parent.parse()) {
                 tracer::spawn::serve_inherited(fd, parent);
             }
         }
+    }
+    // A dvs-exec run in a cluster, handed over by dvs-exec under its name.
+    if args.first().is_some_and(|a| dvs_exec::cli::is_named(a)) {
+        // The task is named after the file exec'd; it keeps dvs-exec's.
+        let name = c"dvs-exec";
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
+        let run = dvs_exec::cli::Args::parse_from(args);
+        dvs_exec::cli::init_tracing();
+        std::process::exit(dvs_exec::cli::run(run, Some(dvk::membership::join_cpg)));
     }
     // No thread may be created before `run`: `dvs node start` forks.
     let cli = Cli::parse();

@@ -171,9 +171,15 @@ fn bind(socket: &Path, node: i32, cluster: Option<&ClusterConfig>) -> anyhow::Re
     let sock = socket.to_path_buf();
     daemon.on_dc_join(move |dcid| {
         let supervisor = Box::new(crate::supervise::NodeTracer::new(&sock, dcid));
-        mol_servers::systask::start_with(&sock, dcid, node, Some(supervisor))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        mol_servers::systask::start_with(
+            &sock,
+            dcid,
+            node,
+            Some(supervisor),
+            dvk::membership::join_cpg,
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
     });
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };

@@ -1506,3 +1506,27 @@ print("same number of mappings:", maps() == m)
     let r = same_python(script);
     assert!(r.stdout.contains("True"), "{}", r.stdout);
 }
+
+/// dvs-exec loads no Corosync library (`libcpg` brings nine more, about
+/// 0.7 ms of every start): a DC's `/proc/1` is the process that runs its
+/// servers, dvs-exec itself, whose mappings show its libraries. A run in
+/// a cluster is handed over to `dvs`, which has them (tests/remote_exec.rs).
+#[test]
+fn dvs_exec_loads_no_corosync_library() {
+    let d = scratch();
+    let r = run(true, d.path(), &["cat", "/proc/1/maps"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("/dvs-exec\n"),
+        "not dvs-exec's maps:\n{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("/libc.so.6\n"), "{}", r.stdout);
+    for lib in ["libcpg", "libqb", "libsystemd"] {
+        assert!(
+            !r.stdout.contains(lib),
+            "dvs-exec maps {lib}:\n{}",
+            r.stdout
+        );
+    }
+}

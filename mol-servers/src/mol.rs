@@ -3,6 +3,7 @@
 use crate::fs::{self, ConsoleFds, FsConfig, FsStarting, Publish};
 use crate::server::Starting;
 use crate::{pm, systask};
+use dvk::membership::JoinGroup;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
@@ -16,6 +17,10 @@ pub struct MolConfig {
     pub console: Option<ConsoleFds>,
     /// Published ports (`dvs-exec --publish`).
     pub publish: Vec<Publish>,
+    /// How SLOTS joins the DC's group when the DVS has other nodes
+    /// (`dvk::membership::join_cpg`); `None` in a program that runs on
+    /// single-node DVSs only.
+    pub group: Option<JoinGroup>,
 }
 
 /// SYSTASK, PM and FS of a DC, binding ([`spawn`]).
@@ -38,7 +43,7 @@ impl MolStarting {
 /// Starts SYSTASK, PM and FS for DC `dcid` of the node daemon at `socket`,
 /// binding all at once. They run until the DC ends.
 pub fn spawn(socket: &Path, dcid: i32, cfg: MolConfig) -> std::io::Result<MolStarting> {
-    let slots = crate::slots_group::start(socket, dcid, cfg.node, true)?;
+    let slots = crate::slots_group::start(socket, dcid, cfg.node, true, cfg.group)?;
     let systask = systask::spawn(socket, dcid, cfg.node, None, slots.clone())?;
     let pm = pm::spawn(socket, dcid, cfg.node, slots)?;
     let fs = fs::spawn(

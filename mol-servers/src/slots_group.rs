@@ -37,7 +37,7 @@
 
 use crate::abi::FIRST_USER_SLOT;
 use crate::slots::{Member, Msg, NodeId, Params, Policy};
-use dvk::membership::{MemberEvent, Membership, MAX_GROUP_LEN};
+use dvk::membership::{Group, JoinGroup, MemberEvent, MAX_GROUP_LEN};
 use dvk::{Dvk, DvkError, Endpoint, ProcKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -148,7 +148,7 @@ pub struct SlotsGroup {
     params: Params,
     inner: Mutex<Inner>,
     changed: Condvar,
-    cpg: Mutex<Option<Membership>>,
+    cpg: Mutex<Option<Box<dyn Group>>>,
     /// Without a group, unit tests collect the multicasts here.
     #[cfg(test)]
     outbox: Mutex<Vec<Wire>>,
@@ -376,25 +376,37 @@ impl SlotsGroup {
 
     /// Starts the SLOTS thread: joins CPG group of the DC (`name`) through
     /// the local Corosync and follows it until the group ends. A founder
-    /// whose DVS has no other nodes (`cluster` false) stays alone.
-    pub fn start(self: &Arc<Self>, socket: &Path, name: &str, cluster: bool) {
+    /// whose DVS has no other nodes (`cluster` false) stays alone, and so
+    /// does one of a program that joins no groups (`join` is `None`).
+    pub fn start(
+        self: &Arc<Self>,
+        socket: &Path,
+        name: &str,
+        cluster: bool,
+        join: Option<JoinGroup>,
+    ) {
         if !cluster {
             lock(&self.inner).gcs = "none (single-node DVS)".into();
             return;
         }
+        let Some(join) = join else {
+            tracing::warn!("SLOTS has no group service here: process slots stay where they are");
+            lock(&self.inner).gcs = "none (no group service in this program)".into();
+            return;
+        };
         let mut group = format!("dvs-dc{}-{name}-slots", self.dcid);
         group.truncate(MAX_GROUP_LEN);
         let (me, socket) = (self.clone(), socket.to_path_buf());
         let r = std::thread::Builder::new()
             .name("slots".into())
-            .spawn(move || me.run(&group, &socket));
+            .spawn(move || me.run(&group, &socket, join));
         if let Err(e) = r {
             tracing::warn!(%e, "cannot start the SLOTS thread");
         }
     }
 
-    fn run(self: Arc<Self>, group: &str, socket: &Path) {
-        let (cpg, events) = match Membership::join(group) {
+    fn run(self: Arc<Self>, group: &str, socket: &Path, join: JoinGroup) {
+        let (cpg, events) = match join(group) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(%e, group, "SLOTS has no group: process slots stay where they are");
@@ -728,12 +740,13 @@ impl SlotsGroup {
 /// The SLOTS state of DC `dcid` on node `node` of the daemon at `socket`,
 /// with its thread started: the founder's on the DC's first node, a
 /// joiner's elsewhere. The group is over CPG when the DVS has other nodes
-/// (a joiner's always).
+/// (a joiner's always), joined with `join`.
 pub fn start(
     socket: &Path,
     dcid: i32,
     node: i32,
     founder: bool,
+    join: Option<JoinGroup>,
 ) -> std::io::Result<Arc<SlotsGroup>> {
     let dvk = Dvk::connect(socket).map_err(crate::server::dvk_io)?;
     let dc = dvk.getdcinfo(dcid).map_err(crate::server::dvk_io)?.params;
@@ -747,7 +760,7 @@ pub fn start(
     } else {
         SlotsGroup::joiner(dcid, node, dc.nr_procs)
     };
-    g.start(socket, &dc.name, cluster);
+    g.start(socket, &dc.name, cluster, join);
     Ok(g)
 }
 

@@ -448,14 +448,15 @@ pub fn exit_status_of(pid: i32) -> Option<i32> {
 
 /// Binds a new thread as `SYSTASK(node)` in DC `dcid` of another node,
 /// which this node joined, with a supervisor for the programs it starts,
-/// and serves. Its SLOTS thread joins the DC's group.
+/// and serves. Its SLOTS thread joins the DC's group with `join`.
 pub fn start_with(
     socket: &Path,
     dcid: i32,
     node: i32,
     supervisor: Option<Box<dyn Supervisor>>,
+    join: dvk::membership::JoinGroup,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let slots = crate::slots_group::start(socket, dcid, node, false)?;
+    let slots = crate::slots_group::start(socket, dcid, node, false, Some(join))?;
     spawn(socket, dcid, node, supervisor, slots)?.ready()
 }
 

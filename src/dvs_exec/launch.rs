@@ -1,7 +1,7 @@
 //! One run: a DC with its servers, the program in it, the wait, teardown.
 
-use crate::node::Node;
-use crate::resolve;
+use super::node::Node;
+use super::resolve;
 use anyhow::{bail, Context, Result};
 use dvk::{DcParams, Dvk, DvsInfo, Endpoint, Ipc};
 use mol_servers::abi::{self, Call};
@@ -379,6 +379,9 @@ pub struct DcOptions {
     pub node: Option<i32>,
     /// Descriptors above 2 that dvs-exec inherited ([`take_inherited`]).
     pub inherited: Vec<(i32, OwnedFd)>,
+    /// How SLOTS joins the DC's group in a cluster (see
+    /// [`mol_servers::mol::MolConfig`]).
+    pub group: Option<dvk::membership::JoinGroup>,
 }
 
 /// Takes the descriptors above 2 that dvs-exec inherited open across
@@ -442,6 +445,7 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
         publish,
         node: on_node,
         inherited,
+        group,
     } = opts;
     check_publish(&publish)?;
     let root = match root {
@@ -552,6 +556,7 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
         publish,
         remote,
         inherited,
+        group,
     );
     drop(tracer);
     let _ = dvk.dc_end(dcid);
@@ -576,6 +581,7 @@ fn run_in_dc(
     publish: Vec<Publish>,
     remote: Option<i32>,
     inherited: Vec<(i32, OwnedFd)>,
+    group: Option<dvk::membership::JoinGroup>,
 ) -> Result<i32> {
     // The servers, the signal forwarder and the launcher bind at once.
     let servers = mol::spawn(
@@ -586,6 +592,7 @@ fn run_in_dc(
             root: root.to_path_buf(),
             console: Some(dup_console(inherited)?),
             publish,
+            group,
         },
     )
     .context("cannot start the MoL servers")?;

@@ -11,87 +11,71 @@
 //! exit status is the program's: its exit code, or 128+N if it was killed
 //! by signal N; 127 if it is not found, 126 if it cannot be executed.
 
+mod cli;
 mod launch;
 mod node;
 mod resolve;
 
 use clap::Parser;
+use dvk::Dvk;
+use node::Node;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-/// Run a program inside a Distributed Container.
-#[derive(Parser, Debug)]
-#[command(
-    name = "dvs-exec",
-    version,
-    about = "Run an unmodified program inside a dvs Distributed Container",
-    long_about = "Runs PROG with its arguments inside a fresh Distributed Container (DC). \
-                  Its process and file system calls, and those of all its descendants, are \
-                  served by the DC's MoL servers (PM, FS) instead of the host kernel; PIDs are \
-                  DC-global (the program is PID 2, its parent is the DC's init, PID 1). \
-                  Output goes to this terminal; Ctrl-C interrupts the DC's foreground \
-                  process group.\n\n\
-                  If no node daemon is running, an embedded single-node DVS is started for \
-                  the duration of the run. With a cluster's node daemon, --node N runs the \
-                  program on node N, and inside the DC an exec with DVS_NODE=N in its \
-                  environment moves its process to node N.\n\n\
-                  Exit status: the program's exit code; 128+N if it was killed by signal N; \
-                  127 if PROG is not found; 126 if it is not executable; 125 if dvs itself failed.",
-    trailing_var_arg = true
-)]
-struct Args {
-    /// Name of the DC to create (default `exec-<pid>`).
-    #[arg(long, value_name = "NAME")]
-    dc: Option<String>,
-    /// Host directory that is the DC's root file system (default `/`).
-    #[arg(long, value_name = "DIR")]
-    root: Option<PathBuf>,
-    /// Control socket of the node daemon (default: $DVS_SOCKET, else
-    /// /run/dvs/dvkd.sock if a daemon is running there, else an embedded one).
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// Publish a port: a DC program listening on port DC is reachable on
-    /// the host's port HOST (repeatable). Without it, a DC port is the
-    /// same port on the host.
-    #[arg(long, value_name = "HOST:DC")]
-    publish: Vec<mol_servers::fs::Publish>,
-    /// Run the program on node N of the cluster (the DC's servers stay on
-    /// this node; node N joins the DC and its SYSTASK starts the program).
-    #[arg(long, value_name = "N")]
-    node: Option<i32>,
-    /// The program and its arguments.
-    #[arg(required = true, value_name = "PROG ARGS")]
-    command: Vec<std::ffi::OsString>,
+fn main() {
+    let args = cli::Args::parse();
+    hand_over_in_cluster(&args);
+    cli::init_tracing();
+    std::process::exit(cli::run(args, None));
 }
 
-/// Exit status when dvs itself fails.
-const DVS_FAILED: i32 = 125;
+/// dvs-exec names no Corosync code, which would load `libcpg` and nine
+/// more libraries at every start. A run on a node whose DVS has other
+/// nodes needs it (SLOTS joins the DC's group), so dvs-exec hands such a
+/// run over to `dvs`, found next to it, which runs the same code with
+/// Corosync when its `argv[0]` names dvs-exec ([`cli::NAME`]). The exec
+/// keeps the command line, the descriptors, signals and environment the
+/// run inherited. Returns when the DVS has no other nodes (or none is
+/// running: the run reports that itself); exits if the exec fails.
+fn hand_over_in_cluster(args: &cli::Args) {
+    if !in_cluster(args) {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(cli::NAME));
+    let dvs = exe.with_file_name("dvs");
+    let mut argv: Vec<_> = std::env::args_os().collect();
+    match argv.first_mut() {
+        Some(a0) if cli::is_named(a0) => {}
+        Some(a0) => *a0 = exe.into_os_string(),
+        None => argv.push(exe.into_os_string()),
+    }
+    let c = |s: &[u8]| CString::new(s).ok();
+    let argv: Option<Vec<CString>> = argv.iter().map(|a| c(a.as_bytes())).collect();
+    let err = match (c(dvs.as_os_str().as_bytes()), argv) {
+        // Not std's Command, which would unblock every signal and reset
+        // SIGPIPE's disposition.
+        (Some(path), Some(argv)) => nix::unistd::execv(&path, &argv).unwrap_err(),
+        _ => nix::errno::Errno::EINVAL,
+    };
+    eprintln!(
+        "dvs-exec: this node's DVS has other nodes, and a run in a cluster is made by `dvs` \
+         (which links Corosync), installed next to dvs-exec: cannot run {}: {err}",
+        dvs.display()
+    );
+    std::process::exit(cli::DVS_FAILED);
+}
 
-fn main() {
-    // Before anything here opens a descriptor of its own.
-    let inherited = launch::take_inherited();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DVS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
-    let opts = launch::DcOptions {
-        name: args.dc,
-        root: args.root,
-        socket: args.socket,
-        publish: args.publish,
-        node: args.node,
-        inherited,
+/// Whether the node daemon the run would use runs a DVS with other nodes.
+fn in_cluster(args: &cli::Args) -> bool {
+    let Ok(Some(node)) = Node::running(args.socket.clone()) else {
+        return false;
     };
-    let code = match launch::run(&args.command, opts) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("dvs-exec: {e:#}");
-            e.downcast_ref::<resolve::NotRunnable>()
-                .map_or(DVS_FAILED, |n| n.code())
-        }
+    let Ok(dvk) = Dvk::connect(&node.socket) else {
+        return false;
     };
-    std::process::exit(code);
+    match (dvk.getdvsinfo(), dvk.status()) {
+        (Ok(info), Ok(status)) => status.nodes.iter().any(|n| n.id != info.node),
+        _ => false,
+    }
 }
