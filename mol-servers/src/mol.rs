@@ -4,6 +4,7 @@ use crate::fs::{self, ConsoleFds, FsConfig, FsStarting, Publish};
 use crate::server::Starting;
 use crate::{pm, systask};
 use dvk::membership::JoinGroup;
+use dvk::DcParams;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
@@ -40,10 +41,12 @@ impl MolStarting {
     }
 }
 
-/// Starts SYSTASK, PM and FS for DC `dcid` of the node daemon at `socket`,
-/// binding all at once. They run until the DC ends.
-pub fn spawn(socket: &Path, dcid: i32, cfg: MolConfig) -> std::io::Result<MolStarting> {
-    let slots = crate::slots_group::start(socket, dcid, cfg.node, true, cfg.group)?;
+/// Starts SYSTASK, PM and FS for the DC of parameters `dc` (as created)
+/// of the node daemon at `socket`, binding all at once. They run until
+/// the DC ends.
+pub fn spawn(socket: &Path, dc: &DcParams, cfg: MolConfig) -> std::io::Result<MolStarting> {
+    let dcid = dc.dcid;
+    let slots = crate::slots_group::start_founder(socket, dc, cfg.node, cfg.group);
     let systask = systask::spawn(socket, dcid, cfg.node, None, slots.clone())?;
     let pm = pm::spawn(socket, dcid, cfg.node, slots)?;
     let fs = fs::spawn(

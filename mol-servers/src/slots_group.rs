@@ -38,7 +38,7 @@
 use crate::abi::FIRST_USER_SLOT;
 use crate::slots::{Member, Msg, NodeId, Params, Policy};
 use dvk::membership::{Group, JoinGroup, MemberEvent, MAX_GROUP_LEN};
-use dvk::{Dvk, DvkError, Endpoint, ProcKind};
+use dvk::{DcParams, Dvk, DvkError, Endpoint, ProcKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -737,30 +737,35 @@ impl SlotsGroup {
     }
 }
 
+/// The SLOTS state of a DC (parameters `dc`) on its first node, `node`
+/// of the daemon at `socket`, which owns every slot, with its thread
+/// started. The group is over CPG, joined with `join`, when the DC spans
+/// other nodes (a DC made on a node of a cluster spans all of them).
+pub fn start_founder(
+    socket: &Path,
+    dc: &DcParams,
+    node: i32,
+    join: Option<JoinGroup>,
+) -> Arc<SlotsGroup> {
+    let cluster = (0..64).any(|n| n != node && dc.nodes & 1 << n != 0);
+    let g = SlotsGroup::founder(dc.dcid, node, dc.nr_procs);
+    g.start(socket, &dc.name, cluster, join);
+    g
+}
+
 /// The SLOTS state of DC `dcid` on node `node` of the daemon at `socket`,
-/// with its thread started: the founder's on the DC's first node, a
-/// joiner's elsewhere. The group is over CPG when the DVS has other nodes
-/// (a joiner's always), joined with `join`.
-pub fn start(
+/// which joined the DC: it owns no slot until the others give it some,
+/// over CPG (joined with `join`). Its thread is started.
+pub fn start_joiner(
     socket: &Path,
     dcid: i32,
     node: i32,
-    founder: bool,
-    join: Option<JoinGroup>,
+    join: JoinGroup,
 ) -> std::io::Result<Arc<SlotsGroup>> {
     let dvk = Dvk::connect(socket).map_err(crate::server::dvk_io)?;
     let dc = dvk.getdcinfo(dcid).map_err(crate::server::dvk_io)?.params;
-    let cluster = !founder
-        || dvk
-            .status()
-            .map(|s| s.nodes.iter().any(|n| n.id != node))
-            .map_err(crate::server::dvk_io)?;
-    let g = if founder {
-        SlotsGroup::founder(dcid, node, dc.nr_procs)
-    } else {
-        SlotsGroup::joiner(dcid, node, dc.nr_procs)
-    };
-    g.start(socket, &dc.name, cluster, join);
+    let g = SlotsGroup::joiner(dcid, node, dc.nr_procs);
+    g.start(socket, &dc.name, true, Some(join));
     Ok(g)
 }
 

@@ -456,7 +456,7 @@ pub fn start_with(
     supervisor: Option<Box<dyn Supervisor>>,
     join: dvk::membership::JoinGroup,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let slots = crate::slots_group::start(socket, dcid, node, false, Some(join))?;
+    let slots = crate::slots_group::start_joiner(socket, dcid, node, join)?;
     spawn(socket, dcid, node, supervisor, slots)?.ready()
 }
 

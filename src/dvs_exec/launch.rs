@@ -45,7 +45,12 @@ fn value(ipc: &Ipc, to: Endpoint, c: Call, args: &[u64]) -> Result<i64> {
 }
 
 /// Picks a free DC id and creates the DC, on this node and `remote`.
-fn create_dc(dvk: &Dvk, name: &str, remote: Option<i32>, embedded: bool) -> Result<(i32, DvsInfo)> {
+fn create_dc(
+    dvk: &Dvk,
+    name: &str,
+    remote: Option<i32>,
+    embedded: bool,
+) -> Result<(DcParams, DvsInfo)> {
     let info = dvk
         .getdvsinfo()
         .context("the node daemon is not initialised")?;
@@ -76,7 +81,7 @@ fn create_dc(dvk: &Dvk, name: &str, remote: Option<i32>, embedded: bool) -> Resu
         p.nodes = nodes;
         p.warn2proc = abi::PM;
         match dvk.dc_init(&p) {
-            Ok(_) => return Ok((id, info)),
+            Ok(_) => return Ok((p, info)),
             Err(dvk::DvkError::DcExist) => continue,
             Err(dvk::DvkError::Exist) => bail!(
                 "a DC named {name:?} already exists; dvs-exec runs each program in a DC of its own"
@@ -534,7 +539,8 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let name = dc_name.unwrap_or_else(|| format!("exec-{}", std::process::id()));
-    let (dcid, info) = create_dc(&dvk, &name, remote, node.is_embedded())?;
+    let (dc, info) = create_dc(&dvk, &name, remote, node.is_embedded())?;
+    let dcid = dc.dcid;
     // By now the program has long sent its listener.
     let local = match local {
         Some(l) => Some(l.hand_over_net(tracer.as_mut())?),
@@ -543,7 +549,7 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
     let result = run_in_dc(
         &node,
         &dvk,
-        dcid,
+        &dc,
         &info,
         &root,
         &prog,
@@ -568,7 +574,7 @@ pub fn run(command: &[OsString], opts: DcOptions) -> Result<i32> {
 fn run_in_dc(
     node: &Node,
     dvk: &Dvk,
-    dcid: i32,
+    dc: &DcParams,
     info: &DvsInfo,
     root: &std::path::Path,
     prog: &std::path::Path,
@@ -584,9 +590,10 @@ fn run_in_dc(
     group: Option<dvk::membership::JoinGroup>,
 ) -> Result<i32> {
     // The servers, the signal forwarder and the launcher bind at once.
+    let dcid = dc.dcid;
     let servers = mol::spawn(
         &node.socket,
-        dcid,
+        dc,
         MolConfig {
             node: info.node,
             root: root.to_path_buf(),
