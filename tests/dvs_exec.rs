@@ -148,6 +148,11 @@ fn dc_pids() {
         &["sh", "-c", "test $(sh -c 'echo $PPID') = $$ && echo ok"],
         "",
     );
+    // The program's parent, init, leads its own group and session, as
+    // Linux's init does (it was ESRCH: Python's os.getsid(os.getppid())).
+    let py = "import os; print(os.getppid(), os.getpgid(1), os.getsid(os.getppid()))";
+    let r = run(true, d.path(), &["/usr/bin/python3", "-c", py], "");
+    assert_eq!(r.stdout, "1 1 1\n", "{}", r.stderr);
 }
 
 /// `/proc` lists the DC's processes by DC pid (as a pid namespace would),
@@ -1529,4 +1534,29 @@ fn dvs_exec_loads_no_corosync_library() {
             r.stdout
         );
     }
+}
+
+/// Wide-character stdio on DC streams, which are `fopencookie` streams
+/// that glibc keeps byte-oriented: `getwc` on one crashed (util-linux's
+/// `rev` died of SIGSEGV) and `putwc`, `fputws` and `wprintf` wrote
+/// nothing (`column` printed an empty line). `examples/widestdio.c` also
+/// reads its standard input; `rev` gets a byte that is no UTF-8 too.
+#[test]
+fn wide_character_streams_match_native() {
+    let d = scratch();
+    let exe = example("widestdio", d.path());
+    let r = same(d.path(), &[exe.to_str().unwrap()], "\u{fc}n\u{ef} line\nX");
+    assert!(
+        r.stdout.contains("stdin: \u{fc}n\u{ef} line\nthen: 88\n"),
+        "{}",
+        r.stdout
+    );
+    let script = "export LC_ALL=C.UTF-8; printf 'h\\303\\251llo\\nw\\303\\266rld\\n' | rev; \
+        rev fruit; printf 'bad \\377\\n' | rev; echo $?";
+    let r = same(d.path(), &["sh", "-c", script], "");
+    assert!(
+        r.stdout.starts_with("oll\u{e9}h\ndlr\u{f6}w\nraep\n"),
+        "{}",
+        r.stdout
+    );
 }

@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 25] = [
+pub const C_EXAMPLES: [&str; 26] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -141,6 +141,7 @@ pub const C_EXAMPLES: [&str; 25] = [
     "vfork",
     "sigmaskwait",
     "sigjmp",
+    "widestdio",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.

@@ -2,7 +2,7 @@
 //! group.
 
 use super::Pm;
-use crate::abi::Call;
+use crate::abi::{Call, INIT_PID};
 use crate::server::{Ctx, Handler, Outcome, Request};
 
 pub(super) const CALLS: &[(Call, Handler<Pm>)] = &[
@@ -106,9 +106,11 @@ impl Pm {
     }
 
     fn getpgid(&mut self, _ctx: &Ctx, req: &Request) -> Outcome {
-        let r = self
-            .target(req, req.i32(0))
-            .and_then(|p| self.table.get(p).map(|p| p.pgid as i64).ok_or(libc::ESRCH));
+        let r = self.target(req, req.i32(0)).and_then(|p| match p {
+            // Init leads its own group and session, as Linux's does.
+            INIT_PID => Ok(INIT_PID as i64),
+            p => self.table.get(p).map(|p| p.pgid as i64).ok_or(libc::ESRCH),
+        });
         Outcome::from(r)
     }
 
@@ -127,9 +129,10 @@ impl Pm {
     }
 
     fn getsid(&mut self, _ctx: &Ctx, req: &Request) -> Outcome {
-        let r = self
-            .target(req, req.i32(0))
-            .and_then(|p| self.table.get(p).map(|p| p.sid as i64).ok_or(libc::ESRCH));
+        let r = self.target(req, req.i32(0)).and_then(|p| match p {
+            INIT_PID => Ok(INIT_PID as i64),
+            p => self.table.get(p).map(|p| p.sid as i64).ok_or(libc::ESRCH),
+        });
         Outcome::from(r)
     }
 

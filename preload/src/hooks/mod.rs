@@ -13,6 +13,7 @@ pub mod stdio;
 pub mod threads;
 pub mod tmpfiles;
 pub mod unsupported;
+pub mod wstdio;
 pub mod xattrs;
 
 /// Pads an argument list to the six system call registers.

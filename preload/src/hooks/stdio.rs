@@ -3,7 +3,8 @@
 //! streams on DC descriptors are `fopencookie` streams whose functions go
 //! through the shim; `stdin`, `stdout` and `stderr` are replaced by such
 //! streams at start. `freopen` of such a stream is ours too (glibc's
-//! assumes a file stream's wide-character data).
+//! assumes a file stream's wide-character data), and so are the wide
+//! functions on them ([`super::wstdio`]).
 
 use crate::state::{enter, hooked, set_errno};
 use libc::*;
@@ -81,6 +82,7 @@ unsafe extern "C" fn ck_close(c: *mut c_void) -> c_int {
     // once, so reclaiming it here is the only release.
     let ck = unsafe { Box::from_raw(c as *mut Cookie) };
     streams(|m| m.remove(&ck.file));
+    super::wstdio::forget(ck.file);
     raw(SYS_close, [ck.fd as u64, 0, 0, 0, 0, 0]) as c_int
 }
 
@@ -105,6 +107,11 @@ fn cookie_stream(fd: c_int, mode: *const c_char) -> *mut FILE {
     unsafe { (*ck).file = f as usize };
     streams(|m| m.insert(f as usize, fd));
     f
+}
+
+/// Whether `f` is one of our streams.
+pub fn ours(f: *mut FILE) -> bool {
+    streams(|m| m.contains_key(&(f as usize)))
 }
 
 /// A stream on DC descriptor `fd` (for the other hooks).
