@@ -1560,3 +1560,26 @@ fn wide_character_streams_match_native() {
         r.stdout
     );
 }
+
+/// Descriptor numbers above 1024, for a program that raised its
+/// `RLIMIT_NOFILE` (servers with many connections; valgrind keeps its own
+/// descriptors near the hard limit): FS capped them at 1024, so `dup2` to
+/// 1500 failed with `EBADF` and `F_DUPFD` from 1024 with `EINVAL`.
+#[test]
+fn descriptors_go_as_high_as_the_limit() {
+    let d = scratch();
+    let py = "import fcntl, os, resource\n\
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n\
+        n = min(hard, 4096)\n\
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))\n\
+        print(os.dup2(1, n - 1) == n - 1, fcntl.fcntl(1, fcntl.F_DUPFD, n - 10) == n - 10)\n\
+        os.write(n - 1, b'through the high descriptor\\n')\n\
+        os.closerange(3, n)\n\
+        print(os.dup(1))";
+    let r = same(d.path(), &["/usr/bin/python3", "-c", py], "");
+    assert_eq!(
+        r.stdout, "True True\nthrough the high descriptor\n3\n",
+        "{}",
+        r.stderr
+    );
+}

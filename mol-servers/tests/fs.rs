@@ -1193,7 +1193,8 @@ fn dup_dup2_fcntl_and_shared_offsets() {
     assert_eq!(c.dup3(fd, fd, abi::DUP2).unwrap(), fd as i64);
     assert_eq!(c.dup3(fd, fd, 0), Err(libc::EINVAL));
     assert_eq!(c.dup3(55, 3, abi::DUP2), Err(libc::EBADF));
-    assert_eq!(c.dup3(fd, 1024, abi::DUP2), Err(libc::EBADF));
+    // Numbers go up to Linux's ceiling on RLIMIT_NOFILE (fs.nr_open).
+    assert_eq!(c.dup3(fd, 1 << 20, abi::DUP2), Err(libc::EBADF));
     assert_eq!(c.dup3(fd, 3, 0x4), Err(libc::EINVAL));
     assert_eq!(c.dup3(fd, 1023, libc::O_CLOEXEC as u64).unwrap(), 1023);
     assert_eq!(
@@ -1213,7 +1214,7 @@ fn dup_dup2_fcntl_and_shared_offsets() {
         c.fcntl(3, libc::F_GETFD, 0).unwrap(),
         libc::FD_CLOEXEC as i64
     );
-    assert_eq!(c.fcntl(fd, libc::F_DUPFD, 1024), Err(libc::EINVAL));
+    assert_eq!(c.fcntl(fd, libc::F_DUPFD, 1 << 20), Err(libc::EINVAL));
     assert_eq!(c.fcntl(fd, libc::F_DUPFD, u64::MAX), Err(libc::EINVAL));
     c.fcntl(3, libc::F_SETFD, 0).unwrap();
     assert_eq!(c.fcntl(3, libc::F_GETFD, 0).unwrap(), 0);
@@ -1231,19 +1232,16 @@ fn dup_dup2_fcntl_and_shared_offsets() {
     );
     c.write(wdup, b"++").unwrap();
     assert_eq!(std::fs::read(w.host("d")).unwrap(), b"abcdefghij++");
-    // EMFILE at 1024 descriptors.
-    let mut last = 0;
-    loop {
-        match c.call(Call::FsDup, &[fd as u64]) {
-            Ok(n) => last = n,
-            Err(e) => {
-                assert_eq!(e, libc::EMFILE);
-                break;
-            }
-        }
-    }
-    assert_eq!(last, 1022);
-    assert_eq!(c.open("/d", libc::O_RDONLY), Err(libc::EMFILE));
+    // EMFILE past the last number, 2^20 - 1 (Linux's fs.nr_open).
+    let top = (1u64 << 20) - 2;
+    assert_eq!(c.fcntl(fd, libc::F_DUPFD, top).unwrap(), top as i64);
+    assert_eq!(c.fcntl(fd, libc::F_DUPFD, top).unwrap(), top as i64 + 1);
+    assert_eq!(c.fcntl(fd, libc::F_DUPFD, top), Err(libc::EMFILE));
+    assert_eq!(c.read_vec(top as i32 + 1, 2).unwrap(), b"ij");
+    // close_range to the end of the numbers closes them.
+    c.call(Call::FsCloseRange, &[top, u32::MAX as u64, 0])
+        .unwrap();
+    assert_eq!(c.fcntl(top as i32, libc::F_GETFD, 0), Err(libc::EBADF));
 }
 
 #[test]

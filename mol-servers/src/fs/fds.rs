@@ -206,11 +206,12 @@ fn close_range(fs: &mut Fs, ctx: &Ctx, req: &Request) -> Outcome {
         return Outcome::err(libc::EBADF);
     };
     let files = p.files.clone();
-    let last = last.min(MAX_FDS as u32 - 1);
     let mut gone = Vec::new();
     {
         let mut t = files.borrow_mut();
-        for fd in first..=last {
+        // Only as far as the table goes (`close_range(3, ~0U)` is common).
+        let span = u32::try_from(t.span()).unwrap_or(u32::MAX);
+        for fd in first..span.min(last.saturating_add(1)) {
             if flags & libc::CLOSE_RANGE_CLOEXEC != 0 {
                 if let Ok(e) = t.get_mut(fd as i32) {
                     e.cloexec = true;

@@ -13,8 +13,13 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::Arc;
 
-/// Descriptors per process (`RLIMIT_NOFILE`-like).
-pub const MAX_FDS: usize = 1024;
+/// Descriptor numbers of a process stay below this: Linux's own ceiling
+/// on `RLIMIT_NOFILE` (`fs.nr_open`), so that a program that raised its
+/// limit (a server with many connections, valgrind's descriptors kept
+/// near the hard limit) gets the numbers it asks for. The process's own
+/// `RLIMIT_NOFILE` is not applied (see ARCHITECTURE). The table grows
+/// only to its highest open descriptor.
+pub const MAX_FDS: usize = 1 << 20;
 
 /// What an open file description refers to.
 pub enum Kind {
@@ -226,6 +231,12 @@ impl FdTable {
         }
         self.slots[i] = Some(e);
         Ok(i as i32)
+    }
+
+    /// One past the highest descriptor the table has room for (every open
+    /// descriptor is below it).
+    pub fn span(&self) -> usize {
+        self.slots.len()
     }
 
     /// The open descriptors, in order, and the lowest free one (what
