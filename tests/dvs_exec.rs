@@ -1583,3 +1583,45 @@ fn descriptors_go_as_high_as_the_limit() {
         r.stderr
     );
 }
+
+/// The program's environment is the one it was given, as natively: the
+/// DC's own variables (`DVS_SOCKET`, the preload in `LD_PRELOAD`) are
+/// kept by the preload for the execs, not shown; bash, which has its own
+/// `unsetenv`, still showed them. A preload of the program's own is
+/// loaded, after dvs's, and is its whole `LD_PRELOAD`; it used to be
+/// dropped at every exec.
+#[test]
+fn environment_is_the_programs_own() {
+    let d = scratch();
+    let src = d.path().join("up.c");
+    std::fs::write(&src, "int dvs_test_preload(void) { return 1; }\n").unwrap();
+    let lib = d.path().join("libup.so");
+    let st = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .status()
+        .expect("cc");
+    assert!(st.success());
+    let lib = lib.to_str().unwrap();
+    let script = "env | grep -v '^_=\\|^DVS_PRELOAD=' | sort; echo ---; grep -q libup /proc/self/maps && echo mapped; \
+        sh -c 'echo \"[$LD_PRELOAD]\"'; \
+        exec bash -c 'echo \"[$LD_PRELOAD] [$DVS_SOCKET$DVS_EXEC_PATH]\"'";
+    let with = format!("LD_PRELOAD={lib}");
+    let r = same(d.path(), &["env", &with, "bash", "-c", script], "");
+    assert!(
+        r.stdout
+            .ends_with(&format!("---\nmapped\n[{lib}]\n[{lib}] []\n")),
+        "{}",
+        r.stdout
+    );
+    let r = same(
+        d.path(),
+        &["env", "-i", "PATH=/usr/bin:/bin", "sh", "-c", "env | sort"],
+        "",
+    );
+    assert_eq!(
+        r.stdout,
+        format!("PATH=/usr/bin:/bin\nPWD={}\n", d.path().display())
+    );
+}

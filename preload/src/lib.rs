@@ -60,8 +60,8 @@ extern "C" fn init() {
             Some(Err(e)) => eprintln!("dvs: PM did not accept the exec of this image ({e})"),
             None => {}
         }
-        std::env::remove_var("DVS_EXEC_PATH");
     }
+    state::hide_dc_vars();
     hooks::stdio::install(tty);
     dvk::set_signal_policy(interrupts::policy);
     dvk::set_handler_runs(interrupts::handler_runs);

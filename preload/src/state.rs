@@ -6,6 +6,7 @@ use shim::mem::Local;
 use shim::{Action, Shim};
 use std::cell::Cell;
 use std::collections::HashSet;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -148,18 +149,92 @@ pub fn enter_init() -> Guard {
 pub const DC_VARS: [&str; 2] = ["LD_PRELOAD", "DVS_SOCKET"];
 
 /// [`DC_VARS`] as the environment had them when the process first asked
-/// (at start-up): a program that clears or edits its environment
-/// (`os.environ.clear()`) stays in its DC, and so do its forks and what
-/// they exec.
+/// (at start-up), `LD_PRELOAD` as this library alone (its first entry, as
+/// dvs-exec and every exec in a DC put it): a program that clears or
+/// edits its environment (`os.environ.clear()`) stays in its DC, and so
+/// do its forks and what they exec.
 pub fn dc_vars() -> &'static [(&'static str, std::ffi::OsString)] {
     static VARS: std::sync::OnceLock<Vec<(&'static str, std::ffi::OsString)>> =
         std::sync::OnceLock::new();
     VARS.get_or_init(|| {
         DC_VARS
             .iter()
-            .filter_map(|&k| Some((k, std::env::var_os(k)?)))
+            .filter_map(|&k| {
+                let v = std::env::var_os(k)?;
+                if k != "LD_PRELOAD" {
+                    return Some((k, v));
+                }
+                let first = preload_entries(v.as_bytes()).next()?.to_vec();
+                Some((k, std::ffi::OsString::from_vec(first)))
+            })
             .collect()
     })
+}
+
+/// The entries of an `LD_PRELOAD` value (separated by colons or spaces,
+/// as the loader reads them).
+pub fn preload_entries(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&b| b == b':' || b == b' ')
+        .filter(|e| !e.is_empty())
+}
+
+/// Takes the DC's own variables out of the program's environment, as
+/// native runs do not have them: `DVS_SOCKET` and `DVS_EXEC_PATH`, and
+/// this library from `LD_PRELOAD` (the program's own preloads stay).
+/// [`dc_vars`] keeps them for the execs. At start-up, while the process
+/// has one thread. The `environ` array is edited in place, not through
+/// `unsetenv`: a program may define its own (bash's work on its shell
+/// variables, which do not exist yet), and `main`'s `envp` is that array.
+pub fn hide_dc_vars() {
+    let ours = dc_vars();
+    if !ours.iter().any(|(k, _)| *k == "DVS_SOCKET") {
+        return;
+    }
+    let own = ours
+        .iter()
+        .find(|(k, _)| *k == "LD_PRELOAD")
+        .map(|(_, v)| v.as_bytes());
+    extern "C" {
+        static mut environ: *mut *mut libc::c_char;
+    }
+    // SAFETY: `environ` is libc's NULL-terminated array of C strings; one
+    // thread runs (start-up). Entries are dropped by moving the later
+    // ones down, and a replaced entry points to a string leaked for the
+    // process's life, as `putenv` would keep it.
+    unsafe {
+        let env = environ;
+        if env.is_null() {
+            return;
+        }
+        let (mut from, mut to) = (0, 0);
+        loop {
+            let p = *env.add(from);
+            if p.is_null() {
+                *env.add(to) = p;
+                break;
+            }
+            from += 1;
+            let entry = std::ffi::CStr::from_ptr(p).to_bytes();
+            let keep = if entry.starts_with(b"DVS_SOCKET=") || entry.starts_with(b"DVS_EXEC_PATH=")
+            {
+                None
+            } else if let Some(v) = entry.strip_prefix(b"LD_PRELOAD=") {
+                let rest: Vec<&[u8]> = preload_entries(v).filter(|e| Some(*e) != own).collect();
+                match std::ffi::CString::new(
+                    [b"LD_PRELOAD=".as_slice(), &rest.join(&b':')].concat(),
+                ) {
+                    Ok(c) if !rest.is_empty() => Some(c.into_raw()),
+                    _ => None,
+                }
+            } else {
+                Some(p)
+            };
+            if let Some(k) = keep {
+                *env.add(to) = k;
+                to += 1;
+            }
+        }
+    }
 }
 
 /// Socket of the node daemon, from the environment dvs-exec sets.

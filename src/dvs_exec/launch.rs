@@ -161,15 +161,20 @@ impl ProgramArgs {
             .map(|a| cstr(a.as_bytes()))
             .collect::<Result<_>>()?;
         let mut envp: Vec<CString> = Vec::new();
+        // The preload first, then the user's own (which the program sees
+        // as its `LD_PRELOAD`: the preload takes itself out).
+        let mut preloads = preload.as_os_str().as_bytes().to_vec();
         for (k, v) in std::env::vars_os() {
+            if k == "LD_PRELOAD" && !v.is_empty() {
+                preloads.push(b':');
+                preloads.extend_from_slice(v.as_bytes());
+            }
             if k == "LD_PRELOAD" || k == "DVS_SOCKET" || k == "DVS_EXEC_PATH" {
                 continue;
             }
             envp.push(cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat())?);
         }
-        envp.push(cstr(
-            &[b"LD_PRELOAD=", preload.as_os_str().as_bytes()].concat(),
-        )?);
+        envp.push(cstr(&[b"LD_PRELOAD=", preloads.as_slice()].concat())?);
         envp.push(cstr(
             &[b"DVS_SOCKET=", socket.as_os_str().as_bytes()].concat(),
         )?);

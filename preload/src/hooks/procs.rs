@@ -116,6 +116,8 @@ fn dc_env(envp: *const *const c_char, path: &CStr) -> Vec<CString> {
     // program's libraries and runs nothing: the preload is left out of the
     // list, as it is of a native `ldd`'s.
     let mut listing = false;
+    // The program's own `LD_PRELOAD`, loaded after this library.
+    let mut given = Vec::new();
     if !envp.is_null() {
         let mut i = 0;
         loop {
@@ -130,6 +132,9 @@ fn dc_env(envp: *const *const c_char, path: &CStr) -> Vec<CString> {
             let b = s.to_bytes();
             listing |= b.len() > b"LD_TRACE_LOADED_OBJECTS=".len()
                 && b.starts_with(b"LD_TRACE_LOADED_OBJECTS=");
+            if let Some(v) = b.strip_prefix(b"LD_PRELOAD=") {
+                given = v.to_vec();
+            }
             let ours = keep
                 .iter()
                 .any(|k| b.starts_with(k.as_bytes()) && b.get(k.len()) == Some(&b'='))
@@ -141,12 +146,22 @@ fn dc_env(envp: *const *const c_char, path: &CStr) -> Vec<CString> {
         }
     }
     for (k, v) in state::dc_vars() {
-        if listing && *k == "LD_PRELOAD" {
-            continue;
+        let v = std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str());
+        let mut list: Vec<&[u8]> = Vec::new();
+        if *k == "LD_PRELOAD" {
+            if !listing {
+                list.push(v);
+            }
+            list.extend(state::preload_entries(&given).filter(|e| *e != v));
+            if list.is_empty() {
+                continue;
+            }
+        } else {
+            list.push(v);
         }
         let mut e = k.as_bytes().to_vec();
         e.push(b'=');
-        e.extend_from_slice(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()));
+        e.extend_from_slice(&list.join(&b':'));
         if let Ok(c) = CString::new(e) {
             out.push(c);
         }
