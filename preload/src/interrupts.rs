@@ -23,6 +23,12 @@ const NSIG: usize = 65;
 /// (its address), and whether it takes a `siginfo_t` (`SA_SIGINFO`).
 static HANDLERS: [AtomicUsize; NSIG] = [const { AtomicUsize::new(0) }; NSIG];
 static SIGINFO: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
+/// Whether the program's handler of each signal was installed with
+/// `SA_RESETHAND` (the kernel then resets the disposition at delivery).
+static RESETHAND: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
+
+/// How many signals one call defers at most (see [`redeliver`]).
+const DEFERRABLE: usize = 4;
 
 /// The signals [`siginterrupt`] made end calls (bit `sig - 1`), which
 /// [`signal`] then installs without `SA_RESTART`, as glibc does.
@@ -44,6 +50,13 @@ thread_local! {
     /// preload, and where the outermost one's frame is (its stack address,
     /// whether on the alternate signal stack): see [`escaped_handler`].
     static IN_CALL_HANDLER: Cell<(u32, usize, bool)> = const { Cell::new((0, 0, false)) };
+    /// The served call in progress, when it is one that never waits at
+    /// its server (see [`QUICK`]).
+    static QUICK_CALL: Cell<bool> = const { Cell::new(false) };
+    /// Signals whose handler waits for the end of the current call (see
+    /// [`redeliver`]).
+    static DEFERRED: Cell<[Option<(c_int, siginfo_t)>; DEFERRABLE]> =
+        const { Cell::new([None; DEFERRABLE]) };
 }
 
 /// About where the calling function's frame is on the stack.
@@ -142,12 +155,142 @@ pub fn with_mask(m: *const libc::sigset_t, f: impl FnOnce() -> i64) -> i64 {
     r
 }
 
+/// Served calls that never wait at their server (no pipe, socket,
+/// terminal or child to wait for): a handler that comes during one can
+/// wait for its end (see [`defer`]). Calls that can wait (`read`,
+/// `write`, `wait4` without `WNOHANG`...) run a handler at once, as
+/// before: with `SA_RESTART` they would go on waiting after it.
+const QUICK: &[i64] = &[
+    libc::SYS_close,
+    libc::SYS_fstat,
+    libc::SYS_newfstatat,
+    libc::SYS_stat,
+    libc::SYS_lstat,
+    libc::SYS_statx,
+    libc::SYS_lseek,
+    libc::SYS_access,
+    libc::SYS_faccessat,
+    libc::SYS_faccessat2,
+    libc::SYS_readlink,
+    libc::SYS_readlinkat,
+    libc::SYS_getdents64,
+    libc::SYS_getcwd,
+    libc::SYS_chdir,
+    libc::SYS_fchdir,
+    libc::SYS_dup,
+    libc::SYS_dup2,
+    libc::SYS_dup3,
+    libc::SYS_pipe,
+    libc::SYS_pipe2,
+    libc::SYS_epoll_create1,
+    libc::SYS_epoll_ctl,
+    libc::SYS_eventfd2,
+    libc::SYS_socket,
+    libc::SYS_socketpair,
+    libc::SYS_bind,
+    libc::SYS_listen,
+    libc::SYS_getsockname,
+    libc::SYS_getpeername,
+    libc::SYS_getsockopt,
+    libc::SYS_setsockopt,
+    libc::SYS_mkdir,
+    libc::SYS_mkdirat,
+    libc::SYS_unlink,
+    libc::SYS_unlinkat,
+    libc::SYS_rename,
+    libc::SYS_renameat,
+    libc::SYS_renameat2,
+    libc::SYS_getpid,
+    libc::SYS_getppid,
+    libc::SYS_getpgid,
+    libc::SYS_getsid,
+    libc::SYS_kill,
+];
+
+/// Whether served call `nr` with arguments `a` never waits at its server:
+/// one of [`QUICK`], or a `wait` with `WNOHANG`.
+fn quick(nr: i64, a: &[u64; 6]) -> bool {
+    let nohang = |flags: u64| flags as i32 & libc::WNOHANG != 0;
+    QUICK.contains(&nr)
+        || (nr == libc::SYS_wait4 && nohang(a[2]))
+        || (nr == libc::SYS_waitid && nohang(a[3]))
+}
+
+/// Runs `f`, served call `nr` with arguments `a`, noting whether it is
+/// quick (see [`defer`]).
+pub fn in_call<R>(nr: i64, a: &[u64; 6], f: impl FnOnce() -> R) -> R {
+    let was = QUICK_CALL.with(|q| q.replace(quick(nr, a)));
+    let r = f();
+    QUICK_CALL.with(|q| q.set(was));
+    r
+}
+
 /// Marks the calls Linux never restarts while `f` runs.
 pub fn never_restarted<R>(f: impl FnOnce() -> R) -> R {
     let was = NO_RESTART.with(|n| n.replace(true));
     let r = f();
     NO_RESTART.with(|n| n.set(was));
     r
+}
+
+/// Keeps signal `sig` (`info`) for [`redeliver`] instead of running its
+/// handler now, when the thread is inside a served call Linux ends for
+/// any handler (`poll`, `epoll_wait`...), or one that never waits
+/// ([`QUICK`]): the first ends with `EINTR` anyway (the handler's run,
+/// counted, ends it), the second in microseconds, and the handler then
+/// runs right before the call returns, outside the preload, where its own
+/// calls are served. Run now, its calls could not be (the thread's endpoint is
+/// busy): libuv's handler reads its lock pipe first and dropped the
+/// signal when that failed, so Node's `spawnSync` never saw its child
+/// end. Not for a handler with `SA_RESETHAND`, which the kernel has
+/// already uninstalled. Async-signal-safe.
+fn defer(sig: c_int, info: *mut siginfo_t) -> bool {
+    let Some(i) = index(sig) else { return false };
+    let ends_soon = NO_RESTART.with(|n| n.get()) || QUICK_CALL.with(|q| q.get());
+    if info.is_null() || RESETHAND[i].load(Ordering::Acquire) || !ends_soon {
+        return false;
+    }
+    DEFERRED.with(|d| {
+        let mut list = d.get();
+        let Some(free) = list.iter_mut().find(|e| e.is_none()) else {
+            return false;
+        };
+        // SAFETY: the kernel's siginfo for this delivery.
+        *free = Some((sig, unsafe { *info }));
+        d.set(list);
+        true
+    })
+}
+
+/// Delivers the signals [`defer`] kept during the call that just ended,
+/// again and with the same `siginfo` (a process may queue any to its own
+/// threads): their handlers run now, as the call returns, with their own
+/// masks. `errno` (the call's) is kept.
+pub fn redeliver() {
+    let list = DEFERRED.with(|d| d.replace([None; DEFERRABLE]));
+    if list.iter().all(|e| e.is_none()) {
+        return;
+    }
+    let errno = crate::state::errno();
+    // SAFETY: plain ids, and a siginfo that lives across the call.
+    unsafe {
+        let pid = crate::gate::syscall6(libc::SYS_getpid, [0; 6]);
+        let tid = crate::gate::syscall6(libc::SYS_gettid, [0; 6]);
+        for (sig, info) in list.into_iter().flatten() {
+            crate::gate::syscall6(
+                libc::SYS_rt_tgsigqueueinfo,
+                [
+                    pid as u64,
+                    tid as u64,
+                    sig as u64,
+                    &info as *const siginfo_t as u64,
+                    0,
+                    0,
+                ],
+            );
+        }
+    }
+    crate::state::set_errno(errno);
 }
 
 fn index(sig: c_int) -> Option<usize> {
@@ -168,6 +311,9 @@ extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
     // A handler that interrupted a call of the preload: noted, in case it
     // never returns (see `escaped_handler`).
     let in_call = crate::state::busy();
+    if in_call && defer(sig, info) {
+        return;
+    }
     if in_call {
         IN_CALL_HANDLER.with(|c| {
             let (depth, sp, alt) = c.get();
@@ -229,6 +375,7 @@ pub unsafe fn sigaction(
         // below): a signal that arrives meanwhile runs it, as natively.
         if a.sa_sigaction != libc::SIG_DFL && a.sa_sigaction != libc::SIG_IGN {
             SIGINFO[i].store(a.sa_flags & libc::SA_SIGINFO != 0, Ordering::Release);
+            RESETHAND[i].store(a.sa_flags & libc::SA_RESETHAND != 0, Ordering::Release);
             HANDLERS[i].store(a.sa_sigaction, Ordering::Release);
             k.sa_sigaction = trampoline as *const () as usize;
             k.sa_flags |= libc::SA_SIGINFO;

@@ -599,10 +599,15 @@ pub fn hooked(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
         libc::SYS_epoll_wait,
         libc::SYS_epoll_pwait,
     ];
-    if never_restarted.contains(&nr) {
-        return crate::interrupts::never_restarted(|| serve_or_host(nr, a, native));
+    let r = if never_restarted.contains(&nr) {
+        crate::interrupts::never_restarted(|| serve_or_host(nr, a, native))
+    } else {
+        crate::interrupts::in_call(nr, &a, || serve_or_host(nr, a, native))
+    };
+    if !busy() {
+        crate::interrupts::redeliver();
     }
-    serve_or_host(nr, a, native)
+    r
 }
 
 fn serve_or_host(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {

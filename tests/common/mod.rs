@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 26] = [
+pub const C_EXAMPLES: [&str; 27] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -142,6 +142,7 @@ pub const C_EXAMPLES: [&str; 26] = [
     "sigmaskwait",
     "sigjmp",
     "widestdio",
+    "handlercalls",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.
