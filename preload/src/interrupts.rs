@@ -50,9 +50,11 @@ thread_local! {
     /// preload, and where the outermost one's frame is (its stack address,
     /// whether on the alternate signal stack): see [`escaped_handler`].
     static IN_CALL_HANDLER: Cell<(u32, usize, bool)> = const { Cell::new((0, 0, false)) };
-    /// The served call in progress, when it is one that never waits at
-    /// its server (see [`QUICK`]).
-    static QUICK_CALL: Cell<bool> = const { Cell::new(false) };
+    /// The served call in progress (see [`in_call`]): its number and the
+    /// arguments [`quick`] looks at.
+    static CALL: Cell<(i64, u64, u64)> = const { Cell::new((-1, 0, 0)) };
+    /// How many signals [`DEFERRED`] holds (what a call's end looks at).
+    static DEFERRED_N: Cell<u8> = const { Cell::new(0) };
     /// Signals whose handler waits for the end of the current call (see
     /// [`redeliver`]).
     static DEFERRED: Cell<[Option<(c_int, siginfo_t)>; DEFERRABLE]> =
@@ -209,19 +211,20 @@ const QUICK: &[i64] = &[
 
 /// Whether served call `nr` with arguments `a` never waits at its server:
 /// one of [`QUICK`], or a `wait` with `WNOHANG`.
-fn quick(nr: i64, a: &[u64; 6]) -> bool {
+fn quick((nr, a2, a3): (i64, u64, u64)) -> bool {
     let nohang = |flags: u64| flags as i32 & libc::WNOHANG != 0;
     QUICK.contains(&nr)
-        || (nr == libc::SYS_wait4 && nohang(a[2]))
-        || (nr == libc::SYS_waitid && nohang(a[3]))
+        || (nr == libc::SYS_wait4 && nohang(a2))
+        || (nr == libc::SYS_waitid && nohang(a3))
 }
 
-/// Runs `f`, served call `nr` with arguments `a`, noting whether it is
-/// quick (see [`defer`]).
+/// Runs `f`, served call `nr` with arguments `a`, noting the call for
+/// [`defer`] (which alone, on the rare signal, works out whether it is
+/// quick: nothing more on the path of every call).
 pub fn in_call<R>(nr: i64, a: &[u64; 6], f: impl FnOnce() -> R) -> R {
-    let was = QUICK_CALL.with(|q| q.replace(quick(nr, a)));
+    let was = CALL.with(|c| c.replace((nr, a[2], a[3])));
     let r = f();
-    QUICK_CALL.with(|q| q.set(was));
+    CALL.with(|c| c.set(was));
     r
 }
 
@@ -246,7 +249,7 @@ pub fn never_restarted<R>(f: impl FnOnce() -> R) -> R {
 /// already uninstalled. Async-signal-safe.
 fn defer(sig: c_int, info: *mut siginfo_t) -> bool {
     let Some(i) = index(sig) else { return false };
-    let ends_soon = NO_RESTART.with(|n| n.get()) || QUICK_CALL.with(|q| q.get());
+    let ends_soon = NO_RESTART.with(|n| n.get()) || quick(CALL.with(|c| c.get()));
     if info.is_null() || RESETHAND[i].load(Ordering::Acquire) || !ends_soon {
         return false;
     }
@@ -258,6 +261,7 @@ fn defer(sig: c_int, info: *mut siginfo_t) -> bool {
         // SAFETY: the kernel's siginfo for this delivery.
         *free = Some((sig, unsafe { *info }));
         d.set(list);
+        DEFERRED_N.with(|n| n.set(n.get() + 1));
         true
     })
 }
@@ -267,10 +271,10 @@ fn defer(sig: c_int, info: *mut siginfo_t) -> bool {
 /// threads): their handlers run now, as the call returns, with their own
 /// masks. `errno` (the call's) is kept.
 pub fn redeliver() {
-    let list = DEFERRED.with(|d| d.replace([None; DEFERRABLE]));
-    if list.iter().all(|e| e.is_none()) {
+    if DEFERRED_N.with(|n| n.replace(0)) == 0 {
         return;
     }
+    let list = DEFERRED.with(|d| d.replace([None; DEFERRABLE]));
     let errno = crate::state::errno();
     // SAFETY: plain ids, and a siginfo that lives across the call.
     unsafe {
