@@ -79,13 +79,20 @@ impl PendingAttach {
     /// peers: one that cannot be mapped now is mapped at its first use.
     pub fn finish_with_peers(self, timeout: Duration, peers: &[Endpoint]) -> Result<Ipc> {
         let dvk = self.0;
-        let peers = &peers[..peers.len().min(crate::proto::MAX_PEERS_PER_MAP)];
         dvk.conn.send(
             &Request::Wait4Bind {
                 timeout_ms: ms(Some(timeout)),
             },
             &[],
         )?;
+        PendingAttach(dvk).granted_with_peers(peers)
+    }
+
+    /// Asks for `peers` behind the request already sent (a bind or a wait
+    /// for one), then reads the hello's answer, the grant and the peers.
+    fn granted_with_peers(self, peers: &[Endpoint]) -> Result<Ipc> {
+        let dvk = self.0;
+        let peers = &peers[..peers.len().min(crate::proto::MAX_PEERS_PER_MAP)];
         if !peers.is_empty() {
             dvk.conn.send(
                 &Request::MapPeers {
@@ -157,6 +164,19 @@ impl Dvk {
     /// returned handle keeps: the hello and the bind go out together. What
     /// a server thread does when it starts.
     pub fn tbind_at(path: &Path, dcid: i32, ep: Endpoint) -> Result<Ipc> {
+        Self::tbind_at_with_peers(path, dcid, ep, &[])
+    }
+
+    /// [`Dvk::tbind_at`], also mapping the DC endpoints `peers` (at most
+    /// [`crate::proto::MAX_PEERS_PER_MAP`]) in the same round trip, as
+    /// [`PendingAttach::finish_with_peers`] does. Best effort for the
+    /// peers.
+    pub fn tbind_at_with_peers(
+        path: &Path,
+        dcid: i32,
+        ep: Endpoint,
+        peers: &[Endpoint],
+    ) -> Result<Ipc> {
         let dvk = Self::say_hello(path)?;
         dvk.conn.send(
             &Request::Bind {
@@ -166,8 +186,7 @@ impl Dvk {
             },
             &[],
         )?;
-        dvk.hello_answered()?;
-        dvk.granted()
+        PendingAttach(dvk).granted_with_peers(peers)
     }
 
     /// The first half of [`Dvk::attach`]: connects and says hello, so that

@@ -347,13 +347,8 @@ impl std::fmt::Debug for Job {
 }
 
 /// Serves a notification in a worker whose shim is `slot` (re-targeted
-/// to the caller's endpoint), and answers it.
-pub(crate) fn serve(slot: &mut Option<Shim>, behalf: &mut Endpoint, job: Job) {
-    let a = serve_call(slot, behalf, &job);
-    answer(&job.listener, job.n.id, a);
-}
-
-fn serve_call(slot: &mut Option<Shim>, behalf: &mut Endpoint, job: &Job) -> Answer {
+/// to the caller's endpoint): the answer to give it.
+pub(crate) fn serve_call(slot: &mut Option<Shim>, behalf: &mut Endpoint, job: &Job) -> Answer {
     let n = &job.n;
     let Some(s) = slot.as_ref() else {
         return Answer::Ret(-(libc::ENOSYS as i64));

@@ -285,9 +285,11 @@ fn next_job(rx: &Receiver<Job>) -> Option<Job> {
 }
 
 /// Binds the calling thread as tracer endpoint `ep` of DC `dcid`: a shim
-/// to be pointed at a tracee's endpoint.
+/// to be pointed at a tracee's endpoint. PM and FS, which every served
+/// call reaches, are mapped in the same round trip.
 fn bind(socket: &std::path::Path, dcid: i32, ep: Endpoint) -> Option<Shim> {
-    match Dvk::tbind_at(socket, dcid, ep) {
+    let servers = [mol_servers::abi::PM, mol_servers::abi::FS];
+    match Dvk::tbind_at_with_peers(socket, dcid, ep, &servers) {
         Ok(ipc) => Some(Shim::on_behalf(ipc, Endpoint::NONE)),
         Err(e) => {
             tracing::error!(endpoint = %ep, %e, "a tracer thread cannot bind");
@@ -318,8 +320,23 @@ fn worker(
             }
             (None, kind) => failed(&kind, libc::ENOSYS),
             (s, JobKind::Notify(j)) => {
-                crate::notify::serve(s, &mut behalf, j);
-                Reply::Notified
+                // Booked as done before the answer lets the caller run:
+                // its next call, at once, then finds this worker free
+                // (the ptrace thread takes finished jobs before new
+                // notifications) instead of starting another.
+                let a = crate::notify::serve_call(s, &mut behalf, &j);
+                let finished = done.send(Done {
+                    worker: index,
+                    tid: job.tid,
+                    seq: job.seq,
+                    reply: Reply::Notified,
+                });
+                crate::notify::answer(&j.listener, j.n.id, a);
+                if finished.is_err() {
+                    break;
+                }
+                ring(&wake);
+                continue;
             }
             (Some(s), JobKind::Fork { child }) => Reply::Forked(procs::fork(s, behalf, child)),
             (Some(s), JobKind::Thread { tid }) => {
@@ -346,8 +363,13 @@ fn worker(
         {
             break;
         }
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writing 8 bytes from a local buffer to our eventfd.
-        unsafe { libc::write(wake.as_raw_fd(), one.as_ptr().cast(), 8) };
+        ring(&wake);
     }
+}
+
+/// Wakes the ptrace thread's `poll`: a job finished.
+fn ring(wake: &OwnedFd) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: writing 8 bytes from a local buffer to our eventfd.
+    unsafe { libc::write(wake.as_raw_fd(), one.as_ptr().cast(), 8) };
 }
