@@ -129,6 +129,55 @@ fn without_the_net_they_escape() {
     assert!(!r.stdout.starts_with("getpid=2\n"), "{}", r.stdout);
 }
 
+/// glibc opens, reads and maps files inside itself (NSS's
+/// `/etc/nsswitch.conf` and `/etc/passwd`, locale files), through
+/// functions no symbol interposition reaches. Under the net the preload
+/// points them at itself (the first instruction of libc's
+/// `__close_nocancel` becomes a jump), and they are served in-process:
+/// they are the DC's files, inside `--root`. Outside the net, libc is
+/// left as it is.
+#[test]
+fn glibc_internal_file_calls_see_the_dc_root() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let bin = root.path().join("bin");
+    let etc = root.path().join("etc");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::copy("/usr/bin/id", bin.join("id")).expect("copy id");
+    std::fs::write(etc.join("nsswitch.conf"), "passwd: files\ngroup: files\n").unwrap();
+    std::fs::write(etc.join("passwd"), "dcadmin:x:0:0:in the DC:/:/bin/sh\n").unwrap();
+    std::fs::write(etc.join("group"), "dcgroup:x:0:\n").unwrap();
+    let r = in_dc(
+        root.path(),
+        Some(root.path()),
+        &["/bin/id", "-un", "0"],
+        true,
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "dcadmin\n"),
+        "stderr:\n{}",
+        r.stderr
+    );
+    let r = in_dc(
+        root.path(),
+        Some(root.path()),
+        &["/bin/id", "-gn", "0"],
+        true,
+    );
+    assert_eq!(r.stdout, "dcgroup\n", "stderr:\n{}", r.stderr);
+
+    let first_byte = "import ctypes; l = ctypes.CDLL('libc.so.6'); \
+                      a = ctypes.cast(l.__close_nocancel, ctypes.c_void_p).value; \
+                      print(ctypes.string_at(a, 1).hex())";
+    let d = tempfile::tempdir().expect("tempdir");
+    let r = in_dc(d.path(), None, &["python3", "-c", first_byte], true);
+    assert_eq!(r.stdout, "e9\n", "stderr:\n{}", r.stderr);
+    let r = in_dc(d.path(), None, &["python3", "-c", first_byte], false);
+    assert_eq!(r.code, 0, "stderr:\n{}", r.stderr);
+    assert_ne!(r.stdout, "e9\n", "patched outside the net");
+}
+
 /// glibc's `raise` names the process with its internal `getpid`, which
 /// the net answers with the DC PID: `tgkill` must still reach the caller.
 #[test]

@@ -19,6 +19,17 @@ pub unsafe fn syscall6(nr: i64, a: [u64; 6]) -> i64 {
         // contract.
         return unsafe { shim::gatepage::syscall6(nr, a) };
     }
+    // SAFETY: the caller's contract.
+    unsafe { kernel6(nr, a) }
+}
+
+/// Issues system call `nr` from a `syscall` instruction in this library,
+/// outside the gate: under the seccomp net, a redirected one is caught and
+/// served by the supervisor. Returns the raw result (`-errno` on failure).
+///
+/// # Safety
+/// The caller must pass arguments valid for `nr` (pointers included).
+pub unsafe fn kernel6(nr: i64, a: [u64; 6]) -> i64 {
     let ret: i64;
     // SAFETY: the Linux x86-64 system call ABI: number in rax, arguments in
     // rdi, rsi, rdx, r10, r8, r9; rcx and r11 are clobbered. Validity of

@@ -19,6 +19,7 @@ mod gatepage;
 mod handler_writes;
 pub mod hooks;
 mod interrupts;
+mod libc_internal;
 mod rexec;
 pub mod setxid;
 mod state;
@@ -62,6 +63,7 @@ extern "C" fn init() {
         }
     }
     state::hide_dc_vars();
+    libc_internal::install();
     hooks::stdio::install(tty);
     dvk::set_signal_policy(interrupts::policy);
     dvk::set_handler_runs(interrupts::handler_runs);

@@ -610,6 +610,29 @@ pub fn hooked(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
     r
 }
 
+/// A call glibc makes inside itself, which the preload pointed at its
+/// own entry points (see [`crate::libc_internal`]): served as a hooked
+/// call when this thread can make one; otherwise (before attaching, inside
+/// the preload, in a signal handler during a served call) made as the
+/// kernel call it was, `kernel`, which the seccomp net serves.
+pub fn internal(nr: i64, a: [u64; 6], kernel: impl FnOnce() -> i64) -> i64 {
+    let r = crate::interrupts::in_call(nr, &a, || {
+        let was = SERVING.with(|c| c.get());
+        serving(true);
+        match enter() {
+            Some(_g) => finish(syscall(nr, a), kernel),
+            None => {
+                serving(was);
+                kernel()
+            }
+        }
+    });
+    if !busy() {
+        crate::interrupts::redeliver();
+    }
+    r
+}
+
 fn serve_or_host(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
     // Serving before busy (see `Guard::drop`).
     let was = SERVING.with(|c| c.get());

@@ -36,6 +36,19 @@ const OFF_IP_LO: u32 = 8;
 const OFF_IP_HI: u32 = 12;
 /// The low half of the first argument (`clone`'s flags).
 const OFF_ARG0_LO: u32 = 16;
+/// Low word of the second argument.
+const OFF_ARG1_LO: u32 = 24;
+
+/// The net's probe: a `clone3` whose size argument is this value fails
+/// under the net with [`NET_PROBE_ERRNO`], an error the kernel never gives
+/// `clone3` (it gives `E2BIG` for such a size, and another seccomp filter
+/// refusing `clone3`, as container runtimes' do, `ENOSYS` or `EPERM`). A
+/// process learns from it, without a notification, that its redirected
+/// calls that bypass the preload are the DC's.
+pub const NET_PROBE: u32 = 0x6476_7072;
+
+/// What the net's probe fails with ([`NET_PROBE`]).
+pub const NET_PROBE_ERRNO: i32 = libc::EBADSLT;
 
 /// Building a filter failed.
 #[derive(Debug, thiserror::Error)]
@@ -235,8 +248,11 @@ impl Filter {
             stmt(LD_W_ABS, OFF_NR),
             jump(JGE_K, X32_BIT as u32, 0, 1),
             stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-            // clone3 fails.
-            jump(JEQ_K, libc::SYS_clone3 as u32, 0, 1),
+            // clone3 fails; the net's probe fails its own way.
+            jump(JEQ_K, libc::SYS_clone3 as u32, 0, 4),
+            stmt(LD_W_ABS, OFF_ARG1_LO),
+            jump(JEQ_K, NET_PROBE, 0, 1),
+            stmt(RET_K, libc::SECCOMP_RET_ERRNO | NET_PROBE_ERRNO as u32),
             stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
             // A clone of a thread runs (seccompiler's program, which
             // follows, loads what it tests itself).
@@ -416,6 +432,29 @@ mod tests {
     }
 
     #[test]
+    fn the_probe_tells_the_net() {
+        let net = Filter::notify().unwrap().prog;
+        let clone3 = libc::SYS_clone3 as u32;
+        let probe = [0, NET_PROBE as u64, 0, 0, 0, 0];
+        let errno = |e: i32| libc::SECCOMP_RET_ERRNO | e as u32;
+        let ip = 0x7f12_3456_789a;
+        assert_eq!(
+            run(&net, clone3, AUDIT_ARCH_X86_64, ip, probe),
+            errno(NET_PROBE_ERRNO)
+        );
+        let other = [0, 88, 0, 0, 0, 0];
+        assert_eq!(
+            run(&net, clone3, AUDIT_ARCH_X86_64, ip, other),
+            errno(libc::ENOSYS)
+        );
+        // From the gate, the probe reaches the kernel like any call.
+        assert_eq!(
+            run(&net, clone3, AUDIT_ARCH_X86_64, GATE_RET, probe),
+            libc::SECCOMP_RET_ALLOW
+        );
+    }
+
+    #[test]
     fn uncaught_calls_cost_no_bpf() {
         let net = Filter::notify().unwrap().prog;
         let watched = watched();
@@ -437,8 +476,8 @@ mod tests {
         assert!(caught().contains(&libc::SYS_openat));
         assert!(!caught().contains(&libc::SYS_mmap));
         let n = Filter::notify().unwrap();
-        // The prologue's 15 instructions and the `mmap` rule.
-        assert!(n.len() > f.len() + 15);
+        // The prologue's 18 instructions and the `mmap` rule.
+        assert!(n.len() > f.len() + 18);
         // The net's prologue leaves the accumulator with `clone`'s flags:
         // seccompiler's program must load what it tests (first the
         // architecture).
