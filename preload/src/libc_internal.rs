@@ -10,7 +10,8 @@
 //! each, and a worker thread started for the first one of a DC.
 //!
 //! Once attached, the preload points the functions those calls go
-//! through (the `*_nocancel` family, `fstatat64`, `lseek64`, `mmap64`) at
+//! through (the `*_nocancel` family, `fstatat64`, `lseek64`, `mmap64`,
+//! and `socket` and `connect`, with which NSS asks nscd first) at
 //! its own entry points: the first instruction of each becomes a jump
 //! here. They are then served as hooked calls are, in-process. What this
 //! thread cannot serve itself (a call made inside the preload, or by a
@@ -120,8 +121,18 @@ unsafe extern "C" fn mmap(
     unsafe { crate::hooks::files::hk_mmap(addr, len, prot, flags, fd, off) }
 }
 
+unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
+    let a = [domain as u64, ty as u64, protocol as u64, 0, 0, 0];
+    internal(libc::SYS_socket, a) as c_int
+}
+
+unsafe extern "C" fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int {
+    let a = [fd as u64, addr as u64, len as u64, 0, 0, 0];
+    internal(libc::SYS_connect, a) as c_int
+}
+
 /// The functions patched: libc's symbol and the entry point it jumps to.
-fn targets() -> [(&'static [u8], usize); 8] {
+fn targets() -> [(&'static [u8], usize); 10] {
     [
         (b"__open64_nocancel\0", open_nocancel as *const () as usize),
         (b"__read_nocancel\0", read_nocancel as *const () as usize),
@@ -134,6 +145,9 @@ fn targets() -> [(&'static [u8], usize); 8] {
         (b"fstatat64\0", fstatat as *const () as usize),
         (b"lseek64\0", lseek as *const () as usize),
         (b"mmap64\0", mmap as *const () as usize),
+        // NSS asks nscd first: a socket and a connect per lookup.
+        (b"socket\0", socket as *const () as usize),
+        (b"connect\0", connect as *const () as usize),
     ]
 }
 
@@ -201,7 +215,7 @@ pub fn install() {
     if h.is_null() {
         return;
     }
-    let mut patches = Vec::with_capacity(8);
+    let mut patches = Vec::with_capacity(10);
     for (name, to) in targets() {
         let Some(site) = locate(h, name) else {
             return;

@@ -276,6 +276,28 @@ pub(crate) fn thread_signal(n: &Notif) -> Answer {
     }
 }
 
+/// How long a process that made a call may take to be registered with PM
+/// (see [`registered`]).
+const REGISTRATION: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// DC PID and endpoint of host process `tgid`, waiting for PM to register
+/// it: a vfork child's new image runs the constructors of its libraries
+/// (libselinux's `statfs`, under `id` and `ls`) before the preload's, which
+/// waits for the binding, and maybe before its parent, woken by the exec,
+/// has registered it (`PmFork`). Their calls failed with `ENOSYS` and a
+/// report when the machine was busy.
+fn registered(shim: &Shim, tgid: i32) -> Result<(i32, Endpoint), i32> {
+    let start = std::time::Instant::now();
+    loop {
+        match crate::procs::lookup(shim, tgid) {
+            Err(libc::ESRCH) if start.elapsed() < REGISTRATION && tgid_of(tgid).is_some() => {
+                std::thread::sleep(std::time::Duration::from_micros(500));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Endpoints of the threads that made notifications, each valid while the
 /// thread lives (checked with a pidfd, so a reused tid is looked up again).
 #[derive(Default)]
@@ -308,7 +330,7 @@ impl Endpoints {
             }
         }
         let tgid = tgid_of(tid).ok_or(libc::ESRCH)?;
-        let (_, ep) = crate::procs::lookup(shim, tgid)?;
+        let (_, ep) = registered(shim, tgid)?;
         // SAFETY: pidfd_open with integer arguments.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) };
         if fd >= 0 {
