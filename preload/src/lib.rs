@@ -63,7 +63,6 @@ extern "C" fn init() {
         }
     }
     state::hide_dc_vars();
-    libc_internal::install();
     hooks::stdio::install(tty);
     dvk::set_signal_policy(interrupts::policy);
     dvk::set_handler_runs(interrupts::handler_runs);

@@ -20,14 +20,17 @@
 //! (`DVS_NET=off`, a program on another node than its tracer) nothing is
 //! patched: libc's internal calls all reach the host there, as before.
 //!
-//! The jumps are written through `/proc/self/mem`, as a debugger sets a
-//! breakpoint: the touched pages of libc's text become private copies
-//! (a few pages per process), and no page is ever writable and
-//! executable. A function that cannot be patched (another C library, a
-//! kernel that refuses the write) is left alone: the net serves its calls.
+//! This is done once per process image, at its first `setlocale` or
+//! `newlocale` (after attaching). Each jump is one atomic 8-byte store into its page,
+//! made writable (and kept executable: other threads may run it) for the
+//! store: the touched pages of libc's text become private copies, about
+//! six per process. A function that cannot be patched (another C
+//! library, a jump out of reach, a `W^X` policy) is left alone: the net
+//! serves its calls.
 
 use crate::state;
 use libc::{c_char, c_int, c_void, off_t, size_t, ssize_t};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// System call `nr` made here, outside the gate: under the seccomp net,
 /// its supervisor serves a redirected one (what every call of this
@@ -159,34 +162,13 @@ fn jump(site: usize, to: usize) -> Option<[u8; 5]> {
     Some(j)
 }
 
-/// `dladdr1`'s request for the symbol table entry (glibc's `dlfcn.h`; not
-/// in the libc crate).
-const RTLD_DL_SYMENT: c_int = 1;
-
-/// Where libc's function `name` starts, if it is libc's own and long
-/// enough to hold a jump.
+/// Where libc's function `name` starts (libc's own definition: looked up
+/// in libc's handle, not in the global scope, where the preload's hooks
+/// come first).
 fn locate(libc_handle: *mut c_void, name: &[u8]) -> Option<usize> {
     // SAFETY: a handle from dlopen and a NUL-terminated name.
     let f = unsafe { libc::dlsym(libc_handle, name.as_ptr().cast()) };
-    if f.is_null() {
-        return None;
-    }
-    // SAFETY: zeroed Dl_info and Elf64_Sym are valid values to be filled in.
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    let mut sym: *const libc::Elf64_Sym = std::ptr::null();
-    // SAFETY: dladdr1 fills `info` and points `sym` at the symbol's entry
-    // in the object's dynamic symbol table (mapped for its lifetime).
-    let ok = unsafe {
-        libc::dladdr1(
-            f,
-            &mut info,
-            (&mut sym as *mut *const libc::Elf64_Sym).cast(),
-            RTLD_DL_SYMENT,
-        )
-    };
-    // SAFETY: `sym`, when set, points into the symbol table (see above).
-    let size = (ok != 0 && !sym.is_null()).then(|| unsafe { (*sym).st_size });
-    (info.dli_saddr == f && size.is_some_and(|s| s >= 8)).then_some(f as usize)
+    (!f.is_null()).then_some(f as usize)
 }
 
 /// Whether this process is under the seccomp net (its filter answers
@@ -199,14 +181,23 @@ fn under_net() -> bool {
     r == -(shim::seccomp::NET_PROBE_ERRNO as i64)
 }
 
+/// Whether [`install`] ran (it runs once per process image).
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
 /// Points libc's internal file calls at this module (see the module
-/// documentation). Called once the process is attached and the gate
-/// mapped; does nothing if any of it cannot be done, and nothing outside
-/// the seccomp net: there, libc's other internal calls (its `socket`, for
-/// one) reach the host, and the descriptors they return must reach the
-/// host too when libc reads or closes them.
+/// documentation), once per process image: at the program's first
+/// `setlocale` or `newlocale` (which load the locale's files, and come
+/// first in `main`), so that a program that never asks for a locale
+/// (`/bin/true`) pays nothing (~30 µs). Does
+/// nothing before the process is attached (the gate mapped), outside the
+/// seccomp net (there libc's other internal calls, its `socket` for one,
+/// reach the host, and the descriptors they return must reach the host
+/// too when libc reads or closes them), or if any of it cannot be done.
 pub fn install() {
-    if !shim::gatepage::mapped() || !under_net() {
+    if INSTALLED.load(Ordering::Relaxed) || !state::active() || !shim::gatepage::mapped() {
+        return;
+    }
+    if INSTALLED.swap(true, Ordering::AcqRel) || !under_net() {
         return;
     }
     // SAFETY: dlopen of a NUL-terminated name; RTLD_NOLOAD only looks up
@@ -217,48 +208,54 @@ pub fn install() {
     }
     let mut patches = Vec::with_capacity(10);
     for (name, to) in targets() {
-        let Some(site) = locate(h, name) else {
-            return;
-        };
-        let Some(j) = jump(site, to) else {
-            return;
-        };
-        patches.push((site, j));
-    }
-    let mem = c"/proc/self/mem";
-    // SAFETY: openat through the gate with a NUL-terminated path.
-    let fd = unsafe {
-        crate::gate::syscall6(
-            libc::SYS_openat,
-            [
-                libc::AT_FDCWD as u64,
-                mem.as_ptr() as u64,
-                (libc::O_RDWR | libc::O_CLOEXEC) as u64,
-                0,
-                0,
-                0,
-            ],
-        )
-    };
-    if fd < 0 {
-        return;
-    }
-    for (site, j) in patches {
-        // SAFETY: pwrite64 of 5 bytes from a local buffer to our own
-        // memory file, at the entry of a libc function no other thread is
-        // running yet (the program has not started).
-        let n = unsafe {
-            crate::gate::syscall6(
-                libc::SYS_pwrite64,
-                [fd as u64, j.as_ptr() as u64, 5, site as u64, 0, 0],
-            )
-        };
-        if n != 5 {
-            break;
+        // Each jump must fit in one aligned 8-byte word, written at once:
+        // another thread may be running libc (functions start 16-byte
+        // aligned).
+        match locate(h, name).and_then(|site| Some((site, jump(site, to)?))) {
+            Some((site, j)) if site % 8 <= 3 => patches.push((site, j)),
+            _ => return,
         }
     }
-    // SAFETY: closing the descriptor opened above, through the gate.
-    unsafe { crate::gate::syscall6(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]) };
+    patches.sort_unstable_by_key(|&(site, _)| site);
+    for page in patches.chunk_by(|a, b| a.0 / PAGE == b.0 / PAGE) {
+        let start = page[0].0 / PAGE * PAGE;
+        // The page stays executable while it is writable: other threads
+        // may run its code. Refused (a W^X policy): left to the net.
+        if protect(start, libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) != 0 {
+            return;
+        }
+        for &(site, j) in page {
+            let word = (site & !7) as *const AtomicU64;
+            let shift = (site % 8) * 8;
+            let mask = 0xff_ffff_ffff_u64 << shift;
+            let mut bytes = [0u8; 8];
+            bytes[..5].copy_from_slice(&j);
+            let new = u64::from_le_bytes(bytes) << shift;
+            // SAFETY: the aligned word holding the function's first 5
+            // bytes, in a page of libc's text made writable above; one
+            // atomic store, so that a thread running the function sees
+            // the old instructions or the jump, never a mix.
+            let w = unsafe { &*word };
+            let old = w.load(Ordering::Relaxed);
+            w.store(old & !mask | new, Ordering::Release);
+        }
+        protect(start, libc::PROT_READ | libc::PROT_EXEC);
+    }
+}
+
+/// Size of a page.
+const PAGE: usize = 4096;
+
+/// `mprotect` of one page through the gate; the raw result.
+fn protect(page: usize, prot: c_int) -> i64 {
+    // SAFETY: mprotect of a page of libc's text, mapped for the life of
+    // the process.
+    unsafe {
+        crate::gate::syscall6(
+            libc::SYS_mprotect,
+            [page as u64, PAGE as u64, prot as u64, 0, 0, 0],
+        )
+    }
 }
 
 #[cfg(test)]
