@@ -1,9 +1,12 @@
 /* A dynamic program that makes its process and file calls through
  * glibc's syscall(2), bypassing the libc entry points the preload
- * interposes. Under dvs-exec the seccomp net must give them DC semantics.
+ * interposes, and a few with a `syscall` instruction of its own. Under
+ * dvs-exec they must get DC semantics: syscall(2) from the preload, the
+ * instructions from the seccomp net.
  * Usage: rawsys_dyn FILE [HOST-PID-TO-KILL]
- * Prints its PID, the first line of FILE (or the openat error), the
- * result of killing HOST-PID, and a child's PID/PPID/exit status. */
+ * Prints its PID, the first line of FILE (or the openat error), both
+ * ways, the result of killing HOST-PID, and a child's PID/PPID/exit
+ * status. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -15,9 +18,35 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* A system call from this program's own code: -errno on failure. */
+static long insn(long nr, long a, long b, long c, long d) {
+    long r;
+    register long r10 __asm__("r10") = d;
+    __asm__ volatile("syscall"
+                     : "=a"(r)
+                     : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10)
+                     : "rcx", "r11", "memory");
+    return r;
+}
+
 int main(int argc, char **argv) {
     long pid = syscall(SYS_getpid);
     printf("getpid=%ld\n", pid);
+    printf("insn getpid=%ld\n", insn(SYS_getpid, 0, 0, 0, 0));
+    if (argc > 1) {
+        long fd = insn(SYS_openat, AT_FDCWD, (long)argv[1], O_RDONLY, 0);
+        if (fd < 0) {
+            printf("insn openat: errno %ld\n", -fd);
+        } else {
+            char buf[128];
+            long n = insn(SYS_read, fd, (long)buf, sizeof buf - 1, 0);
+            buf[n > 0 ? n : 0] = 0;
+            char *nl = strchr(buf, '\n');
+            if (nl) *nl = 0;
+            printf("insn read %ld: %s\n", n, buf);
+            insn(SYS_close, fd, 0, 0, 0);
+        }
+    }
     if (argc > 1) {
         long fd = syscall(SYS_openat, AT_FDCWD, argv[1], O_RDONLY, 0);
         if (fd < 0) {

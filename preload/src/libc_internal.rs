@@ -21,7 +21,8 @@
 //! patched: libc's internal calls all reach the host there, as before.
 //!
 //! This is done once per process image, at its first `setlocale` or
-//! `newlocale` (after attaching). Each jump is one atomic 8-byte store into its page,
+//! `newlocale` (after attaching), and only while the process has a single
+//! thread. Each jump is one atomic 8-byte store into its page,
 //! made writable (and kept executable: other threads may run it) for the
 //! store: the touched pages of libc's text become private copies, about
 //! six per process. A function that cannot be patched (another C
@@ -30,7 +31,7 @@
 
 use crate::state;
 use libc::{c_char, c_int, c_void, off_t, size_t, ssize_t};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 /// System call `nr` made here, outside the gate: under the seccomp net,
 /// its supervisor serves a redirected one (what every call of this
@@ -47,6 +48,65 @@ fn internal(nr: i64, a: [u64; 6]) -> i64 {
     state::internal(nr, a, || kernel(nr, a))
 }
 
+/// The file memory allocators read while they hold their own lock:
+/// glibc's malloc (`check_may_shrink_heap`, with an arena locked, the first
+/// time it trims a thread's heap), jemalloc (at its initialisation, with
+/// `syscall(2)`). Served here, the call would allocate and wait on that
+/// lock for ever: it, and what is done with its descriptor, go to the
+/// kernel, where the net serves them without touching this process's heap.
+const UNDER_MALLOC_LOCK: &std::ffi::CStr = c"/proc/sys/vm/overcommit_memory";
+
+/// Descriptors of [`UNDER_MALLOC_LOCK`] while open (-1: a free slot).
+static KERNEL_FDS: [AtomicI32; 4] = [const { AtomicI32::new(-1) }; 4];
+
+/// Whether a call opening `path` must go to the kernel (see
+/// [`UNDER_MALLOC_LOCK`]).
+///
+/// # Safety
+/// `path` is null or a NUL-terminated string.
+pub(crate) unsafe fn kernel_path(path: *const c_char) -> bool {
+    // SAFETY: the caller's contract.
+    !path.is_null() && unsafe { std::ffi::CStr::from_ptr(path) } == UNDER_MALLOC_LOCK
+}
+
+/// Remembers descriptor `fd`, which the kernel opened for a
+/// [`kernel_path`], so that what is done with it goes there too.
+pub(crate) fn keep_kernel_fd(fd: i64) {
+    if let Ok(fd) = i32::try_from(fd) {
+        let _ = KERNEL_FDS.iter().find(|s| {
+            s.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        });
+    }
+}
+
+/// Whether descriptor `fd` must stay with the kernel (see
+/// [`UNDER_MALLOC_LOCK`]); `closing` forgets it.
+pub(crate) fn kernel_fd(fd: i64, closing: bool) -> bool {
+    let Ok(fd) = i32::try_from(fd) else {
+        return false;
+    };
+    let Some(s) = KERNEL_FDS
+        .iter()
+        .find(|s| fd >= 0 && s.load(Ordering::Acquire) == fd)
+    else {
+        return false;
+    };
+    if closing {
+        s.store(-1, Ordering::Release);
+    }
+    true
+}
+
+/// [`internal`] for a call on descriptor `fd`.
+fn on_fd(fd: c_int, nr: i64, a: [u64; 6]) -> i64 {
+    if kernel_fd(fd as i64, nr == libc::SYS_close) {
+        kernel(nr, a)
+    } else {
+        internal(nr, a)
+    }
+}
+
 unsafe extern "C" fn open_nocancel(path: *const c_char, flags: c_int, mode: c_int) -> c_int {
     let a = [
         libc::AT_FDCWD as u64,
@@ -56,24 +116,38 @@ unsafe extern "C" fn open_nocancel(path: *const c_char, flags: c_int, mode: c_in
         0,
         0,
     ];
+    // SAFETY: glibc passes a NUL-terminated path.
+    if unsafe { kernel_path(path) } {
+        let fd = kernel(libc::SYS_openat, a);
+        keep_kernel_fd(fd);
+        return fd as c_int;
+    }
     internal(libc::SYS_openat, a) as c_int
 }
 
 unsafe extern "C" fn read_nocancel(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    internal(libc::SYS_read, [fd as u64, buf as u64, n as u64, 0, 0, 0]) as ssize_t
+    on_fd(
+        fd,
+        libc::SYS_read,
+        [fd as u64, buf as u64, n as u64, 0, 0, 0],
+    ) as ssize_t
 }
 
 unsafe extern "C" fn pread_nocancel(fd: c_int, buf: *mut c_void, n: size_t, off: off_t) -> ssize_t {
     let a = [fd as u64, buf as u64, n as u64, off as u64, 0, 0];
-    internal(libc::SYS_pread64, a) as ssize_t
+    on_fd(fd, libc::SYS_pread64, a) as ssize_t
 }
 
 unsafe extern "C" fn write_nocancel(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    internal(libc::SYS_write, [fd as u64, buf as u64, n as u64, 0, 0, 0]) as ssize_t
+    on_fd(
+        fd,
+        libc::SYS_write,
+        [fd as u64, buf as u64, n as u64, 0, 0, 0],
+    ) as ssize_t
 }
 
 unsafe extern "C" fn close_nocancel(fd: c_int) -> c_int {
-    internal(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]) as c_int
+    on_fd(fd, libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]) as c_int
 }
 
 unsafe extern "C" fn fstatat(
@@ -83,11 +157,12 @@ unsafe extern "C" fn fstatat(
     flag: c_int,
 ) -> c_int {
     let a = [fd as u64, path as u64, buf as u64, flag as u64, 0, 0];
-    internal(libc::SYS_newfstatat, a) as c_int
+    on_fd(fd, libc::SYS_newfstatat, a) as c_int
 }
 
 unsafe extern "C" fn lseek(fd: c_int, off: off_t, whence: c_int) -> off_t {
-    internal(
+    on_fd(
+        fd,
         libc::SYS_lseek,
         [fd as u64, off as u64, whence as u64, 0, 0, 0],
     ) as off_t
@@ -197,7 +272,7 @@ pub fn install() {
     if INSTALLED.load(Ordering::Relaxed) || !state::active() || !shim::gatepage::mapped() {
         return;
     }
-    if INSTALLED.swap(true, Ordering::AcqRel) || !under_net() {
+    if INSTALLED.swap(true, Ordering::AcqRel) || !under_net() || !single_threaded() {
         return;
     }
     // SAFETY: dlopen of a NUL-terminated name; RTLD_NOLOAD only looks up
@@ -243,6 +318,61 @@ pub fn install() {
     }
 }
 
+/// Whether this process has one thread. A jump replaces more than one
+/// instruction at some entries (`__read_nocancel` starts with a 2-byte
+/// `xor` and its `syscall`): a thread stopped between them, or inside
+/// that `syscall`, would resume in the middle of the jump. With other
+/// threads running libc is left alone (the net serves its calls).
+fn single_threaded() -> bool {
+    let path = c"/proc/self/stat";
+    // SAFETY: openat through the gate with a NUL-terminated path.
+    let fd = unsafe {
+        crate::gate::syscall6(
+            libc::SYS_openat,
+            [
+                libc::AT_FDCWD as u64,
+                path.as_ptr() as u64,
+                libc::O_RDONLY as u64 | libc::O_CLOEXEC as u64,
+                0,
+                0,
+                0,
+            ],
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    let mut buf = [0u8; 1024];
+    // SAFETY: read into a local buffer, then close, through the gate.
+    let n = unsafe {
+        let n = crate::gate::syscall6(
+            libc::SYS_read,
+            [
+                fd as u64,
+                buf.as_mut_ptr() as u64,
+                buf.len() as u64,
+                0,
+                0,
+                0,
+            ],
+        );
+        crate::gate::syscall6(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
+        n
+    };
+    let Ok(n) = usize::try_from(n) else {
+        return false;
+    };
+    threads_in_stat(&buf[..n]) == Some(1)
+}
+
+/// The thread count of a `/proc/PID/stat` line (its 20th field; the
+/// command name, second, may hold spaces and parentheses).
+fn threads_in_stat(stat: &[u8]) -> Option<u64> {
+    let after = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[after + 1..]).ok()?;
+    rest.split_ascii_whitespace().nth(17)?.parse().ok()
+}
+
 /// Size of a page.
 const PAGE: usize = 4096;
 
@@ -261,6 +391,14 @@ fn protect(page: usize, prot: c_int) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_count_from_stat() {
+        let line = b"42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 7 0 99 1000 50";
+        assert_eq!(threads_in_stat(line), Some(7));
+        let own = std::fs::read("/proc/self/stat").unwrap();
+        assert!(threads_in_stat(&own).is_some_and(|n| n >= 1));
+    }
 
     #[test]
     fn jumps_are_relative_to_the_next_instruction() {

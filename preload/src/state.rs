@@ -610,8 +610,10 @@ pub fn hooked(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
     r
 }
 
-/// A call glibc makes inside itself, which the preload pointed at its
-/// own entry points (see [`crate::libc_internal`]): served as a hooked
+/// A redirected call that reached the preload without a hook: one glibc
+/// makes inside itself, through a function the preload pointed at its own
+/// entry points (see [`crate::libc_internal`]), or one made with glibc's
+/// `syscall` function ([`crate::hooks::indirect`]). Served as a hooked
 /// call when this thread can make one; otherwise (before attaching, inside
 /// the preload, in a signal handler during a served call) made as the
 /// kernel call it was, `kernel`, which the seccomp net serves.

@@ -170,9 +170,27 @@ pub fn redirected() -> Vec<i64> {
     v
 }
 
+/// [`is_redirected`] for every number below [`MAX_NR`], worked out at
+/// compile time: a lookup costs one load (glibc's `syscall` function asks
+/// it for every call, `futex` included).
+const TABLE: [bool; MAX_NR as usize] = {
+    let mut t = [false; MAX_NR as usize];
+    let mut i = 0;
+    while i < SERVED.len() {
+        t[SERVED[i] as usize] = true;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < crate::sysnames::UNSUPPORTED.len() {
+        t[crate::sysnames::UNSUPPORTED[i].0 as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Whether `nr` is redirected.
 pub fn is_redirected(nr: i64) -> bool {
-    SERVED.contains(&nr) || crate::sysnames::redirected_unsupported(nr)
+    usize::try_from(nr).is_ok_and(|n| n < TABLE.len() && TABLE[n])
 }
 
 #[cfg(test)]
@@ -190,5 +208,8 @@ mod tests {
         assert!(!r.contains(&SYS_mmap));
         assert!(!r.contains(&SYS_futex));
         assert!(r.windows(2).all(|w| w[0] < w[1]));
+        for nr in -1..MAX_NR + 2 {
+            assert_eq!(is_redirected(nr), r.contains(&nr), "call {nr}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use libc::*;
 /// descriptors, paths or processes) but that dvs does not implement yet.
 /// They fail with `ENOSYS` and a one-line report instead of reaching the
 /// host.
-const UNSUPPORTED: &[(i64, &str)] = &[
+pub(crate) const UNSUPPORTED: &[(i64, &str)] = &[
     (SYS_tee, "tee"),
     (SYS_vmsplice, "vmsplice"),
     (SYS_fadvise64, "fadvise64"),

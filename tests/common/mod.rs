@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 27] = [
+pub const C_EXAMPLES: [&str; 29] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -143,6 +143,8 @@ pub const C_EXAMPLES: [&str; 27] = [
     "sigjmp",
     "widestdio",
     "handlercalls",
+    "heaptrim",
+    "libcthreads",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.

@@ -280,22 +280,32 @@ pub(crate) fn thread_signal(n: &Notif) -> Answer {
 /// (see [`registered`]).
 const REGISTRATION: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// DC PID and endpoint of host process `tgid`, waiting for PM to register
-/// it: a vfork child's new image runs the constructors of its libraries
-/// (libselinux's `statfs`, under `id` and `ls`) before the preload's, which
-/// waits for the binding, and maybe before its parent, woken by the exec,
-/// has registered it (`PmFork`). Their calls failed with `ENOSYS` and a
-/// report when the machine was busy.
-fn registered(shim: &Shim, tgid: i32) -> Result<(i32, Endpoint), i32> {
+/// DC PID and endpoint of host process `tgid` (thread `tid` called),
+/// waiting for PM to register a new image: a vfork child's new image runs
+/// the constructors of its libraries (libselinux's `statfs`, under `id`
+/// and `ls`) before the preload's, which waits for the binding, and maybe
+/// before its parent, woken by the exec, has registered it (`PmFork`).
+/// Their calls failed with `ENOSYS` and a report when the machine was
+/// busy. A task whose preload is attached (a vfork child still running in
+/// its parent's memory, which its parent registers only after its exec)
+/// is not waited for.
+fn registered(shim: &Shim, tid: i32, tgid: i32) -> Result<(i32, Endpoint), i32> {
     let start = std::time::Instant::now();
     loop {
         match crate::procs::lookup(shim, tgid) {
-            Err(libc::ESRCH) if start.elapsed() < REGISTRATION && tgid_of(tgid).is_some() => {
+            Err(libc::ESRCH) if start.elapsed() < REGISTRATION && new_image(tid) => {
                 std::thread::sleep(std::time::Duration::from_micros(500));
             }
             r => return r,
         }
     }
+}
+
+/// Whether thread `tid` lives and runs an image whose preload has not
+/// attached yet.
+fn new_image(tid: i32) -> bool {
+    tgid_of(tid).is_some()
+        && gatepage::read_remote(&Remote { pid: tid }).is_none_or(|p| p.attached == 0)
 }
 
 /// Endpoints of the threads that made notifications, each valid while the
@@ -330,7 +340,7 @@ impl Endpoints {
             }
         }
         let tgid = tgid_of(tid).ok_or(libc::ESRCH)?;
-        let (_, ep) = registered(shim, tgid)?;
+        let (_, ep) = registered(shim, tid, tgid)?;
         // SAFETY: pidfd_open with integer arguments.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) };
         if fd >= 0 {

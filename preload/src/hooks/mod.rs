@@ -3,6 +3,7 @@
 pub mod dirs;
 pub mod execl;
 pub mod files;
+pub mod indirect;
 pub mod locale;
 pub mod procs;
 pub mod pty;
