@@ -591,6 +591,14 @@ pub fn finish(act: Action, native: impl FnOnce() -> i64) -> i64 {
 
 /// A hooked call: serve `nr` through the shim, or run the real function.
 pub fn hooked(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
+    as_call(nr, a, || serve_or_host(nr, a, native))
+}
+
+/// Runs `f`, which serves call `nr` with arguments `a`, as the signal
+/// machinery expects a served call to run (see [`crate::interrupts`]):
+/// the calls Linux never restarts marked so, the others noted for
+/// deferral; signals kept meanwhile are delivered after it.
+fn as_call(nr: i64, a: [u64; 6], f: impl FnOnce() -> i64) -> i64 {
     let never_restarted = [
         libc::SYS_poll,
         libc::SYS_ppoll,
@@ -600,9 +608,9 @@ pub fn hooked(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
         libc::SYS_epoll_pwait,
     ];
     let r = if never_restarted.contains(&nr) {
-        crate::interrupts::never_restarted(|| serve_or_host(nr, a, native))
+        crate::interrupts::never_restarted(f)
     } else {
-        crate::interrupts::in_call(nr, &a, || serve_or_host(nr, a, native))
+        crate::interrupts::in_call(nr, &a, f)
     };
     if !busy() {
         crate::interrupts::redeliver();
@@ -618,7 +626,7 @@ pub fn hooked(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {
 /// the preload, in a signal handler during a served call) made as the
 /// kernel call it was, `kernel`, which the seccomp net serves.
 pub fn internal(nr: i64, a: [u64; 6], kernel: impl FnOnce() -> i64) -> i64 {
-    let r = crate::interrupts::in_call(nr, &a, || {
+    as_call(nr, a, || {
         let was = SERVING.with(|c| c.get());
         serving(true);
         match enter() {
@@ -628,11 +636,7 @@ pub fn internal(nr: i64, a: [u64; 6], kernel: impl FnOnce() -> i64) -> i64 {
                 kernel()
             }
         }
-    });
-    if !busy() {
-        crate::interrupts::redeliver();
-    }
-    r
+    })
 }
 
 fn serve_or_host(nr: i64, a: [u64; 6], native: impl FnOnce() -> i64) -> i64 {

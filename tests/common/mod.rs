@@ -115,7 +115,7 @@ pub fn run_cmd(mut cmd: Command, cwd: &Path) -> Run {
 
 /// The C examples that run the same natively and in a DC (and print
 /// nothing that differs between runs).
-pub const C_EXAMPLES: [&str; 29] = [
+pub const C_EXAMPLES: [&str; 30] = [
     "forktree",
     "execforms",
     "waitstatus",
@@ -145,6 +145,7 @@ pub const C_EXAMPLES: [&str; 29] = [
     "handlercalls",
     "heaptrim",
     "libcthreads",
+    "syscallintr",
 ];
 
 /// Compiles `examples/NAME.c` (dynamically linked) into `dir`.
