@@ -7,6 +7,9 @@
 #   startup_node_ms       the same with an already running node daemon (info)
 #   python_ms             `/usr/bin/python3 -c pass`
 #   loop500_ms            `sh -c` loop of 500 fork+exec of /bin/true
+#   locale10_ms           `sh -c` running `cat /dev/null` ten times with
+#                         LC_ALL=C.UTF-8 (each loads the locale's files, inside
+#                         libc: info)
 #   static_stat_ns        syscalls.c built static: stat() served through the tracer
 #   static_loop500_ms     busybox (static) sh loop of 500 fork+exec of busybox true
 #   static_spin_ms        spin.c built static: no redirected call in the timed loop
@@ -329,6 +332,11 @@ time_metric python_ms "$RUNS" 3 "$(q "$PY" -c pass)" "$(q "$DVS_EXEC" -- "$PY" -
 say "sh loop of 500 fork+exec of /bin/true ($ROUNDS rounds)"
 time_metric loop500_ms "$LOOP_RUNS" 1 "$(q sh -c "$LOOP")" "$(q "$DVS_EXEC" -- sh -c "$LOOP")" "$(q proot sh -c "$LOOP")"
 
+LOC='for i in 1 2 3 4 5 6 7 8 9 10; do cat /dev/null; done'
+say "sh running cat /dev/null ten times in the C.UTF-8 locale ($ROUNDS rounds)"
+time_metric locale10_ms "$RUNS" 3 "$(q env LC_ALL=C.UTF-8 sh -c "$LOC")" \
+    "$(q env LC_ALL=C.UTF-8 "$DVS_EXEC" -- sh -c "$LOC")" "$(q env LC_ALL=C.UTF-8 proot sh -c "$LOC")"
+
 BLOOP='i=0; while [ $i -lt 500 ]; do /bin/busybox true; i=$((i+1)); done'
 say "busybox (static) sh loop of 500 fork+exec of busybox true ($ROUNDS rounds)"
 time_metric static_loop500_ms "$LOOP_RUNS" 1 "$(q "$BUSYBOX" sh -c "$BLOOP")" \
@@ -346,7 +354,7 @@ for line in open(sys.argv[1]):
     vals.setdefault(metric, {})[mode] = float(v)
 
 order = ["stat_ns", "pread4k_ns", "host_ns", "startup_ms", "startup_node_ms", "python_ms", "loop500_ms",
-         "static_stat_ns", "static_spin_ms", "static_loop500_ms"]
+         "locale10_ms", "static_stat_ns", "static_spin_ms", "static_loop500_ms"]
 def fmt(v):
     return f"{v:.0f}" if v >= 100 else f"{v:.2f}" if v < 10 else f"{v:.1f}"
 

@@ -33,19 +33,14 @@ use crate::state;
 use libc::{c_char, c_int, c_void, off_t, size_t, ssize_t};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
-/// System call `nr` made here, outside the gate: under the seccomp net,
-/// its supervisor serves a redirected one (what every call of this
-/// module did before libc was patched). Returns the libc result.
-fn kernel(nr: i64, a: [u64; 6]) -> i64 {
-    // SAFETY: the arguments are the libc caller's, in the layout of
-    // system call `nr`.
+/// System call `nr` made from the preload's text, outside the gate: under
+/// the seccomp net, its supervisor serves a redirected one (what every
+/// call of this module did before libc was patched). Returns the libc
+/// result (`-1` and `errno` on failure).
+pub(crate) fn kernel(nr: i64, a: [u64; 6]) -> i64 {
+    // SAFETY: the arguments are the caller's, in the layout of system
+    // call `nr`.
     state::libc_ret(unsafe { crate::gate::kernel6(nr, a) })
-}
-
-/// A libc-internal call: served here when this thread can make a served
-/// call, else made as the kernel call it was.
-fn internal(nr: i64, a: [u64; 6]) -> i64 {
-    state::internal(nr, a, || kernel(nr, a))
 }
 
 /// The file memory allocators read while they hold their own lock:
@@ -59,33 +54,9 @@ const UNDER_MALLOC_LOCK: &std::ffi::CStr = c"/proc/sys/vm/overcommit_memory";
 /// Descriptors of [`UNDER_MALLOC_LOCK`] while open (-1: a free slot).
 static KERNEL_FDS: [AtomicI32; 4] = [const { AtomicI32::new(-1) }; 4];
 
-/// Whether a call opening `path` must go to the kernel (see
-/// [`UNDER_MALLOC_LOCK`]).
-///
-/// # Safety
-/// `path` is null or a NUL-terminated string.
-pub(crate) unsafe fn kernel_path(path: *const c_char) -> bool {
-    // SAFETY: the caller's contract.
-    !path.is_null() && unsafe { std::ffi::CStr::from_ptr(path) } == UNDER_MALLOC_LOCK
-}
-
-/// Remembers descriptor `fd`, which the kernel opened for a
-/// [`kernel_path`], so that what is done with it goes there too.
-pub(crate) fn keep_kernel_fd(fd: i64) {
-    if let Ok(fd) = i32::try_from(fd) {
-        let _ = KERNEL_FDS.iter().find(|s| {
-            s.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        });
-    }
-}
-
 /// Whether descriptor `fd` must stay with the kernel (see
 /// [`UNDER_MALLOC_LOCK`]); `closing` forgets it.
-pub(crate) fn kernel_fd(fd: i64, closing: bool) -> bool {
-    let Ok(fd) = i32::try_from(fd) else {
-        return false;
-    };
+fn kernel_fd(fd: i32, closing: bool) -> bool {
     let Some(s) = KERNEL_FDS
         .iter()
         .find(|s| fd >= 0 && s.load(Ordering::Acquire) == fd)
@@ -98,13 +69,43 @@ pub(crate) fn kernel_fd(fd: i64, closing: bool) -> bool {
     true
 }
 
-/// [`internal`] for a call on descriptor `fd`.
-fn on_fd(fd: c_int, nr: i64, a: [u64; 6]) -> i64 {
-    if kernel_fd(fd as i64, nr == libc::SYS_close) {
-        kernel(nr, a)
-    } else {
-        internal(nr, a)
+/// A redirected call that reached the preload without a hook (a patched
+/// libc function's, or one made with `syscall(2)`): served here when this
+/// thread can make a served call ([`state::internal`]), else made as the
+/// kernel call it was; and always the kernel's when it opens
+/// [`UNDER_MALLOC_LOCK`] or works on the descriptor that got.
+pub(crate) fn served(nr: i64, a: [u64; 6]) -> i64 {
+    let path = match nr {
+        libc::SYS_open => a[0],
+        libc::SYS_openat => a[1],
+        _ => 0,
+    } as *const c_char;
+    // SAFETY: the path argument of an open, NUL-terminated, as the caller
+    // passed it.
+    if !path.is_null() && unsafe { std::ffi::CStr::from_ptr(path) } == UNDER_MALLOC_LOCK {
+        let fd = kernel(nr, a);
+        if let Ok(fd) = i32::try_from(fd) {
+            let _ = KERNEL_FDS.iter().find(|s| {
+                s.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            });
+        }
+        return fd;
     }
+    let on_fd = matches!(
+        nr,
+        libc::SYS_read
+            | libc::SYS_pread64
+            | libc::SYS_write
+            | libc::SYS_close
+            | libc::SYS_fstat
+            | libc::SYS_newfstatat
+            | libc::SYS_lseek
+    );
+    if on_fd && kernel_fd(a[0] as i32, nr == libc::SYS_close) {
+        return kernel(nr, a);
+    }
+    state::internal(nr, a, || kernel(nr, a))
 }
 
 unsafe extern "C" fn open_nocancel(path: *const c_char, flags: c_int, mode: c_int) -> c_int {
@@ -116,38 +117,24 @@ unsafe extern "C" fn open_nocancel(path: *const c_char, flags: c_int, mode: c_in
         0,
         0,
     ];
-    // SAFETY: glibc passes a NUL-terminated path.
-    if unsafe { kernel_path(path) } {
-        let fd = kernel(libc::SYS_openat, a);
-        keep_kernel_fd(fd);
-        return fd as c_int;
-    }
-    internal(libc::SYS_openat, a) as c_int
+    served(libc::SYS_openat, a) as c_int
 }
 
 unsafe extern "C" fn read_nocancel(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    on_fd(
-        fd,
-        libc::SYS_read,
-        [fd as u64, buf as u64, n as u64, 0, 0, 0],
-    ) as ssize_t
+    served(libc::SYS_read, [fd as u64, buf as u64, n as u64, 0, 0, 0]) as ssize_t
 }
 
 unsafe extern "C" fn pread_nocancel(fd: c_int, buf: *mut c_void, n: size_t, off: off_t) -> ssize_t {
     let a = [fd as u64, buf as u64, n as u64, off as u64, 0, 0];
-    on_fd(fd, libc::SYS_pread64, a) as ssize_t
+    served(libc::SYS_pread64, a) as ssize_t
 }
 
 unsafe extern "C" fn write_nocancel(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    on_fd(
-        fd,
-        libc::SYS_write,
-        [fd as u64, buf as u64, n as u64, 0, 0, 0],
-    ) as ssize_t
+    served(libc::SYS_write, [fd as u64, buf as u64, n as u64, 0, 0, 0]) as ssize_t
 }
 
 unsafe extern "C" fn close_nocancel(fd: c_int) -> c_int {
-    on_fd(fd, libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]) as c_int
+    served(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]) as c_int
 }
 
 unsafe extern "C" fn fstatat(
@@ -157,12 +144,11 @@ unsafe extern "C" fn fstatat(
     flag: c_int,
 ) -> c_int {
     let a = [fd as u64, path as u64, buf as u64, flag as u64, 0, 0];
-    on_fd(fd, libc::SYS_newfstatat, a) as c_int
+    served(libc::SYS_newfstatat, a) as c_int
 }
 
 unsafe extern "C" fn lseek(fd: c_int, off: off_t, whence: c_int) -> off_t {
-    on_fd(
-        fd,
+    served(
         libc::SYS_lseek,
         [fd as u64, off as u64, whence as u64, 0, 0, 0],
     ) as off_t
@@ -186,14 +172,9 @@ unsafe extern "C" fn mmap(
     ];
     if flags & libc::MAP_ANONYMOUS != 0 || fd < 0 || state::busy() {
         // Memory (malloc's), or a mapping this thread cannot serve now:
-        // the kernel's, where the net maps a DC descriptor's file.
-        // SAFETY: mmap's arguments as the caller gave them.
-        let r = unsafe { crate::gate::kernel6(libc::SYS_mmap, a) };
-        if (-4095..0).contains(&r) {
-            state::set_errno(-r as i32);
-            return libc::MAP_FAILED;
-        }
-        return r as *mut c_void;
+        // the kernel's, where the net maps a DC descriptor's file (a
+        // failure is -1 with errno, which is MAP_FAILED).
+        return kernel(libc::SYS_mmap, a) as *mut c_void;
     }
     // SAFETY: the preload's own mmap hook, with the caller's arguments.
     unsafe { crate::hooks::files::hk_mmap(addr, len, prot, flags, fd, off) }
@@ -201,12 +182,12 @@ unsafe extern "C" fn mmap(
 
 unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
     let a = [domain as u64, ty as u64, protocol as u64, 0, 0, 0];
-    internal(libc::SYS_socket, a) as c_int
+    served(libc::SYS_socket, a) as c_int
 }
 
 unsafe extern "C" fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int {
     let a = [fd as u64, addr as u64, len as u64, 0, 0, 0];
-    internal(libc::SYS_connect, a) as c_int
+    served(libc::SYS_connect, a) as c_int
 }
 
 /// The functions patched: libc's symbol and the entry point it jumps to.

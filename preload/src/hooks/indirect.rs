@@ -24,48 +24,16 @@ fn served_here(nr: i64) -> bool {
         )
 }
 
-/// System call `nr` made from this library, as glibc's `syscall` makes
-/// it: the libc result (`-1` and `errno` on failure).
-fn kernel(nr: i64, a: [u64; 6]) -> i64 {
-    // SAFETY: the arguments are the caller's, for system call `nr`.
-    crate::state::libc_ret(unsafe { crate::gate::kernel6(nr, a) })
-}
-
 redhook::hook! {
     // C-variadic in C: its arguments arrive where six fixed ones would
     // (the sixth on the stack), and glibc reads six whatever the call.
     unsafe fn syscall(nr: c_long, a: c_long, b: c_long, c: c_long, d: c_long, e: c_long, f: c_long) -> c_long => hk_syscall {
         let args = [a as u64, b as u64, c as u64, d as u64, e as u64, f as u64];
         let nr = nr as i64;
-        if !served_here(nr) {
-            return kernel(nr, args) as c_long;
+        if served_here(nr) {
+            crate::libc_internal::served(nr, args) as c_long
+        } else {
+            crate::libc_internal::kernel(nr, args) as c_long
         }
-        // What an allocator reads under its own lock goes to the kernel
-        // (see `libc_internal`): jemalloc opens it with syscall(2).
-        let path = match nr {
-            libc::SYS_open => a,
-            libc::SYS_openat => b,
-            _ => 0,
-        };
-        // SAFETY: the path argument of an open, as the caller passed it.
-        if path != 0 && unsafe { crate::libc_internal::kernel_path(path as *const libc::c_char) } {
-            let fd = kernel(nr, args);
-            crate::libc_internal::keep_kernel_fd(fd);
-            return fd as c_long;
-        }
-        let on_fd = matches!(
-            nr,
-            libc::SYS_read
-                | libc::SYS_pread64
-                | libc::SYS_write
-                | libc::SYS_close
-                | libc::SYS_fstat
-                | libc::SYS_newfstatat
-                | libc::SYS_lseek
-        );
-        if on_fd && crate::libc_internal::kernel_fd(a as i64, nr == libc::SYS_close) {
-            return kernel(nr, args) as c_long;
-        }
-        crate::state::internal(nr, args, || kernel(nr, args)) as c_long
     }
 }
